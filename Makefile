@@ -1,0 +1,46 @@
+# devbox: `make up` and `make test` do all set-up on a fresh Debian/Ubuntu host as root.
+
+GO        ?= go
+BIN       := bin/devbox
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -s -w -X main.version=$(VERSION)
+# Host packages devbox needs to run, and what the tests need on top.
+HOST_PKGS := debootstrap nftables iproute2 xz-utils ca-certificates
+TEST_PKGS := $(HOST_PKGS) openssh-client openssh-server sshpass runc bubblewrap git
+BENCH_PKGS := $(TEST_PKGS) hyperfine
+
+.PHONY: all build up test vet fmt-check unit e2e bench host-deps test-deps bench-deps clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/devbox
+
+host-deps:
+	@scripts/apt-ensure $(HOST_PKGS)
+
+test-deps:
+	@scripts/apt-ensure $(TEST_PKGS)
+
+bench-deps:
+	@scripts/apt-ensure $(BENCH_PKGS)
+
+# Bring up this repository's own development environment (devbox.toml).
+up: host-deps build
+	$(BIN) up -f devbox.toml
+
+vet:
+	$(GO) vet ./...
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+test: test-deps fmt-check vet build
+	$(GO) test -count=1 -timeout 40m ./...
+
+bench: bench-deps build
+	bench/run.sh
+
+clean:
+	rm -rf bin

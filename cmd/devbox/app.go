@@ -1,0 +1,134 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/devbox/devbox/devenv"
+	"github.com/devbox/devbox/rootfs"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+// app holds what every command shares: the global flags and the outputs.
+type app struct {
+	root   string // state root
+	debug  bool
+	file   string // spec path
+	stdout io.Writer
+	stderr io.Writer
+}
+
+func newApp(stdout, stderr io.Writer) *app {
+	return &app{stdout: stdout, stderr: stderr}
+}
+
+var errNotImplemented = errors.New("not implemented yet")
+
+func (a *app) rootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "devbox",
+		Short: "Reproducible, SSH-reachable development environments from a devbox.toml",
+		Long: `devbox turns a devbox.toml (base image, packages, Node.js, npm registry,
+mounts, ports) into a cached root filesystem and runs it as a namespaced
+container whose init serves SSH. No daemon, no Dockerfile.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Args:          usageArgs(cobra.NoArgs),
+		RunE:          helpOnly,
+	}
+	root.PersistentFlags().StringVar(&a.root, "root", devenv.DefaultStateRoot(), "state directory (layers, builds, environments)")
+	root.PersistentFlags().BoolVar(&a.debug, "debug", false, "print debugging output")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+
+	root.AddCommand(
+		a.initCommand(),
+		a.templatesCommand(),
+		a.withFile(a.planCommand()),
+		a.withFile(a.buildCommand()),
+		a.withFile(a.upCommand()),
+		a.withFile(a.downCommand()),
+		a.withFile(a.rmCommand()),
+		a.psCommand(),
+		a.withFile(a.execCommand()),
+		a.withFile(a.sshCommand()),
+		a.withFile(a.sshConfigCommand()),
+		a.logsCommand(),
+		a.withFile(a.runCommand()),
+		a.imageCommand(),
+		a.withFile(a.pushCommand()),
+		a.versionCommand(),
+	)
+	return root
+}
+
+// helpOnly is the action of a command that only groups others: cobra
+// would print help for unknown arguments and exit 0 without it.
+func helpOnly(cmd *cobra.Command, _ []string) error { return cmd.Help() }
+
+// usageArgs makes cobra's argument checks usage errors (exit 2).
+func usageArgs(check cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := check(cmd, args); err != nil {
+			return usageError{err}
+		}
+		return nil
+	}
+}
+
+// withFile gives cmd the -f/--file flag. It is not a root flag because
+// `logs -f` means follow, as in docker and tail.
+func (a *app) withFile(cmd *cobra.Command) *cobra.Command {
+	cmd.Flags().StringVarP(&a.file, "file", "f", devenv.SpecFile, "path of the spec")
+	return cmd
+}
+
+// loadSpec reads the spec named by -f.
+func (a *app) loadSpec() (*devenv.Spec, error) {
+	return devenv.LoadSpec(a.file)
+}
+
+// specDirFile is the spec path inside dir.
+func specDirFile(dir string) string { return filepath.Join(dir, devenv.SpecFile) }
+
+func (a *app) printf(format string, args ...any) { fmt.Fprintf(a.stdout, format, args...) }
+
+func (a *app) debugf(format string, args ...any) {
+	if a.debug {
+		fmt.Fprintf(a.stderr, "debug: "+format+"\n", args...)
+	}
+}
+
+func (a *app) versionCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print devbox's version",
+		Args:  usageArgs(cobra.NoArgs),
+		RunE: func(*cobra.Command, []string) error {
+			a.printf("devbox %s\n", version)
+			return nil
+		},
+	}
+}
+
+func notImplemented(use, short string, args cobra.PositionalArgs) *cobra.Command {
+	return &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  usageArgs(args),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return fmt.Errorf("%s: %w", cmd.CommandPath(), errNotImplemented)
+		},
+	}
+}
+
+// openStoreIfExists opens the layer store without creating one; the
+// result may be nil, which every query treats as empty.
+func (a *app) openStoreIfExists() (*rootfs.Store, error) {
+	return rootfs.OpenExisting(a.root)
+}

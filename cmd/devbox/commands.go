@@ -1,0 +1,172 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/devbox/devbox/devenv"
+	"github.com/devbox/devbox/templates"
+)
+
+func (a *app) initCommand() *cobra.Command {
+	var tmpl string
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "init [--template T] [DIR]",
+		Short: "Write a devbox.toml from a template",
+		Long:  "Write DIR/devbox.toml (DIR defaults to the current directory) from a template; see 'devbox templates'.",
+		Args:  usageArgs(cobra.MaximumNArgs(1)),
+		RunE: func(_ *cobra.Command, args []string) error {
+			dir := "."
+			if len(args) == 1 {
+				dir = args[0]
+			}
+			t, err := templates.Get(tmpl)
+			if err != nil {
+				return usageError{err}
+			}
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return fmt.Errorf("init: %w", err)
+			}
+			path := specDirFile(dir)
+			flags := os.O_WRONLY | os.O_CREATE | os.O_EXCL
+			if force {
+				flags = os.O_WRONLY | os.O_CREATE | os.O_TRUNC
+			}
+			f, err := os.OpenFile(path, flags, 0o644)
+			if errors.Is(err, fs.ErrExist) {
+				return fmt.Errorf("init: %s already exists (use --force to overwrite)", path)
+			}
+			if err != nil {
+				return fmt.Errorf("init: %w", err)
+			}
+			if _, err := f.Write(t.Content); err != nil {
+				f.Close()
+				return fmt.Errorf("init: %w", err)
+			}
+			if err := f.Close(); err != nil {
+				return fmt.Errorf("init: %w", err)
+			}
+			a.printf("wrote %s from template %s\n", path, t.Name)
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&tmpl, "template", "t", templates.Default, "template to start from")
+	cmd.Flags().BoolVar(&force, "force", false, "overwrite an existing devbox.toml")
+	return cmd
+}
+
+func (a *app) templatesCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "templates",
+		Short: "List the templates 'devbox init' can write",
+		Args:  usageArgs(cobra.NoArgs),
+		RunE: func(*cobra.Command, []string) error {
+			w := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+			for _, t := range templates.List() {
+				fmt.Fprintf(w, "%s\t%s\n", t.Name, t.Description)
+			}
+			return w.Flush()
+		},
+	}
+}
+
+func (a *app) planCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "plan [-f SPEC]",
+		Short: "Print the build steps of a spec, their cache keys and whether each is built",
+		Args:  usageArgs(cobra.NoArgs),
+		RunE: func(*cobra.Command, []string) error {
+			spec, err := a.loadSpec()
+			if err != nil {
+				return err
+			}
+			store, err := a.openStoreIfExists()
+			if err != nil {
+				return err
+			}
+			plan := devenv.NewPlan(spec, store.BaseID(spec.BaseRef))
+			for i, st := range plan.Steps {
+				status := "not built"
+				if (i == 0 && store.BaseID(spec.BaseRef) != "") || (i > 0 && store.HasBuild(st.Key)) {
+					status = "built"
+				}
+				a.printf("[%d/%d] %-8s %s  %s  %s\n", i+1, len(plan.Steps), st.Kind, st.Key[:12], status, st.Summary)
+			}
+			return nil
+		},
+	}
+}
+
+func (a *app) buildCommand() *cobra.Command {
+	cmd := notImplemented("build [-f SPEC] [--no-cache]", "Build the spec's environment, reusing cached steps", cobra.NoArgs)
+	cmd.Flags().Bool("no-cache", false, "rebuild every step")
+	return cmd
+}
+
+func (a *app) upCommand() *cobra.Command {
+	return notImplemented("up [-f SPEC]", "Build if needed, start the environment and wait until SSH answers", cobra.NoArgs)
+}
+
+func (a *app) downCommand() *cobra.Command {
+	cmd := notImplemented("down [NAME]", "Stop an environment (its writable layer is kept)", cobra.MaximumNArgs(1))
+	cmd.Flags().Duration("timeout", 0, "time to wait after SIGTERM before SIGKILL")
+	return cmd
+}
+
+func (a *app) rmCommand() *cobra.Command {
+	cmd := notImplemented("rm [NAME]", "Stop an environment and delete its writable layer and host key", cobra.MaximumNArgs(1))
+	cmd.Flags().Bool("force", false, "remove even if it is running")
+	return cmd
+}
+
+func (a *app) psCommand() *cobra.Command {
+	cmd := notImplemented("ps [--json]", "List environments: name, status, pid, ports, base, uptime", cobra.NoArgs)
+	cmd.Flags().Bool("json", false, "print JSON")
+	return cmd
+}
+
+func (a *app) execCommand() *cobra.Command {
+	cmd := notImplemented("exec [-t] NAME -- CMD...", "Run a command in a running environment; its exit code passes through", cobra.MinimumNArgs(2))
+	cmd.Flags().BoolP("tty", "t", false, "allocate a pseudo-terminal")
+	return cmd
+}
+
+func (a *app) sshCommand() *cobra.Command {
+	return notImplemented("ssh [NAME]", "Open an SSH session into an environment with devbox's own key", cobra.MaximumNArgs(1))
+}
+
+func (a *app) sshConfigCommand() *cobra.Command {
+	return notImplemented("ssh-config [NAME]", "Print a Host block for ~/.ssh/config (VS Code, JetBrains)", cobra.MaximumNArgs(1))
+}
+
+func (a *app) logsCommand() *cobra.Command {
+	cmd := notImplemented("logs [-f] NAME", "Print an environment's log", cobra.ExactArgs(1))
+	cmd.Flags().BoolP("follow", "f", false, "keep printing as the log grows")
+	cmd.Flags().StringVar(&a.file, "file", devenv.SpecFile, "path of the spec")
+	return cmd
+}
+
+func (a *app) runCommand() *cobra.Command {
+	cmd := notImplemented("run [-f SPEC] [-t] -- CMD...", "Run a command in a one-shot container of the spec's environment", cobra.MinimumNArgs(1))
+	cmd.Flags().BoolP("tty", "t", false, "allocate a pseudo-terminal")
+	return cmd
+}
+
+func (a *app) pushCommand() *cobra.Command {
+	return notImplemented("push NAME REF", "Publish a built environment as an OCI image", cobra.ExactArgs(2))
+}
+
+// absPath is for messages: an absolute path where one can be made.
+func absPath(p string) string {
+	if abs, err := filepath.Abs(p); err == nil {
+		return abs
+	}
+	return p
+}

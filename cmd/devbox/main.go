@@ -1,0 +1,71 @@
+// Command devbox turns a devbox.toml into a running, SSH-reachable
+// development environment. This package only parses flags and calls the
+// devenv, rootfs, runtime and sshd packages.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/devbox/devbox/runtime"
+)
+
+func main() {
+	// The same binary is the container's init: runtime decides by argv.
+	if runtime.IsInit() {
+		os.Exit(runtime.InitMain())
+	}
+	os.Exit(run(os.Args[1:]))
+}
+
+// Exit codes of the command-line contract.
+const (
+	exitOK    = 0
+	exitError = 1
+	exitUsage = 2
+)
+
+// usageError is a mistake in how devbox was called (exit 2).
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+// exitCodeError carries a command's own exit status through (exec, run).
+type exitCodeError struct{ code int }
+
+func (e exitCodeError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+func run(args []string) int {
+	a := newApp(os.Stdout, os.Stderr)
+	cmd := a.rootCommand()
+	cmd.SetArgs(args)
+	err := cmd.Execute()
+	if err == nil {
+		return exitOK
+	}
+	var ec exitCodeError
+	if errors.As(err, &ec) {
+		return ec.code
+	}
+	fmt.Fprintln(os.Stderr, "devbox: "+err.Error())
+	var ue usageError
+	if errors.As(err, &ue) || isCobraUsage(err) {
+		fmt.Fprintln(os.Stderr, "Run 'devbox --help' for usage.")
+		return exitUsage
+	}
+	return exitError
+}
+
+// isCobraUsage recognises the errors cobra makes itself, which are not typed.
+func isCobraUsage(err error) bool {
+	msg := err.Error()
+	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand flag", "flag needs an argument", "invalid argument"} {
+		if strings.HasPrefix(msg, p) {
+			return true
+		}
+	}
+	return false
+}

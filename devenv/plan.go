@@ -1,0 +1,128 @@
+package devenv
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+)
+
+// StepKind names what a build step does.
+type StepKind string
+
+const (
+	StepBase     StepKind = "base"
+	StepPackages StepKind = "packages"
+	StepNode     StepKind = "node"
+	StepNPM      StepKind = "npm"
+	StepUser     StepKind = "user"
+	StepConfig   StepKind = "config"
+	StepRun      StepKind = "run"
+)
+
+// Step is one build step. Its Key is sha256(parent key + canonical step), so
+// a change to a step invalidates it and everything after it, and nothing
+// before it.
+type Step struct {
+	Kind StepKind
+	// Summary is what the build prints for the step: "node 12.9.1".
+	Summary string
+	// Canonical is the step's full input, in a stable text form.
+	Canonical string
+	Key       string
+}
+
+// Plan is the ordered list of steps a spec implies; Steps[0] is the base.
+type Plan struct {
+	Steps []Step
+}
+
+// Top is the key of the last step: the build as a whole.
+func (p *Plan) Top() string { return p.Steps[len(p.Steps)-1].Key }
+
+// NewPlan returns the plan of s. baseID pins the base's content (an image's
+// manifest digest, once pulled); empty means not yet known, and the plan is
+// keyed by the reference alone.
+func NewPlan(s *Spec, baseID string) *Plan {
+	p := &Plan{}
+	add := func(kind StepKind, summary string, canonical ...string) {
+		parent := ""
+		if n := len(p.Steps); n > 0 {
+			parent = p.Steps[n-1].Key
+		}
+		c := strings.Join(canonical, "\n")
+		sum := sha256.Sum256([]byte(parent + "\n" + string(kind) + "\n" + c))
+		p.Steps = append(p.Steps, Step{Kind: kind, Summary: summary, Canonical: c, Key: hex.EncodeToString(sum[:])})
+	}
+
+	base := "ref=" + s.BaseRef.String()
+	if baseID != "" {
+		base += "\nid=" + baseID
+	}
+	add(StepBase, "base "+s.Base, base)
+
+	if len(s.Packages.Install) > 0 {
+		add(StepPackages, fmt.Sprintf("packages (%s) %s", s.Packages.Manager, strings.Join(s.Packages.Install, " ")),
+			"manager="+s.Packages.Manager, "install="+strings.Join(s.Packages.Install, " "))
+	}
+	if s.Node.Version != "" {
+		add(StepNode, "node "+s.Node.Version, "version="+s.Node.Version, "mirror="+s.Node.Mirror, "registry="+s.NPMRegistry())
+	}
+	if s.NPM.Registry != "" {
+		add(StepNPM, "npm registry "+s.NPM.Registry, "registry="+s.NPM.Registry)
+	}
+	add(StepUser, "user "+s.SSH.User, "user="+s.SSH.User, "shell="+s.Shell, "password="+passwordFingerprint(s))
+
+	var env []string
+	for k, v := range s.Env {
+		env = append(env, k+"="+v)
+	}
+	sort.Strings(env)
+	add(StepConfig, "config workdir="+orDefault(s.Workdir, "(image)")+fmt.Sprintf(" env=%d", len(env)),
+		"workdir="+s.Workdir, "env="+strings.Join(env, "\x00"))
+
+	for _, r := range s.Run {
+		add(StepRun, "run "+r.Command, "command="+r.Command, "workdir="+s.Workdir)
+	}
+	return p
+}
+
+// NPMRegistry is the registry npm uses in the environment, and where
+// mirror = "npm" fetches Node from.
+func (s *Spec) NPMRegistry() string {
+	if s.NPM.Registry != "" {
+		return s.NPM.Registry
+	}
+	return DefaultRegistry
+}
+
+// Password is the clear-text password the spec configures (from password
+// or password_env), or "".
+func (s *Spec) Password() string {
+	if s.SSH.PasswordEnv != "" {
+		return os.Getenv(s.SSH.PasswordEnv)
+	}
+	return s.SSH.Password
+}
+
+// passwordFingerprint stands for the password in cache keys without
+// putting it there.
+func passwordFingerprint(s *Spec) string {
+	switch {
+	case s.SSH.PasswordHash != "":
+		return "hash:" + s.SSH.PasswordHash
+	case s.Password() != "":
+		sum := sha256.Sum256([]byte("devbox password\x00" + s.SSH.User + "\x00" + s.Password()))
+		return "sha256:" + hex.EncodeToString(sum[:])
+	}
+	return "none"
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}

@@ -1,0 +1,206 @@
+// Package devenv holds what a devbox.toml says (the spec), the build plan it
+// implies, and the lifecycle and on-disk state of environments.
+package devenv
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/devbox/devbox/rootfs"
+)
+
+// SpecFile is the spec's default file name.
+const SpecFile = "devbox.toml"
+
+// Spec is a decoded devbox.toml. The exported TOML fields are what the file
+// says (with defaults filled in); the fields after them are derived by
+// validation and are what the rest of devbox uses.
+type Spec struct {
+	Name      string            `toml:"name"`
+	Base      string            `toml:"base"`
+	Insecure  bool              `toml:"insecure"` // plain HTTP to a non-local registry
+	Hostname  string            `toml:"hostname"`
+	Workdir   string            `toml:"workdir"`
+	Shell     string            `toml:"shell"`
+	Ports     []string          `toml:"ports"`
+	Env       map[string]string `toml:"env"`
+	Packages  Packages          `toml:"packages"`
+	Node      Node              `toml:"node"`
+	NPM       NPM               `toml:"npm"`
+	SSH       SSH               `toml:"ssh"`
+	Mounts    []Mount           `toml:"mounts"`
+	Run       []Run             `toml:"run"`
+	Resources Resources         `toml:"resources"`
+	Network   Network           `toml:"network"`
+
+	// File is the spec's path and Dir its directory (absolute).
+	File string `toml:"-"`
+	Dir  string `toml:"-"`
+	// BaseRef is Base parsed.
+	BaseRef rootfs.Ref `toml:"-"`
+	// PortMaps are Ports parsed; the SSH port is not among them.
+	PortMaps []PortMap `toml:"-"`
+}
+
+type Packages struct {
+	Manager string   `toml:"manager"`
+	Install []string `toml:"install"`
+}
+
+type Node struct {
+	Version string `toml:"version"`
+	Mirror  string `toml:"mirror"`
+}
+
+type NPM struct {
+	Registry string `toml:"registry"`
+	TokenEnv string `toml:"token_env"`
+}
+
+type SSH struct {
+	Port           int      `toml:"port"`
+	Address        string   `toml:"address"`
+	User           string   `toml:"user"`
+	AuthorizedKeys []string `toml:"authorized_keys"`
+	Password       string   `toml:"password"`
+	PasswordEnv    string   `toml:"password_env"`
+	PasswordHash   string   `toml:"password_hash"`
+
+	// Keys are the authorized keys read from AuthorizedKeys, one
+	// authorized_keys line each.
+	Keys []string `toml:"-"`
+}
+
+type Mount struct {
+	Source   string `toml:"source"`
+	Target   string `toml:"target"`
+	Readonly bool   `toml:"readonly"`
+}
+
+type Run struct {
+	Command string `toml:"command"`
+}
+
+type Resources struct {
+	CPUs   float64 `toml:"cpus"`
+	Memory string  `toml:"memory"`
+	Pids   int64   `toml:"pids"`
+
+	// MemoryBytes is Memory parsed; 0 means no limit.
+	MemoryBytes int64 `toml:"-"`
+}
+
+type Network struct {
+	Mode   string `toml:"mode"`
+	Subnet string `toml:"subnet"`
+}
+
+// Managers are the accepted values of packages.manager.
+var Managers = []string{"auto", "yum", "dnf", "apt", "apk", "zypper"}
+
+// NetworkModes are the accepted values of network.mode.
+var NetworkModes = []string{"bridge", "host", "none"}
+
+// SpecError is a problem with a spec, at a line and key. It prints as
+// "devbox.toml:LINE: KEY: what is wrong".
+type SpecError struct {
+	File string
+	Line int
+	Key  string
+	Msg  string
+}
+
+func (e *SpecError) Error() string {
+	if e.Key == "" {
+		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
+	}
+	return fmt.Sprintf("%s:%d: %s: %s", e.File, e.Line, e.Key, e.Msg)
+}
+
+// LoadSpec reads and validates the spec at path.
+func LoadSpec(path string) (*Spec, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	data, err := os.ReadFile(abs)
+	if err != nil {
+		return nil, fmt.Errorf("read spec: %w", err)
+	}
+	return ParseSpec(abs, data)
+}
+
+// ParseSpec decodes and validates a spec's content; path names it in
+// errors and anchors relative paths.
+func ParseSpec(path string, data []byte) (*Spec, error) {
+	p := &parser{file: path, shown: displayName(path), loc: newLocator(data)}
+	return p.parse(data)
+}
+
+// displayName is how errors name the spec: as the user is likely to have
+// typed it, relative to the working directory when that is shorter.
+func displayName(path string) string {
+	if wd, err := os.Getwd(); err == nil {
+		if rel, err := filepath.Rel(wd, path); err == nil && !strings.HasPrefix(rel, "..") {
+			return rel
+		}
+	}
+	return path
+}
+
+type parser struct {
+	file  string
+	shown string
+	loc   *locator
+}
+
+func (p *parser) errorf(key, format string, args ...any) error {
+	return &SpecError{File: p.shown, Line: p.loc.line(key), Key: key, Msg: fmt.Sprintf(format, args...)}
+}
+
+// typeErrRE matches BurntSushi/toml's type errors, which are not typed:
+// `toml: line 3 (last key "ports"): incompatible types: ...`.
+var typeErrRE = regexp.MustCompile(`^toml: (?:line (\d+) )?\(last key "([^"]*)"\): (.*)$`)
+
+func (p *parser) parse(data []byte) (*Spec, error) {
+	var s Spec
+	md, err := toml.Decode(string(data), &s)
+	if err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			line := pe.Position.Line
+			if line == 0 {
+				line = pe.Line
+			}
+			if line == 0 && pe.LastKey != "" {
+				line = p.loc.line(pe.LastKey)
+			}
+			return nil, &SpecError{File: p.shown, Line: max(line, 1), Key: pe.LastKey, Msg: pe.Message}
+		}
+		if m := typeErrRE.FindStringSubmatch(err.Error()); m != nil {
+			line, _ := strconv.Atoi(m[1])
+			if line == 0 {
+				line = p.loc.line(m[2])
+			}
+			return nil, &SpecError{File: p.shown, Line: line, Key: m[2], Msg: m[3]}
+		}
+		return nil, &SpecError{File: p.shown, Line: 1, Msg: strings.TrimPrefix(err.Error(), "toml: ")}
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		k := und[0].String()
+		return nil, p.errorf(k, "unknown key")
+	}
+	s.File = p.file
+	s.Dir = filepath.Dir(p.file)
+	if err := p.validate(&s, md); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}

@@ -1,0 +1,455 @@
+package devenv
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/devbox/devbox/rootfs"
+)
+
+// Defaults for keys a spec leaves out.
+const (
+	DefaultSSHPort    = 2222
+	DefaultSSHAddress = "127.0.0.1"
+	DefaultUser       = "root"
+	DefaultNodeMirror = "https://nodejs.org/dist"
+	DefaultRegistry   = "https://registry.npmjs.org/"
+	DefaultManager    = "auto"
+	DefaultNetwork    = "bridge"
+)
+
+var (
+	labelRE    = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+	userRE     = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
+	envNameRE  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	versionRE  = regexp.MustCompile(`^v?(\d+)\.(\d+)\.(\d+)$`)
+	majorRE    = regexp.MustCompile(`^v?\d+$`)
+	packageRE  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+:@=~<>*-]*$`)
+	sizeRE     = regexp.MustCompile(`^(\d+(?:\.\d+)?)\s*([A-Za-z]*)$`)
+	cryptRE    = regexp.MustCompile(`^\$(1|5|6|y|2[abxy]?|7|gy)\$[./A-Za-z0-9$=,]+$`)
+	keyTypeRE  = regexp.MustCompile(`^(ssh-|ecdsa-|sk-)`)
+	notLabelRE = regexp.MustCompile(`[^a-z0-9-]+`)
+)
+
+func (p *parser) validate(s *Spec, md toml.MetaData) error {
+	if !md.IsDefined("base") || s.Base == "" {
+		return p.errorf("base", "is required (a registry reference, oci:DIR, docker-archive:FILE, dir:PATH or debootstrap:SUITE)")
+	}
+	ref, err := rootfs.ParseRef(s.Base, s.Dir)
+	if err != nil {
+		return p.errorf("base", "%v", err)
+	}
+	ref.Insecure = s.Insecure
+	s.BaseRef = ref
+
+	if s.Name == "" {
+		s.Name = DefaultName(s.Dir)
+	} else if !labelRE.MatchString(s.Name) {
+		return p.errorf("name", "%q is not a valid name (lowercase letters, digits and '-', at most 63)", s.Name)
+	}
+	if s.Hostname == "" {
+		s.Hostname = s.Name
+	} else if !labelRE.MatchString(s.Hostname) {
+		return p.errorf("hostname", "%q is not a valid host name (lowercase letters, digits and '-', at most 63)", s.Hostname)
+	}
+	if s.Workdir != "" && !path.IsAbs(s.Workdir) {
+		return p.errorf("workdir", "%q must be an absolute path", s.Workdir)
+	}
+	if s.Shell != "" && !path.IsAbs(s.Shell) {
+		return p.errorf("shell", "%q must be an absolute path", s.Shell)
+	}
+	for k := range s.Env {
+		if !envNameRE.MatchString(k) {
+			return p.errorf("env."+k, "%q is not a valid environment variable name", k)
+		}
+	}
+	if err := p.validateSSH(s, md); err != nil {
+		return err
+	}
+	if err := p.validatePorts(s); err != nil {
+		return err
+	}
+	if err := p.validatePackages(s); err != nil {
+		return err
+	}
+	if err := p.validateNode(s); err != nil {
+		return err
+	}
+	if err := p.validateMounts(s); err != nil {
+		return err
+	}
+	for i, r := range s.Run {
+		if strings.TrimSpace(r.Command) == "" {
+			return p.errorf(fmt.Sprintf("run.%d.command", i), "must not be empty")
+		}
+	}
+	if err := p.validateResources(s, md); err != nil {
+		return err
+	}
+	if s.Network.Mode == "" {
+		s.Network.Mode = DefaultNetwork
+	} else if !slices.Contains(NetworkModes, s.Network.Mode) {
+		return p.errorf("network.mode", "%q is not one of %s", s.Network.Mode, strings.Join(NetworkModes, ", "))
+	}
+	if s.Network.Subnet != "" {
+		ip, n, err := net.ParseCIDR(s.Network.Subnet)
+		if err != nil || ip.To4() == nil {
+			return p.errorf("network.subnet", "%q is not an IPv4 CIDR such as 10.88.0.0/16", s.Network.Subnet)
+		}
+		if ones, _ := n.Mask.Size(); ones > 29 {
+			return p.errorf("network.subnet", "%q is too small for containers (at most /29)", s.Network.Subnet)
+		}
+	}
+	return nil
+}
+
+// DefaultName is the environment name of a spec in dir: the directory's
+// name, made a valid DNS label.
+func DefaultName(dir string) string {
+	n := notLabelRE.ReplaceAllString(strings.ToLower(filepath.Base(dir)), "-")
+	n = strings.Trim(n, "-")
+	if len(n) > 63 {
+		n = strings.Trim(n[:63], "-")
+	}
+	if n == "" {
+		n = "devbox"
+	}
+	return n
+}
+
+func (p *parser) validateSSH(s *Spec, md toml.MetaData) error {
+	c := &s.SSH
+	if !md.IsDefined("ssh", "port") {
+		c.Port = DefaultSSHPort
+	} else if c.Port < 1 || c.Port > 65535 {
+		return p.errorf("ssh.port", "%d is not a port (1-65535)", c.Port)
+	}
+	if c.Address == "" {
+		c.Address = DefaultSSHAddress
+	} else if net.ParseIP(c.Address) == nil {
+		return p.errorf("ssh.address", "%q is not an IP address", c.Address)
+	}
+	if c.User == "" {
+		c.User = DefaultUser
+	} else if !userRE.MatchString(c.User) {
+		return p.errorf("ssh.user", "%q is not a valid user name", c.User)
+	}
+	set := 0
+	for _, k := range []string{"password", "password_env", "password_hash"} {
+		if md.IsDefined("ssh", k) {
+			set++
+		}
+	}
+	if set > 1 {
+		return p.errorf("ssh.password", "password, password_env and password_hash are exclusive: set one")
+	}
+	if md.IsDefined("ssh", "password") && c.Password == "" {
+		return p.errorf("ssh.password", "an empty password is refused; remove the key to turn password login off")
+	}
+	if md.IsDefined("ssh", "password_env") && !envNameRE.MatchString(c.PasswordEnv) {
+		return p.errorf("ssh.password_env", "%q is not an environment variable name", c.PasswordEnv)
+	}
+	if md.IsDefined("ssh", "password_hash") && !cryptRE.MatchString(c.PasswordHash) {
+		return p.errorf("ssh.password_hash", "not a crypt(3) hash such as $6$salt$hash")
+	}
+	for i, entry := range c.AuthorizedKeys {
+		keys, err := readAuthorizedKeys(entry, s.Dir)
+		if err != nil {
+			return p.errorf(fmt.Sprintf("ssh.authorized_keys.%d", i), "%v", err)
+		}
+		c.Keys = append(c.Keys, keys...)
+	}
+	return nil
+}
+
+// readAuthorizedKeys reads one authorized_keys entry: a literal key, a file,
+// or a glob (which may match nothing, so that a template can name
+// ~/.ssh/id_*.pub on a machine without keys).
+func readAuthorizedKeys(entry, dir string) ([]string, error) {
+	entry = strings.TrimSpace(entry)
+	if keyTypeRE.MatchString(entry) {
+		k, err := ParseAuthorizedKeys([]byte(entry))
+		if err != nil {
+			return nil, err
+		}
+		return k, nil
+	}
+	p, err := expandPath(entry, dir)
+	if err != nil {
+		return nil, err
+	}
+	files := []string{p}
+	if strings.ContainsAny(p, "*?[") {
+		if files, err = filepath.Glob(p); err != nil {
+			return nil, fmt.Errorf("bad pattern %q: %v", entry, err)
+		}
+	}
+	var keys []string
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("cannot read %s: %v", f, err)
+		}
+		k, err := ParseAuthorizedKeys(data)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %v", f, err)
+		}
+		keys = append(keys, k...)
+	}
+	return keys, nil
+}
+
+// ParseAuthorizedKeys parses authorized_keys content into one normalised
+// line per key. Options (from=, command=, …) are refused rather than
+// silently ignored: a key restricted on a real server must not get full
+// access here.
+func ParseAuthorizedKeys(data []byte) ([]string, error) {
+	var keys []string
+	rest := data
+	for len(rest) > 0 {
+		key, comment, options, next, err := gossh.ParseAuthorizedKey(rest)
+		if err != nil {
+			if len(keys) == 0 && len(strings.TrimSpace(string(rest))) > 0 {
+				return nil, fmt.Errorf("no valid public key: %v", err)
+			}
+			if len(keys) == 0 {
+				return nil, fmt.Errorf("no public key found")
+			}
+			break
+		}
+		if len(options) > 0 {
+			return nil, fmt.Errorf("key %q has options (%s), which devbox does not enforce; remove them", comment, strings.Join(options, ","))
+		}
+		line := strings.TrimSpace(string(gossh.MarshalAuthorizedKey(key)))
+		if comment != "" {
+			line += " " + comment
+		}
+		keys = append(keys, line)
+		rest = next
+	}
+	return keys, nil
+}
+
+// expandPath expands a leading ~ and makes p absolute relative to dir.
+func expandPath(p, dir string) (string, error) {
+	if p == "~" || strings.HasPrefix(p, "~/") {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return "", fmt.Errorf("cannot expand ~: %v", err)
+		}
+		p = filepath.Join(home, strings.TrimPrefix(p, "~"))
+	}
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(dir, p)
+	}
+	return filepath.Clean(p), nil
+}
+
+// PortMap publishes a container port on a host address.
+type PortMap struct {
+	HostIP        string `json:"host_ip"`
+	HostPort      int    `json:"host_port"`
+	ContainerPort int    `json:"container_port"`
+}
+
+func (m PortMap) String() string {
+	return fmt.Sprintf("%s:%d->%d/tcp", m.HostIP, m.HostPort, m.ContainerPort)
+}
+
+// ParsePort parses [HOSTIP:]HOSTPORT:CONTAINERPORT[/tcp]; HOSTIP defaults
+// to 127.0.0.1 and may be an IPv6 address in brackets.
+func ParsePort(s string) (PortMap, error) {
+	spec := s
+	if i := strings.LastIndex(spec, "/"); i >= 0 {
+		if proto := spec[i+1:]; proto != "tcp" {
+			return PortMap{}, fmt.Errorf("%q: only tcp is supported, not %q", s, proto)
+		}
+		spec = spec[:i]
+	}
+	m := PortMap{HostIP: "127.0.0.1"}
+	i := strings.LastIndex(spec, ":")
+	if i < 0 {
+		return PortMap{}, fmt.Errorf("%q: want [HOSTIP:]HOSTPORT:CONTAINERPORT", s)
+	}
+	hostPart, ctr := spec[:i], spec[i+1:]
+	if j := strings.LastIndex(hostPart, ":"); j >= 0 {
+		ip := strings.Trim(hostPart[:j], "[]")
+		if net.ParseIP(ip) == nil {
+			return PortMap{}, fmt.Errorf("%q: %q is not an IP address", s, ip)
+		}
+		m.HostIP = ip
+		hostPart = hostPart[j+1:]
+	}
+	var err error
+	if m.HostPort, err = parsePortNumber(hostPart); err != nil {
+		return PortMap{}, fmt.Errorf("%q: host port %v", s, err)
+	}
+	if m.ContainerPort, err = parsePortNumber(ctr); err != nil {
+		return PortMap{}, fmt.Errorf("%q: container port %v", s, err)
+	}
+	return m, nil
+}
+
+func parsePortNumber(s string) (int, error) {
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > 65535 {
+		return 0, fmt.Errorf("%q is not a port (1-65535)", s)
+	}
+	return n, nil
+}
+
+func (p *parser) validatePorts(s *Spec) error {
+	used := map[int]string{s.SSH.Port: "ssh.port"}
+	for i, ps := range s.Ports {
+		key := fmt.Sprintf("ports.%d", i)
+		m, err := ParsePort(ps)
+		if err != nil {
+			return p.errorf("ports", "%v", err)
+		}
+		if prev, ok := used[m.HostPort]; ok {
+			return p.errorf("ports", "host port %d is used twice (also by %s)", m.HostPort, prev)
+		}
+		used[m.HostPort] = key
+		s.PortMaps = append(s.PortMaps, m)
+	}
+	return nil
+}
+
+func (p *parser) validatePackages(s *Spec) error {
+	if s.Packages.Manager == "" {
+		s.Packages.Manager = DefaultManager
+	} else if !slices.Contains(Managers, s.Packages.Manager) {
+		return p.errorf("packages.manager", "%q is not one of %s", s.Packages.Manager, strings.Join(Managers, ", "))
+	}
+	for _, name := range s.Packages.Install {
+		if !packageRE.MatchString(name) {
+			return p.errorf("packages.install", "%q is not a package name", name)
+		}
+	}
+	return nil
+}
+
+func (p *parser) validateNode(s *Spec) error {
+	v := s.Node.Version
+	switch {
+	case v == "", v == "lts", majorRE.MatchString(v):
+	case versionRE.MatchString(v):
+		s.Node.Version = strings.TrimPrefix(v, "v")
+	default:
+		return p.errorf("node.version", "%q is not an exact version (12.9.1), a major (20) or lts", v)
+	}
+	if s.Node.Mirror == "" {
+		s.Node.Mirror = DefaultNodeMirror
+	} else if s.Node.Mirror != "npm" && !isHTTPURL(s.Node.Mirror) {
+		return p.errorf("node.mirror", "%q is not an http(s) URL or \"npm\"", s.Node.Mirror)
+	}
+	if s.NPM.Registry != "" && !isHTTPURL(s.NPM.Registry) {
+		return p.errorf("npm.registry", "%q is not an http(s) URL", s.NPM.Registry)
+	}
+	if s.NPM.TokenEnv != "" && !envNameRE.MatchString(s.NPM.TokenEnv) {
+		return p.errorf("npm.token_env", "%q is not an environment variable name", s.NPM.TokenEnv)
+	}
+	return nil
+}
+
+func isHTTPURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+}
+
+// reservedTargets are the container paths a mount may not cover.
+var reservedTargets = []string{"/", "/proc", "/sys", "/dev"}
+
+func (p *parser) validateMounts(s *Spec) error {
+	seen := map[string]bool{}
+	for i := range s.Mounts {
+		m := &s.Mounts[i]
+		key := fmt.Sprintf("mounts.%d", i)
+		if m.Source == "" {
+			return p.errorf(key+".source", "is required")
+		}
+		src, err := expandPath(m.Source, s.Dir)
+		if err != nil {
+			return p.errorf(key+".source", "%v", err)
+		}
+		if _, err := os.Stat(src); err != nil {
+			return p.errorf(key+".source", "%s does not exist", src)
+		}
+		m.Source = src
+		if m.Target == "" {
+			return p.errorf(key+".target", "is required")
+		}
+		if !path.IsAbs(m.Target) {
+			return p.errorf(key+".target", "%q must be an absolute path", m.Target)
+		}
+		m.Target = path.Clean(m.Target)
+		for _, r := range reservedTargets {
+			if m.Target == r || (r != "/" && strings.HasPrefix(m.Target, r+"/")) {
+				return p.errorf(key+".target", "%q is reserved by the container", m.Target)
+			}
+		}
+		if seen[m.Target] {
+			return p.errorf(key+".target", "%q is mounted twice", m.Target)
+		}
+		seen[m.Target] = true
+	}
+	return nil
+}
+
+func (p *parser) validateResources(s *Spec, md toml.MetaData) error {
+	r := &s.Resources
+	if md.IsDefined("resources", "cpus") && r.CPUs <= 0 {
+		return p.errorf("resources.cpus", "must be more than 0")
+	}
+	if md.IsDefined("resources", "pids") && r.Pids <= 0 {
+		return p.errorf("resources.pids", "must be more than 0")
+	}
+	if r.Memory != "" {
+		n, err := ParseSize(r.Memory)
+		if err != nil {
+			return p.errorf("resources.memory", "%v", err)
+		}
+		if n < 6<<20 {
+			return p.errorf("resources.memory", "%q is less than the 6MiB minimum", r.Memory)
+		}
+		r.MemoryBytes = n
+	}
+	return nil
+}
+
+var sizeUnits = map[string]float64{
+	"": 1, "b": 1,
+	"k": 1 << 10, "kib": 1 << 10, "kb": 1e3,
+	"m": 1 << 20, "mib": 1 << 20, "mb": 1e6,
+	"g": 1 << 30, "gib": 1 << 30, "gb": 1e9,
+	"t": 1 << 40, "tib": 1 << 40, "tb": 1e12,
+}
+
+// ParseSize parses a size such as 512MiB, 4GiB, 1.5g or 1000000.
+// Bare k/m/g are binary units, as in Docker.
+func ParseSize(s string) (int64, error) {
+	m := sizeRE.FindStringSubmatch(strings.TrimSpace(s))
+	if m == nil {
+		return 0, fmt.Errorf("%q is not a size such as 512MiB or 4GiB", s)
+	}
+	unit, ok := sizeUnits[strings.ToLower(m[2])]
+	if !ok {
+		return 0, fmt.Errorf("%q: unknown unit %q (B, KiB, MiB, GiB, TiB, KB, MB, GB, TB)", s, m[2])
+	}
+	f, err := strconv.ParseFloat(m[1], 64)
+	if err != nil || f*unit > 1<<62 {
+		return 0, fmt.Errorf("%q is not a size", s)
+	}
+	return int64(f * unit), nil
+}

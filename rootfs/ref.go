@@ -1,0 +1,115 @@
+package rootfs
+
+import (
+	"fmt"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+)
+
+// Kind says where a base image comes from.
+type Kind string
+
+const (
+	KindRegistry      Kind = "registry"
+	KindOCI           Kind = "oci"
+	KindDockerArchive Kind = "docker-archive"
+	KindDir           Kind = "dir"
+	KindDebootstrap   Kind = "debootstrap"
+)
+
+// Ref is a parsed base reference: what the spec's `base` and
+// `devbox image pull` accept.
+type Ref struct {
+	Kind Kind
+	// Name is the registry reference (normalised, e.g.
+	// index.docker.io/library/centos:7), or the path for oci:,
+	// docker-archive: and dir:, or the suite for debootstrap:.
+	Name string
+	// Tag selects an image inside an OCI layout (oci:DIR:TAG).
+	Tag string
+	// Mirror is the Debian mirror for debootstrap:SUITE@MIRROR.
+	Mirror string
+	// Insecure allows plain HTTP to a registry that is not on loopback or
+	// a private network.
+	Insecure bool
+}
+
+var suiteRE = regexp.MustCompile(`^[a-z][a-z0-9.-]*$`)
+
+// ParseRef parses a base reference. Relative paths are taken relative to
+// dir (the spec's directory); dir may be empty.
+func ParseRef(s, dir string) (Ref, error) {
+	if s == "" {
+		return Ref{}, fmt.Errorf("empty image reference")
+	}
+	abs := func(p string) string {
+		if p == "" || filepath.IsAbs(p) || dir == "" {
+			return p
+		}
+		return filepath.Join(dir, p)
+	}
+	switch {
+	case strings.HasPrefix(s, "oci:"):
+		rest := strings.TrimPrefix(s, "oci:")
+		path, tag := rest, ""
+		// The tag is after the last colon, unless that colon is part of the path.
+		if i := strings.LastIndex(rest, ":"); i > 0 && !strings.Contains(rest[i+1:], "/") {
+			path, tag = rest[:i], rest[i+1:]
+		}
+		if path == "" {
+			return Ref{}, fmt.Errorf("%q: oci: needs a directory (oci:DIR[:TAG])", s)
+		}
+		return Ref{Kind: KindOCI, Name: abs(path), Tag: tag}, nil
+	case strings.HasPrefix(s, "docker-archive:"):
+		p := strings.TrimPrefix(s, "docker-archive:")
+		if p == "" {
+			return Ref{}, fmt.Errorf("%q: docker-archive: needs a file (docker-archive:FILE)", s)
+		}
+		return Ref{Kind: KindDockerArchive, Name: abs(p)}, nil
+	case strings.HasPrefix(s, "dir:"):
+		p := strings.TrimPrefix(s, "dir:")
+		if p == "" {
+			return Ref{}, fmt.Errorf("%q: dir: needs a path (dir:PATH)", s)
+		}
+		return Ref{Kind: KindDir, Name: abs(p)}, nil
+	case strings.HasPrefix(s, "debootstrap:"):
+		rest := strings.TrimPrefix(s, "debootstrap:")
+		suite, mirror, _ := strings.Cut(rest, "@")
+		if !suiteRE.MatchString(suite) {
+			return Ref{}, fmt.Errorf("%q: debootstrap: needs a suite name such as bookworm (debootstrap:SUITE[@MIRROR])", s)
+		}
+		if mirror != "" && !strings.HasPrefix(mirror, "http://") && !strings.HasPrefix(mirror, "https://") && !strings.HasPrefix(mirror, "file:/") {
+			return Ref{}, fmt.Errorf("%q: mirror must be an http(s):// or file:/ URL", s)
+		}
+		return Ref{Kind: KindDebootstrap, Name: suite, Mirror: mirror}, nil
+	}
+	r, err := name.ParseReference(s)
+	if err != nil {
+		return Ref{}, fmt.Errorf("%q: not an image reference: %w", s, err)
+	}
+	return Ref{Kind: KindRegistry, Name: r.Name()}, nil
+}
+
+// String is the canonical form of the reference; two refs with the same
+// String are the same base.
+func (r Ref) String() string {
+	switch r.Kind {
+	case KindRegistry:
+		return r.Name
+	case KindOCI:
+		if r.Tag != "" {
+			return "oci:" + r.Name + ":" + r.Tag
+		}
+		return "oci:" + r.Name
+	case KindDebootstrap:
+		if r.Mirror != "" {
+			return "debootstrap:" + r.Name + "@" + r.Mirror
+		}
+		return "debootstrap:" + r.Name
+	default:
+		return string(r.Kind) + ":" + r.Name
+	}
+}

@@ -1,0 +1,190 @@
+package rootfs
+
+import (
+	"archive/tar"
+	"context"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"golang.org/x/sys/unix"
+)
+
+// WriteLayerTar writes the tree at dir as a layer tar to w, in a stable
+// order so that the same tree always gives the same diffID. With
+// overlayForm, dir is a store layer: 0/0 character devices become .wh.
+// whiteouts and opaque directories get a .wh..wh..opq entry. Otherwise dir
+// is a plain root filesystem and device nodes are left out (the runtime
+// provides /dev).
+func WriteLayerTar(ctx context.Context, dir string, w io.Writer, overlayForm bool) error {
+	tw := tar.NewWriter(w)
+	links := map[[2]uint64]string{} // (dev, ino) → first name, for hard links
+	buf := make([]byte, 1<<20)
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil {
+			return err
+		}
+		if rel == "." {
+			return nil
+		}
+		var st unix.Stat_t
+		if err := unix.Lstat(p, &st); err != nil {
+			return err
+		}
+		hdr := &tar.Header{
+			Name:     rel,
+			Mode:     int64(st.Mode & 0o7777),
+			Uid:      int(st.Uid),
+			Gid:      int(st.Gid),
+			ModTime:  timespecTime(st.Mtim),
+			Format:   tar.FormatPAX,
+			Typeflag: tar.TypeReg,
+		}
+		switch st.Mode & unix.S_IFMT {
+		case unix.S_IFDIR:
+			hdr.Typeflag = tar.TypeDir
+			hdr.Name += "/"
+		case unix.S_IFLNK:
+			hdr.Typeflag = tar.TypeSymlink
+			if hdr.Linkname, err = os.Readlink(p); err != nil {
+				return err
+			}
+		case unix.S_IFIFO:
+			hdr.Typeflag = tar.TypeFifo
+		case unix.S_IFCHR, unix.S_IFBLK:
+			if overlayForm && st.Mode&unix.S_IFMT == unix.S_IFCHR && st.Rdev == 0 {
+				return tw.WriteHeader(&tar.Header{
+					Name: filepath.Join(filepath.Dir(rel), whiteoutPrefix+filepath.Base(rel)),
+					Mode: 0o600, ModTime: hdr.ModTime, Format: tar.FormatPAX, Typeflag: tar.TypeReg,
+				})
+			}
+			return nil
+		case unix.S_IFSOCK:
+			return nil
+		case unix.S_IFREG:
+			key := [2]uint64{st.Dev, st.Ino}
+			if first, ok := links[key]; ok && st.Nlink > 1 {
+				hdr.Typeflag = tar.TypeLink
+				hdr.Linkname = first
+			} else {
+				links[key] = rel
+				hdr.Size = st.Size
+			}
+		}
+		opaque := false
+		if names, err := listXattrs(p); err == nil && len(names) > 0 {
+			hdr.PAXRecords = map[string]string{}
+			for _, n := range names {
+				v, err := getXattr(p, n)
+				if err != nil {
+					continue
+				}
+				if strings.HasPrefix(n, "trusted.overlay.") {
+					opaque = opaque || (n == opaqueXattr && string(v) == "y")
+					continue
+				}
+				hdr.PAXRecords["SCHILY.xattr."+n] = string(v)
+			}
+		}
+		if err := tw.WriteHeader(hdr); err != nil {
+			return err
+		}
+		if opaque && overlayForm {
+			if err := tw.WriteHeader(&tar.Header{Name: filepath.Join(rel, whiteoutOpaque), Mode: 0o600, ModTime: hdr.ModTime, Format: tar.FormatPAX, Typeflag: tar.TypeReg}); err != nil {
+				return err
+			}
+		}
+		if hdr.Typeflag == tar.TypeReg && hdr.Size > 0 {
+			f, err := os.Open(p)
+			if err != nil {
+				return err
+			}
+			_, err = io.CopyBuffer(tw, io.LimitReader(f, hdr.Size), buf)
+			f.Close()
+			if err != nil {
+				return fmt.Errorf("%s: %w", p, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return tw.Close()
+}
+
+func timespecTime(ts unix.Timespec) time.Time { return time.Unix(ts.Sec, ts.Nsec) }
+
+func listXattrs(p string) ([]string, error) {
+	sz, err := unix.Llistxattr(p, nil)
+	if err != nil || sz == 0 {
+		return nil, err
+	}
+	buf := make([]byte, sz)
+	sz, err = unix.Llistxattr(p, buf)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, n := range strings.Split(string(buf[:sz]), "\x00") {
+		if n != "" {
+			names = append(names, n)
+		}
+	}
+	return names, nil
+}
+
+func getXattr(p, name string) ([]byte, error) {
+	sz, err := unix.Lgetxattr(p, name, nil)
+	if err != nil {
+		return nil, err
+	}
+	buf := make([]byte, sz)
+	sz, err = unix.Lgetxattr(p, name, buf)
+	return buf[:sz], err
+}
+
+// Export turns a stack of store layer directories (bottom first) into an
+// OCI image with the given config: the reverse of Pull, for `devbox push`.
+func Export(ctx context.Context, layerDirs []string, cfg Config) (v1.Image, error) {
+	var layers []v1.Layer
+	for _, dir := range layerDirs {
+		l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
+			pr, pw := io.Pipe()
+			go func() { pw.CloseWithError(WriteLayerTar(ctx, dir, pw, true)) }()
+			return pr, nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("export %s: %w", dir, err)
+		}
+		layers = append(layers, l)
+	}
+	img, err := mutate.AppendLayers(empty.Image, layers...)
+	if err != nil {
+		return nil, err
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, err
+	}
+	cf = cf.DeepCopy()
+	cf.OS, cf.Architecture = HostPlatform().OS, HostPlatform().Architecture
+	cf.Config.Env, cf.Config.WorkingDir, cf.Config.User = cfg.Env, cfg.WorkingDir, cfg.User
+	cf.Config.Cmd, cf.Config.Entrypoint = cfg.Cmd, cfg.Entrypoint
+	return mutate.ConfigFile(img, cf)
+}

@@ -1,0 +1,527 @@
+package rootfs
+
+import (
+	"archive/tar"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Whiteout names of the OCI layer format, and their overlayfs forms.
+const (
+	whiteoutPrefix = ".wh."
+	whiteoutMeta   = ".wh..wh."
+	whiteoutOpaque = ".wh..wh..opq"
+	opaqueXattr    = "trusted.overlay.opaque"
+)
+
+// ExtractError names the entry of a layer that could not be unpacked
+// safely.
+type ExtractError struct {
+	Entry string
+	Err   error
+}
+
+func (e *ExtractError) Error() string { return fmt.Sprintf("layer entry %q: %v", e.Entry, e.Err) }
+func (e *ExtractError) Unwrap() error { return e.Err }
+
+var errEscapes = errors.New("escapes the layer root")
+
+// extractor unpacks one layer's tar stream into a directory in overlayfs
+// form. Every path is resolved inside the directory: parents are walked
+// one component at a time with O_NOFOLLOW, symlinks among them are resolved
+// by os.Root (which refuses to leave the root), and the final component is
+// always acted on relative to its parent's descriptor, never followed.
+type extractor struct {
+	root *os.Root
+	dirs map[string]*os.File // open parent directories by relative path
+	// implied are directories the layer needs but does not contain; their
+	// owner and mode come from the layers below (see fixup).
+	implied []string
+	// links are hard links to files the layer does not contain, to be
+	// copied up from the layers below.
+	links    []pendingLink
+	dirTimes []dirTime
+	warn     func(string)
+}
+
+type pendingLink struct{ name, target string }
+
+type dirTime struct {
+	name  string
+	mtime time.Time
+}
+
+// extractTar unpacks r into dir, which must exist and be empty.
+func extractTar(r io.Reader, dir string, warn func(string)) (*extractor, error) {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, err
+	}
+	x := &extractor{root: root, dirs: map[string]*os.File{}, warn: warn}
+	defer x.closeDirs()
+	tr := tar.NewReader(r)
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return x, fmt.Errorf("read layer: %w", err)
+		}
+		if err := x.entry(hdr, tr); err != nil {
+			return x, &ExtractError{Entry: hdr.Name, Err: err}
+		}
+	}
+	// Directory times last: adding entries to a directory changes its mtime.
+	for i := len(x.dirTimes) - 1; i >= 0; i-- {
+		d := x.dirTimes[i]
+		if err := x.setTimes(d.name, d.mtime); err != nil {
+			return x, &ExtractError{Entry: d.name, Err: err}
+		}
+	}
+	return x, nil
+}
+
+func (x *extractor) closeDirs() {
+	for _, f := range x.dirs {
+		f.Close()
+	}
+	clear(x.dirs)
+}
+
+// cleanName turns an entry name into a path relative to the root. Absolute
+// names are taken as relative (as tar and Docker do); a name that climbs
+// out of the root is an error.
+func cleanName(name string) (string, error) {
+	c := path.Clean(strings.TrimLeft(name, "/"))
+	if c == ".." || strings.HasPrefix(c, "../") {
+		return "", errEscapes
+	}
+	return c, nil
+}
+
+// dirFD returns an open descriptor of directory rel, creating missing
+// components (and remembering them as implied).
+func (x *extractor) dirFD(rel string) (int, error) {
+	if f, ok := x.dirs[rel]; ok {
+		return int(f.Fd()), nil
+	}
+	var f *os.File
+	if rel == "." {
+		var err error
+		if f, err = x.root.Open("."); err != nil {
+			return -1, err
+		}
+	} else {
+		pfd, err := x.dirFD(path.Dir(rel))
+		if err != nil {
+			return -1, err
+		}
+		base := path.Base(rel)
+		fd, err := unix.Openat(pfd, base, unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if errors.Is(err, unix.ENOENT) {
+			if err := unix.Mkdirat(pfd, base, 0o755); err != nil {
+				return -1, err
+			}
+			x.implied = append(x.implied, rel)
+			fd, err = unix.Openat(pfd, base, unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		}
+		if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) {
+			// A symlink (or not a directory): let os.Root resolve it,
+			// which fails if it leads outside the root.
+			if f, err = x.root.Open(rel); err != nil {
+				return -1, err
+			}
+			if st, err := f.Stat(); err != nil || !st.IsDir() {
+				f.Close()
+				return -1, fmt.Errorf("%s is not a directory", rel)
+			}
+		} else if err != nil {
+			return -1, err
+		} else {
+			f = os.NewFile(uintptr(fd), rel)
+		}
+	}
+	x.dirs[rel] = f
+	return int(f.Fd()), nil
+}
+
+// parent returns the descriptor of rel's directory and rel's base name;
+// the root is its own parent.
+func (x *extractor) parent(rel string) (int, string, error) {
+	if rel == "." {
+		fd, err := x.dirFD(".")
+		return fd, ".", err
+	}
+	fd, err := x.dirFD(path.Dir(rel))
+	return fd, path.Base(rel), err
+}
+
+// clear removes whatever is at rel so that something else can be put
+// there, and forgets cached descriptors that may have gone with it.
+func (x *extractor) clear(rel string, keepDir bool) error {
+	pfd, base, err := x.parent(rel)
+	if err != nil {
+		return err
+	}
+	var st unix.Stat_t
+	if err := unix.Fstatat(pfd, base, &st, unix.AT_SYMLINK_NOFOLLOW); errors.Is(err, unix.ENOENT) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFDIR:
+		if keepDir {
+			return nil
+		}
+		x.closeDirs()
+		return x.root.RemoveAll(rel)
+	case unix.S_IFLNK:
+		// A cached descriptor may have been reached through this link.
+		x.closeDirs()
+	}
+	return unix.Unlinkat(pfd, base, 0)
+}
+
+func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
+	rel, err := cleanName(hdr.Name)
+	if err != nil {
+		return err
+	}
+	base := path.Base(rel)
+	if strings.HasPrefix(base, whiteoutPrefix) {
+		return x.whiteout(rel, base)
+	}
+	if rel == "." {
+		if hdr.Typeflag != tar.TypeDir {
+			return errors.New("would replace the layer root")
+		}
+		x.dirTimes = append(x.dirTimes, dirTime{".", hdr.ModTime})
+		return x.attrs(".", hdr)
+	}
+	switch hdr.Typeflag {
+	case tar.TypeDir:
+		if err := x.clear(rel, true); err != nil {
+			return err
+		}
+		pfd, base, err := x.parent(rel)
+		if err != nil {
+			return err
+		}
+		if err := unix.Mkdirat(pfd, base, 0o700); err != nil && !errors.Is(err, unix.EEXIST) {
+			return err
+		}
+		x.forgetImplied(rel)
+		if err := x.attrs(rel, hdr); err != nil {
+			return err
+		}
+		x.dirTimes = append(x.dirTimes, dirTime{rel, hdr.ModTime})
+		return nil
+	case tar.TypeReg, tar.TypeRegA:
+		return x.file(rel, hdr, r)
+	case tar.TypeSymlink:
+		if err := x.clear(rel, false); err != nil {
+			return err
+		}
+		pfd, base, err := x.parent(rel)
+		if err != nil {
+			return err
+		}
+		if err := unix.Symlinkat(hdr.Linkname, pfd, base); err != nil {
+			return err
+		}
+		if err := unix.Fchownat(pfd, base, hdr.Uid, hdr.Gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return err
+		}
+		return x.setTimes(rel, hdr.ModTime)
+	case tar.TypeLink:
+		return x.hardlink(rel, hdr)
+	case tar.TypeFifo:
+		if err := x.clear(rel, false); err != nil {
+			return err
+		}
+		pfd, base, err := x.parent(rel)
+		if err != nil {
+			return err
+		}
+		if err := unix.Mknodat(pfd, base, unix.S_IFIFO|0o600, 0); err != nil {
+			return err
+		}
+		return x.attrs(rel, hdr)
+	case tar.TypeChar, tar.TypeBlock:
+		x.warn(fmt.Sprintf("skipping device node %s", hdr.Name))
+		return nil
+	case tar.TypeXGlobalHeader:
+		return nil
+	default:
+		x.warn(fmt.Sprintf("skipping %s of unsupported type %q", hdr.Name, hdr.Typeflag))
+		return nil
+	}
+}
+
+func (x *extractor) forgetImplied(rel string) {
+	for i, d := range x.implied {
+		if d == rel {
+			x.implied = append(x.implied[:i], x.implied[i+1:]...)
+			return
+		}
+	}
+}
+
+// whiteout turns .wh.NAME into the 0/0 character device overlayfs reads
+// as "deleted", and .wh..wh..opq into the opaque-directory xattr.
+func (x *extractor) whiteout(rel, base string) error {
+	dir := path.Dir(rel)
+	if base == whiteoutOpaque {
+		fd, err := x.dirFD(dir)
+		if err != nil {
+			return err
+		}
+		return unix.Fsetxattr(fd, opaqueXattr, []byte("y"), 0)
+	}
+	if strings.HasPrefix(base, whiteoutMeta) {
+		return nil // aufs bookkeeping (.wh..wh.plnk …): not content
+	}
+	name := strings.TrimPrefix(base, whiteoutPrefix)
+	if name == "" || name == "." || name == ".." {
+		return fmt.Errorf("whiteout of %q", name)
+	}
+	target := path.Join(dir, name)
+	if err := x.clear(target, false); err != nil {
+		return err
+	}
+	pfd, b, err := x.parent(target)
+	if err != nil {
+		return err
+	}
+	return unix.Mknodat(pfd, b, unix.S_IFCHR, 0)
+}
+
+func (x *extractor) file(rel string, hdr *tar.Header, r io.Reader) error {
+	if err := x.clear(rel, false); err != nil {
+		return err
+	}
+	pfd, base, err := x.parent(rel)
+	if err != nil {
+		return err
+	}
+	fd, err := unix.Openat(pfd, base, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return err
+	}
+	f := os.NewFile(uintptr(fd), rel)
+	defer f.Close()
+	if _, err := io.Copy(f, r); err != nil {
+		return err
+	}
+	if err := setFileAttrs(fd, hdr, x.warn); err != nil {
+		return err
+	}
+	return x.setTimes(rel, hdr.ModTime)
+}
+
+// attrs sets owner, mode and xattrs of an existing non-regular entry.
+func (x *extractor) attrs(rel string, hdr *tar.Header) error {
+	if hdr.Typeflag == tar.TypeDir {
+		fd, err := x.dirFD(rel)
+		if err != nil {
+			return err
+		}
+		return setFileAttrs(fd, hdr, x.warn)
+	}
+	pfd, base, err := x.parent(rel)
+	if err != nil {
+		return err
+	}
+	if err := unix.Fchownat(pfd, base, hdr.Uid, hdr.Gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return err
+	}
+	if err := unix.Fchmodat(pfd, base, tarMode(hdr), 0); err != nil {
+		return err
+	}
+	return x.setTimes(rel, hdr.ModTime)
+}
+
+// setFileAttrs sets owner, then mode (chown clears setuid bits), then
+// xattrs on an open file or directory.
+func setFileAttrs(fd int, hdr *tar.Header, warn func(string)) error {
+	if err := unix.Fchown(fd, hdr.Uid, hdr.Gid); err != nil {
+		return err
+	}
+	if err := unix.Fchmod(fd, tarMode(hdr)); err != nil {
+		return err
+	}
+	for k, v := range hdr.PAXRecords {
+		name, ok := strings.CutPrefix(k, "SCHILY.xattr.")
+		if !ok {
+			continue
+		}
+		// overlayfs trusts its own xattrs (redirect, metacopy, origin):
+		// a layer must never be able to set them.
+		if strings.HasPrefix(name, "trusted.overlay.") {
+			warn(fmt.Sprintf("dropping xattr %s of %s", name, hdr.Name))
+			continue
+		}
+		if err := unix.Fsetxattr(fd, name, []byte(v), 0); err != nil {
+			warn(fmt.Sprintf("cannot set xattr %s on %s: %v", name, hdr.Name, err))
+		}
+	}
+	return nil
+}
+
+// tarMode is the permission and special bits of a header in chmod form.
+func tarMode(hdr *tar.Header) uint32 {
+	m := uint32(hdr.Mode) & 0o777
+	if hdr.Mode&04000 != 0 {
+		m |= unix.S_ISUID
+	}
+	if hdr.Mode&02000 != 0 {
+		m |= unix.S_ISGID
+	}
+	if hdr.Mode&01000 != 0 {
+		m |= unix.S_ISVTX
+	}
+	return m
+}
+
+func (x *extractor) setTimes(rel string, mtime time.Time) error {
+	pfd, base, err := x.parent(rel)
+	if err != nil {
+		return err
+	}
+	ts := unix.NsecToTimespec(mtime.UnixNano())
+	return unix.UtimesNanoAt(pfd, base, []unix.Timespec{ts, ts}, unix.AT_SYMLINK_NOFOLLOW)
+}
+
+// hardlink links rel to a file earlier in this layer; a target the layer
+// does not contain is copied up from the layers below in fixup.
+func (x *extractor) hardlink(rel string, hdr *tar.Header) error {
+	target, err := cleanName(hdr.Linkname)
+	if err != nil {
+		return fmt.Errorf("hard link to %q: %w", hdr.Linkname, err)
+	}
+	if target == "." {
+		return fmt.Errorf("hard link to the layer root")
+	}
+	if err := x.clear(rel, false); err != nil {
+		return err
+	}
+	tfd, tbase, err := x.parent(target)
+	if err != nil {
+		return fmt.Errorf("hard link to %q: %w", hdr.Linkname, err)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstatat(tfd, tbase, &st, unix.AT_SYMLINK_NOFOLLOW); errors.Is(err, unix.ENOENT) {
+		x.links = append(x.links, pendingLink{name: rel, target: target})
+		return nil
+	} else if err != nil {
+		return err
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		return fmt.Errorf("hard link to directory %q", hdr.Linkname)
+	}
+	pfd, base, err := x.parent(rel)
+	if err != nil {
+		return err
+	}
+	return unix.Linkat(tfd, tbase, pfd, base, 0)
+}
+
+// fixup completes a layer against the layers below it (lowers, top first):
+// implied directories take the owner, mode and times of the directory
+// below, and hard links to files below become copies.
+func fixup(dir string, x *extractor, lowers []string) error {
+	if len(x.implied) == 0 && len(x.links) == 0 {
+		return nil
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	var lowerRoots []*os.Root
+	for _, l := range lowers {
+		r, err := os.OpenRoot(l)
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		lowerRoots = append(lowerRoots, r)
+	}
+	for _, rel := range x.implied {
+		_, fi := lookupLower(lowerRoots, rel)
+		if fi == nil || !fi.IsDir() {
+			continue
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		if err := root.Lchown(rel, int(st.Uid), int(st.Gid)); err != nil {
+			return err
+		}
+		if err := root.Chmod(rel, fi.Mode()&(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky)); err != nil {
+			return err
+		}
+		if err := root.Chtimes(rel, fi.ModTime(), fi.ModTime()); err != nil {
+			return err
+		}
+	}
+	for _, l := range x.links {
+		lr, fi := lookupLower(lowerRoots, l.target)
+		if fi == nil || !fi.Mode().IsRegular() {
+			return &ExtractError{Entry: l.name, Err: fmt.Errorf("hard link to %q, which is not a file in this or a lower layer", l.target)}
+		}
+		if err := copyUp(lr, root, l.target, l.name, fi); err != nil {
+			return &ExtractError{Entry: l.name, Err: err}
+		}
+	}
+	return nil
+}
+
+// lookupLower finds rel in the layers below, top first, stopping at a
+// whiteout; it returns nil if rel does not exist there.
+func lookupLower(lowers []*os.Root, rel string) (*os.Root, fs.FileInfo) {
+	for _, r := range lowers {
+		fi, err := r.Lstat(rel)
+		if err != nil {
+			continue
+		}
+		if fi.Mode()&fs.ModeCharDevice != 0 && fi.Sys().(*syscall.Stat_t).Rdev == 0 {
+			return nil, nil // whited out
+		}
+		return r, fi
+	}
+	return nil, nil
+}
+
+func copyUp(from, to *os.Root, src, dst string, fi fs.FileInfo) error {
+	in, err := from.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := to.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	defer out.Close()
+	if _, err := io.Copy(out, in); err != nil {
+		return err
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	if err := out.Chown(int(st.Uid), int(st.Gid)); err != nil {
+		return err
+	}
+	if err := out.Chmod(fi.Mode() & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)); err != nil {
+		return err
+	}
+	return to.Chtimes(dst, fi.ModTime(), fi.ModTime())
+}

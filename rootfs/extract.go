@@ -67,6 +67,7 @@ func extractTar(r io.Reader, dir string, warn func(string)) (*extractor, error) 
 		return nil, err
 	}
 	x := &extractor{root: root, dirs: map[string]*os.File{}, warn: warn}
+	defer root.Close()
 	defer x.closeDirs()
 	tr := tar.NewReader(r)
 	for {
@@ -188,7 +189,9 @@ func (x *extractor) clear(rel string, keepDir bool) error {
 		return x.root.RemoveAll(rel)
 	case unix.S_IFLNK:
 		// A cached descriptor may have been reached through this link.
+		err := unix.Unlinkat(pfd, base, 0)
 		x.closeDirs()
+		return err
 	}
 	return unix.Unlinkat(pfd, base, 0)
 }

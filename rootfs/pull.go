@@ -32,6 +32,17 @@ type PullOptions struct {
 	Transport http.RoundTripper
 	// Log receives warnings and one-line notes; nil discards them.
 	Log func(string)
+
+	// storeAs records the image under another reference (Import).
+	storeAs *Ref
+}
+
+// dest is the reference the image of src is recorded under.
+func (o *PullOptions) dest(src Ref) Ref {
+	if o.storeAs != nil {
+		return *o.storeAs
+	}
+	return src
 }
 
 // Progress reports a pull's layers as they download.
@@ -82,8 +93,14 @@ func (s *Store) Resolve(ctx context.Context, ref Ref, opts PullOptions) (*Image,
 // moved); layers already unpacked are never fetched again.
 func (s *Store) Pull(ctx context.Context, ref Ref, opts PullOptions) (*Image, error) {
 	opts.defaults()
+	// Prune must not delete layers between their unpacking and the image
+	// record that keeps them.
+	leave, err := s.enter()
+	if err != nil {
+		return nil, err
+	}
+	defer leave()
 	var img *Image
-	var err error
 	switch ref.Kind {
 	case KindDir, KindDebootstrap:
 		img, err = s.pullDir(ctx, ref, opts)
@@ -114,7 +131,8 @@ func (s *Store) pullImage(ctx context.Context, ref Ref, opts PullOptions) (*Imag
 	if err != nil {
 		return nil, err
 	}
-	if old, err := s.Image(ref); err == nil && old.Digest == digest.String() && s.complete(old) {
+	dst := opts.dest(ref)
+	if old, err := s.Image(dst); err == nil && old.Digest == digest.String() && s.complete(old) {
 		return old, nil
 	}
 	cf, err := src.ConfigFile()
@@ -152,7 +170,7 @@ func (s *Store) pullImage(ctx context.Context, ref Ref, opts PullOptions) (*Imag
 		return nil, err
 	}
 	img := &Image{
-		Ref:     ref.String(),
+		Ref:     dst.String(),
 		Digest:  digest.String(),
 		Config:  configOf(cf),
 		Layers:  chain,
@@ -160,7 +178,7 @@ func (s *Store) pullImage(ctx context.Context, ref Ref, opts PullOptions) (*Imag
 		Size:    size,
 		Pulled:  time.Now().UTC(),
 	}
-	return img, s.putImage(ref, img)
+	return img, s.putImage(dst, img)
 }
 
 func configOf(cf *v1.ConfigFile) Config {
@@ -391,7 +409,7 @@ func (c *countingReader) Read(b []byte) (int, error) {
 // pullDir takes a directory (dir:) or a fresh debootstrap (debootstrap:)
 // in as a one-layer image. It is stored until Refresh asks for it again.
 func (s *Store) pullDir(ctx context.Context, ref Ref, opts PullOptions) (*Image, error) {
-	if old, err := s.Image(ref); err == nil && !opts.Refresh && s.complete(old) {
+	if old, err := s.Image(opts.dest(ref)); err == nil && !opts.Refresh && s.complete(old) {
 		return old, nil
 	}
 	dir := ref.Name
@@ -443,8 +461,9 @@ func (s *Store) importTree(ctx context.Context, ref Ref, dir string, opts PullOp
 	if err != nil {
 		return nil, err
 	}
+	dst := opts.dest(ref)
 	img := &Image{
-		Ref:     ref.String(),
+		Ref:     dst.String(),
 		Digest:  diffID.String(),
 		Config:  Config{Env: []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}},
 		Layers:  chain,
@@ -454,7 +473,30 @@ func (s *Store) importTree(ctx context.Context, ref Ref, dir string, opts PullOp
 	if li, err := s.Layer(chain[0]); err == nil {
 		img.Size = li.Size
 	}
-	return img, s.putImage(ref, img)
+	return img, s.putImage(dst, img)
+}
+
+// Import stores the image at path (a docker-archive tarball, an OCI layout
+// or a root filesystem directory) under the reference as.
+func (s *Store) Import(ctx context.Context, path string, as Ref, opts PullOptions) (*Image, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("import: %w", err)
+	}
+	src := Ref{Kind: KindDockerArchive, Name: path}
+	if fi.IsDir() {
+		src.Kind = KindDir
+		if _, err := os.Stat(filepath.Join(path, "oci-layout")); err == nil {
+			src.Kind = KindOCI
+		}
+	}
+	opts.Refresh = true
+	opts.storeAs = &as
+	img, err := s.Pull(ctx, src, opts)
+	if err != nil {
+		return nil, fmt.Errorf("import %s: %w", path, err)
+	}
+	return img, nil
 }
 
 func writeTree(ctx context.Context, dir string, w io.Writer) error {

@@ -233,11 +233,46 @@ func writeJSON(tmpDir, path string, v any) error {
 
 // lock takes an exclusive flock on locks/name, waiting for it.
 func (s *Store) lock(name string) (unlock func(), err error) {
+	return s.flock(name, syscall.LOCK_EX)
+}
+
+// enter marks the start of work that adds to the store (a pull, a build):
+// it holds the gc lock shared, so that prune waits for it. When nobody else
+// is at work, it first sweeps tmp/ of what killed runs left there.
+func (s *Store) enter() (leave func(), err error) {
+	f, err := os.OpenFile(filepath.Join(s.root, "locks", "gc.lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil {
+		s.sweepTmp()
+	}
+	// Converting to shared keeps the lock held throughout.
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock gc: %w", err)
+	}
+	return func() {
+		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	}, nil
+}
+
+// sweepTmp removes everything in tmp/; only call it with the gc lock held
+// exclusively.
+func (s *Store) sweepTmp() {
+	entries, _ := os.ReadDir(filepath.Join(s.root, "tmp"))
+	for _, e := range entries {
+		os.RemoveAll(filepath.Join(s.root, "tmp", e.Name()))
+	}
+}
+
+func (s *Store) flock(name string, how int) (unlock func(), err error) {
 	f, err := os.OpenFile(filepath.Join(s.root, "locks", name+".lock"), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, err
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+	if err := syscall.Flock(int(f.Fd()), how); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("lock %s: %w", name, err)
 	}
@@ -259,4 +294,52 @@ func (s *Store) HasBuild(key string) bool {
 	}
 	_, err := os.Stat(s.BuildDir(key) + ".json")
 	return err == nil
+}
+
+// Prune deletes every layer that no stored image uses and that is not in
+// keep (the layers builds and environments use), and leftovers in tmp/.
+// It returns the chain IDs it deleted and the bytes freed.
+func (s *Store) Prune(keep []string) (removed []string, freed int64, err error) {
+	unlock, err := s.lock("gc")
+	if err != nil {
+		return nil, 0, err
+	}
+	defer unlock()
+	used := map[string]bool{}
+	for _, id := range keep {
+		used[strings.TrimPrefix(id, "sha256:")] = true
+	}
+	imgs, err := s.Images()
+	if err != nil {
+		return nil, 0, err
+	}
+	for _, img := range imgs {
+		for _, id := range img.Layers {
+			used[strings.TrimPrefix(id, "sha256:")] = true
+		}
+	}
+	entries, err := os.ReadDir(filepath.Join(s.root, "layers"))
+	if err != nil {
+		return nil, 0, err
+	}
+	for _, e := range entries {
+		id := strings.TrimSuffix(e.Name(), ".json")
+		if used[id] || !e.IsDir() {
+			continue
+		}
+		// The marker goes first: a layer without it is never used, so an
+		// interrupted prune leaves only garbage, not a half layer.
+		li, _ := s.Layer("sha256:" + id)
+		if err := os.Remove(filepath.Join(s.root, "layers", id+".json")); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return removed, freed, err
+		}
+		if err := os.RemoveAll(filepath.Join(s.root, "layers", id)); err != nil {
+			return removed, freed, err
+		}
+		removed = append(removed, "sha256:"+id)
+		freed += li.Size
+	}
+	// Nothing is unpacking while we hold the gc lock exclusively.
+	s.sweepTmp()
+	return removed, freed, nil
 }

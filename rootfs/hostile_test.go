@@ -57,7 +57,7 @@ func TestHostileLayers(t *testing.T) {
 		{"symlink replacing the root, ./", [][]ent{{symlink("./", "/")}}, "would replace the layer root"},
 		{"file replacing the root", [][]ent{{file(".", "x")}}, "would replace the layer root"},
 		{"symlink in lower layer, write in upper", [][]ent{{symlink("l", up)}, {file("l/pwned", "x")}}, ""},
-		{"absolute name stays inside", [][]ent{{file("/" + strings.TrimPrefix(up, "../../../") + "/file", "inside")}}, ""},
+		{"absolute name stays inside", [][]ent{{file("/"+strings.TrimPrefix(up, "../../../")+"/file", "inside")}}, ""},
 		{"symlink swapped for a file", [][]ent{{file("f", "1"), symlink("f", up+"/file"), file("f", "2")}}, ""},
 		{"device nodes skipped", [][]ent{{{name: "sda", typ: tar.TypeBlock, mode: 0o600}, {name: "mem", typ: tar.TypeChar, mode: 0o600}}}, ""},
 		{"overlay xattrs dropped", [][]ent{{{name: "d", typ: tar.TypeDir, mode: 0o755, xattrs: map[string]string{"trusted.overlay.redirect": "/etc", "trusted.overlay.opaque": "y"}}}}, ""},
@@ -72,8 +72,7 @@ func TestHostileLayers(t *testing.T) {
 			var warnings []string
 			stored, err := env.store.Pull(context.Background(), ref, PullOptions{Log: func(s string) { warnings = append(warnings, s) }})
 			after := snapshot(t, env.canary)
-			for p, e := range snapshot(t, env.canary) {
-				_ = e
+			for p := range after {
 				if _, ok := before["canary/"+p]; !ok {
 					t.Errorf("canary gained %s", p)
 				}

@@ -43,6 +43,9 @@ var errEscapes = errors.New("escapes the layer root")
 type extractor struct {
 	root *os.Root
 	dirs map[string]*os.File // open parent directories by relative path
+	// sgid marks cached directories with the setgid bit, in which a new
+	// file takes the directory's group rather than ours.
+	sgid map[string]bool
 	// implied are directories the layer needs but does not contain; their
 	// owner and mode come from the layers below (see fixup).
 	implied []string
@@ -51,6 +54,7 @@ type extractor struct {
 	links    []pendingLink
 	dirTimes []dirTime
 	warn     func(string)
+	pool     *writePool
 }
 
 type pendingLink struct{ name, target string }
@@ -66,9 +70,10 @@ func extractTar(r io.Reader, dir string, warn func(string)) (*extractor, error) 
 	if err != nil {
 		return nil, err
 	}
-	x := &extractor{root: root, dirs: map[string]*os.File{}, warn: warn}
+	x := &extractor{root: root, dirs: map[string]*os.File{}, sgid: map[string]bool{}, warn: warn, pool: newWritePool(warn)}
 	defer root.Close()
 	defer x.closeDirs()
+	defer x.pool.close()
 	tr := tar.NewReader(r)
 	for {
 		hdr, err := tr.Next()
@@ -78,9 +83,15 @@ func extractTar(r io.Reader, dir string, warn func(string)) (*extractor, error) 
 		if err != nil {
 			return x, fmt.Errorf("read layer: %w", err)
 		}
+		if err := x.pool.failed(); err != nil {
+			return x, err
+		}
 		if err := x.entry(hdr, tr); err != nil {
 			return x, &ExtractError{Entry: hdr.Name, Err: err}
 		}
+	}
+	if err := x.pool.wait(); err != nil {
+		return x, err
 	}
 	// Directory times last: adding entries to a directory changes its mtime.
 	for i := len(x.dirTimes) - 1; i >= 0; i-- {
@@ -92,11 +103,15 @@ func extractTar(r io.Reader, dir string, warn func(string)) (*extractor, error) 
 	return x, nil
 }
 
+// closeDirs forgets the cached directory descriptors, after the files
+// being written through them are done.
 func (x *extractor) closeDirs() {
+	x.pool.wait()
 	for _, f := range x.dirs {
 		f.Close()
 	}
 	clear(x.dirs)
+	clear(x.sgid)
 }
 
 // cleanName turns an entry name into a path relative to the root. Absolute
@@ -152,7 +167,13 @@ func (x *extractor) dirFD(rel string) (int, error) {
 			f = os.NewFile(uintptr(fd), rel)
 		}
 	}
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		f.Close()
+		return -1, err
+	}
 	x.dirs[rel] = f
+	x.sgid[rel] = st.Mode&unix.S_ISGID != 0
 	return int(f.Fd()), nil
 }
 
@@ -200,6 +221,13 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 	rel, err := cleanName(hdr.Name)
 	if err != nil {
 		return err
+	}
+	// An entry for a path still being written waits for it; so do hard
+	// links, which may name any earlier file.
+	if x.pool.pending[rel] || hdr.Typeflag == tar.TypeLink {
+		if err := x.pool.wait(); err != nil {
+			return err
+		}
 	}
 	base := path.Base(rel)
 	if strings.HasPrefix(base, whiteoutPrefix) {
@@ -300,6 +328,11 @@ func (x *extractor) whiteout(rel, base string) error {
 		return fmt.Errorf("whiteout of %q", name)
 	}
 	target := path.Join(dir, name)
+	if x.pool.pending[target] {
+		if err := x.pool.wait(); err != nil {
+			return err
+		}
+	}
 	if err := x.clear(target, false); err != nil {
 		return err
 	}
@@ -317,6 +350,10 @@ func (x *extractor) file(rel string, hdr *tar.Header, r io.Reader) error {
 	pfd, base, err := x.parent(rel)
 	if err != nil {
 		return err
+	}
+	if hdr.Size <= smallFile {
+		return x.pool.submit(writeJob{pfd: pfd, base: base, rel: rel, hdr: hdr, parentSgid: x.sgid[path.Dir(rel)]},
+			func(b []byte) error { return readFull(r, b) })
 	}
 	fd, err := unix.Openat(pfd, base, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 	if err != nil {
@@ -340,6 +377,7 @@ func (x *extractor) attrs(rel string, hdr *tar.Header) error {
 		if err != nil {
 			return err
 		}
+		x.sgid[rel] = hdr.Mode&02000 != 0
 		return setFileAttrs(fd, hdr, x.warn)
 	}
 	pfd, base, err := x.parent(rel)
@@ -364,6 +402,10 @@ func setFileAttrs(fd int, hdr *tar.Header, warn func(string)) error {
 	if err := unix.Fchmod(fd, tarMode(hdr)); err != nil {
 		return err
 	}
+	return setXattrs(fd, hdr, warn)
+}
+
+func setXattrs(fd int, hdr *tar.Header, warn func(string)) error {
 	for k, v := range hdr.PAXRecords {
 		name, ok := strings.CutPrefix(k, "SCHILY.xattr.")
 		if !ok {

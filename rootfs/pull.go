@@ -3,12 +3,12 @@ package rootfs
 import (
 	"bufio"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	gzip "github.com/klauspost/pgzip"
 	"io"
 	"net/http"
 	"os"

@@ -81,6 +81,11 @@ var oracleCases = []struct {
 			{name: "usr/fifo", typ: tar.TypeFifo, mode: 0o644}},
 		{{name: "usr/owned", typ: tar.TypeReg, mode: 0o640, uid: 99, gid: 98, body: "o2"}},
 	}, nil},
+	{"files in a setgid directory keep their own group", [][]ent{
+		{{name: "usr", typ: tar.TypeDir, mode: 0o755}, {name: "usr/local", typ: tar.TypeDir, mode: 0o2775, gid: 50},
+			file("usr/local/rootfile", "r"), {name: "usr/local/staff", typ: tar.TypeReg, mode: 0o644, gid: 50, body: "s"}},
+		{file("usr/local/later", "l")},
+	}, nil},
 	{"whiteout then re-add in a later layer", [][]ent{
 		{file("a", "1")},
 		{whiteout("a")},

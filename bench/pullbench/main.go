@@ -1,0 +1,144 @@
+// Command pullbench times a cold pull + unpack of a debootstrapped Debian
+// image from a loopback registry with devbox and with
+// `crane export IMAGE - | tar -x`, in the same run, and a warm devbox pull.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/devbox/devbox/internal/testenv"
+	"github.com/devbox/devbox/rootfs"
+)
+
+func main() {
+	devbox := flag.String("devbox", "bin/devbox", "devbox binary")
+	crane := flag.String("crane", "crane", "crane binary")
+	runs := flag.Int("runs", 5, "runs of each")
+	work := flag.String("work", "/var/tmp/devbox-bench", "scratch directory")
+	serve := flag.Bool("serve", false, "only serve the image and print its reference (for profiling by hand)")
+	flag.Parse()
+	if err := run(*devbox, *crane, *runs, *work, *serve); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func run(devbox, crane string, runs int, work string, serve bool) error {
+	store, img, err := testenv.DebianImage(func(m string) { log.Print(m) })
+	if err != nil {
+		return err
+	}
+	var dirs []string
+	for _, id := range img.Layers {
+		dirs = append(dirs, store.LayerDir(id))
+	}
+	ctx := context.Background()
+	out, err := rootfs.Export(ctx, dirs, img.Config)
+	if err != nil {
+		return err
+	}
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	defer srv.Close()
+	ref := strings.TrimPrefix(srv.URL, "http://") + "/library/debian:bookworm"
+	r, _ := name.ParseReference(ref)
+	log.Printf("pushing the image to %s", ref)
+	if err := remote.Write(r, out); err != nil {
+		return err
+	}
+	m, _ := out.Manifest()
+	var size int64
+	for _, l := range m.Layers {
+		size += l.Size
+	}
+	log.Printf("image: %d layers, %.1f MB compressed", len(m.Layers), float64(size)/1e6)
+	if serve {
+		fmt.Println(ref)
+		select {}
+	}
+
+	os.RemoveAll(work)
+	if err := os.MkdirAll(work, 0o755); err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	var tDevbox, tCrane, tWarm []time.Duration
+	devboxRun := func(i int) error {
+		root := filepath.Join(work, fmt.Sprintf("devbox-%d", i))
+		d, err := timeCmd(exec.Command(devbox, "--root", root, "image", "pull", ref))
+		if err != nil {
+			return err
+		}
+		tDevbox = append(tDevbox, d)
+		w, err := timeCmd(exec.Command(devbox, "--root", root, "image", "pull", ref))
+		if err != nil {
+			return err
+		}
+		tWarm = append(tWarm, w)
+		return nil
+	}
+	craneRun := func(i int) error {
+		dst := filepath.Join(work, fmt.Sprintf("crane-%d", i))
+		os.MkdirAll(dst, 0o755)
+		c, err := timeCmd(exec.Command("bash", "-o", "pipefail", "-c", fmt.Sprintf("%s export %s - | tar -x -C %s", crane, ref, dst)))
+		if err != nil {
+			return err
+		}
+		tCrane = append(tCrane, c)
+		return nil
+	}
+	// Nothing is deleted until the end: ext4 slows inode allocation down
+	// for about 30 s after many deletions (recently_deleted() in perf
+	// profiles), which would measure the file system, not the tools.
+	for i := 0; i < runs; i++ {
+		// Alternate who goes first.
+		first, second := devboxRun, craneRun
+		if i%2 == 1 {
+			first, second = craneRun, devboxRun
+		}
+		if err := first(i); err != nil {
+			return err
+		}
+		if err := second(i); err != nil {
+			return err
+		}
+	}
+	md, mc, mw := median(tDevbox), median(tCrane), median(tWarm)
+	fmt.Printf("cold pull+unpack  devbox %v  crane export|tar -x %v  ratio %.2f (goal <= 0.70)\n", md.Round(time.Millisecond), mc.Round(time.Millisecond), float64(md)/float64(mc))
+	fmt.Printf("warm pull         devbox %v (goal <= 50ms)\n", mw.Round(time.Millisecond))
+	fmt.Printf("runs: devbox %v\n      crane  %v\n      warm   %v\n", tDevbox, tCrane, tWarm)
+	return nil
+}
+
+// timeCmd times cmd after flushing dirty pages, so that the writeback of
+// the previous run's files does not compete with this one.
+func timeCmd(cmd *exec.Cmd) (time.Duration, error) {
+	if err := exec.Command("sync").Run(); err != nil {
+		return 0, err
+	}
+	cmd.Stderr = io.Discard
+	start := time.Now()
+	if out, err := cmd.Output(); err != nil {
+		return 0, fmt.Errorf("%v: %w\n%s", cmd.Args, err, out)
+	}
+	return time.Since(start), nil
+}
+
+func median(ds []time.Duration) time.Duration {
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[len(s)/2]
+}

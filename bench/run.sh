@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Benchmarks: devbox side by side with the tool a user would otherwise use,
+# in the same run, reported as ratios. Run as root (make bench).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="/usr/local/go/bin:$HOME/go/bin:$PATH"
+CRANE_VERSION=v0.22.1
+command -v crane >/dev/null || go install github.com/google/go-containerregistry/cmd/crane@$CRANE_VERSION
+[ -x bin/devbox ] || make build
+
+echo "== pull + unpack of a debootstrapped Debian bookworm from a loopback registry (devbox vs crane export | tar -x)"
+go run ./bench/pullbench -devbox bin/devbox -crane "$(command -v crane)" -runs 7

@@ -36,7 +36,7 @@ type Spec struct {
 	NPM       NPM               `toml:"npm"`
 	SSH       SSH               `toml:"ssh"`
 	Mounts    []Mount           `toml:"mounts"`
-	Run       []Run             `toml:"run"`
+	Run       []RunStep         `toml:"run"`
 	Resources Resources         `toml:"resources"`
 	Network   Network           `toml:"network"`
 
@@ -84,7 +84,7 @@ type Mount struct {
 	Readonly bool   `toml:"readonly"`
 }
 
-type Run struct {
+type RunStep struct {
 	Command string `toml:"command"`
 }
 

@@ -1,8 +1,11 @@
 package devenv
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/devbox/devbox/runtime"
 )
 
 // DefaultStateRoot is where devbox keeps layers, builds and environments:
@@ -19,4 +22,19 @@ func DefaultStateRoot() string {
 		return filepath.Join(os.TempDir(), "devbox")
 	}
 	return filepath.Join(home, ".local", "share", "devbox")
+}
+
+// ownerLine identifies a live process: its pid and start time.
+func ownerLine(pid int) string {
+	return fmt.Sprintf("%d %d\n", pid, runtime.ProcessStart(pid))
+}
+
+// ownerAlive reports whether the process of an ownerLine still runs.
+func ownerAlive(line string) bool {
+	var pid int
+	var start uint64
+	if _, err := fmt.Sscanf(line, "%d %d", &pid, &start); err != nil {
+		return false
+	}
+	return start != 0 && runtime.ProcessStart(pid) == start
 }

@@ -153,12 +153,6 @@ func (a *app) logsCommand() *cobra.Command {
 	return cmd
 }
 
-func (a *app) runCommand() *cobra.Command {
-	cmd := notImplemented("run [-f SPEC] [-t] -- CMD...", "Run a command in a one-shot container of the spec's environment", cobra.MinimumNArgs(1))
-	cmd.Flags().BoolP("tty", "t", false, "allocate a pseudo-terminal")
-	return cmd
-}
-
 func (a *app) pushCommand() *cobra.Command {
 	return notImplemented("push NAME REF", "Publish a built environment as an OCI image", cobra.ExactArgs(2))
 }

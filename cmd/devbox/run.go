@@ -1,0 +1,115 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/creack/pty"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/devbox/devbox/devenv"
+	"github.com/devbox/devbox/runtime"
+)
+
+func (a *app) runCommand() *cobra.Command {
+	var tty bool
+	cmd := &cobra.Command{
+		Use:   "run [-f SPEC] [-t] -- CMD...",
+		Short: "Run a command in a one-shot container of the spec's environment",
+		Long: `Run CMD in a new container of the spec's environment with a throw-away
+writable layer. Standard input and output are attached; -t gives CMD a
+terminal. devbox exits with CMD's exit code (128+N if killed by signal N).`,
+		Args: usageArgs(cobra.MinimumNArgs(1)),
+		RunE: func(_ *cobra.Command, args []string) error {
+			spec, err := a.loadSpec()
+			if err != nil {
+				return err
+			}
+			store, err := a.openStore()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := signalContext()
+			defer cancel()
+			pr := newProgress(a.stderr)
+			o := devenv.RunOptions{Args: args, TTY: tty, Stdin: os.Stdin, Stdout: a.stdout, Stderr: a.stderr}
+			o.Pull.Progress, o.Pull.Log = pr, pr.Log
+			var rows, cols uint16
+			if tty {
+				o.Env = append(o.Env, "TERM="+envOr("TERM", "xterm"))
+				if ws, err := pty.GetsizeFull(os.Stdin); err == nil {
+					rows, cols = ws.Rows, ws.Cols
+				}
+				o.Stdin, o.Stdout, o.Stderr = nil, nil, a.stderr
+			}
+			o.Rows, o.Cols = rows, cols
+			c, err := devenv.Run(ctx, store, spec, o)
+			var se *runtime.StartError
+			if errors.As(err, &se) {
+				fmt.Fprintln(a.stderr, "devbox: "+se.Msg)
+				return exitCodeError{se.Code}
+			}
+			if err != nil {
+				return err
+			}
+			cancel() // from here signals go to the container
+			if tty {
+				restore := attachTTY(c)
+				defer restore()
+			}
+			sigs := make(chan os.Signal, 8)
+			signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
+			go func() {
+				for s := range sigs {
+					c.Signal(s)
+				}
+			}()
+			code, err := c.Wait()
+			signal.Stop(sigs)
+			if err != nil {
+				return err
+			}
+			if code != 0 {
+				return exitCodeError{code}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVarP(&tty, "tty", "t", false, "allocate a pseudo-terminal")
+	return cmd
+}
+
+// attachTTY connects this terminal to the container's: raw mode, both
+// directions, and window size changes.
+func attachTTY(c *runtime.Container) (restore func()) {
+	restore = func() {}
+	if term.IsTerminal(int(os.Stdin.Fd())) {
+		if st, err := term.MakeRaw(int(os.Stdin.Fd())); err == nil {
+			restore = func() { term.Restore(int(os.Stdin.Fd()), st) }
+		}
+		winch := make(chan os.Signal, 1)
+		signal.Notify(winch, syscall.SIGWINCH)
+		go func() {
+			for range winch {
+				pty.InheritSize(os.Stdin, c.TTY)
+			}
+		}()
+	}
+	go io.Copy(c.TTY, os.Stdin)
+	done := make(chan struct{})
+	go func() { io.Copy(os.Stdout, c.TTY); close(done) }()
+	c.OnCleanup(func() { <-done })
+	return restore
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}

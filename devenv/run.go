@@ -1,0 +1,97 @@
+package devenv
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/devbox/devbox/rootfs"
+	"github.com/devbox/devbox/runtime"
+)
+
+// RunOptions are the parts of `devbox run` the caller decides.
+type RunOptions struct {
+	Args []string
+	TTY  bool
+	// Rows and Cols are the terminal's size, with TTY.
+	Rows, Cols uint16
+	Env        []string // extra environment, e.g. TERM
+	Stdin      io.Reader
+	Stdout     io.Writer
+	Stderr     io.Writer
+	Pull       rootfs.PullOptions
+}
+
+// Run starts a one-shot container of the spec's environment with a
+// throw-away writable layer. The caller waits on the container; its Wait
+// removes the layer.
+func Run(ctx context.Context, store *rootfs.Store, s *Spec, o RunOptions) (*runtime.Container, error) {
+	img, err := store.Resolve(ctx, s.BaseRef, o.Pull)
+	if err != nil {
+		return nil, err
+	}
+	uid, gid, err := imageUser(img.Config.User)
+	if err != nil {
+		return nil, err
+	}
+	id := newID()
+	dir := filepath.Join(store.Root(), "run", id)
+	sweepRuns(filepath.Join(store.Root(), "run"))
+	cfg, err := containerDirs(dir, s)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("run: %w", err)
+	}
+	cfg.ID = id
+	cfg.Lower = store.LowerDirs(img)
+	cfg.Process = &runtime.Process{
+		Args: o.Args,
+		Env:  Environ(s, img, append([]string{"HOSTNAME=" + s.Hostname, "HOME=/root"}, o.Env...)...),
+		Cwd:  Workdir(s, img),
+		UID:  uid,
+		GID:  gid,
+		TTY:  o.TTY,
+		Rows: o.Rows,
+		Cols: o.Cols,
+	}
+	c, err := runtime.Start(runtime.Options{
+		Config:    cfg,
+		PortMaps:  portMaps(s),
+		Limits:    limits(s),
+		StateRoot: store.Root(),
+		Subnet:    s.Network.Subnet,
+		Stdin:     o.Stdin,
+		Stdout:    o.Stdout,
+		Stderr:    o.Stderr,
+	})
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("run: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "owner"), []byte(ownerLine(os.Getpid())), 0o600); err != nil {
+		c.Signal(os.Kill)
+		c.Wait()
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	c.OnCleanup(func() { os.RemoveAll(dir) })
+	return c, nil
+}
+
+// sweepRuns removes the directories of one-shot containers whose devbox
+// process died without cleaning up (kill -9): their init died with it.
+func sweepRuns(dir string) {
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		p := filepath.Join(dir, e.Name())
+		data, err := os.ReadFile(filepath.Join(p, "owner"))
+		if err != nil {
+			continue // starting right now, or its owner file not yet written
+		}
+		if !ownerAlive(string(data)) {
+			os.RemoveAll(p)
+		}
+	}
+}

@@ -1,0 +1,117 @@
+package runtime
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// defaultCaps is Docker's default capability set: enough for apt, chown,
+// ping, su and sudo, not for mounting, loading modules or tracing.
+var defaultCaps = []uintptr{
+	unix.CAP_CHOWN, unix.CAP_DAC_OVERRIDE, unix.CAP_FSETID, unix.CAP_FOWNER, unix.CAP_MKNOD,
+	unix.CAP_NET_RAW, unix.CAP_SETGID, unix.CAP_SETUID, unix.CAP_SETFCAP, unix.CAP_SETPCAP,
+	unix.CAP_NET_BIND_SERVICE, unix.CAP_SYS_CHROOT, unix.CAP_KILL, unix.CAP_AUDIT_WRITE,
+}
+
+// spawner starts the container's processes from one OS thread whose
+// capabilities are reduced to defaultCaps. Capabilities belong to threads,
+// not processes: the init keeps its own (it still has mounts to clean up),
+// and every process it starts is forked from the reduced thread, so gets
+// no more than defaultCaps whatever it executes.
+type spawner struct {
+	reqs chan spawnReq
+}
+
+type spawnReq struct {
+	path  string
+	args  []string
+	attr  *os.ProcAttr
+	reply chan spawnResult
+}
+
+type spawnResult struct {
+	proc *os.Process
+	err  error
+}
+
+func newSpawner() (*spawner, error) {
+	s := &spawner{reqs: make(chan spawnReq)}
+	ready := make(chan error)
+	go func() {
+		// Never unlocked: the thread dies with the goroutine, so its
+		// reduced capabilities never serve other goroutines.
+		runtime.LockOSThread()
+		// The container's cgroup (where the parent has put the init by
+		// now) becomes the root of what its processes see.
+		if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
+			ready <- fmt.Errorf("cgroup namespace: %w", err)
+			return
+		}
+		if err := reduceThreadCaps(); err != nil {
+			ready <- err
+			return
+		}
+		ready <- nil
+		for r := range s.reqs {
+			p, err := os.StartProcess(r.path, r.args, r.attr)
+			r.reply <- spawnResult{p, err}
+		}
+	}()
+	if err := <-ready; err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// start is os.StartProcess from the reduced thread.
+func (s *spawner) start(path string, args []string, attr *os.ProcAttr) (*os.Process, error) {
+	reply := make(chan spawnResult)
+	s.reqs <- spawnReq{path, args, attr, reply}
+	r := <-reply
+	return r.proc, r.err
+}
+
+// reduceThreadCaps drops every capability but defaultCaps from the
+// calling thread: the bounding set (what exec can give), then its own sets.
+func reduceThreadCaps() error {
+	keep := map[uintptr]bool{}
+	var mask uint64
+	for _, c := range defaultCaps {
+		keep[c] = true
+		mask |= 1 << c
+	}
+	for c := uintptr(0); c <= lastCap(); c++ {
+		if keep[c] {
+			continue
+		}
+		if err := unix.Prctl(unix.PR_CAPBSET_DROP, c, 0, 0, 0); err != nil && err != unix.EINVAL {
+			return fmt.Errorf("drop capability %d: %w", c, err)
+		}
+	}
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3, Pid: int32(unix.Gettid())}
+	data := [2]unix.CapUserData{
+		{Effective: uint32(mask), Permitted: uint32(mask)},
+		{Effective: uint32(mask >> 32), Permitted: uint32(mask >> 32)},
+	}
+	if err := unix.Capset(&hdr, &data[0]); err != nil {
+		return fmt.Errorf("capset: %w", err)
+	}
+	return nil
+}
+
+func lastCap() uintptr {
+	data, err := os.ReadFile("/proc/sys/kernel/cap_last_cap")
+	if err != nil {
+		return unix.CAP_LAST_CAP
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil {
+		return unix.CAP_LAST_CAP
+	}
+	return uintptr(n)
+}

@@ -1,0 +1,79 @@
+// Package runtime starts environments as Linux-namespaced containers whose
+// PID 1 is the devbox binary itself: overlay root, pivot_root, /proc /sys
+// /dev done as runc does them, bind mounts, cgroup limits, networks and
+// published ports.
+package runtime
+
+import (
+	"os"
+)
+
+// Config is everything the container's init needs. The parent sends it as
+// JSON over a pipe; nothing in it is secret.
+type Config struct {
+	ID       string `json:"id"`
+	Hostname string `json:"hostname"`
+	// Lower are the image layers, top first; Upper and Work the writable
+	// layer; Rootfs the empty directory the overlay is mounted on (inside
+	// the container's mount namespace only).
+	Lower  []string `json:"lower"`
+	Upper  string   `json:"upper"`
+	Work   string   `json:"work"`
+	Rootfs string   `json:"rootfs"`
+	// Files are host files bind-mounted over paths in the container:
+	// /etc/hostname, /etc/hosts, /etc/resolv.conf.
+	Files  []Mount `json:"files"`
+	Mounts []Mount `json:"mounts"`
+
+	Network NetworkMode `json:"network"`
+	// Ports are published ports: the listening socket of Ports[i] is
+	// file descriptor firstPortFD+i in the init.
+	Ports []int `json:"ports"`
+
+	// Process is the main job: a command (run), or nothing when the init's
+	// own server is the main job (up).
+	Process *Process `json:"process,omitempty"`
+}
+
+// Process is a command to run in the container.
+type Process struct {
+	Args []string `json:"args"`
+	Env  []string `json:"env"`
+	Cwd  string   `json:"cwd"`
+	UID  int      `json:"uid"`
+	GID  int      `json:"gid"`
+	// TTY gives the process a pseudo-terminal from the container's own
+	// devpts; its master goes back to the parent over the console socket.
+	TTY bool `json:"tty"`
+	// Rows and Cols are the terminal's initial size.
+	Rows uint16 `json:"rows,omitempty"`
+	Cols uint16 `json:"cols,omitempty"`
+}
+
+// Mount is a bind mount into the container.
+type Mount struct {
+	Source   string `json:"source"`
+	Target   string `json:"target"`
+	Readonly bool   `json:"readonly"`
+}
+
+// NetworkMode is how a container reaches the network.
+type NetworkMode string
+
+const (
+	NetworkBridge NetworkMode = "bridge"
+	NetworkHost   NetworkMode = "host"
+	NetworkNone   NetworkMode = "none"
+)
+
+// File descriptors of the init, in the order the parent passes them.
+const (
+	configFD    = 3 // the control socket: config, ready, go, a TTY's master
+	firstPortFD = 4 // published ports' listening sockets
+)
+
+// initArg is argv[1] of the devbox binary when it runs as an init.
+const initArg = "__devbox_init"
+
+// IsInit reports whether this process was started as a container's init.
+func IsInit() bool { return len(os.Args) > 1 && os.Args[1] == initArg }

@@ -1,0 +1,308 @@
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	securejoin "github.com/cyphar/filepath-securejoin"
+	"golang.org/x/sys/unix"
+)
+
+// maskedPaths are hidden from the container (runc's defaults): files get
+// /dev/null bound over them, directories an empty read-only tmpfs.
+var maskedPaths = []string{
+	"/proc/acpi", "/proc/asound", "/proc/interrupts", "/proc/kcore", "/proc/keys",
+	"/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug",
+	"/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap",
+}
+
+// readonlyPaths are visible but read-only (runc's defaults).
+var readonlyPaths = []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"}
+
+// devices are the nodes of the container's /dev.
+var devices = []struct {
+	name         string
+	major, minor uint32
+}{
+	{"null", 1, 3}, {"zero", 1, 5}, {"full", 1, 7}, {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0},
+}
+
+// setupRootfs builds the container's root file system and pivots into it.
+// It runs in the init, in the container's fresh mount namespace.
+func setupRootfs(c *Config) error {
+	// Nothing mounted from here on may propagate back to the host.
+	if err := unix.Mount("", "/", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("make / rslave: %w", err)
+	}
+	if err := mountOverlay(c); err != nil {
+		return err
+	}
+	root := c.Rootfs
+	steps := []func() error{
+		func() error { return mountProc(root) },
+		func() error { return mountSys(root, c.Network) },
+		func() error { return mountDev(root) },
+	}
+	for _, step := range steps {
+		if err := step(); err != nil {
+			return err
+		}
+	}
+	for _, m := range c.Mounts {
+		if err := bindMount(root, m, false); err != nil {
+			return err
+		}
+	}
+	for _, f := range c.Files {
+		if err := bindMount(root, f, true); err != nil {
+			return err
+		}
+	}
+	for _, p := range maskedPaths {
+		if err := mask(root, p); err != nil {
+			return err
+		}
+	}
+	for _, p := range readonlyPaths {
+		if err := readonly(root, p); err != nil {
+			return err
+		}
+	}
+	return pivotRoot(root)
+}
+
+// mountOverlay mounts the layers with the new mount API, which takes the
+// lower layers one at a time: a lowerdir= option string longer than a page
+// (many layers with long paths) cannot be mounted with mount(2).
+func mountOverlay(c *Config) error {
+	fd, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
+	if err != nil {
+		return fmt.Errorf("overlay: fsopen: %w", err)
+	}
+	defer unix.Close(fd)
+	set := func(k, v string) error {
+		if err := unix.FsconfigSetString(fd, k, v); err != nil {
+			return fmt.Errorf("overlay: %s=%s: %w", k, v, err)
+		}
+		return nil
+	}
+	appendLower := true
+	for _, l := range c.Lower {
+		if err := unix.FsconfigSetString(fd, "lowerdir+", l); err != nil {
+			appendLower = false // kernel < 6.8: one lowerdir= string
+			break
+		}
+	}
+	if !appendLower {
+		esc := strings.NewReplacer(`\`, `\\`, `,`, `\,`, `:`, `\:`)
+		var ls []string
+		for _, l := range c.Lower {
+			ls = append(ls, esc.Replace(l))
+		}
+		if err := set("lowerdir", strings.Join(ls, ":")); err != nil {
+			return err
+		}
+	}
+	if err := set("upperdir", c.Upper); err != nil {
+		return err
+	}
+	if err := set("workdir", c.Work); err != nil {
+		return err
+	}
+	if err := unix.FsconfigCreate(fd); err != nil {
+		return fmt.Errorf("overlay: create: %w", err)
+	}
+	mfd, err := unix.Fsmount(fd, unix.FSMOUNT_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("overlay: fsmount: %w", err)
+	}
+	defer unix.Close(mfd)
+	if err := unix.MoveMount(mfd, "", unix.AT_FDCWD, c.Rootfs, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+		return fmt.Errorf("overlay: move_mount to %s: %w", c.Rootfs, err)
+	}
+	return nil
+}
+
+// inRoot resolves p inside root, following symlinks as if root were /.
+func inRoot(root, p string) (string, error) {
+	return securejoin.SecureJoin(root, p)
+}
+
+func mountProc(root string) error {
+	dst, err := inRoot(root, "/proc")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dst, 0o555); err != nil {
+		return err
+	}
+	if err := unix.Mount("proc", dst, "proc", unix.MS_NOSUID|unix.MS_NOEXEC|unix.MS_NODEV, ""); err != nil {
+		return fmt.Errorf("mount /proc: %w", err)
+	}
+	return nil
+}
+
+func mountSys(root string, mode NetworkMode) error {
+	dst, err := inRoot(root, "/sys")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dst, 0o555); err != nil {
+		return err
+	}
+	flags := uintptr(unix.MS_NOSUID | unix.MS_NOEXEC | unix.MS_NODEV | unix.MS_RDONLY)
+	if err := unix.Mount("sysfs", dst, "sysfs", flags, ""); err != nil {
+		if mode != NetworkHost {
+			return fmt.Errorf("mount /sys: %w", err)
+		}
+		// Sharing the host's network namespace, a new sysfs may be refused:
+		// show the host's, read-only.
+		if err := unix.Mount("/sys", dst, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return fmt.Errorf("bind /sys: %w", err)
+		}
+		return setReadonly(dst)
+	}
+	return nil
+}
+
+func mountDev(root string) error {
+	dev, err := inRoot(root, "/dev")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dev, 0o755); err != nil {
+		return err
+	}
+	if err := unix.Mount("tmpfs", dev, "tmpfs", unix.MS_NOSUID|unix.MS_STRICTATIME, "mode=755,size=65536k"); err != nil {
+		return fmt.Errorf("mount /dev: %w", err)
+	}
+	for _, d := range devices {
+		p := filepath.Join(dev, d.name)
+		if err := unix.Mknod(p, unix.S_IFCHR|0o666, int(unix.Mkdev(d.major, d.minor))); err != nil {
+			return fmt.Errorf("mknod %s: %w", p, err)
+		}
+		if err := unix.Chmod(p, 0o666); err != nil { // mknod is subject to umask
+			return err
+		}
+	}
+	subs := []struct {
+		name, fstype, data string
+		mode               os.FileMode
+		flags              uintptr
+	}{
+		{"pts", "devpts", "newinstance,ptmxmode=0666,mode=0620,gid=5", 0o755, unix.MS_NOSUID | unix.MS_NOEXEC},
+		{"shm", "tmpfs", "mode=1777,size=65536k", 0o1777, unix.MS_NOSUID | unix.MS_NOEXEC | unix.MS_NODEV},
+		{"mqueue", "mqueue", "", 0o755, unix.MS_NOSUID | unix.MS_NOEXEC | unix.MS_NODEV},
+	}
+	for _, s := range subs {
+		p := filepath.Join(dev, s.name)
+		if err := os.Mkdir(p, s.mode); err != nil {
+			return err
+		}
+		if err := unix.Mount(s.fstype, p, s.fstype, s.flags, s.data); err != nil {
+			return fmt.Errorf("mount /dev/%s: %w", s.name, err)
+		}
+	}
+	links := [][2]string{
+		{"pts/ptmx", "ptmx"}, {"/proc/self/fd", "fd"}, {"/proc/self/fd/0", "stdin"},
+		{"/proc/self/fd/1", "stdout"}, {"/proc/self/fd/2", "stderr"}, {"/proc/kcore", "core"},
+	}
+	for _, l := range links {
+		if err := os.Symlink(l[0], filepath.Join(dev, l[1])); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// bindMount binds m.Source over m.Target inside root, creating the target
+// (a directory or an empty file, like the source) if it does not exist.
+func bindMount(root string, m Mount, file bool) error {
+	dst, err := inRoot(root, m.Target)
+	if err != nil {
+		return err
+	}
+	fi, err := os.Stat(m.Source)
+	if err != nil {
+		return fmt.Errorf("mount %s: %w", m.Source, err)
+	}
+	if fi.IsDir() {
+		if err := os.MkdirAll(dst, 0o755); err != nil {
+			return fmt.Errorf("mount %s: %w", m.Target, err)
+		}
+	} else {
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return fmt.Errorf("mount %s: %w", m.Target, err)
+		}
+		f, err := os.OpenFile(dst, os.O_CREATE|os.O_RDONLY, 0o644)
+		if err != nil {
+			return fmt.Errorf("mount %s: %w", m.Target, err)
+		}
+		f.Close()
+	}
+	if err := unix.Mount(m.Source, dst, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("mount %s on %s: %w", m.Source, m.Target, err)
+	}
+	if m.Readonly {
+		return setReadonly(dst)
+	}
+	return nil
+}
+
+// setReadonly makes the mount at p, and every mount under it, read-only.
+func setReadonly(p string) error {
+	attr := &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}
+	if err := unix.MountSetattr(unix.AT_FDCWD, p, unix.AT_RECURSIVE, attr); err != nil {
+		return fmt.Errorf("make %s read-only: %w", p, err)
+	}
+	return nil
+}
+
+func mask(root, p string) error {
+	dst := filepath.Join(root, p) // under /proc or /sys: kernel file systems, no symlinks to follow
+	fi, err := os.Lstat(dst)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	if fi.IsDir() {
+		err = unix.Mount("tmpfs", dst, "tmpfs", unix.MS_RDONLY, "size=0")
+	} else {
+		err = unix.Mount(filepath.Join(root, "dev", "null"), dst, "", unix.MS_BIND, "")
+	}
+	if err != nil {
+		return fmt.Errorf("mask %s: %w", p, err)
+	}
+	return nil
+}
+
+func readonly(root, p string) error {
+	dst := filepath.Join(root, p)
+	if _, err := os.Lstat(dst); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err := unix.Mount(dst, dst, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("bind %s: %w", p, err)
+	}
+	return setReadonly(dst)
+}
+
+// pivotRoot makes root the container's / and detaches the host's tree.
+func pivotRoot(root string) error {
+	if err := unix.Chdir(root); err != nil {
+		return err
+	}
+	// pivot_root(".", ".") stacks the old root under the new one; the
+	// detach below removes it without needing a directory for it.
+	if err := unix.PivotRoot(".", "."); err != nil {
+		return fmt.Errorf("pivot_root: %w", err)
+	}
+	if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
+		return fmt.Errorf("detach old root: %w", err)
+	}
+	return unix.Chdir("/")
+}

@@ -1,0 +1,292 @@
+package runtime
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+)
+
+// Bridge networking: a devbox0 bridge with the subnet's first address,
+// one veth pair per container, IPv4 forwarding and an nftables masquerade
+// for traffic leaving the subnet. The bridge and its table exist while a
+// container uses them and are removed with the last one.
+const (
+	BridgeName    = "devbox0"
+	DefaultSubnet = "10.88.0.0/16"
+	nftTable      = "devbox"
+)
+
+// connectBridge gives the container whose init is pid an address on the
+// bridge. release undoes it.
+func connectBridge(stateRoot, subnet, id string, pid int) (ip string, release func(), err error) {
+	if subnet == "" {
+		subnet = DefaultSubnet
+	}
+	_, ipnet, err := net.ParseCIDR(subnet)
+	if err != nil {
+		return "", nil, fmt.Errorf("network: subnet %q: %w", subnet, err)
+	}
+	dir := filepath.Join(stateRoot, "network")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", nil, err
+	}
+	unlock, err := flock(filepath.Join(dir, "lock"))
+	if err != nil {
+		return "", nil, err
+	}
+	defer unlock()
+
+	gw := nthAddr(ipnet, 1)
+	br, err := ensureBridge(ipnet, gw)
+	if err != nil {
+		return "", nil, err
+	}
+	addr, err := allocate(dir, ipnet, id, pid)
+	if err != nil {
+		return "", nil, err
+	}
+	release = func() { releaseAddr(stateRoot, addr) }
+	if err := plugVeth(br, id, pid, addr, ipnet, gw); err != nil {
+		release()
+		return "", nil, err
+	}
+	return addr.String(), release, nil
+}
+
+// releaseAddr frees the address and, when no container is left on the
+// bridge, removes the bridge and its nftables table.
+func releaseAddr(stateRoot string, addr net.IP) {
+	dir := filepath.Join(stateRoot, "network")
+	unlock, err := flock(filepath.Join(dir, "lock"))
+	if err != nil {
+		return
+	}
+	defer unlock()
+	os.Remove(filepath.Join(dir, "ip-"+addr.String()))
+	if left, _ := filepath.Glob(filepath.Join(dir, "ip-*")); len(left) == 0 {
+		teardownBridge()
+	}
+}
+
+func ensureBridge(ipnet *net.IPNet, gw net.IP) (netlink.Link, error) {
+	ones, _ := ipnet.Mask.Size()
+	br, err := netlink.LinkByName(BridgeName)
+	if err != nil {
+		attrs := netlink.NewLinkAttrs()
+		attrs.Name = BridgeName
+		if err := netlink.LinkAdd(&netlink.Bridge{LinkAttrs: attrs}); err != nil && !errors.Is(err, syscall.EEXIST) {
+			return nil, fmt.Errorf("network: create %s: %w", BridgeName, err)
+		}
+		if br, err = netlink.LinkByName(BridgeName); err != nil {
+			return nil, err
+		}
+	}
+	want := &netlink.Addr{IPNet: &net.IPNet{IP: gw, Mask: ipnet.Mask}}
+	addrs, err := netlink.AddrList(br, netlink.FAMILY_V4)
+	if err != nil {
+		return nil, err
+	}
+	have := false
+	for _, a := range addrs {
+		if a.IPNet.String() == want.IPNet.String() {
+			have = true
+		} else if a.Contains(gw) || ipnet.Contains(a.IP) {
+			return nil, fmt.Errorf("network: %s has address %s, not %s/%d: another subnet is in use", BridgeName, a.IPNet, gw, ones)
+		}
+	}
+	if !have {
+		if err := netlink.AddrAdd(br, want); err != nil && !errors.Is(err, syscall.EEXIST) {
+			return nil, fmt.Errorf("network: address %s: %w", want.IPNet, err)
+		}
+	}
+	if err := netlink.LinkSetUp(br); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1"), 0o644); err != nil {
+		return nil, fmt.Errorf("network: enable forwarding: %w", err)
+	}
+	if err := ensureNAT(ipnet); err != nil {
+		return nil, err
+	}
+	return br, nil
+}
+
+// ensureNAT installs the masquerade and forward rules, once.
+func ensureNAT(ipnet *net.IPNet) error {
+	if exec.Command("nft", "list", "table", "ip", nftTable).Run() == nil {
+		return nil
+	}
+	rules := fmt.Sprintf(`table ip %[1]s {
+	chain postrouting {
+		type nat hook postrouting priority srcnat; policy accept;
+		ip saddr %[2]s oifname != "%[3]s" masquerade
+	}
+	chain forward {
+		type filter hook forward priority filter; policy accept;
+		iifname "%[3]s" accept
+		oifname "%[3]s" ct state established,related accept
+	}
+}
+`, nftTable, ipnet.String(), BridgeName)
+	cmd := exec.Command("nft", "-f", "-")
+	cmd.Stdin = strings.NewReader(rules)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		if errors.Is(err, exec.ErrNotFound) {
+			return errors.New("network: nft not found (apt-get install nftables), or use [network] mode = \"none\" or \"host\"")
+		}
+		return fmt.Errorf("network: nftables: %v: %s", err, out)
+	}
+	return nil
+}
+
+func teardownBridge() {
+	if br, err := netlink.LinkByName(BridgeName); err == nil {
+		netlink.LinkDel(br)
+	}
+	exec.Command("nft", "delete", "table", "ip", nftTable).Run()
+}
+
+// allocate takes the lowest free address of the subnet for id. An address
+// whose owner is gone (its init no longer runs) is free again.
+func allocate(dir string, ipnet *net.IPNet, id string, pid int) (net.IP, error) {
+	ones, bits := ipnet.Mask.Size()
+	size := 1 << (bits - ones)
+	for i := 2; i < size-1; i++ {
+		ip := nthAddr(ipnet, i)
+		p := filepath.Join(dir, "ip-"+ip.String())
+		owner := fmt.Sprintf("%s %d %d\n", id, pid, processStart(pid))
+		f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if errors.Is(err, os.ErrExist) {
+			if !staleOwner(p) {
+				continue
+			}
+			os.Remove(p)
+			f, err = os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		}
+		if err != nil {
+			return nil, err
+		}
+		_, err = f.WriteString(owner)
+		f.Close()
+		return ip, err
+	}
+	return nil, fmt.Errorf("network: no free address in %s", ipnet)
+}
+
+// staleOwner reports whether the container recorded in an allocation file
+// has ended (its init is gone, or the PID now belongs to another process).
+func staleOwner(p string) bool {
+	data, err := os.ReadFile(p)
+	if err != nil {
+		return true
+	}
+	var id string
+	var pid int
+	var start uint64
+	if _, err := fmt.Sscanf(string(data), "%s %d %d", &id, &pid, &start); err != nil {
+		return true
+	}
+	return processStart(pid) != start
+}
+
+// processStart is a process's start time in clock ticks since boot (0 if
+// it does not exist): with the PID it identifies a process uniquely.
+func processStart(pid int) uint64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(data)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0
+	}
+	fields := strings.Fields(s[i+1:])
+	if len(fields) < 20 {
+		return 0
+	}
+	n, _ := strconv.ParseUint(fields[19], 10, 64)
+	return n
+}
+
+func nthAddr(ipnet *net.IPNet, n int) net.IP {
+	base := binary.BigEndian.Uint32(ipnet.IP.To4())
+	ip := make(net.IP, 4)
+	binary.BigEndian.PutUint32(ip, base+uint32(n))
+	return ip
+}
+
+// plugVeth connects the container to the bridge: a veth pair whose peer
+// is created directly in the container's namespace as eth0.
+func plugVeth(br netlink.Link, id string, pid int, ip net.IP, ipnet *net.IPNet, gw net.IP) error {
+	host := "dbx" + shortName(id)
+	peer := "dbp" + shortName(id)
+	attrs := netlink.NewLinkAttrs()
+	attrs.Name = host
+	attrs.MasterIndex = br.Attrs().Index
+	veth := &netlink.Veth{LinkAttrs: attrs, PeerName: peer, PeerNamespace: netlink.NsPid(pid)}
+	if err := netlink.LinkAdd(veth); err != nil {
+		return fmt.Errorf("network: veth: %w", err)
+	}
+	if err := netlink.LinkSetUp(veth); err != nil {
+		return err
+	}
+	ns, err := netns.GetFromPid(pid)
+	if err != nil {
+		return fmt.Errorf("network: container namespace: %w", err)
+	}
+	defer ns.Close()
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	link, err := h.LinkByName(peer)
+	if err != nil {
+		return fmt.Errorf("network: %s in container: %w", peer, err)
+	}
+	if err := h.LinkSetName(link, "eth0"); err != nil {
+		return err
+	}
+	if err := h.AddrAdd(link, &netlink.Addr{IPNet: &net.IPNet{IP: ip, Mask: ipnet.Mask}}); err != nil {
+		return fmt.Errorf("network: address %s: %w", ip, err)
+	}
+	if err := h.LinkSetUp(link); err != nil {
+		return err
+	}
+	if err := h.RouteAdd(&netlink.Route{LinkIndex: link.Attrs().Index, Gw: gw}); err != nil {
+		return fmt.Errorf("network: default route: %w", err)
+	}
+	return nil
+}
+
+// shortName fits an id into an interface name (15 bytes with a prefix).
+func shortName(id string) string {
+	id = strings.NewReplacer("-", "", "_", "").Replace(id)
+	if len(id) > 11 {
+		id = id[len(id)-11:]
+	}
+	return id
+}
+
+func flock(path string) (unlock func(), err error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { f.Close() }, nil
+}

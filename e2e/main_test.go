@@ -11,8 +11,9 @@ import (
 	"testing"
 )
 
-// devboxBin is the binary under test, built once by TestMain.
-var devboxBin string
+// devboxBin is the binary under test and helperBin a static helper for
+// containers, both built once by TestMain.
+var devboxBin, helperBin string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "devbox-e2e-bin-")
@@ -27,6 +28,14 @@ func TestMain(m *testing.M) {
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "build devbox: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	helperBin = filepath.Join(dir, "helper")
+	build = exec.Command("go", "build", "-o", helperBin, "./e2e/helper")
+	build.Dir = filepath.Join(filepath.Dir(file), "..")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build helper: %v\n%s", err, out)
 		os.Exit(1)
 	}
 	code := m.Run()

@@ -1,0 +1,95 @@
+// Command helper is a static binary the e2e tests mount into containers
+// whose base (a Debian minbase) has no network tools or compilers.
+package main
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"time"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: helper alloc MB | echo-server PORT | http PORT | dial ADDR | spawn N | addrs | sleep")
+		os.Exit(2)
+	}
+	arg := func(i int) string {
+		if len(os.Args) <= i {
+			fmt.Fprintln(os.Stderr, "missing argument")
+			os.Exit(2)
+		}
+		return os.Args[i]
+	}
+	switch os.Args[1] {
+	case "alloc": // allocate and touch MB megabytes, then report
+		mb, _ := strconv.Atoi(arg(2))
+		var keep [][]byte
+		for i := 0; i < mb; i++ {
+			b := make([]byte, 1<<20)
+			for j := range b {
+				b[j] = byte(j)
+			}
+			keep = append(keep, b)
+		}
+		fmt.Println("allocated", len(keep), "MB")
+	case "echo-server": // echo every connection back, with half-close
+		ln, err := net.Listen("tcp", "127.0.0.1:"+arg(2))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		fmt.Println("listening")
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				os.Exit(1)
+			}
+			go func() {
+				defer c.Close()
+				io.Copy(c, c)
+				c.(*net.TCPConn).CloseWrite()
+			}()
+		}
+	case "http": // a tiny HTTP server
+		http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "hello from the container") })
+		if err := http.ListenAndServe(":"+arg(2), nil); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+	case "dial": // connect and print what the server sends
+		c, err := net.DialTimeout("tcp", arg(2), 3*time.Second)
+		if err != nil {
+			fmt.Println("dial error:", err)
+			os.Exit(1)
+		}
+		io.Copy(os.Stdout, c)
+	case "spawn": // start N sleeping children, report how many started
+		n, _ := strconv.Atoi(arg(2))
+		started := 0
+		var lastErr error
+		for i := 0; i < n; i++ {
+			cmd := exec.Command("/proc/self/exe", "sleep")
+			if err := cmd.Start(); err != nil {
+				lastErr = err
+				continue
+			}
+			started++
+		}
+		fmt.Println("started", started, "error:", lastErr)
+	case "addrs":
+		addrs, _ := net.InterfaceAddrs()
+		for _, a := range addrs {
+			fmt.Println(a)
+		}
+	case "sleep":
+		time.Sleep(time.Hour)
+	default:
+		fmt.Fprintln(os.Stderr, "unknown command", os.Args[1])
+		os.Exit(2)
+	}
+}

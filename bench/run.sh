@@ -10,3 +10,6 @@ command -v crane >/dev/null || go install github.com/google/go-containerregistry
 
 echo "== pull + unpack of a debootstrapped Debian bookworm from a loopback registry (devbox vs crane export | tar -x)"
 go run ./bench/pullbench -devbox bin/devbox -crane "$(command -v crane)" -runs 7
+
+echo "== start a container and run /bin/true on a cached environment (devbox run vs runc run vs bwrap --unshare-all)"
+go run ./bench/runbench -devbox "$PWD/bin/devbox" -runs 50

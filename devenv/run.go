@@ -3,7 +3,6 @@ package devenv
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 
@@ -18,10 +17,11 @@ type RunOptions struct {
 	// Rows and Cols are the terminal's size, with TTY.
 	Rows, Cols uint16
 	Env        []string // extra environment, e.g. TERM
-	Stdin      io.Reader
-	Stdout     io.Writer
-	Stderr     io.Writer
-	Pull       rootfs.PullOptions
+	// The container's standard files; nil is /dev/null.
+	Stdin  *os.File
+	Stdout *os.File
+	Stderr *os.File
+	Pull   rootfs.PullOptions
 }
 
 // Run starts a one-shot container of the spec's environment with a
@@ -76,7 +76,7 @@ func Run(ctx context.Context, store *rootfs.Store, s *Spec, o RunOptions) (*runt
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	c.OnCleanup(func() { os.RemoveAll(dir) })
+	c.OnCleanup(func() { removeRunDir(dir) })
 	return c, nil
 }
 
@@ -93,5 +93,19 @@ func sweepRuns(dir string) {
 		if !ownerAlive(string(data)) {
 			os.RemoveAll(p)
 		}
+	}
+}
+
+// removeRunDir removes a one-shot container's directory; its layout is
+// known, so the common case (nothing written) is a few unlinks rather than
+// a walk.
+func removeRunDir(dir string) {
+	for _, name := range []string{"upper", "work/work", "work", "rootfs", "hostname", "hosts", "resolv.conf", "owner"} {
+		if err := os.Remove(filepath.Join(dir, name)); err != nil && !os.IsNotExist(err) {
+			break
+		}
+	}
+	if os.Remove(dir) != nil {
+		os.RemoveAll(dir)
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 
@@ -167,7 +166,7 @@ func (p *parser) errorf(key, format string, args ...any) error {
 
 // typeErrRE matches BurntSushi/toml's type errors, which are not typed:
 // `toml: line 3 (last key "ports"): incompatible types: ...`.
-var typeErrRE = regexp.MustCompile(`^toml: (?:line (\d+) )?\(last key "([^"]*)"\): (.*)$`)
+var typeErrRE = lazyRE(`^toml: (?:line (\d+) )?\(last key "([^"]*)"\): (.*)$`)
 
 func (p *parser) parse(data []byte) (*Spec, error) {
 	var s Spec
@@ -184,7 +183,7 @@ func (p *parser) parse(data []byte) (*Spec, error) {
 			}
 			return nil, &SpecError{File: p.shown, Line: max(line, 1), Key: pe.LastKey, Msg: pe.Message}
 		}
-		if m := typeErrRE.FindStringSubmatch(err.Error()); m != nil {
+		if m := typeErrRE().FindStringSubmatch(err.Error()); m != nil {
 			line, _ := strconv.Atoi(m[1])
 			if line == 0 {
 				line = p.loc.line(m[2])

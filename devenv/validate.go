@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/BurntSushi/toml"
 	gossh "golang.org/x/crypto/ssh"
@@ -29,18 +30,24 @@ const (
 	DefaultNetwork    = "bridge"
 )
 
+// The patterns are compiled on first use: the same binary is every
+// container's init, whose start-up should not pay for spec checking.
 var (
-	labelRE    = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
-	userRE     = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
-	envNameRE  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	versionRE  = regexp.MustCompile(`^v?(\d+)\.(\d+)\.(\d+)$`)
-	majorRE    = regexp.MustCompile(`^v?\d+$`)
-	packageRE  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+:@=~<>*-]*$`)
-	sizeRE     = regexp.MustCompile(`^(\d+(?:\.\d+)?)\s*([A-Za-z]*)$`)
-	cryptRE    = regexp.MustCompile(`^\$(1|5|6|y|2[abxy]?|7|gy)\$[./A-Za-z0-9$=,]+$`)
-	keyTypeRE  = regexp.MustCompile(`^(ssh-|ecdsa-|sk-)`)
-	notLabelRE = regexp.MustCompile(`[^a-z0-9-]+`)
+	labelRE    = lazyRE(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+	userRE     = lazyRE(`^[a-z_][a-z0-9_-]{0,31}$`)
+	envNameRE  = lazyRE(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	versionRE  = lazyRE(`^v?(\d+)\.(\d+)\.(\d+)$`)
+	majorRE    = lazyRE(`^v?\d+$`)
+	packageRE  = lazyRE(`^[A-Za-z0-9][A-Za-z0-9._+:@=~<>*-]*$`)
+	sizeRE     = lazyRE(`^(\d+(?:\.\d+)?)\s*([A-Za-z]*)$`)
+	cryptRE    = lazyRE(`^\$(1|5|6|y|2[abxy]?|7|gy)\$[./A-Za-z0-9$=,]+$`)
+	keyTypeRE  = lazyRE(`^(ssh-|ecdsa-|sk-)`)
+	notLabelRE = lazyRE(`[^a-z0-9-]+`)
 )
+
+func lazyRE(expr string) func() *regexp.Regexp {
+	return sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(expr) })
+}
 
 func (p *parser) validate(s *Spec, md toml.MetaData) error {
 	if !md.IsDefined("base") || s.Base == "" {
@@ -55,12 +62,12 @@ func (p *parser) validate(s *Spec, md toml.MetaData) error {
 
 	if s.Name == "" {
 		s.Name = DefaultName(s.Dir)
-	} else if !labelRE.MatchString(s.Name) {
+	} else if !labelRE().MatchString(s.Name) {
 		return p.errorf("name", "%q is not a valid name (lowercase letters, digits and '-', at most 63)", s.Name)
 	}
 	if s.Hostname == "" {
 		s.Hostname = s.Name
-	} else if !labelRE.MatchString(s.Hostname) {
+	} else if !labelRE().MatchString(s.Hostname) {
 		return p.errorf("hostname", "%q is not a valid host name (lowercase letters, digits and '-', at most 63)", s.Hostname)
 	}
 	if s.Workdir != "" && !path.IsAbs(s.Workdir) {
@@ -70,7 +77,7 @@ func (p *parser) validate(s *Spec, md toml.MetaData) error {
 		return p.errorf("shell", "%q must be an absolute path", s.Shell)
 	}
 	for k := range s.Env {
-		if !envNameRE.MatchString(k) {
+		if !envNameRE().MatchString(k) {
 			return p.errorf("env."+k, "%q is not a valid environment variable name", k)
 		}
 	}
@@ -117,7 +124,7 @@ func (p *parser) validate(s *Spec, md toml.MetaData) error {
 // DefaultName is the environment name of a spec in dir: the directory's
 // name, made a valid DNS label.
 func DefaultName(dir string) string {
-	n := notLabelRE.ReplaceAllString(strings.ToLower(filepath.Base(dir)), "-")
+	n := notLabelRE().ReplaceAllString(strings.ToLower(filepath.Base(dir)), "-")
 	n = strings.Trim(n, "-")
 	if len(n) > 63 {
 		n = strings.Trim(n[:63], "-")
@@ -142,7 +149,7 @@ func (p *parser) validateSSH(s *Spec, md toml.MetaData) error {
 	}
 	if c.User == "" {
 		c.User = DefaultUser
-	} else if !userRE.MatchString(c.User) {
+	} else if !userRE().MatchString(c.User) {
 		return p.errorf("ssh.user", "%q is not a valid user name", c.User)
 	}
 	set := 0
@@ -157,10 +164,10 @@ func (p *parser) validateSSH(s *Spec, md toml.MetaData) error {
 	if md.IsDefined("ssh", "password") && c.Password == "" {
 		return p.errorf("ssh.password", "an empty password is refused; remove the key to turn password login off")
 	}
-	if md.IsDefined("ssh", "password_env") && !envNameRE.MatchString(c.PasswordEnv) {
+	if md.IsDefined("ssh", "password_env") && !envNameRE().MatchString(c.PasswordEnv) {
 		return p.errorf("ssh.password_env", "%q is not an environment variable name", c.PasswordEnv)
 	}
-	if md.IsDefined("ssh", "password_hash") && !cryptRE.MatchString(c.PasswordHash) {
+	if md.IsDefined("ssh", "password_hash") && !cryptRE().MatchString(c.PasswordHash) {
 		return p.errorf("ssh.password_hash", "not a crypt(3) hash such as $6$salt$hash")
 	}
 	for i, entry := range c.AuthorizedKeys {
@@ -178,7 +185,7 @@ func (p *parser) validateSSH(s *Spec, md toml.MetaData) error {
 // ~/.ssh/id_*.pub on a machine without keys).
 func readAuthorizedKeys(entry, dir string) ([]string, error) {
 	entry = strings.TrimSpace(entry)
-	if keyTypeRE.MatchString(entry) {
+	if keyTypeRE().MatchString(entry) {
 		k, err := ParseAuthorizedKeys([]byte(entry))
 		if err != nil {
 			return nil, err
@@ -333,7 +340,7 @@ func (p *parser) validatePackages(s *Spec) error {
 		return p.errorf("packages.manager", "%q is not one of %s", s.Packages.Manager, strings.Join(Managers, ", "))
 	}
 	for _, name := range s.Packages.Install {
-		if !packageRE.MatchString(name) {
+		if !packageRE().MatchString(name) {
 			return p.errorf("packages.install", "%q is not a package name", name)
 		}
 	}
@@ -343,8 +350,8 @@ func (p *parser) validatePackages(s *Spec) error {
 func (p *parser) validateNode(s *Spec) error {
 	v := s.Node.Version
 	switch {
-	case v == "", v == "lts", majorRE.MatchString(v):
-	case versionRE.MatchString(v):
+	case v == "", v == "lts", majorRE().MatchString(v):
+	case versionRE().MatchString(v):
 		s.Node.Version = strings.TrimPrefix(v, "v")
 	default:
 		return p.errorf("node.version", "%q is not an exact version (12.9.1), a major (20) or lts", v)
@@ -357,7 +364,7 @@ func (p *parser) validateNode(s *Spec) error {
 	if s.NPM.Registry != "" && !isHTTPURL(s.NPM.Registry) {
 		return p.errorf("npm.registry", "%q is not an http(s) URL", s.NPM.Registry)
 	}
-	if s.NPM.TokenEnv != "" && !envNameRE.MatchString(s.NPM.TokenEnv) {
+	if s.NPM.TokenEnv != "" && !envNameRE().MatchString(s.NPM.TokenEnv) {
 		return p.errorf("npm.token_env", "%q is not an environment variable name", s.NPM.TokenEnv)
 	}
 	return nil
@@ -439,7 +446,7 @@ var sizeUnits = map[string]float64{
 // ParseSize parses a size such as 512MiB, 4GiB, 1.5g or 1000000.
 // Bare k/m/g are binary units, as in Docker.
 func ParseSize(s string) (int64, error) {
-	m := sizeRE.FindStringSubmatch(strings.TrimSpace(s))
+	m := sizeRE().FindStringSubmatch(strings.TrimSpace(s))
 	if m == nil {
 		return 0, fmt.Errorf("%q is not a size such as 512MiB or 4GiB", s)
 	}

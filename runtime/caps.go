@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -30,13 +31,13 @@ type spawner struct {
 type spawnReq struct {
 	path  string
 	args  []string
-	attr  *os.ProcAttr
+	attr  *syscall.ProcAttr
 	reply chan spawnResult
 }
 
 type spawnResult struct {
-	proc *os.Process
-	err  error
+	pid int
+	err error
 }
 
 func newSpawner() (*spawner, error) {
@@ -58,8 +59,10 @@ func newSpawner() (*spawner, error) {
 		}
 		ready <- nil
 		for r := range s.reqs {
-			p, err := os.StartProcess(r.path, r.args, r.attr)
-			r.reply <- spawnResult{p, err}
+			// syscall.ForkExec: the init reaps its children itself, and
+			// os.StartProcess would probe for pidfds with a fork first.
+			pid, err := syscall.ForkExec(r.path, r.args, r.attr)
+			r.reply <- spawnResult{pid, err}
 		}
 	}()
 	if err := <-ready; err != nil {
@@ -68,12 +71,12 @@ func newSpawner() (*spawner, error) {
 	return s, nil
 }
 
-// start is os.StartProcess from the reduced thread.
-func (s *spawner) start(path string, args []string, attr *os.ProcAttr) (*os.Process, error) {
+// start is syscall.ForkExec from the reduced thread.
+func (s *spawner) start(path string, args []string, attr *syscall.ProcAttr) (int, error) {
 	reply := make(chan spawnResult)
 	s.reqs <- spawnReq{path, args, attr, reply}
 	r := <-reply
-	return r.proc, r.err
+	return r.pid, r.err
 }
 
 // reduceThreadCaps drops every capability but defaultCaps from the

@@ -61,9 +61,7 @@ func initSetup(ctrl *os.File) (*Config, error) {
 			return nil, err
 		}
 	}
-	if err := sendMsg(ctrl, "ready", nil); err != nil {
-		return nil, err
-	}
+	// The parent has placed us in our cgroup and network by its go.
 	msg, _, err = recvMsg(ctrl)
 	if err != nil || string(msg) != "go" {
 		return nil, fmt.Errorf("waiting for go: %q %v", msg, err)
@@ -139,10 +137,10 @@ func startMain(sp *spawner, p *Process, ctrl *os.File) (int, error) {
 	if err := checkCwd(p.Cwd); err != nil {
 		return 0, err
 	}
-	attr := &os.ProcAttr{
+	attr := &syscall.ProcAttr{
 		Dir:   p.Cwd,
 		Env:   p.Env,
-		Files: []*os.File{os.Stdin, os.Stdout, os.Stderr},
+		Files: []uintptr{0, 1, 2},
 		Sys: &syscall.SysProcAttr{
 			Setsid:     true,
 			Credential: &syscall.Credential{Uid: uint32(p.UID), Gid: uint32(p.GID), NoSetGroups: p.UID == 0},
@@ -159,7 +157,7 @@ func startMain(sp *spawner, p *Process, ctrl *os.File) (int, error) {
 		if p.Rows > 0 && p.Cols > 0 {
 			pty.Setsize(master, &pty.Winsize{Rows: p.Rows, Cols: p.Cols})
 		}
-		attr.Files = []*os.File{slave, slave, slave}
+		attr.Files = []uintptr{slave.Fd(), slave.Fd(), slave.Fd()}
 		attr.Sys.Setctty = true
 		attr.Sys.Ctty = 0
 	}
@@ -170,7 +168,7 @@ func startMain(sp *spawner, p *Process, ctrl *os.File) (int, error) {
 		}
 		return 0, err
 	}
-	proc, err := sp.start(path, p.Args, attr)
+	pid, err := sp.start(path, p.Args, attr)
 	if err != nil {
 		if tty != nil {
 			tty.Close()
@@ -181,7 +179,7 @@ func startMain(sp *spawner, p *Process, ctrl *os.File) (int, error) {
 	if tty != nil {
 		tty.Close()
 	}
-	return proc.Pid, err
+	return pid, err
 }
 
 // checkCwd makes sure the working directory is one of the container's:

@@ -144,15 +144,10 @@ func Start(o Options) (*Container, error) {
 		c.IP = ip
 		c.cleanup = append(c.cleanup, release)
 	}
-	msg, _, err := recvMsg(parent)
-	if err != nil {
-		return nil, fmt.Errorf("container init: %w", c.initFailure(err))
-	}
-	if s := string(msg); s != "ready" {
-		return nil, errors.New(strings.TrimPrefix(s, "error: "))
-	}
+	// The init is building the root file system meanwhile; go lets it
+	// start the main process, whose start (or failure) it reports.
 	if err := sendMsg(parent, "go", nil); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("container init: %w", c.initFailure(err))
 	}
 	if o.Config.Process != nil {
 		msg, tty, err := recvMsg(parent)

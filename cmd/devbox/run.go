@@ -37,7 +37,7 @@ terminal. devbox exits with CMD's exit code (128+N if killed by signal N).`,
 			ctx, cancel := signalContext()
 			defer cancel()
 			pr := newProgress(a.stderr)
-			o := devenv.RunOptions{Args: args, TTY: tty, Stdin: os.Stdin, Stdout: a.stdout, Stderr: a.stderr}
+			o := devenv.RunOptions{Args: args, TTY: tty, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}
 			o.Pull.Progress, o.Pull.Log = pr, pr.Log
 			var rows, cols uint16
 			if tty {
@@ -45,7 +45,7 @@ terminal. devbox exits with CMD's exit code (128+N if killed by signal N).`,
 				if ws, err := pty.GetsizeFull(os.Stdin); err == nil {
 					rows, cols = ws.Rows, ws.Cols
 				}
-				o.Stdin, o.Stdout, o.Stderr = nil, nil, a.stderr
+				o.Stdin, o.Stdout = nil, nil
 			}
 			o.Rows, o.Cols = rows, cols
 			c, err := devenv.Run(ctx, store, spec, o)

@@ -1,0 +1,113 @@
+// Command runbench times starting a container and running /bin/true on a
+// cached environment: `devbox run` next to `runc run` of an OCI bundle
+// over the same root file system and `bwrap --unshare-all` over it, in the
+// same run.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/devbox/devbox/internal/testenv"
+)
+
+func main() {
+	devbox := flag.String("devbox", "bin/devbox", "devbox binary")
+	runs := flag.Int("runs", 50, "runs of each")
+	flag.Parse()
+	if err := run(*devbox, *runs); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func run(devbox string, runs int) error {
+	store, img, err := testenv.DebianImage(func(m string) { log.Print(m) })
+	if err != nil {
+		return err
+	}
+	rootfs := store.LayerDir(img.Layers[0])
+	work, err := os.MkdirTemp("", "runbench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+
+	// devbox: a spec over the same base, no network (like the others).
+	spec := fmt.Sprintf("base = %q\n[network]\nmode = \"none\"\n", testenv.DebianRef)
+	if err := os.WriteFile(filepath.Join(work, "devbox.toml"), []byte(spec), 0o644); err != nil {
+		return err
+	}
+	devboxCmd := func() *exec.Cmd {
+		cmd := exec.Command(devbox, "--root", store.Root(), "run", "--", "/bin/true")
+		cmd.Dir = work
+		return cmd
+	}
+
+	// runc: `runc spec`'s default (its own namespaces, read-only root).
+	bundle := filepath.Join(work, "bundle")
+	os.MkdirAll(bundle, 0o755)
+	if out, err := exec.Command("runc", "spec", "--bundle", bundle).CombinedOutput(); err != nil {
+		return fmt.Errorf("runc spec: %v: %s", err, out)
+	}
+	cfg, _ := os.ReadFile(filepath.Join(bundle, "config.json"))
+	cfg = replace(cfg, `"terminal": true`, `"terminal": false`)
+	cfg = replace(cfg, `"sh"`, `"/bin/true"`)
+	cfg = replace(cfg, `"path": "rootfs"`, fmt.Sprintf("%q: %q", "path", rootfs))
+	os.WriteFile(filepath.Join(bundle, "config.json"), cfg, 0o644)
+	n := 0
+	runcCmd := func() *exec.Cmd {
+		n++
+		return exec.Command("runc", "--root", filepath.Join(work, "runc-state"), "run", "--bundle", bundle, fmt.Sprintf("bench%d", n))
+	}
+	bwrapCmd := func() *exec.Cmd {
+		return exec.Command("bwrap", "--unshare-all", "--ro-bind", rootfs, "/", "--proc", "/proc", "--dev", "/dev", "/bin/true")
+	}
+
+	tools := []struct {
+		name string
+		cmd  func() *exec.Cmd
+	}{{"devbox run", devboxCmd}, {"runc run", runcCmd}, {"bwrap --unshare-all", bwrapCmd}}
+	times := make([][]time.Duration, len(tools))
+	for i := 0; i < runs+3; i++ {
+		for j, tool := range tools { // interleaved, so drift hits all alike
+			cmd := tool.cmd()
+			start := time.Now()
+			if out, err := cmd.CombinedOutput(); err != nil {
+				return fmt.Errorf("%s: %v: %s", tool.name, err, out)
+			}
+			if i >= 3 { // warm-up
+				times[j] = append(times[j], time.Since(start))
+			}
+		}
+	}
+	d := median(times[0])
+	for j, tool := range tools {
+		m := median(times[j])
+		fmt.Printf("%-20s median %8v  p90 %8v  devbox/this %.2f\n", tool.name, m.Round(10*time.Microsecond), pct(times[j], 90).Round(10*time.Microsecond), float64(d)/float64(m))
+	}
+	return nil
+}
+
+func replace(b []byte, old, new string) []byte {
+	s := string(b)
+	for i := 0; i+len(old) <= len(s); i++ {
+		if s[i:i+len(old)] == old {
+			return []byte(s[:i] + new + s[i+len(old):])
+		}
+	}
+	return b
+}
+
+func median(ds []time.Duration) time.Duration { return pct(ds, 50) }
+
+func pct(ds []time.Duration, p int) time.Duration {
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[len(s)*p/100]
+}

@@ -5,6 +5,7 @@
 package runtime
 
 import (
+	"encoding/json"
 	"os"
 )
 
@@ -31,8 +32,16 @@ type Config struct {
 	Ports []int `json:"ports"`
 
 	// Process is the main job: a command (run), or nothing when the init's
-	// own server is the main job (up).
+	// own service (the SSH server) is the main job (up).
 	Process *Process `json:"process,omitempty"`
+	// Service configures the init's service; it is opaque to the runtime.
+	Service json.RawMessage `json:"service,omitempty"`
+	// ServiceListeners is how many listening sockets the service gets;
+	// they follow the published ports' descriptors.
+	ServiceListeners int `json:"service_listeners,omitempty"`
+	// ServiceFiles are host files the service reads before the host's
+	// tree goes away (a host key), by name.
+	ServiceFiles map[string]string `json:"service_files,omitempty"`
 }
 
 // Process is a command to run in the container.

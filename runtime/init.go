@@ -1,9 +1,11 @@
 package runtime
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
 	"runtime"
@@ -14,62 +16,90 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// Service is the init's main job when the container has no main process:
+// devbox's SSH server. It returns when ctx ends (the container is
+// stopping) or on a fatal error.
+type Service func(ctx context.Context, env ServiceEnv) error
+
+// ServiceEnv is what the init gives its service.
+type ServiceEnv struct {
+	Config    json.RawMessage
+	Listeners []net.Listener
+	// Files are the contents of Config.ServiceFiles, read before the
+	// host's tree was detached.
+	Files map[string][]byte
+	// Start starts a process with the container's reduced capabilities
+	// and returns a channel for its wait status.
+	Start func(path string, args []string, attr *syscall.ProcAttr) (int, <-chan unix.WaitStatus, error)
+	// Ready tells the parent that the service is serving.
+	Ready func()
+}
+
 // InitMain is the container's PID 1: it builds the root file system,
-// waits for the parent's go, starts the main process and then reaps every
-// process of the container until the main one exits, whose status it
-// returns.
-func InitMain() int {
+// waits for the parent's go, runs the main process or the service, and
+// reaps every process of the container until the main job ends.
+func InitMain(service Service) int {
 	// Threads share the mount namespace; fewer of them is less to clean.
 	runtime.GOMAXPROCS(2)
 	ctrl := os.NewFile(configFD, "control")
-	c, err := initSetup(ctrl)
+	c, files, err := initSetup(ctrl)
 	if err != nil {
 		sendMsg(ctrl, "error: "+err.Error(), nil)
 		return 1
 	}
-	code, err := initRun(c, ctrl)
+	code, err := initRun(c, files, ctrl, service)
 	if err != nil {
-		// The parent is waiting for "started": tell it why not.
-		sendMsg(ctrl, "error: "+err.Error(), nil)
+		// The parent may be waiting for "started": tell it why not.
+		if sendMsg(ctrl, "error: "+err.Error(), nil) != nil {
+			fmt.Fprintf(os.Stderr, "devbox init: %v\n", err)
+		}
 	}
 	return code
 }
 
 // initSetup reads the config and prepares the container up to the
 // parent's go.
-func initSetup(ctrl *os.File) (*Config, error) {
+func initSetup(ctrl *os.File) (*Config, map[string][]byte, error) {
 	msg, _, err := recvMsg(ctrl)
 	if err != nil {
-		return nil, fmt.Errorf("read config: %w", err)
+		return nil, nil, fmt.Errorf("read config: %w", err)
 	}
 	var c Config
 	if err := json.Unmarshal(msg, &c); err != nil {
-		return nil, fmt.Errorf("decode config: %w", err)
+		return nil, nil, fmt.Errorf("decode config: %w", err)
 	}
 	// Inherited descriptors must not reach the container's processes.
-	for fd := configFD; fd < firstPortFD+len(c.Ports); fd++ {
+	for fd := configFD; fd < firstPortFD+len(c.Ports)+c.ServiceListeners; fd++ {
 		unix.CloseOnExec(fd)
 	}
+	files := map[string][]byte{}
+	for name, p := range c.ServiceFiles {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return nil, nil, err
+		}
+		files[name] = data
+	}
 	if err := setupRootfs(&c); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := unix.Sethostname([]byte(c.Hostname)); err != nil {
-		return nil, fmt.Errorf("sethostname: %w", err)
+		return nil, nil, fmt.Errorf("sethostname: %w", err)
 	}
 	if c.Network != NetworkHost {
 		if err := loopbackUp(); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	// The parent has placed us in our cgroup and network by its go.
 	msg, _, err = recvMsg(ctrl)
 	if err != nil || string(msg) != "go" {
-		return nil, fmt.Errorf("waiting for go: %q %v", msg, err)
+		return nil, nil, fmt.Errorf("waiting for go: %q %v", msg, err)
 	}
-	return &c, nil
+	return &c, files, nil
 }
 
-func initRun(c *Config, ctrl *os.File) (int, error) {
+func initRun(c *Config, files map[string][]byte, ctrl *os.File, service Service) (int, error) {
 	for i, port := range c.Ports {
 		ln, err := listenerFromFD(firstPortFD+i, port)
 		if err != nil {
@@ -83,41 +113,73 @@ func initRun(c *Config, ctrl *os.File) (int, error) {
 	if err != nil {
 		return 1, err
 	}
-	if c.Process == nil {
-		return 1, errors.New("no main process")
+	reaper := newReaper()
+	start := func(path string, args []string, attr *syscall.ProcAttr) (int, <-chan unix.WaitStatus, error) {
+		return reaper.Start(func() (int, error) { return sp.start(path, args, attr) })
 	}
-	pid, err := startMain(sp, c.Process, ctrl)
-	if err != nil {
-		return 127, err
-	}
-	ctrl.Close()
-	for sig := range sigs {
-		if sig != unix.SIGCHLD {
-			unix.Kill(pid, sig.(syscall.Signal))
-			continue
+	if c.Process != nil {
+		pid, status, err := startMain(start, c.Process, ctrl)
+		if err != nil {
+			return 127, err
 		}
-		if status, done := reap(pid); done {
-			return status, nil
+		ctrl.Close()
+		for {
+			select {
+			case sig := <-sigs:
+				if sig == unix.SIGCHLD {
+					reaper.reap()
+				} else {
+					unix.Kill(pid, sig.(syscall.Signal))
+				}
+			case ws := <-status:
+				return exitCode(ws), nil
+			}
 		}
 	}
-	return 1, nil
-}
-
-// reap collects every exited child (orphans of the container are ours as
-// PID 1) and reports the main process's status once it has exited.
-func reap(main int) (status int, done bool) {
+	if service == nil || c.Service == nil {
+		return 1, errors.New("no main process and no service")
+	}
+	env := ServiceEnv{Config: c.Service, Files: files, Start: start}
+	for i := 0; i < c.ServiceListeners; i++ {
+		fd := firstPortFD + len(c.Ports) + i
+		f := os.NewFile(uintptr(fd), "service")
+		ln, err := net.FileListener(f)
+		f.Close()
+		if err != nil {
+			return 1, fmt.Errorf("service listener %d: %w", i, err)
+		}
+		env.Listeners = append(env.Listeners, ln)
+	}
+	ready := make(chan struct{})
+	env.Ready = func() {
+		select {
+		case <-ready:
+		default:
+			close(ready)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- service(ctx, env) }()
 	for {
-		var ws unix.WaitStatus
-		pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil || pid <= 0 {
-			return status, done
-		}
-		if pid == main {
-			done = true
-			status = exitCode(ws)
+		select {
+		case <-ready:
+			ready = nil
+			sendMsg(ctrl, "started", nil)
+			ctrl.Close()
+		case sig := <-sigs:
+			switch sig {
+			case unix.SIGCHLD:
+				reaper.reap()
+			case unix.SIGTERM, unix.SIGINT, unix.SIGHUP:
+				cancel()
+			}
+		case err := <-done:
+			if err != nil {
+				return 1, err
+			}
+			return 0, nil
 		}
 	}
 }
@@ -131,11 +193,13 @@ func exitCode(ws unix.WaitStatus) int {
 	return ws.ExitStatus()
 }
 
+type startFunc func(path string, args []string, attr *syscall.ProcAttr) (int, <-chan unix.WaitStatus, error)
+
 // startMain starts the main process, with a pseudo-terminal from the
 // container's devpts if asked, whose master goes to the parent.
-func startMain(sp *spawner, p *Process, ctrl *os.File) (int, error) {
+func startMain(start startFunc, p *Process, ctrl *os.File) (int, <-chan unix.WaitStatus, error) {
 	if err := checkCwd(p.Cwd); err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	attr := &syscall.ProcAttr{
 		Dir:   p.Cwd,
@@ -150,9 +214,10 @@ func startMain(sp *spawner, p *Process, ctrl *os.File) (int, error) {
 	if p.TTY {
 		master, slave, err := pty.Open()
 		if err != nil {
-			return 0, fmt.Errorf("open pty: %w", err)
+			return 0, nil, fmt.Errorf("open pty: %w", err)
 		}
 		defer slave.Close()
+		defer master.Close()
 		tty = master
 		if p.Rows > 0 && p.Cols > 0 {
 			pty.Setsize(master, &pty.Winsize{Rows: p.Rows, Cols: p.Cols})
@@ -161,25 +226,15 @@ func startMain(sp *spawner, p *Process, ctrl *os.File) (int, error) {
 		attr.Sys.Setctty = true
 		attr.Sys.Ctty = 0
 	}
-	path, err := lookPath(p.Args[0], p.Env)
+	path, err := LookPath(p.Args[0], p.Env)
 	if err != nil {
-		if tty != nil {
-			tty.Close()
-		}
-		return 0, err
+		return 0, nil, err
 	}
-	pid, err := sp.start(path, p.Args, attr)
+	pid, status, err := start(path, p.Args, attr)
 	if err != nil {
-		if tty != nil {
-			tty.Close()
-		}
-		return 0, fmt.Errorf("exec %s: %w", p.Args[0], err)
+		return 0, nil, fmt.Errorf("exec %s: %w", p.Args[0], err)
 	}
-	err = sendMsg(ctrl, "started", tty)
-	if tty != nil {
-		tty.Close()
-	}
-	return pid, err
+	return pid, status, sendMsg(ctrl, "started", tty)
 }
 
 // checkCwd makes sure the working directory is one of the container's:
@@ -195,9 +250,9 @@ func checkCwd(dir string) error {
 	return os.Chdir("/")
 }
 
-// lookPath finds a command on the PATH of the process's environment, as a
-// shell in the container would.
-func lookPath(name string, env []string) (string, error) {
+// LookPath finds a command on the PATH of env, as a shell in the
+// container would.
+func LookPath(name string, env []string) (string, error) {
 	if strings.Contains(name, "/") {
 		return name, nil
 	}

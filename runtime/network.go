@@ -200,7 +200,8 @@ func staleOwner(p string) bool {
 }
 
 // processStart is a process's start time in clock ticks since boot (0 if
-// it does not exist): with the PID it identifies a process uniquely.
+// it does not exist or is a zombie): with the PID it identifies a live
+// process uniquely.
 func processStart(pid int) uint64 {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
@@ -212,7 +213,7 @@ func processStart(pid int) uint64 {
 		return 0
 	}
 	fields := strings.Fields(s[i+1:])
-	if len(fields) < 20 {
+	if len(fields) < 20 || fields[0] == "Z" || fields[0] == "X" {
 		return 0
 	}
 	n, _ := strconv.ParseUint(fields[19], 10, 64)

@@ -4,10 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"syscall"
@@ -26,12 +24,16 @@ type Options struct {
 	// StateRoot holds network allocations and locks shared by containers.
 	StateRoot string
 	Subnet    string
+	// ServiceListeners are listening sockets for the init's service.
+	ServiceListeners []*os.File
 	// Detach leaves the container running when this process exits (up);
 	// otherwise it dies with us (run).
 	Detach bool
-	Stdin  io.Reader
-	Stdout io.Writer
-	Stderr io.Writer
+	// The init's standard files, which the main process inherits; nil
+	// is /dev/null.
+	Stdin  *os.File
+	Stdout *os.File
+	Stderr *os.File
 }
 
 // PortMap publishes ContainerPort on HostIP:HostPort.
@@ -48,16 +50,49 @@ type Limits struct {
 	Pids        int64
 }
 
+// Leftovers are what a container holds on the host that its end does not
+// remove by itself: what `devbox down` must clean after a detached one.
+type Leftovers struct {
+	Cgroups []string `json:"cgroups,omitempty"`
+	IP      string   `json:"ip,omitempty"`
+}
+
+// Reclaim removes a container's leftovers once it has ended.
+func Reclaim(stateRoot string, l Leftovers) {
+	if l.IP != "" {
+		releaseAddr(stateRoot, net.ParseIP(l.IP))
+	}
+	(&cgroup{dirs: l.Cgroups}).remove()
+}
+
 // Container is a started container, seen from the host.
 type Container struct {
 	ID   string
 	Pid  int
 	IP   string // its address on the bridge, if any
-	cmd  *exec.Cmd
 	ctrl *os.File
+	// status is the init's wait status once reaped.
+	status *unix.WaitStatus
 	// TTY is the master of the main process's terminal, when it has one.
-	TTY     *os.File
-	cleanup []func()
+	TTY       *os.File
+	cleanup   []func()
+	files     []*os.File // our copies of the container's sockets
+	leftovers Leftovers
+}
+
+// Detach lets the container run on without this process: only our copies
+// of its sockets are closed; its Leftovers are for whoever stops it.
+func (c *Container) Detach() Leftovers {
+	c.closeFiles()
+	c.cleanup = nil
+	return c.leftovers
+}
+
+func (c *Container) closeFiles() {
+	for _, f := range c.files {
+		f.Close()
+	}
+	c.files = nil
 }
 
 // Start creates the container and starts its main process.
@@ -74,9 +109,7 @@ func Start(o Options) (*Container, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, l := range listeners {
-		c.cleanup = append(c.cleanup, func() { l.Close() })
-	}
+	c.files = append(c.files, listeners...)
 	exe, err := sealedSelf()
 	if err != nil {
 		return nil, fmt.Errorf("seal devbox binary: %w", err)
@@ -88,32 +121,32 @@ func Start(o Options) (*Container, error) {
 	}
 	defer child.Close()
 	c.ctrl = parent
-	c.cleanup = append(c.cleanup, func() { parent.Close() })
+	c.files = append(c.files, parent)
 
 	flags := uintptr(unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC)
 	if o.Config.Network != NetworkHost {
 		flags |= unix.CLONE_NEWNET
 	}
-	cmd := &exec.Cmd{
-		Path:       "/proc/self/fd/" + strconv.Itoa(int(exe.Fd())),
-		Args:       []string{"devbox-init", initArg},
-		Env:        []string{},
-		Stdin:      o.Stdin,
-		Stdout:     o.Stdout,
-		Stderr:     o.Stderr,
-		ExtraFiles: append([]*os.File{child}, listeners...),
-		SysProcAttr: &syscall.SysProcAttr{
-			Cloneflags: flags,
-			Setsid:     o.Detach,
-		},
-	}
+	sys := &syscall.SysProcAttr{Cloneflags: flags, Setsid: o.Detach}
 	if !o.Detach {
-		cmd.SysProcAttr.Pdeathsig = unix.SIGKILL
+		sys.Pdeathsig = unix.SIGKILL
 	}
-	if err := cmd.Start(); err != nil {
+	files := []uintptr{stdFD(o.Stdin, 0), stdFD(o.Stdout, 1), stdFD(o.Stderr, 2), child.Fd()}
+	for _, l := range listeners {
+		files = append(files, l.Fd())
+	}
+	for _, l := range o.ServiceListeners {
+		files = append(files, l.Fd())
+	}
+	o.Config.ServiceListeners = len(o.ServiceListeners)
+	// syscall.ForkExec rather than os/exec: the latter first probes for
+	// pidfd support with a fork of its own, a millisecond per start.
+	pid, err := syscall.ForkExec("/proc/self/fd/"+strconv.Itoa(int(exe.Fd())), []string{"devbox-init", initArg},
+		&syscall.ProcAttr{Env: []string{}, Files: files, Sys: sys})
+	if err != nil {
 		return nil, fmt.Errorf("start container: %w", err)
 	}
-	c.cmd, c.Pid = cmd, cmd.Process.Pid
+	c.Pid = pid
 	o.Config.Ports = nil
 	for _, p := range o.PortMaps {
 		o.Config.Ports = append(o.Config.Ports, p.ContainerPort)
@@ -131,6 +164,7 @@ func Start(o Options) (*Container, error) {
 		return nil, err
 	}
 	if cg != nil {
+		c.leftovers.Cgroups = cg.dirs
 		c.cleanup = append(c.cleanup, cg.remove)
 		if err := cg.add(c.Pid); err != nil {
 			return nil, err
@@ -142,6 +176,7 @@ func Start(o Options) (*Container, error) {
 			return nil, err
 		}
 		c.IP = ip
+		c.leftovers.IP = ip
 		c.cleanup = append(c.cleanup, release)
 	}
 	// The init is building the root file system meanwhile; go lets it
@@ -149,7 +184,7 @@ func Start(o Options) (*Container, error) {
 	if err := sendMsg(parent, "go", nil); err != nil {
 		return nil, fmt.Errorf("container init: %w", c.initFailure(err))
 	}
-	if o.Config.Process != nil {
+	{
 		msg, tty, err := recvMsg(parent)
 		if err != nil {
 			return nil, fmt.Errorf("container init: %w", c.initFailure(err))
@@ -157,7 +192,7 @@ func Start(o Options) (*Container, error) {
 		if s := string(msg); s != "started" {
 			return nil, &StartError{Msg: strings.TrimPrefix(s, "error: "), Code: c.exitStatus()}
 		}
-		if o.Config.Process.TTY && tty == nil {
+		if o.Config.Process != nil && o.Config.Process.TTY && tty == nil {
 			return nil, errors.New("container terminal: no pty received")
 		}
 		c.TTY = tty
@@ -177,21 +212,38 @@ func (e *StartError) Error() string { return e.Msg }
 
 // exitStatus waits for the init to exit and returns its status.
 func (c *Container) exitStatus() int {
-	var ws unix.WaitStatus
-	if _, err := unix.Wait4(c.Pid, &ws, 0, nil); err != nil {
+	ws, err := c.wait(0)
+	if err != nil || ws == nil {
 		return 1
 	}
-	c.cmd.Process.Release()
-	return exitCode(ws)
+	return exitCode(*ws)
+}
+
+// wait reaps the init (once); with WNOHANG it may return nil.
+func (c *Container) wait(options int) (*unix.WaitStatus, error) {
+	if c.status != nil || c.Pid == 0 {
+		return c.status, nil
+	}
+	var ws unix.WaitStatus
+	for {
+		pid, err := unix.Wait4(c.Pid, &ws, options, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if pid == c.Pid {
+			c.status = &ws
+		}
+		return c.status, nil
+	}
 }
 
 // initFailure explains a broken control socket: usually the init died.
 func (c *Container) initFailure(err error) error {
-	if c.cmd != nil && c.cmd.ProcessState == nil {
-		var ws unix.WaitStatus
-		if pid, _ := unix.Wait4(c.Pid, &ws, unix.WNOHANG, nil); pid == c.Pid {
-			return fmt.Errorf("init exited (%d): %w", exitCode(ws), err)
-		}
+	if ws, _ := c.wait(unix.WNOHANG); ws != nil {
+		return fmt.Errorf("init exited (%d): %w", exitCode(*ws), err)
 	}
 	return err
 }
@@ -200,42 +252,48 @@ func (c *Container) initFailure(err error) error {
 // exit code; then it removes what the container had on the host.
 func (c *Container) Wait() (int, error) {
 	defer c.Cleanup()
-	err := c.cmd.Wait()
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		if ws, ok := ee.Sys().(syscall.WaitStatus); ok {
-			return exitCode(unix.WaitStatus(ws)), nil
-		}
-		return ee.ExitCode(), nil
-	}
+	ws, err := c.wait(0)
 	if err != nil {
 		return 1, err
 	}
-	return 0, nil
+	return exitCode(*ws), nil
 }
 
 // Signal sends sig to the init, which passes it on to the main process.
 func (c *Container) Signal(sig os.Signal) error {
-	if c.cmd == nil || c.cmd.Process == nil {
+	if c.Pid == 0 || c.status != nil {
 		return nil
 	}
-	return c.cmd.Process.Signal(sig)
+	return unix.Kill(c.Pid, sig.(syscall.Signal))
 }
 
 func (c *Container) kill() {
-	if c.cmd != nil && c.cmd.Process != nil && c.cmd.ProcessState == nil {
-		c.cmd.Process.Kill()
-		c.cmd.Wait()
+	if c.Pid != 0 && c.status == nil {
+		unix.Kill(c.Pid, unix.SIGKILL)
+		c.wait(0)
 	}
 }
 
 // Cleanup removes the container's cgroup, network address and sockets;
 // the kernel has already torn down its mounts with its mount namespace.
 func (c *Container) Cleanup() {
+	c.closeFiles()
 	for i := len(c.cleanup) - 1; i >= 0; i-- {
 		c.cleanup[i]()
 	}
 	c.cleanup = nil
+}
+
+// stdFD is f's descriptor, or /dev/null's for nil.
+func stdFD(f *os.File, std int) uintptr {
+	if f != nil {
+		return f.Fd()
+	}
+	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		return uintptr(std)
+	}
+	return null.Fd() // left open: the init inherits it; closed with us
 }
 
 // listenPorts binds every published port on the host.

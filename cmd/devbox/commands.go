@@ -110,49 +110,6 @@ func (a *app) buildCommand() *cobra.Command {
 	return cmd
 }
 
-func (a *app) upCommand() *cobra.Command {
-	return notImplemented("up [-f SPEC]", "Build if needed, start the environment and wait until SSH answers", cobra.NoArgs)
-}
-
-func (a *app) downCommand() *cobra.Command {
-	cmd := notImplemented("down [NAME]", "Stop an environment (its writable layer is kept)", cobra.MaximumNArgs(1))
-	cmd.Flags().Duration("timeout", 0, "time to wait after SIGTERM before SIGKILL")
-	return cmd
-}
-
-func (a *app) rmCommand() *cobra.Command {
-	cmd := notImplemented("rm [NAME]", "Stop an environment and delete its writable layer and host key", cobra.MaximumNArgs(1))
-	cmd.Flags().Bool("force", false, "remove even if it is running")
-	return cmd
-}
-
-func (a *app) psCommand() *cobra.Command {
-	cmd := notImplemented("ps [--json]", "List environments: name, status, pid, ports, base, uptime", cobra.NoArgs)
-	cmd.Flags().Bool("json", false, "print JSON")
-	return cmd
-}
-
-func (a *app) execCommand() *cobra.Command {
-	cmd := notImplemented("exec [-t] NAME -- CMD...", "Run a command in a running environment; its exit code passes through", cobra.MinimumNArgs(2))
-	cmd.Flags().BoolP("tty", "t", false, "allocate a pseudo-terminal")
-	return cmd
-}
-
-func (a *app) sshCommand() *cobra.Command {
-	return notImplemented("ssh [NAME]", "Open an SSH session into an environment with devbox's own key", cobra.MaximumNArgs(1))
-}
-
-func (a *app) sshConfigCommand() *cobra.Command {
-	return notImplemented("ssh-config [NAME]", "Print a Host block for ~/.ssh/config (VS Code, JetBrains)", cobra.MaximumNArgs(1))
-}
-
-func (a *app) logsCommand() *cobra.Command {
-	cmd := notImplemented("logs [-f] NAME", "Print an environment's log", cobra.ExactArgs(1))
-	cmd.Flags().BoolP("follow", "f", false, "keep printing as the log grows")
-	cmd.Flags().StringVar(&a.file, "file", devenv.SpecFile, "path of the spec")
-	return cmd
-}
-
 func (a *app) pushCommand() *cobra.Command {
 	return notImplemented("push NAME REF", "Publish a built environment as an OCI image", cobra.ExactArgs(2))
 }

@@ -26,6 +26,11 @@ func (a *app) imageCommand() *cobra.Command {
 	return cmd
 }
 
+// pullOptions shows a pull's progress on pr.
+func pullOptions(pr *progress) rootfs.PullOptions {
+	return rootfs.PullOptions{Progress: pr, Log: pr.Log}
+}
+
 // signalContext is cancelled by SIGINT or SIGTERM, so an interrupted pull
 // stops cleanly (and a rerun finishes it).
 func signalContext() (context.Context, context.CancelFunc) {

@@ -10,12 +10,16 @@ import (
 	"strings"
 
 	"github.com/devbox/devbox/runtime"
+	"github.com/devbox/devbox/sshd"
 )
 
 func main() {
 	// The same binary is the container's init: runtime decides by argv.
 	if runtime.IsInit() {
-		os.Exit(runtime.InitMain())
+		os.Exit(runtime.InitMain(sshd.Serve))
+	}
+	if len(os.Args) > 1 && os.Args[1] == sshd.SFTPArg {
+		os.Exit(sshd.SFTPMain())
 	}
 	os.Exit(run(os.Args[1:]))
 }

@@ -440,7 +440,14 @@ func (sess *session) serveSFTP(acct *account) {
 		sess.sftpAsUser(acct)
 		return
 	}
-	srv, err := sftp.NewServer(sess.ch, sftp.WithServerWorkingDirectory(sess.workdir(acct)))
+	// The server closes its stream when done; the channel must stay open
+	// for the exit-status that scp waits for.
+	stream := struct {
+		io.Reader
+		io.Writer
+		io.Closer
+	}{sess.ch, sess.ch, io.NopCloser(nil)}
+	srv, err := sftp.NewServer(stream, sftp.WithServerWorkingDirectory(sess.workdir(acct)))
 	if err != nil {
 		sess.exit(1, "")
 		return

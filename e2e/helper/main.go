@@ -11,6 +11,8 @@ import (
 	"os/exec"
 	"strconv"
 	"time"
+
+	"golang.org/x/crypto/ssh/agent"
 )
 
 func main() {
@@ -81,6 +83,39 @@ func main() {
 			started++
 		}
 		fmt.Println("started", started, "error:", lastErr)
+	case "unix-echo": // echo server on a Unix socket
+		os.Remove(arg(2))
+		ln, err := net.Listen("unix", arg(2))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		fmt.Println("listening")
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				os.Exit(1)
+			}
+			go func() {
+				defer c.Close()
+				io.Copy(c, c)
+				c.(*net.UnixConn).CloseWrite()
+			}()
+		}
+	case "agent-list": // list the keys of the agent at $SSH_AUTH_SOCK
+		c, err := net.Dial("unix", os.Getenv("SSH_AUTH_SOCK"))
+		if err != nil {
+			fmt.Println("agent error:", err)
+			os.Exit(1)
+		}
+		keys, err := agent.NewClient(c).List()
+		if err != nil {
+			fmt.Println("agent error:", err)
+			os.Exit(1)
+		}
+		for _, k := range keys {
+			fmt.Println(k.Format, k.Comment)
+		}
 	case "addrs":
 		addrs, _ := net.InterfaceAddrs()
 		for _, a := range addrs {

@@ -13,3 +13,6 @@ go run ./bench/pullbench -devbox bin/devbox -crane "$(command -v crane)" -runs 7
 
 echo "== start a container and run /bin/true on a cached environment (devbox run vs runc run vs bwrap --unshare-all)"
 go run ./bench/runbench -devbox "$PWD/bin/devbox" -runs 50
+
+echo "== SSH: key login, up until ssh works, SFTP download, idle memory (devbox vs OpenSSH sshd)"
+go run ./bench/sshbench -devbox "$PWD/bin/devbox" -runs 20 -sftp-mb 1024

@@ -6,7 +6,9 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
+	"time"
 
 	"github.com/gliderlabs/ssh"
 	gossh "golang.org/x/crypto/ssh"
@@ -101,4 +103,110 @@ func (sess *session) forwardAgent() error {
 		}
 	}()
 	return nil
+}
+
+// handleDirectTCPIP serves direct-tcpip (ssh -L, ssh -D). gliderlabs/ssh's
+// own handler closes both ways as soon as one side ends, which cuts off
+// the reply to a client that half-closes (sends EOF) first.
+func (s *server) handleDirectTCPIP(_ *ssh.Server, _ *gossh.ServerConn, newChan gossh.NewChannel, _ ssh.Context) {
+	var p struct {
+		DestAddr   string
+		DestPort   uint32
+		OriginAddr string
+		OriginPort uint32
+	}
+	if err := gossh.Unmarshal(newChan.ExtraData(), &p); err != nil {
+		newChan.Reject(gossh.ConnectionFailed, "bad direct-tcpip request")
+		return
+	}
+	c, err := net.DialTimeout("tcp", net.JoinHostPort(p.DestAddr, fmt.Sprint(p.DestPort)), 10*time.Second)
+	if err != nil {
+		newChan.Reject(gossh.ConnectionFailed, err.Error())
+		return
+	}
+	ch, reqs, err := newChan.Accept()
+	if err != nil {
+		c.Close()
+		return
+	}
+	go gossh.DiscardRequests(reqs)
+	joinChannel(ch, c)
+}
+
+// forwards serves tcpip-forward and cancel-tcpip-forward (ssh -R): a
+// listener in the container whose connections go back to the client as
+// forwarded-tcpip channels.
+type forwards struct {
+	mu        sync.Mutex
+	listeners map[string]net.Listener // by connection id + address
+}
+
+func (f *forwards) handle(ctx ssh.Context, _ *ssh.Server, req *gossh.Request) (bool, []byte) {
+	conn, ok := ctx.Value(ssh.ContextKeyConn).(*gossh.ServerConn)
+	if !ok {
+		return false, nil
+	}
+	var p struct {
+		BindAddr string
+		BindPort uint32
+	}
+	if err := gossh.Unmarshal(req.Payload, &p); err != nil {
+		return false, nil
+	}
+	addr := net.JoinHostPort(p.BindAddr, fmt.Sprint(p.BindPort))
+	key := string(conn.SessionID()) + addr
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.listeners == nil {
+		f.listeners = map[string]net.Listener{}
+	}
+	if req.Type == "cancel-tcpip-forward" {
+		if ln, ok := f.listeners[key]; ok {
+			ln.Close()
+			delete(f.listeners, key)
+		}
+		return true, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return false, nil
+	}
+	port := uint32(ln.Addr().(*net.TCPAddr).Port)
+	f.listeners[key] = ln
+	go func() { // the forward ends with its connection
+		conn.Wait()
+		ln.Close()
+		f.mu.Lock()
+		delete(f.listeners, key)
+		f.mu.Unlock()
+	}()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				oh, op, _ := net.SplitHostPort(c.RemoteAddr().String())
+				opn, _ := strconv.Atoi(op)
+				payload := gossh.Marshal(struct {
+					DestAddr   string
+					DestPort   uint32
+					OriginAddr string
+					OriginPort uint32
+				}{p.BindAddr, port, oh, uint32(opn)})
+				ch, reqs, err := conn.OpenChannel("forwarded-tcpip", payload)
+				if err != nil {
+					c.Close()
+					return
+				}
+				go gossh.DiscardRequests(reqs)
+				joinChannel(ch, c)
+			}()
+		}
+	}()
+	if p.BindPort == 0 {
+		return true, gossh.Marshal(struct{ Port uint32 }{port})
+	}
+	return true, nil
 }

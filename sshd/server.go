@@ -39,6 +39,14 @@ type Config struct {
 	Shell string `json:"shell,omitempty"`
 }
 
+// ciphers are the AES-GCM ciphers only. Clients pick the first cipher of
+// their own list the server has, and OpenSSH's list starts with
+// chacha20-poly1305, which x/crypto/ssh does at half the speed of AES-GCM
+// (measured: an SFTP download of 512 MB took 2.0 s with it, 1.06 s with
+// aes128-gcm). Every OpenSSH since 6.2, PuTTY since 0.76 and the editors'
+// SSH libraries have AES-GCM.
+var ciphers = []string{"aes128-gcm@openssh.com", "aes256-gcm@openssh.com"}
+
 // HostKeyFile is the ServiceFiles name of the host's private key.
 const HostKeyFile = "host_key"
 
@@ -89,25 +97,25 @@ func newServer(cfg Config, signer gossh.Signer, start startFunc) (*server, error
 		return nil, err
 	}
 	s := &server{cfg: cfg, auth: auth, start: start, log: log.New(os.Stderr, "sshd: ", log.LstdFlags)}
-	fwd := &ssh.ForwardedTCPHandler{}
+	fwd := &forwards{}
 	s.srv = &ssh.Server{
 		Version:     Version,
 		HostSigners: []ssh.Signer{signer},
 		ChannelHandlers: map[string]ssh.ChannelHandler{
 			"session":                        s.recovered(s.handleSession),
-			"direct-tcpip":                   s.recovered(ssh.DirectTCPIPHandler),
+			"direct-tcpip":                   s.recovered(s.handleDirectTCPIP),
 			"direct-streamlocal@openssh.com": s.recovered(s.handleStreamLocal),
 		},
 		RequestHandlers: map[string]ssh.RequestHandler{
-			"tcpip-forward":        fwd.HandleSSHRequest,
-			"cancel-tcpip-forward": fwd.HandleSSHRequest,
+			"tcpip-forward":        fwd.handle,
+			"cancel-tcpip-forward": fwd.handle,
 		},
-		LocalPortForwardingCallback:   func(ssh.Context, string, uint32) bool { return true },
-		ReversePortForwardingCallback: func(ssh.Context, string, uint32) bool { return true },
-		PublicKeyHandler:              auth.publicKey,
-		ConnCallback:                  auth.accept,
+		PublicKeyHandler: auth.publicKey,
+		ConnCallback:     auth.accept,
 		ServerConfigCallback: func(ssh.Context) *gossh.ServerConfig {
-			return &gossh.ServerConfig{MaxAuthTries: maxAuthTries}
+			c := &gossh.ServerConfig{MaxAuthTries: maxAuthTries}
+			c.Ciphers = ciphers
+			return c
 		},
 	}
 	if auth.passwordHash != "" {

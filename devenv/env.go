@@ -145,9 +145,7 @@ func (e *Envs) List() ([]*Env, error) {
 
 // UpOptions are what `devbox up` takes besides the spec.
 type UpOptions struct {
-	Pull rootfs.PullOptions
-	// Log receives progress lines.
-	Log func(string)
+	Build BuildOptions
 }
 
 // ErrRunning says an environment was already running.
@@ -164,10 +162,11 @@ func (e *Envs) Up(ctx context.Context, store *rootfs.Store, s *Spec, o UpOptions
 	if env, err := e.Get(s.Name); err == nil && env.Status == "running" {
 		return env, ErrRunning
 	}
-	img, err := store.Resolve(ctx, s.BaseRef, o.Pull)
+	built, err := Build(ctx, store, s, o.Build)
 	if err != nil {
 		return nil, err
 	}
+	img := built.Image
 	dir := e.Dir(s.Name)
 	hostKey, err := ensureKey(filepath.Join(dir, "host_key"))
 	if err != nil {
@@ -186,7 +185,7 @@ func (e *Envs) Up(ctx context.Context, store *rootfs.Store, s *Spec, o UpOptions
 		return nil, err
 	}
 	cfg.ID = "env-" + s.Name
-	cfg.Lower = store.LowerDirs(img)
+	cfg.Lower = built.Lower
 	cfg.Service = service
 	cfg.ServiceFiles = map[string]string{sshd.HostKeyFile: filepath.Join(dir, "host_key")}
 

@@ -21,17 +21,18 @@ type RunOptions struct {
 	Stdin  *os.File
 	Stdout *os.File
 	Stderr *os.File
-	Pull   rootfs.PullOptions
+	Build  BuildOptions
 }
 
 // Run starts a one-shot container of the spec's environment with a
 // throw-away writable layer. The caller waits on the container; its Wait
 // removes the layer.
 func Run(ctx context.Context, store *rootfs.Store, s *Spec, o RunOptions) (*runtime.Container, error) {
-	img, err := store.Resolve(ctx, s.BaseRef, o.Pull)
+	built, err := Build(ctx, store, s, o.Build)
 	if err != nil {
 		return nil, err
 	}
+	img := built.Image
 	uid, gid, err := imageUser(img.Config.User)
 	if err != nil {
 		return nil, err
@@ -45,7 +46,7 @@ func Run(ctx context.Context, store *rootfs.Store, s *Spec, o RunOptions) (*runt
 		return nil, fmt.Errorf("run: %w", err)
 	}
 	cfg.ID = id
-	cfg.Lower = store.LowerDirs(img)
+	cfg.Lower = built.Lower
 	cfg.Process = &runtime.Process{
 		Args: o.Args,
 		Env:  Environ(s, img, append([]string{"HOSTNAME=" + s.Hostname, "HOME=/root"}, o.Env...)...),

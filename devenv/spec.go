@@ -51,6 +51,9 @@ type Spec struct {
 type Packages struct {
 	Manager string   `toml:"manager"`
 	Install []string `toml:"install"`
+	// CentOSVault points a CentOS 7 base's repositories at
+	// vault.centos.org, since its mirrors are gone (default true).
+	CentOSVault *bool `toml:"centos_vault"`
 }
 
 type Node struct {

@@ -343,3 +343,34 @@ func (s *Store) Prune(keep []string) (removed []string, freed int64, err error) 
 	s.sweepTmp()
 	return removed, freed, nil
 }
+
+// TempDir makes a directory in tmp/ for unfinished work (a build step's
+// layer); a killed devbox leaves it for the next sweep.
+func (s *Store) TempDir(prefix string) (string, error) {
+	return os.MkdirTemp(filepath.Join(s.root, "tmp"), prefix)
+}
+
+// Enter marks the start of work that adds to the store; see enter.
+func (s *Store) Enter() (leave func(), err error) { return s.enter() }
+
+// CommitBuild moves a finished build step's layer dir into place as key,
+// with its record; until the record is written the step counts as not
+// built, so a build killed at any point reruns cleanly.
+func (s *Store) CommitBuild(key, dir string, record any) error {
+	final := s.BuildDir(key)
+	unlock, err := s.lock("build-" + key)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if s.HasBuild(key) { // a concurrent build made the same step
+		return os.RemoveAll(dir)
+	}
+	if err := os.RemoveAll(final); err != nil {
+		return err
+	}
+	if err := os.Rename(dir, final); err != nil {
+		return err
+	}
+	return writeJSON(filepath.Join(s.root, "tmp"), final+".json", record)
+}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -105,9 +106,43 @@ func (a *app) planCommand() *cobra.Command {
 }
 
 func (a *app) buildCommand() *cobra.Command {
-	cmd := notImplemented("build [-f SPEC] [--no-cache]", "Build the spec's environment, reusing cached steps", cobra.NoArgs)
-	cmd.Flags().Bool("no-cache", false, "rebuild every step")
+	var noCache bool
+	cmd := &cobra.Command{
+		Use:   "build [-f SPEC] [--no-cache]",
+		Short: "Build the spec's environment, reusing cached steps",
+		Args:  usageArgs(cobra.NoArgs),
+		RunE: func(*cobra.Command, []string) error {
+			spec, err := a.loadSpec()
+			if err != nil {
+				return err
+			}
+			store, err := a.openStore()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := signalContext()
+			defer cancel()
+			pr := newProgress(a.stderr)
+			o := a.buildOptions(pr)
+			o.NoCache = noCache
+			start := time.Now()
+			b, err := devenv.Build(ctx, store, spec, o)
+			pr.Wait()
+			if err != nil {
+				return err
+			}
+			a.printf("built %s (%d steps, top %s) in %s\n", spec.Name, len(b.Plan.Steps), b.Plan.Top()[:12], time.Since(start).Round(time.Millisecond))
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&noCache, "no-cache", false, "rebuild every step")
 	return cmd
+}
+
+// buildOptions shows a build's steps on stderr and its commands' output
+// as it comes.
+func (a *app) buildOptions(pr *progress) devenv.BuildOptions {
+	return devenv.BuildOptions{Pull: pullOptions(pr), Out: a.stderr, Stdout: os.Stderr, Stderr: os.Stderr, Log: pr.Log}
 }
 
 func (a *app) pushCommand() *cobra.Command {

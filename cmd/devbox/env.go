@@ -55,7 +55,7 @@ func (a *app) upCommand() *cobra.Command {
 			defer cancel()
 			pr := newProgress(a.stderr)
 			start := time.Now()
-			env, err := a.envs().Up(ctx, store, spec, devenv.UpOptions{Pull: pullOptions(pr), Log: pr.Log})
+			env, err := a.envs().Up(ctx, store, spec, devenv.UpOptions{Build: a.buildOptions(pr)})
 			pr.Wait()
 			switch {
 			case errors.Is(err, devenv.ErrRunning):

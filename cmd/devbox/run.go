@@ -38,7 +38,7 @@ terminal. devbox exits with CMD's exit code (128+N if killed by signal N).`,
 			defer cancel()
 			pr := newProgress(a.stderr)
 			o := devenv.RunOptions{Args: args, TTY: tty, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}
-			o.Pull.Progress, o.Pull.Log = pr, pr.Log
+			o.Build = a.buildOptions(pr)
 			var rows, cols uint16
 			if tty {
 				o.Env = append(o.Env, "TERM="+envOr("TERM", "xterm"))

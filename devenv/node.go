@@ -1,0 +1,322 @@
+package devenv
+
+import (
+	"archive/tar"
+	"compress/gzip"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	goruntime "runtime"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/devbox/devbox/rootfs"
+)
+
+// nodeArch is Node.js's name for the host's architecture.
+func nodeArch() string {
+	if goruntime.GOARCH == "amd64" {
+		return "x64"
+	}
+	return goruntime.GOARCH
+}
+
+// npmPackument is the abbreviated npm registry metadata of a package.
+type npmPackument struct {
+	Versions map[string]struct {
+		Dist struct {
+			Tarball   string `json:"tarball"`
+			Integrity string `json:"integrity"`
+		} `json:"dist"`
+	} `json:"versions"`
+}
+
+func registryURL(registry, pkg string) string {
+	return strings.TrimSuffix(registry, "/") + "/" + pkg
+}
+
+// installNode puts Node.js (and npm) under layer/usr/local: from the npm
+// registry's node-linux-ARCH package (plus the npm package), or from a
+// nodejs.org-style mirror's tar.xz checked against SHASUMS256.txt. It
+// returns the exact version installed.
+func installNode(ctx context.Context, d *downloads, s *Spec, musl bool, layer string) (string, error) {
+	local := filepath.Join(layer, "usr", "local")
+	if err := os.MkdirAll(local, 0o755); err != nil {
+		return "", err
+	}
+	if s.Node.Mirror == "npm" {
+		if musl {
+			return "", fmt.Errorf("node: the base uses musl (Alpine) and the npm registry's node-linux-%s is built for glibc; set [node] mirror to one with musl builds", nodeArch())
+		}
+		return installNodeFromNPM(ctx, d, s, local)
+	}
+	return installNodeFromMirror(ctx, d, s, musl, local)
+}
+
+func installNodeFromNPM(ctx context.Context, d *downloads, s *Spec, local string) (string, error) {
+	reg := s.NPMRegistry()
+	pkg := "node-linux-" + nodeArch()
+	var meta npmPackument
+	if err := d.getJSON(ctx, registryURL(reg, pkg), &meta, "application/vnd.npm.install-v1+json"); err != nil {
+		return "", fmt.Errorf("node: %w", err)
+	}
+	var versions []string
+	for v := range meta.Versions {
+		versions = append(versions, v)
+	}
+	version, err := resolveVersion(s.Node.Version, versions)
+	if err != nil {
+		return "", fmt.Errorf("node %s: %w in %s", s.Node.Version, err, registryURL(reg, pkg))
+	}
+	dist := meta.Versions[version].Dist
+	if err := fetchPackage(ctx, d, dist.Tarball, dist.Integrity, local, ""); err != nil {
+		return "", fmt.Errorf("node %s: %w", version, err)
+	}
+	// The node package has no npm: add the npm of that Node's era.
+	var npmMeta npmPackument
+	if err := d.getJSON(ctx, registryURL(reg, "npm"), &npmMeta, "application/vnd.npm.install-v1+json"); err != nil {
+		return "", fmt.Errorf("npm: %w", err)
+	}
+	var npmVersions []string
+	for v := range npmMeta.Versions {
+		npmVersions = append(npmVersions, v)
+	}
+	npmVersion, err := resolveVersion(npmMajorFor(version), npmVersions)
+	if err != nil {
+		return "", fmt.Errorf("npm for node %s: %w", version, err)
+	}
+	nd := npmMeta.Versions[npmVersion].Dist
+	if err := fetchPackage(ctx, d, nd.Tarball, nd.Integrity, local, "lib/node_modules/npm"); err != nil {
+		return "", fmt.Errorf("npm %s: %w", npmVersion, err)
+	}
+	bin := filepath.Join(local, "bin")
+	for name, target := range map[string]string{"npm": "npm-cli.js", "npx": "npx-cli.js"} {
+		os.Remove(filepath.Join(bin, name))
+		if err := os.Symlink("../lib/node_modules/npm/bin/"+target, filepath.Join(bin, name)); err != nil {
+			return "", err
+		}
+		os.Chmod(filepath.Join(local, "lib/node_modules/npm/bin", target), 0o755)
+	}
+	os.Chmod(filepath.Join(bin, "node"), 0o755)
+	d.log(fmt.Sprintf("node %s with npm %s from %s", version, npmVersion, reg))
+	return version, nil
+}
+
+// npmMajorFor is the npm major that shipped with a Node major, so that
+// npm runs on it (npm's own engines field says the same).
+func npmMajorFor(nodeVersion string) string {
+	major, _ := strconv.Atoi(strings.SplitN(nodeVersion, ".", 2)[0])
+	switch {
+	case major <= 15:
+		return "6"
+	case major <= 17:
+		return "8"
+	case major <= 19:
+		return "9"
+	}
+	return "10"
+}
+
+// fetchPackage downloads an npm tarball, checks its integrity and unpacks
+// its package/ directory into dir/sub.
+func fetchPackage(ctx context.Context, d *downloads, url, integrity, dir, sub string) error {
+	want, err := integrityDigest(integrity)
+	if err != nil {
+		return err
+	}
+	file, err := d.fetch(ctx, url, want)
+	if err != nil {
+		return err
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		return err
+	}
+	dst := filepath.Join(dir, sub)
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		return err
+	}
+	return extractRenamed(zr, dst, func(name string) (string, bool) {
+		rest, ok := strings.CutPrefix(path.Clean(name), "package/")
+		if !ok || rest == "package.json" && sub == "" || rest == "LICENSE" && sub == "" || rest == "README.md" && sub == "" {
+			return "", false
+		}
+		return rest, true
+	})
+}
+
+func installNodeFromMirror(ctx context.Context, d *downloads, s *Spec, musl bool, local string) (string, error) {
+	mirror := strings.TrimSuffix(s.Node.Mirror, "/")
+	version := s.Node.Version
+	if version == "lts" || majorRE().MatchString(version) {
+		var index []struct {
+			Version string `json:"version"`
+			LTS     any    `json:"lts"`
+		}
+		if err := d.getJSON(ctx, mirror+"/index.json", &index, ""); err != nil {
+			return "", fmt.Errorf("node %s: resolve: %w", version, err)
+		}
+		var vs []string
+		for _, e := range index {
+			if lts, _ := e.LTS.(string); version != "lts" || lts != "" {
+				vs = append(vs, strings.TrimPrefix(e.Version, "v"))
+			}
+		}
+		want := version
+		if version == "lts" {
+			want = "*"
+		}
+		v, err := resolveVersion(want, vs)
+		if err != nil {
+			return "", fmt.Errorf("node %s: %w", version, err)
+		}
+		version = v
+	}
+	platform := "linux-" + nodeArch()
+	if musl {
+		platform += "-musl"
+	}
+	file := fmt.Sprintf("node-v%s-%s.tar.xz", version, platform)
+	sums, err := d.getText(ctx, fmt.Sprintf("%s/v%s/SHASUMS256.txt", mirror, version))
+	if err != nil {
+		return "", fmt.Errorf("node %s: %w", version, err)
+	}
+	var sum string
+	for _, line := range strings.Split(sums, "\n") {
+		if f := strings.Fields(line); len(f) == 2 && f[1] == file {
+			sum = f[0]
+		}
+	}
+	if sum == "" {
+		if musl {
+			return "", fmt.Errorf("node %s: %s has no musl build (%s) for this Alpine base", version, mirror, file)
+		}
+		return "", fmt.Errorf("node %s: %s is not in %s/v%s/SHASUMS256.txt", version, file, mirror, version)
+	}
+	archive, err := d.fetch(ctx, fmt.Sprintf("%s/v%s/%s", mirror, version, file), digest{"sha256", sum})
+	if err != nil {
+		return "", fmt.Errorf("node %s: %w", version, err)
+	}
+	// xz on the host (xz-utils is one of devbox's host packages).
+	xz := exec.CommandContext(ctx, "xz", "-dc", archive)
+	out, err := xz.StdoutPipe()
+	if err != nil {
+		return "", err
+	}
+	if err := xz.Start(); err != nil {
+		return "", fmt.Errorf("node: xz: %w (apt-get install xz-utils)", err)
+	}
+	top := strings.TrimSuffix(file, ".tar.xz") + "/"
+	err = extractRenamed(out, local, func(name string) (string, bool) {
+		rest, ok := strings.CutPrefix(path.Clean(name)+"/", top)
+		rest = strings.TrimSuffix(rest, "/")
+		if !ok || rest == "" || rest == "CHANGELOG.md" || rest == "LICENSE" || rest == "README.md" {
+			return "", false
+		}
+		return rest, true
+	})
+	if werr := xz.Wait(); err == nil && werr != nil {
+		err = fmt.Errorf("node: xz: %w", werr)
+	}
+	if err != nil {
+		return "", err
+	}
+	d.log(fmt.Sprintf("node %s from %s", version, mirror))
+	return version, nil
+}
+
+// extractRenamed unpacks the entries of a tar stream that rename keeps,
+// under their new names, safely into dir.
+func extractRenamed(r io.Reader, dir string, rename func(string) (string, bool)) error {
+	pr, pw := io.Pipe()
+	go func() {
+		tr := tar.NewReader(r)
+		tw := tar.NewWriter(pw)
+		for {
+			hdr, err := tr.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				pw.CloseWithError(err)
+				return
+			}
+			name, keep := rename(hdr.Name)
+			if !keep {
+				continue
+			}
+			hdr.Name = name
+			if hdr.Typeflag == tar.TypeLink {
+				if hdr.Linkname, keep = rename(hdr.Linkname); !keep {
+					continue
+				}
+			}
+			hdr.Uid, hdr.Gid, hdr.Uname, hdr.Gname = 0, 0, "", ""
+			if err := tw.WriteHeader(hdr); err != nil {
+				pw.CloseWithError(err)
+				return
+			}
+			if _, err := io.Copy(tw, tr); err != nil {
+				pw.CloseWithError(err)
+				return
+			}
+		}
+		pw.CloseWithError(tw.Close())
+	}()
+	err := rootfs.ExtractTar(pr, dir, nil)
+	pr.CloseWithError(err)
+	return err
+}
+
+// resolveVersion picks the exact version for want: itself if exact, the
+// newest of a major ("20"), or the newest of all ("*").
+func resolveVersion(want string, versions []string) (string, error) {
+	want = strings.TrimPrefix(want, "v")
+	type semver struct {
+		s       string
+		a, b, c int
+	}
+	var cands []semver
+	for _, v := range versions {
+		parts := strings.Split(v, ".")
+		if len(parts) != 3 || strings.ContainsAny(v, "-+") {
+			continue // no pre-releases
+		}
+		a, e1 := strconv.Atoi(parts[0])
+		b, e2 := strconv.Atoi(parts[1])
+		c, e3 := strconv.Atoi(parts[2])
+		if e1 != nil || e2 != nil || e3 != nil {
+			continue
+		}
+		if v == want {
+			return v, nil
+		}
+		if want == "*" || parts[0] == want {
+			cands = append(cands, semver{v, a, b, c})
+		}
+	}
+	if len(cands) == 0 || versionRE().MatchString(want) {
+		return "", errNoVersion
+	}
+	sort.Slice(cands, func(i, j int) bool {
+		x, y := cands[i], cands[j]
+		if x.a != y.a {
+			return x.a > y.a
+		}
+		if x.b != y.b {
+			return x.b > y.b
+		}
+		return x.c > y.c
+	})
+	return cands[0].s, nil
+}

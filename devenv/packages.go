@@ -1,0 +1,124 @@
+package devenv
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// portableNames maps CentOS package names to their apt and apk names, so
+// that a spec written for CentOS installs the same toolchain on Debian,
+// Ubuntu or Alpine. Names not here pass through unchanged.
+var portableNames = map[string]struct{ apt, apk string }{
+	"gcc":             {"gcc", "gcc"},
+	"gcc-c++":         {"g++", "g++"},
+	"make":            {"make", "make"},
+	"perl":            {"perl", "perl"},
+	"tar":             {"tar", "tar"},
+	"curl":            {"curl", "curl"},
+	"wget":            {"wget", "wget"},
+	"unzip":           {"unzip", "unzip"},
+	"git":             {"git", "git"},
+	"vim":             {"vim", "vim"},
+	"which":           {"debianutils", "which"},
+	"xz":              {"xz-utils", "xz"},
+	"procps-ng":       {"procps", "procps"},
+	"openssh-clients": {"openssh-client", "openssh-client"},
+	"zlib":            {"zlib1g", "zlib"},
+	"zlib-devel":      {"zlib1g-dev", "zlib-dev"},
+	"pcre-devel":      {"libpcre3-dev", "pcre-dev"},
+	"openssl-devel":   {"libssl-dev", "openssl-dev"},
+	"libffi-devel":    {"libffi-dev", "libffi-dev"},
+	"readline-devel":  {"libreadline-dev", "readline-dev"},
+	"bzip2-devel":     {"libbz2-dev", "bzip2-dev"},
+	"sqlite-devel":    {"libsqlite3-dev", "sqlite-dev"},
+	"ncurses-devel":   {"libncurses-dev", "ncurses-dev"},
+	"libcurl-devel":   {"libcurl4-openssl-dev", "curl-dev"},
+	"libxml2-devel":   {"libxml2-dev", "libxml2-dev"},
+	"python3-devel":   {"python3-dev", "python3-dev"},
+}
+
+// translatePackages maps names for manager and returns one line per name
+// it changed, for the build to print.
+func translatePackages(manager string, names []string) (out []string, notes []string) {
+	for _, n := range names {
+		t, ok := portableNames[n]
+		to := n
+		switch {
+		case ok && manager == "apt":
+			to = t.apt
+		case ok && manager == "apk":
+			to = t.apk
+		}
+		if to != n {
+			notes = append(notes, fmt.Sprintf("%s -> %s (%s)", n, to, manager))
+		}
+		out = append(out, to)
+	}
+	return out, notes
+}
+
+// managerBinaries says how to recognise each package manager in a root
+// file system, in the order they are tried.
+var managerBinaries = []struct{ manager, path string }{
+	{"apt", "usr/bin/apt-get"},
+	{"dnf", "usr/bin/dnf"},
+	{"yum", "usr/bin/yum"},
+	{"apk", "sbin/apk"},
+	{"zypper", "usr/bin/zypper"},
+}
+
+// detectManager finds the package manager in a stack of layers (top first).
+func detectManager(layers []string) (string, error) {
+	for _, m := range managerBinaries {
+		if existsInLayers(layers, m.path) {
+			return m.manager, nil
+		}
+	}
+	return "", fmt.Errorf("no package manager (apt-get, dnf, yum, apk, zypper) in the base; set [packages] manager")
+}
+
+// existsInLayers reports whether rel exists in the merged view of layers.
+// Good enough for well-known system paths; whiteouts are honoured.
+func existsInLayers(layers []string, rel string) bool {
+	for _, l := range layers {
+		fi, err := os.Lstat(filepath.Join(l, rel))
+		if err != nil {
+			continue
+		}
+		return fi.Mode()&os.ModeCharDevice == 0 // a 0/0 device is a whiteout
+	}
+	// /usr-merged bases: /sbin → usr/sbin.
+	if strings.HasPrefix(rel, "sbin/") {
+		return existsInLayers(layers, "usr/"+rel)
+	}
+	return false
+}
+
+// packageScript is the shell script that installs names with manager,
+// non-interactively, cleaning the manager's caches in the same step.
+func packageScript(manager string, names []string, centosVault bool) string {
+	list := strings.Join(names, " ")
+	switch manager {
+	case "apt":
+		return "set -e; export DEBIAN_FRONTEND=noninteractive; apt-get update -q; apt-get install -y -q --no-install-recommends " + list + "; apt-get clean; rm -rf /var/lib/apt/lists/*"
+	case "dnf":
+		return "set -e; dnf install -y " + list + "; dnf clean all"
+	case "yum":
+		s := "set -e; "
+		if centosVault {
+			s += centos7Vault + "; "
+		}
+		return s + "yum install -y " + list + "; yum clean all; rm -rf /var/cache/yum"
+	case "apk":
+		return "set -e; apk add --no-cache " + list
+	case "zypper":
+		return "set -e; zypper --non-interactive install " + list + "; zypper clean -a"
+	}
+	return "echo unknown package manager " + manager + "; exit 1"
+}
+
+// centos7Vault points CentOS 7's repositories at vault.centos.org: the
+// distribution is end-of-life and mirrorlist.centos.org is gone.
+const centos7Vault = `if grep -q 'release 7' /etc/centos-release 2>/dev/null; then sed -i -e 's|^mirrorlist=|#mirrorlist=|' -e 's|^#\?baseurl=http://mirror.centos.org|baseurl=http://vault.centos.org|' /etc/yum.repos.d/CentOS-*.repo; fi`

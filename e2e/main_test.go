@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"testing"
 )
@@ -65,3 +66,7 @@ func devbox(t *testing.T, dir string, args ...string) result {
 	}
 	return result{out.String(), errb.String(), code}
 }
+
+func mustCompile(expr string) *regexp.Regexp { return regexp.MustCompile(expr) }
+
+func execCommand(name string, args ...string) *exec.Cmd { return exec.Command(name, args...) }

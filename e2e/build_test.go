@@ -1,0 +1,296 @@
+package e2e
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/devbox/devbox/internal/testenv"
+	"github.com/devbox/devbox/rootfs"
+)
+
+// debianRegistry serves the cached Debian base from a loopback registry,
+// as a team would pull debian:bookworm, and returns its reference.
+func debianRegistry(t *testing.T) string {
+	t.Helper()
+	store, img := testenv.Debian(t)
+	out, err := rootfs.Export(context.Background(), reverse(store.LowerDirs(img)), img.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := serveRegistry(t) + "/library/debian:bookworm"
+	r, _ := name.ParseReference(ref)
+	if err := remote.Write(r, out); err != nil {
+		t.Fatal(err)
+	}
+	return ref
+}
+
+func reverse(s []string) []string {
+	out := make([]string, len(s))
+	for i, v := range s {
+		out[len(s)-1-i] = v
+	}
+	return out
+}
+
+const classicSpec = `name = "classic"
+base = %q
+workdir = "/var/www"
+ports = ["%d:80"]
+
+[packages]
+install = ["gcc", "gcc-c++", "pcre-devel", "openssl-devel", "make", "perl", "zlib", "zlib-devel"]
+
+[node]
+version = "%s"
+mirror = "npm"
+
+[npm]
+registry = %q
+
+[ssh]
+port = %d
+authorized_keys = [%q]
+password = "classic-pw"
+
+[[mounts]]
+source = "."
+target = "/var/www"
+
+[network]
+mode = "none"
+%s`
+
+// TestClassicEnvironment is the everyday Dockerfile done by devbox: a
+// CentOS-named toolchain on Debian, Node 12.9.1, the team's npm registry,
+// the project at /var/www, SSH and port 80.
+func TestClassicEnvironment(t *testing.T) {
+	needRoot(t)
+	base := debianRegistry(t)
+	dir := t.TempDir()
+	root := t.TempDir()
+	_, pub := writeKeyPair(t, dir)
+	key := filepath.Join(dir, "id_test")
+	sshPort, webPort := freePort(t), freePort(t)
+	team := teamRegistry(t)
+	spec := func(node, run string) {
+		os.WriteFile(filepath.Join(dir, "devbox.toml"), []byte(fmt.Sprintf(classicSpec, base, webPort, node, team, sshPort, pub, run)), 0o644)
+	}
+	os.WriteFile(filepath.Join(dir, "server.js"), []byte(`require('http').createServer((q, s) => s.end('hello from node ' + process.version)).listen(80, '127.0.0.1', () => console.log('up'))`), 0o644)
+	os.WriteFile(filepath.Join(dir, "check.c"), []byte("#include <openssl/ssl.h>\n#include <zlib.h>\n#include <pcre.h>\n#include <stdio.h>\nint main(void){ printf(\"%s %s %s\\n\", OpenSSL_version(0), zlibVersion(), pcre_version()); return 0; }\n"), 0o644)
+	spec("12.9.1", "")
+
+	r := devbox(t, dir, "--root", root, "build")
+	if r.code != 0 {
+		t.Fatalf("build: %d\n%s", r.code, tail(r.stderr))
+	}
+	for _, want := range []string{"gcc-c++ -> g++ (apt)", "openssl-devel -> libssl-dev (apt)", "pcre-devel -> libpcre3-dev (apt)", "node 12.9.1 with npm"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("build output lacks %q", want)
+		}
+	}
+	if r := devbox(t, dir, "--root", root, "up"); r.code != 0 {
+		t.Fatalf("up: %d %s", r.code, r.stderr)
+	}
+	defer devbox(t, dir, "--root", root, "rm", "classic")
+	e := &sshEnv{name: "classic", dir: dir, root: root, port: sshPort, key: key}
+	r = e.ssh(t, e.target(), "node --version; npm config get registry; pwd; cc -o /tmp/check check.c -lssl -lcrypto -lz -lpcre && /tmp/check")
+	if r.code != 0 {
+		t.Fatalf("in the environment: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if len(lines) < 4 || lines[0] != "v12.9.1" || lines[1] != team || lines[2] != "/var/www" || !strings.Contains(lines[3], "OpenSSL") {
+		t.Errorf("environment says:\n%s", r.stdout)
+	}
+	// A Node server on port 80 answers on the host's published port, on
+	// 127.0.0.1 only.
+	e.ssh(t, e.target(), "nohup node server.js > /tmp/node.log 2>&1 & sleep 0.5")
+	var body string
+	for i := 0; i < 50; i++ {
+		if resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", webPort)); err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if body = string(b); strings.Contains(body, "v12.9.1") {
+				break
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !strings.Contains(body, "hello from node v12.9.1") {
+		t.Errorf("published port 80: %q", body)
+	}
+	if c, err := net.DialTimeout("tcp", fmt.Sprintf("%s:%d", hostIP(t), webPort), time.Second); err == nil {
+		c.Close()
+		t.Error("port 80 is published beyond 127.0.0.1")
+	}
+	devbox(t, dir, "--root", root, "down")
+
+	// A second environment from the same build downloads nothing and
+	// builds nothing.
+	other := t.TempDir()
+	data, _ := os.ReadFile(filepath.Join(dir, "devbox.toml"))
+	os.WriteFile(filepath.Join(other, "devbox.toml"), []byte(strings.Replace(string(data), `name = "classic"`, `name = "classic2"`, 1)), 0o644)
+	r = devbox(t, other, "--root", root, "build")
+	if r.code != 0 || strings.Contains(r.stderr, "downloaded") || strings.Count(r.stderr, "… cached") != 5 {
+		t.Errorf("second environment's build:\n%s", r.stderr)
+	}
+
+	// Only the Node step and those after it rebuild when Node changes;
+	// the packages are still there.
+	spec("12.10.0", "")
+	r = devbox(t, dir, "--root", root, "build")
+	if r.code != 0 {
+		t.Fatalf("rebuild: %s", tail(r.stderr))
+	}
+	if !regexpMatch(`\[2/\d+\] packages .* … cached`, r.stderr) || regexpMatch(`\[3/\d+\] node .* … cached`, r.stderr) || regexpMatch(`\[5/\d+\] user .* … cached`, r.stderr) {
+		t.Errorf("after a Node change:\n%s", r.stderr)
+	}
+	rr := devbox(t, dir, "--root", root, "run", "--", "sh", "-c", "node --version; command -v g++")
+	if !strings.Contains(rr.stdout, "v12.10.0") || !strings.Contains(rr.stdout, "/usr/bin/g++") {
+		t.Errorf("after the Node change: %q %s", rr.stdout, rr.stderr)
+	}
+
+	// A failing [[run]] step commits nothing and keeps the steps before it.
+	spec("12.10.0", "[[run]]\ncommand = \"echo partial > /partial; exit 3\"\n")
+	r = devbox(t, dir, "--root", root, "build")
+	if r.code != 1 || !strings.Contains(r.stderr, "exited with 3") {
+		t.Errorf("failing step: %d %s", r.code, tail(r.stderr))
+	}
+	if left, _ := os.ReadDir(filepath.Join(root, "tmp")); len(left) != 0 {
+		t.Errorf("tmp/ after a failed step: %v", left)
+	}
+	spec("12.10.0", "[[run]]\ncommand = \"echo fixed > /fixed\"\n")
+	r = devbox(t, dir, "--root", root, "build")
+	if r.code != 0 || strings.Count(r.stderr, "… cached") != 5 {
+		t.Errorf("fixed step: earlier steps not reused:\n%s", r.stderr)
+	}
+}
+
+// teamRegistry is a team's npm registry on loopback: like Verdaccio, it
+// proxies the public registry.
+func teamRegistry(t *testing.T) string {
+	t.Helper()
+	upstream, _ := url.Parse("https://registry.npmjs.org")
+	proxy := httputil.NewSingleHostReverseProxy(upstream)
+	director := proxy.Director
+	proxy.Director = func(r *http.Request) {
+		director(r)
+		r.Host = upstream.Host
+	}
+	srv := httptest.NewServer(proxy)
+	t.Cleanup(srv.Close)
+	return srv.URL + "/"
+}
+
+func tail(s string) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > 30 {
+		lines = lines[len(lines)-30:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func regexpMatch(expr, s string) bool {
+	return mustCompile(expr).MatchString(s)
+}
+
+// TestNodeMirrorChecksum: a download that does not match the mirror's
+// SHASUMS256.txt is refused; a matching one installs.
+func TestNodeMirrorChecksum(t *testing.T) {
+	needRoot(t)
+	testenv.Debian(t)
+	// A nodejs.org-style mirror on loopback with a tiny fake distribution.
+	version := "99.1.2"
+	file := fmt.Sprintf("node-v%s-linux-x64.tar.xz", version)
+	archive := fakeNodeDist(t, version)
+	sum := sha256.Sum256(archive)
+	good := true
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/v" + version + "/SHASUMS256.txt":
+			s := hex.EncodeToString(sum[:])
+			if !good {
+				s = strings.Repeat("0", 64)
+			}
+			fmt.Fprintf(w, "%s  %s\n", s, file)
+		case "/v" + version + "/" + file:
+			w.Write(archive)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	root := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "devbox.toml"), []byte(fmt.Sprintf("base = %q\n[node]\nversion = %q\nmirror = %q\n[network]\nmode = \"none\"\n", testenv.DebianRef, version, srv.URL)), 0o644)
+	// Share the cached base without touching the cache's builds.
+	linkBase(t, root)
+	good = false
+	r := devbox(t, dir, "--root", root, "build")
+	if r.code == 0 || !strings.Contains(r.stderr, "checksum mismatch") {
+		t.Errorf("bad checksum: exit %d %s", r.code, tail(r.stderr))
+	}
+	good = true
+	r = devbox(t, dir, "--root", root, "run", "--", "/usr/local/bin/node")
+	if r.code != 0 || !strings.Contains(r.stdout, "fake node "+version) {
+		t.Errorf("good checksum: %d %q %s", r.code, r.stdout, tail(r.stderr))
+	}
+}
+
+// linkBase makes root's store see the cached Debian image by importing the
+// cached layer directory (cheap: one layer, already unpacked once).
+func linkBase(t *testing.T, root string) {
+	t.Helper()
+	cache, img := testenv.Debian(t)
+	for _, d := range []string{"layers", "images"} {
+		os.MkdirAll(filepath.Join(root, d), 0o700)
+	}
+	for _, id := range img.Layers {
+		h := strings.TrimPrefix(id, "sha256:")
+		if err := os.Symlink(cache.LayerDir(id), filepath.Join(root, "layers", h)); err != nil {
+			t.Fatal(err)
+		}
+		data, _ := os.ReadFile(cache.LayerDir(id) + ".json")
+		os.WriteFile(filepath.Join(root, "layers", h+".json"), data, 0o600)
+	}
+	imgs, _ := filepath.Glob(filepath.Join(cache.Root(), "images", "*.json"))
+	for _, f := range imgs {
+		data, _ := os.ReadFile(f)
+		if strings.Contains(string(data), testenv.DebianRef) {
+			os.WriteFile(filepath.Join(root, "images", filepath.Base(f)), data, 0o600)
+		}
+	}
+}
+
+// fakeNodeDist is a node-vX-linux-x64.tar.xz whose bin/node is a shell
+// script.
+func fakeNodeDist(t *testing.T, version string) []byte {
+	t.Helper()
+	top := t.TempDir()
+	d := filepath.Join(top, fmt.Sprintf("node-v%s-linux-x64", version))
+	os.MkdirAll(filepath.Join(d, "bin"), 0o755)
+	os.WriteFile(filepath.Join(d, "bin", "node"), []byte("#!/bin/sh\necho fake node "+version+"\n"), 0o755)
+	out := filepath.Join(top, "node.tar.xz")
+	cmd := execCommand("tar", "-C", top, "-cJf", out, filepath.Base(d))
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("tar: %v %s", err, b)
+	}
+	data, _ := os.ReadFile(out)
+	return data
+}

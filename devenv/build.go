@@ -43,6 +43,9 @@ type buildRecord struct {
 	Built   time.Time     `json:"built"`
 	Took    time.Duration `json:"took"`
 	Node    string        `json:"node,omitempty"`
+	// BaseLayers are the image layers the step was built on, which prune
+	// must keep while the step exists.
+	BaseLayers []string `json:"base_layers"`
 }
 
 // Build executes the spec's plan: each step not yet built runs (in a
@@ -113,7 +116,7 @@ func runStep(ctx context.Context, store *rootfs.Store, s *Spec, b *Built, st Ste
 	if err := os.Mkdir(upper, 0o755); err != nil {
 		return nil, err
 	}
-	rec := &buildRecord{Key: st.Key, Kind: st.Kind, Summary: st.Summary, Built: time.Now().UTC()}
+	rec := &buildRecord{Key: st.Key, Kind: st.Kind, Summary: st.Summary, Built: time.Now().UTC(), BaseLayers: b.Image.Layers}
 	switch st.Kind {
 	case StepPackages:
 		err = packagesStep(ctx, s, b, tmp, o)
@@ -280,4 +283,20 @@ func readRecord(path string, v any) {
 	if data, err := os.ReadFile(path); err == nil {
 		json.Unmarshal(data, v)
 	}
+}
+
+// LayersInUse are the store layers that builds stand on: `image prune`
+// keeps them even when no image record names them any more.
+func LayersInUse(root string) ([]string, error) {
+	files, err := filepath.Glob(filepath.Join(root, "builds", "*.json"))
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, f := range files {
+		var rec buildRecord
+		readRecord(f, &rec)
+		out = append(out, rec.BaseLayers...)
+	}
+	return out, nil
 }

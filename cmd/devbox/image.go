@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/devbox/devbox/devenv"
 	"github.com/devbox/devbox/rootfs"
 )
 
@@ -170,9 +171,9 @@ func (a *app) imagePruneCommand() *cobra.Command {
 	}
 }
 
-// layersInUse are the store layers that builds and environments use.
+// layersInUse are the store layers that builds (and so environments) use.
 func (a *app) layersInUse(*rootfs.Store) ([]string, error) {
-	return nil, nil
+	return devenv.LayersInUse(a.root)
 }
 
 func (a *app) imageImportCommand() *cobra.Command {

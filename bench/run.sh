@@ -16,3 +16,6 @@ go run ./bench/runbench -devbox "$PWD/bin/devbox" -runs 50
 
 echo "== SSH: key login, up until ssh works, SFTP download, idle memory (devbox vs OpenSSH sshd)"
 go run ./bench/sshbench -devbox "$PWD/bin/devbox" -runs 20 -sftp-mb 1024
+
+echo "== provisioning: cold and warm build, rebuild after a Node change, disk of a second environment"
+go run ./bench/buildbench -devbox "$PWD/bin/devbox"

@@ -3,8 +3,8 @@ package sshd
 import (
 	"net"
 	"strings"
-	"time"
 	"testing"
+	"time"
 
 	"github.com/GehirnInc/crypt"
 	_ "github.com/GehirnInc/crypt/sha512_crypt"

@@ -1,0 +1,115 @@
+// Command buildbench measures provisioning: a cold build of the classic
+// environment (CentOS-named toolchain on Debian, Node 12.9.1 from the npm
+// registry), a warm build, a rebuild after a Node version change, and the
+// disk a second environment from the same build takes.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/devbox/devbox/internal/testenv"
+)
+
+const spec = `name = %q
+base = %q
+workdir = "/var/www"
+
+[packages]
+install = ["gcc", "gcc-c++", "pcre-devel", "openssl-devel", "make", "perl", "zlib", "zlib-devel"]
+
+[node]
+version = %q
+mirror = "npm"
+
+[ssh]
+port = %d
+
+[network]
+mode = "none"
+`
+
+func main() {
+	devbox := flag.String("devbox", "bin/devbox", "devbox binary (absolute)")
+	flag.Parse()
+	if err := run(*devbox); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func run(devbox string) error {
+	cache, img, err := testenv.DebianImage(func(m string) { log.Print(m) })
+	if err != nil {
+		return err
+	}
+	root, err := os.MkdirTemp("/var/tmp", "buildbench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(root)
+	// A fresh state root that has the base, nothing else.
+	os.MkdirAll(filepath.Join(root, "layers"), 0o700)
+	os.MkdirAll(filepath.Join(root, "images"), 0o700)
+	for _, id := range img.Layers {
+		h := strings.TrimPrefix(id, "sha256:")
+		os.Symlink(cache.LayerDir(id), filepath.Join(root, "layers", h))
+		data, _ := os.ReadFile(cache.LayerDir(id) + ".json")
+		os.WriteFile(filepath.Join(root, "layers", h+".json"), data, 0o600)
+	}
+	imgs, _ := filepath.Glob(filepath.Join(cache.Root(), "images", "*.json"))
+	for _, f := range imgs {
+		data, _ := os.ReadFile(f)
+		os.WriteFile(filepath.Join(root, "images", filepath.Base(f)), data, 0o600)
+	}
+	dir := filepath.Join(root, "project")
+	os.MkdirAll(dir, 0o755)
+	write := func(name, node string, port int) {
+		os.WriteFile(filepath.Join(dir, "devbox.toml"), []byte(fmt.Sprintf(spec, name, testenv.DebianRef, node, port)), 0o644)
+	}
+	dbx := func(args ...string) (time.Duration, error) {
+		cmd := exec.Command(devbox, append([]string{"--root", root}, args...)...)
+		cmd.Dir = dir
+		start := time.Now()
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			return 0, fmt.Errorf("%v: %v\n%s", args, err, out)
+		}
+		return time.Since(start), nil
+	}
+	write("bench1", "12.9.1", 2311)
+	cold, err := dbx("build")
+	if err != nil {
+		return err
+	}
+	warm, err := dbx("build")
+	if err != nil {
+		return err
+	}
+	write("bench1", "12.10.0", 2311)
+	rebuild, err := dbx("build")
+	if err != nil {
+		return err
+	}
+	fmt.Printf("cold build %v  warm build %v (%.3fx cold)  rebuild after a Node change %v (%.2fx cold; docker build reruns every later step)\n",
+		cold.Round(time.Millisecond), warm.Round(time.Millisecond), float64(warm)/float64(cold), rebuild.Round(time.Millisecond), float64(rebuild)/float64(cold))
+
+	// Two environments from the same build: the second costs its own
+	// state only.
+	for i, name := range []string{"bench1", "bench2"} {
+		write(name, "12.10.0", 2311+i)
+		if _, err := dbx("up"); err != nil {
+			return err
+		}
+		defer dbx("rm", name)
+	}
+	out, _ := exec.Command("du", "-sb", filepath.Join(root, "envs", "bench2")).Output()
+	layers, _ := exec.Command("du", "-sbL", filepath.Join(root, "builds")).Output()
+	fmt.Printf("disk of a second environment: %s bytes (goal < 1 MiB); the shared build layers: %s bytes\n", strings.Fields(string(out))[0], strings.Fields(string(layers))[0])
+	return nil
+}

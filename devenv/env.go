@@ -232,6 +232,13 @@ func (e *Envs) Up(ctx context.Context, store *rootfs.Store, s *Spec, o UpOptions
 		Ports: s.PortMaps, IP: c.IP, Status: "running",
 	}
 	env.Leftovers = c.Detach()
+	// What push publishes: the build's layers and the environment's config.
+	if err := writeState(filepath.Join(dir, "image.json"), &builtImage{
+		Lower:  built.Lower,
+		Config: rootfs.Config{Env: Environ(s, img), WorkingDir: Workdir(s, img), User: img.Config.User, Cmd: img.Config.Cmd},
+	}); err != nil {
+		return nil, err
+	}
 	if err := writeState(e.statePath(s.Name), env); err != nil {
 		e.stop(env, time.Second)
 		return nil, err
@@ -376,7 +383,33 @@ func waitBanner(addr string, timeout time.Duration) error {
 	}
 }
 
-func writeState(path string, env *Env) error {
+// builtImage is envs/NAME/image.json: the layers (top first) and config
+// of the environment's last build.
+type builtImage struct {
+	Lower  []string      `json:"lower"`
+	Config rootfs.Config `json:"config"`
+}
+
+// Push publishes an environment's build as an OCI image at ref. Its
+// writable layer is not included: the image is what the spec builds.
+func (e *Envs) Push(ctx context.Context, name, ref string, insecure bool) (string, error) {
+	data, err := os.ReadFile(filepath.Join(e.Dir(name), "image.json"))
+	if err != nil {
+		return "", fmt.Errorf("push %s: not built here yet (devbox up): %w", name, err)
+	}
+	var bi builtImage
+	if err := json.Unmarshal(data, &bi); err != nil {
+		return "", err
+	}
+	bottomFirst := make([]string, len(bi.Lower))
+	for i, l := range bi.Lower {
+		bottomFirst[len(bi.Lower)-1-i] = l
+	}
+	d, err := rootfs.Push(ctx, bottomFirst, bi.Config, ref, insecure)
+	return d.String(), err
+}
+
+func writeState(path string, env any) error {
 	data, err := json.MarshalIndent(env, "", "  ")
 	if err != nil {
 		return err

@@ -544,6 +544,22 @@ func TestLifecycle(t *testing.T) {
 	if r := devbox(t, e.dir, "--root", e.root, "logs", e.name); !strings.Contains(r.stdout, "devbox up") {
 		t.Errorf("logs: %q", r.stdout)
 	}
+	// push publishes the build; pulling it back gives the same tree.
+	ref := serveRegistry(t) + "/team/lifecycle:1"
+	if r := devbox(t, e.dir, "--root", e.root, "push", e.name, ref); r.code != 0 || !strings.Contains(r.stdout, "sha256:") {
+		t.Fatalf("push: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	other := t.TempDir()
+	if r := devbox(t, e.dir, "--root", other, "image", "pull", ref); r.code != 0 {
+		t.Fatalf("pull of the pushed image: %s", r.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(other, "images")); err != nil {
+		t.Error(err)
+	}
+	rs, _ := filepath.Glob(filepath.Join(other, "layers", "*", "etc", "debian_version"))
+	if len(rs) == 0 {
+		t.Error("the pushed image has no Debian in it")
+	}
 }
 
 func syscall9(pid int) {

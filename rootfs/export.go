@@ -11,9 +11,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"golang.org/x/sys/unix"
 )
@@ -187,4 +190,25 @@ func Export(ctx context.Context, layerDirs []string, cfg Config) (v1.Image, erro
 	cf.Config.Env, cf.Config.WorkingDir, cf.Config.User = cfg.Env, cfg.WorkingDir, cfg.User
 	cf.Config.Cmd, cf.Config.Entrypoint = cfg.Cmd, cfg.Entrypoint
 	return mutate.ConfigFile(img, cf)
+}
+
+// Push exports a stack of layer directories (bottom first) with cfg and
+// writes the image to a registry reference.
+func Push(ctx context.Context, layerDirs []string, cfg Config, ref string, insecure bool) (v1.Hash, error) {
+	var opts []name.Option
+	if insecure {
+		opts = append(opts, name.Insecure)
+	}
+	r, err := name.ParseReference(ref, opts...)
+	if err != nil {
+		return v1.Hash{}, fmt.Errorf("push %s: %w", ref, err)
+	}
+	img, err := Export(ctx, layerDirs, cfg)
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	if err := remote.Write(r, img, remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain)); err != nil {
+		return v1.Hash{}, fmt.Errorf("push %s: %w", ref, err)
+	}
+	return img.Digest()
 }

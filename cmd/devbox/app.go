@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -27,8 +26,6 @@ type app struct {
 func newApp(stdout, stderr io.Writer) *app {
 	return &app{stdout: stdout, stderr: stderr}
 }
-
-var errNotImplemented = errors.New("not implemented yet")
 
 func (a *app) rootCommand() *cobra.Command {
 	root := &cobra.Command{
@@ -112,17 +109,6 @@ func (a *app) versionCommand() *cobra.Command {
 		RunE: func(*cobra.Command, []string) error {
 			a.printf("devbox %s\n", version)
 			return nil
-		},
-	}
-}
-
-func notImplemented(use, short string, args cobra.PositionalArgs) *cobra.Command {
-	return &cobra.Command{
-		Use:   use,
-		Short: short,
-		Args:  usageArgs(args),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return fmt.Errorf("%s: %w", cmd.CommandPath(), errNotImplemented)
 		},
 	}
 }

@@ -26,7 +26,13 @@ func (s *server) handleStreamLocal(_ *ssh.Server, _ *gossh.ServerConn, newChan g
 		newChan.Reject(gossh.ConnectionFailed, "bad direct-streamlocal request")
 		return
 	}
-	c, err := net.Dial("unix", p.SocketPath)
+	dialAndJoin(newChan, "unix", p.SocketPath)
+}
+
+// dialAndJoin connects to the channel's destination, then accepts the
+// channel and joins the two; a destination that refuses is a rejection.
+func dialAndJoin(newChan gossh.NewChannel, network, addr string) {
+	c, err := net.DialTimeout(network, addr, 10*time.Second)
 	if err != nil {
 		newChan.Reject(gossh.ConnectionFailed, err.Error())
 		return
@@ -119,18 +125,7 @@ func (s *server) handleDirectTCPIP(_ *ssh.Server, _ *gossh.ServerConn, newChan g
 		newChan.Reject(gossh.ConnectionFailed, "bad direct-tcpip request")
 		return
 	}
-	c, err := net.DialTimeout("tcp", net.JoinHostPort(p.DestAddr, fmt.Sprint(p.DestPort)), 10*time.Second)
-	if err != nil {
-		newChan.Reject(gossh.ConnectionFailed, err.Error())
-		return
-	}
-	ch, reqs, err := newChan.Accept()
-	if err != nil {
-		c.Close()
-		return
-	}
-	go gossh.DiscardRequests(reqs)
-	joinChannel(ch, c)
+	dialAndJoin(newChan, "tcp", net.JoinHostPort(p.DestAddr, fmt.Sprint(p.DestPort)))
 }
 
 // forwards serves tcpip-forward and cancel-tcpip-forward (ssh -R): a

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -117,4 +118,25 @@ func (a *app) versionCommand() *cobra.Command {
 // result may be nil, which every query treats as empty.
 func (a *app) openStoreIfExists() (*rootfs.Store, error) {
 	return rootfs.OpenExisting(a.root)
+}
+
+// specAndStore loads the spec of -f and opens the layer store: what every
+// command that builds or starts something needs first.
+func (a *app) specAndStore() (*devenv.Spec, *rootfs.Store, error) {
+	spec, err := a.loadSpec()
+	if err != nil {
+		return nil, nil, err
+	}
+	store, err := rootfs.Open(a.root)
+	if err != nil {
+		return nil, nil, err
+	}
+	return spec, store, nil
+}
+
+// printJSON prints v indented, for --json output.
+func (a *app) printJSON(v any) error {
+	enc := json.NewEncoder(a.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }

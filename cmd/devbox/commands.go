@@ -112,11 +112,7 @@ func (a *app) buildCommand() *cobra.Command {
 		Short: "Build the spec's environment, reusing cached steps",
 		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(*cobra.Command, []string) error {
-			spec, err := a.loadSpec()
-			if err != nil {
-				return err
-			}
-			store, err := a.openStore()
+			spec, store, err := a.specAndStore()
 			if err != nil {
 				return err
 			}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -43,11 +42,7 @@ func (a *app) upCommand() *cobra.Command {
 		Short: "Build if needed, start the environment and wait until SSH answers",
 		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(*cobra.Command, []string) error {
-			spec, err := a.loadSpec()
-			if err != nil {
-				return err
-			}
-			store, err := a.openStore()
+			spec, store, err := a.specAndStore()
 			if err != nil {
 				return err
 			}
@@ -141,9 +136,7 @@ func (a *app) psCommand() *cobra.Command {
 				if envs == nil {
 					envs = []*devenv.Env{}
 				}
-				enc := json.NewEncoder(a.stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(envs)
+				return a.printJSON(envs)
 			}
 			w := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(w, "NAME\tSTATUS\tPID\tPORTS\tBASE\tUPTIME")

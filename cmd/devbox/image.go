@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/signal"
@@ -99,9 +98,7 @@ func (a *app) imageLsCommand() *cobra.Command {
 				if imgs == nil {
 					imgs = []*rootfs.Image{}
 				}
-				enc := json.NewEncoder(a.stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(imgs)
+				return a.printJSON(imgs)
 			}
 			w := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(w, "REF\tDIGEST\tLAYERS\tSIZE\tPULLED")

@@ -26,11 +26,7 @@ writable layer. Standard input and output are attached; -t gives CMD a
 terminal. devbox exits with CMD's exit code (128+N if killed by signal N).`,
 		Args: usageArgs(cobra.MinimumNArgs(1)),
 		RunE: func(_ *cobra.Command, args []string) error {
-			spec, err := a.loadSpec()
-			if err != nil {
-				return err
-			}
-			store, err := a.openStore()
+			spec, store, err := a.specAndStore()
 			if err != nil {
 				return err
 			}

@@ -9,7 +9,9 @@ HOST_PKGS := debootstrap nftables iproute2 xz-utils ca-certificates
 TEST_PKGS := $(HOST_PKGS) openssh-client openssh-server sshpass runc bubblewrap git
 BENCH_PKGS := $(TEST_PKGS) hyperfine
 
-.PHONY: all build up test vet fmt-check unit e2e bench host-deps test-deps bench-deps clean
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+.PHONY: all build up test vet lint fmt-check bench host-deps test-deps bench-deps clean
 
 all: build
 
@@ -32,11 +34,14 @@ up: host-deps build
 vet:
 	$(GO) vet ./...
 
+lint:
+	$(GO) run $(STATICCHECK) ./...
+
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-test: test-deps fmt-check vet build
+test: test-deps fmt-check vet lint build
 	$(GO) test -count=1 -timeout 40m ./...
 
 bench: bench-deps build

@@ -178,9 +178,6 @@ func (p *parser) parse(data []byte) (*Spec, error) {
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
 			line := pe.Position.Line
-			if line == 0 {
-				line = pe.Line
-			}
 			if line == 0 && pe.LastKey != "" {
 				line = p.loc.line(pe.LastKey)
 			}

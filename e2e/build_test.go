@@ -187,12 +187,10 @@ func TestClassicEnvironment(t *testing.T) {
 func teamRegistry(t *testing.T) string {
 	t.Helper()
 	upstream, _ := url.Parse("https://registry.npmjs.org")
-	proxy := httputil.NewSingleHostReverseProxy(upstream)
-	director := proxy.Director
-	proxy.Director = func(r *http.Request) {
-		director(r)
-		r.Host = upstream.Host
-	}
+	proxy := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
+		r.SetURL(upstream)
+		r.Out.Host = upstream.Host
+	}}
 	srv := httptest.NewServer(proxy)
 	t.Cleanup(srv.Close)
 	return srv.URL + "/"
@@ -293,4 +291,50 @@ func fakeNodeDist(t *testing.T, version string) []byte {
 	}
 	data, _ := os.ReadFile(out)
 	return data
+}
+
+// TestBuildKilledMidStep: a build killed while a step runs leaves nothing
+// that counts as built, and the rerun builds the step cleanly.
+func TestBuildKilledMidStep(t *testing.T) {
+	needRoot(t)
+	testenv.Debian(t)
+	dir, root := t.TempDir(), t.TempDir()
+	linkBase(t, root)
+	os.WriteFile(filepath.Join(dir, "devbox.toml"), []byte(fmt.Sprintf("base = %q\n[[run]]\ncommand = \"echo started; sleep 2; echo done > /finished\"\n[network]\nmode = \"none\"\n", testenv.DebianRef)), 0o644)
+	cmd := execCommand(devboxBin, "--root", root, "build")
+	cmd.Dir = dir
+	out, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 4096)
+	var seen strings.Builder
+	for !strings.Contains(seen.String(), "started") {
+		n, err := out.Read(buf)
+		if err != nil {
+			t.Fatalf("build ended before its step started: %s", seen.String())
+		}
+		seen.Write(buf[:n])
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	builds, _ := filepath.Glob(filepath.Join(root, "builds", "*.json"))
+	r := devbox(t, dir, "--root", root, "plan")
+	if !strings.Contains(r.stdout, "not built  run echo started") {
+		t.Errorf("a killed step counts as built:\n%s", r.stdout)
+	}
+	r = devbox(t, dir, "--root", root, "build")
+	if r.code != 0 {
+		t.Fatalf("rerun: %s", tail(r.stderr))
+	}
+	after, _ := filepath.Glob(filepath.Join(root, "builds", "*.json"))
+	if len(after) != len(builds)+1 {
+		t.Errorf("%d step records before the rerun, %d after; want one more", len(builds), len(after))
+	}
+	if r := devbox(t, dir, "--root", root, "run", "--", "cat", "/finished"); strings.TrimSpace(r.stdout) != "done" {
+		t.Errorf("the rerun step's layer: %q %s", r.stdout, r.stderr)
+	}
+	if left, _ := os.ReadDir(filepath.Join(root, "tmp")); len(left) != 0 {
+		t.Errorf("tmp/ after the rerun: %v", left)
+	}
 }

@@ -258,7 +258,7 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 		}
 		x.dirTimes = append(x.dirTimes, dirTime{rel, hdr.ModTime})
 		return nil
-	case tar.TypeReg, tar.TypeRegA:
+	case tar.TypeReg: // the reader turns the old TypeRegA into TypeReg
 		return x.file(rel, hdr, r)
 	case tar.TypeSymlink:
 		if err := x.clear(rel, false); err != nil {

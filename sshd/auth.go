@@ -58,9 +58,6 @@ func newAuthenticator(cfg Config) (*authenticator, error) {
 	return a, nil
 }
 
-// handshakeConn bounds the time a connection may take to log in.
-type handshakeConn struct{ net.Conn }
-
 type ctxKey string
 
 const handshakeKey ctxKey = "handshake-conn"

@@ -88,6 +88,7 @@ func (a *app) withFile(cmd *cobra.Command) *cobra.Command {
 
 // loadSpec reads the spec named by -f.
 func (a *app) loadSpec() (*devenv.Spec, error) {
+	a.debugf("spec %s, state root %s", a.file, a.root)
 	return devenv.LoadSpec(a.file)
 }
 

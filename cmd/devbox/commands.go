@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"text/tabwriter"
 	"time"
 
@@ -163,10 +162,3 @@ func (a *app) pushCommand() *cobra.Command {
 	return cmd
 }
 
-// absPath is for messages: an absolute path where one can be made.
-func absPath(p string) string {
-	if abs, err := filepath.Abs(p); err == nil {
-		return abs
-	}
-	return p
-}

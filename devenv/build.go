@@ -128,7 +128,7 @@ func runStep(ctx context.Context, store *rootfs.Store, s *Spec, b *Built, st Ste
 			o.Log(fmt.Sprintf("node %s resolved to %s", s.Node.Version, rec.Node))
 		}
 	case StepNPM:
-		err = writeFile(filepath.Join(upper, "usr/local/etc/npmrc"), "registry="+s.NPM.Registry+"\n")
+		err = writeFile(filepath.Join(upper, "usr/local/etc/npmrc"), s.npmrc())
 	case StepUser:
 		err = userStep(ctx, s, b, tmp, o)
 	case StepConfig:

@@ -267,7 +267,7 @@ func (e *Envs) serviceConfig(s *Spec, img *rootfs.Image, client gossh.Signer) ([
 		User:           s.SSH.User,
 		AuthorizedKeys: keys,
 		PasswordHash:   hash,
-		Env:            Environ(s, img),
+		Env:            Environ(s, img, s.upEnv()...),
 		Workdir:        s.Workdir,
 		Shell:          s.Shell,
 	})

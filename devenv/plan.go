@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"net/url"
 	"os"
 	"sort"
 	"strings"
@@ -71,7 +72,7 @@ func NewPlan(s *Spec, baseID string) *Plan {
 		add(StepNode, "node "+s.Node.Version, "version="+s.Node.Version, "mirror="+s.Node.Mirror, "registry="+s.NPMRegistry())
 	}
 	if s.NPM.Registry != "" {
-		add(StepNPM, "npm registry "+s.NPM.Registry, "registry="+s.NPM.Registry)
+		add(StepNPM, "npm registry "+s.NPM.Registry, "registry="+s.NPM.Registry, "token_env="+s.NPM.TokenEnv)
 	}
 	add(StepUser, "user "+s.SSH.User, "user="+s.SSH.User, "shell="+s.Shell, "password="+passwordFingerprint(s))
 
@@ -125,4 +126,30 @@ func orDefault(s, def string) string {
 		return def
 	}
 	return s
+}
+
+// npmrc is the global npmrc of the installed Node. A token is never in
+// it: with token_env, npm reads the token from that variable, which
+// sessions get at up time.
+func (s *Spec) npmrc() string {
+	rc := "registry=" + s.NPM.Registry + "\n"
+	if s.NPM.TokenEnv != "" {
+		if u, err := url.Parse(s.NPM.Registry); err == nil {
+			path := strings.TrimSuffix(u.Path, "/") + "/"
+			rc += "//" + u.Host + path + ":_authToken=${" + s.NPM.TokenEnv + "}\n"
+		}
+	}
+	return rc
+}
+
+// upEnv is the environment processes get at up or run time only, never
+// in a layer: the npm token.
+func (s *Spec) upEnv() []string {
+	if s.NPM.TokenEnv == "" {
+		return nil
+	}
+	if v := os.Getenv(s.NPM.TokenEnv); v != "" {
+		return []string{s.NPM.TokenEnv + "=" + v}
+	}
+	return nil
 }

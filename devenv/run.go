@@ -49,7 +49,7 @@ func Run(ctx context.Context, store *rootfs.Store, s *Spec, o RunOptions) (*runt
 	cfg.Lower = built.Lower
 	cfg.Process = &runtime.Process{
 		Args: o.Args,
-		Env:  Environ(s, img, append([]string{"HOSTNAME=" + s.Hostname, "HOME=/root"}, o.Env...)...),
+		Env:  Environ(s, img, append(append([]string{"HOSTNAME=" + s.Hostname, "HOME=/root"}, s.upEnv()...), o.Env...)...),
 		Cwd:  Workdir(s, img),
 		UID:  uid,
 		GID:  gid,

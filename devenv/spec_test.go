@@ -353,3 +353,21 @@ func FuzzParseSpec(f *testing.F) {
 		}
 	})
 }
+
+func TestNPMTokenNeverInALayer(t *testing.T) {
+	dir := t.TempDir()
+	s := mustParse(t, dir, "base = \"x\"\n[npm]\nregistry = \"https://npm.corp.example/team/\"\ntoken_env = \"TEAM_NPM_TOKEN\"\n")
+	t.Setenv("TEAM_NPM_TOKEN", "tok-123")
+	rc := s.npmrc()
+	if !strings.Contains(rc, "registry=https://npm.corp.example/team/\n") || !strings.Contains(rc, "//npm.corp.example/team/:_authToken=${TEAM_NPM_TOKEN}") || strings.Contains(rc, "tok-123") {
+		t.Errorf("npmrc:\n%s", rc)
+	}
+	if env := s.upEnv(); len(env) != 1 || env[0] != "TEAM_NPM_TOKEN=tok-123" {
+		t.Errorf("up env: %v", env)
+	}
+	for _, st := range NewPlan(s, "").Steps {
+		if strings.Contains(st.Canonical, "tok-123") {
+			t.Errorf("the token is in step %s", st.Kind)
+		}
+	}
+}

@@ -161,4 +161,3 @@ func (a *app) pushCommand() *cobra.Command {
 	cmd.Flags().BoolVar(&insecure, "insecure", false, "allow plain HTTP to a registry that is not local")
 	return cmd
 }
-

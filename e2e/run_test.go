@@ -196,6 +196,8 @@ func TestRunExitCodesAndSignals(t *testing.T) {
 		t.Fatalf("no ready line: %q", l)
 	}
 	cmd.Process.Signal(syscall.SIGTERM)
+	watchdog := time.AfterFunc(15*time.Second, func() { cmd.Process.Kill() }) // a lost signal fails, not hangs
+	defer watchdog.Stop()
 	rest, _ := io.ReadAll(br)
 	err := cmd.Wait()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 7 || !strings.Contains(string(rest), "caught") {

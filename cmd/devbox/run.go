@@ -1,11 +1,13 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 
 	"github.com/creack/pty"
@@ -30,8 +32,9 @@ terminal. devbox exits with CMD's exit code (128+N if killed by signal N).`,
 			if err != nil {
 				return err
 			}
-			ctx, cancel := signalContext()
-			defer cancel()
+			fwd := newSignalForwarder()
+			defer fwd.stop()
+			ctx := fwd.ctx
 			pr := newProgress(a.stderr)
 			o := devenv.RunOptions{Args: args, TTY: tty, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}
 			o.Build = a.buildOptions(pr)
@@ -53,20 +56,12 @@ terminal. devbox exits with CMD's exit code (128+N if killed by signal N).`,
 			if err != nil {
 				return err
 			}
-			cancel() // from here signals go to the container
+			fwd.attach(c)
 			if tty {
 				restore := attachTTY(c)
 				defer restore()
 			}
-			sigs := make(chan os.Signal, 8)
-			signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
-			go func() {
-				for s := range sigs {
-					c.Signal(s)
-				}
-			}()
 			code, err := c.Wait()
-			signal.Stop(sigs)
 			if err != nil {
 				return err
 			}
@@ -78,6 +73,55 @@ terminal. devbox exits with CMD's exit code (128+N if killed by signal N).`,
 	}
 	cmd.Flags().BoolVarP(&tty, "tty", "t", false, "allocate a pseudo-terminal")
 	return cmd
+}
+
+// signalForwarder catches SIGINT, SIGTERM, SIGHUP and SIGQUIT from the
+// start: before the container runs they cancel ctx (the build or pull
+// stops), once it runs they go to it. A signal that arrives while the
+// container is starting is kept and delivered as soon as it exists, so
+// none is lost in between.
+type signalForwarder struct {
+	ctx     context.Context
+	cancel  context.CancelFunc
+	sigs    chan os.Signal
+	mu      sync.Mutex
+	c       *runtime.Container
+	pending []os.Signal
+}
+
+func newSignalForwarder() *signalForwarder {
+	ctx, cancel := context.WithCancel(context.Background())
+	f := &signalForwarder{ctx: ctx, cancel: cancel, sigs: make(chan os.Signal, 8)}
+	signal.Notify(f.sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
+	go func() {
+		for s := range f.sigs {
+			f.mu.Lock()
+			if f.c != nil {
+				f.c.Signal(s)
+			} else {
+				f.pending = append(f.pending, s)
+				f.cancel()
+			}
+			f.mu.Unlock()
+		}
+	}()
+	return f
+}
+
+// attach sends signals to c from now on, and those that came before.
+func (f *signalForwarder) attach(c *runtime.Container) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.c = c
+	for _, s := range f.pending {
+		c.Signal(s)
+	}
+	f.pending = nil
+}
+
+func (f *signalForwarder) stop() {
+	signal.Stop(f.sigs)
+	f.cancel()
 }
 
 // attachTTY connects this terminal to the container's: raw mode, both

@@ -404,6 +404,8 @@ func TestRunTTY(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ptmx.Close()
+	watchdog := time.AfterFunc(30*time.Second, func() { cmd.Process.Kill() }) // fail, never hang
+	defer watchdog.Stop()
 	out, _ := io.ReadAll(ptmx)
 	err = cmd.Wait()
 	ee, ok := err.(*exec.ExitError)

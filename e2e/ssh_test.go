@@ -435,6 +435,8 @@ func TestSSHEditorFlow(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	watchdog := time.AfterFunc(60*time.Second, func() { cmd.Process.Kill() }) // fail, never hang
+	defer watchdog.Stop()
 	fmt.Fprintln(stdin, "nohup /helper http 7788 > /tmp/server.log 2>&1 &")
 	fmt.Fprintln(stdin, "for i in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/7788) 2>/dev/null && break; sleep 0.05; done")
 	fmt.Fprintln(stdin, "echo listeningOn=7788")

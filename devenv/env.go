@@ -75,15 +75,7 @@ func (e *Envs) lock(name string) (func(), error) {
 	if err := os.MkdirAll(e.Dir(name), 0o700); err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(filepath.Join(e.Dir(name), "lock"), os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return func() { f.Close() }, nil
+	return runtime.Lock(filepath.Join(e.Dir(name), "lock"))
 }
 
 // Get returns an environment's record, reconciled with reality: an init

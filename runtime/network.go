@@ -40,7 +40,7 @@ func connectBridge(stateRoot, subnet, id string, pid int) (ip string, release fu
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", nil, err
 	}
-	unlock, err := flock(filepath.Join(dir, "lock"))
+	unlock, err := Lock(filepath.Join(dir, "lock"))
 	if err != nil {
 		return "", nil, err
 	}
@@ -67,7 +67,7 @@ func connectBridge(stateRoot, subnet, id string, pid int) (ip string, release fu
 // bridge, removes the bridge and its nftables table.
 func releaseAddr(stateRoot string, addr net.IP) {
 	dir := filepath.Join(stateRoot, "network")
-	unlock, err := flock(filepath.Join(dir, "lock"))
+	unlock, err := Lock(filepath.Join(dir, "lock"))
 	if err != nil {
 		return
 	}
@@ -280,7 +280,9 @@ func shortName(id string) string {
 	return id
 }
 
-func flock(path string) (unlock func(), err error) {
+// Lock takes an exclusive flock on the file at path (made if missing)
+// and returns its release.
+func Lock(path string) (unlock func(), err error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, err

@@ -238,14 +238,7 @@ func (a *app) execCommand() *cobra.Command {
 				signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
 				c.Signals = sigs
 			}
-			code, err := sshd.Run(client, c)
-			if err != nil {
-				return err
-			}
-			if code != 0 {
-				return exitCodeError{code}
-			}
-			return nil
+			return exitWith(sshd.Run(client, c))
 		},
 	}
 	cmd.Flags().BoolVarP(&tty, "tty", "t", false, "allocate a pseudo-terminal")

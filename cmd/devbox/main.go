@@ -42,6 +42,17 @@ type exitCodeError struct{ code int }
 
 func (e exitCodeError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
 
+// exitWith makes a command's exit code devbox's.
+func exitWith(code int, err error) error {
+	if err != nil {
+		return err
+	}
+	if code != 0 {
+		return exitCodeError{code}
+	}
+	return nil
+}
+
 func run(args []string) int {
 	a := newApp(os.Stdout, os.Stderr)
 	cmd := a.rootCommand()

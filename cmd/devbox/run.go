@@ -61,14 +61,7 @@ terminal. devbox exits with CMD's exit code (128+N if killed by signal N).`,
 				restore := attachTTY(c)
 				defer restore()
 			}
-			code, err := c.Wait()
-			if err != nil {
-				return err
-			}
-			if code != 0 {
-				return exitCodeError{code}
-			}
-			return nil
+			return exitWith(c.Wait())
 		},
 	}
 	cmd.Flags().BoolVarP(&tty, "tty", "t", false, "allocate a pseudo-terminal")

@@ -134,9 +134,7 @@ func runStep(ctx context.Context, store *rootfs.Store, s *Spec, b *Built, st Ste
 	case StepConfig:
 		err = configStep(s, upper)
 	case StepRun:
-		cmd := strings.TrimPrefix(st.Canonical, "command=")
-		cmd, _, _ = strings.Cut(cmd, "\nworkdir=")
-		err = runInBuild(ctx, s, b, tmp, []string{"/bin/sh", "-c", cmd}, nil, o)
+		err = runInBuild(ctx, s, b, tmp, []string{"/bin/sh", "-c", st.Command}, nil, o)
 	default:
 		err = fmt.Errorf("unknown step kind %q", st.Kind)
 	}

@@ -4,18 +4,17 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/devbox/devbox/rootfs"
 	"github.com/devbox/devbox/runtime"
 )
-
-// DefaultPath is the PATH of a process whose image does not set one.
-const DefaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 // newID returns a random container id.
 func newID() string {
@@ -36,7 +35,7 @@ func Environ(s *Spec, img *rootfs.Image, extra ...string) []string {
 		}
 		env[k] = v
 	}
-	set(DefaultPath)
+	set("PATH=" + runtime.DefaultPath)
 	for _, kv := range img.Config.Env {
 		set(kv)
 	}
@@ -53,18 +52,7 @@ func Environ(s *Spec, img *rootfs.Image, extra ...string) []string {
 	return out
 }
 
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	for i := 1; i < len(keys); i++ {
-		for j := i; j > 0 && keys[j] < keys[j-1]; j-- {
-			keys[j], keys[j-1] = keys[j-1], keys[j]
-		}
-	}
-	return keys
-}
+func sortedKeys(m map[string]string) []string { return slices.Sorted(maps.Keys(m)) }
 
 // Workdir is where processes start: the spec's workdir, else the image's,
 // else /.

@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -393,10 +394,8 @@ func (e *Envs) Push(ctx context.Context, name, ref string, insecure bool) (strin
 	if err := json.Unmarshal(data, &bi); err != nil {
 		return "", err
 	}
-	bottomFirst := make([]string, len(bi.Lower))
-	for i, l := range bi.Lower {
-		bottomFirst[len(bi.Lower)-1-i] = l
-	}
+	bottomFirst := slices.Clone(bi.Lower)
+	slices.Reverse(bottomFirst)
 	d, err := rootfs.Push(ctx, bottomFirst, bi.Config, ref, insecure)
 	return d.String(), err
 }

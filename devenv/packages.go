@@ -2,9 +2,9 @@ package devenv
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
+
+	"github.com/devbox/devbox/rootfs"
 )
 
 // portableNames maps CentOS package names to their apt and apk names, so
@@ -79,19 +79,14 @@ func detectManager(layers []string) (string, error) {
 	return "", fmt.Errorf("no package manager (apt-get, dnf, yum, apk, zypper) in the base; set [packages] manager")
 }
 
-// existsInLayers reports whether rel exists in the merged view of layers.
-// Good enough for well-known system paths; whiteouts are honoured.
+// existsInLayers reports whether rel exists in the merged view of layers;
+// on usr-merged bases /sbin is a link to usr/sbin, so that is tried too.
 func existsInLayers(layers []string, rel string) bool {
-	for _, l := range layers {
-		fi, err := os.Lstat(filepath.Join(l, rel))
-		if err != nil {
-			continue
-		}
-		return fi.Mode()&os.ModeCharDevice == 0 // a 0/0 device is a whiteout
+	if rootfs.LayersHave(layers, rel) {
+		return true
 	}
-	// /usr-merged bases: /sbin → usr/sbin.
 	if strings.HasPrefix(rel, "sbin/") {
-		return existsInLayers(layers, "usr/"+rel)
+		return rootfs.LayersHave(layers, "usr/"+rel)
 	}
 	return false
 }

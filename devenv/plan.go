@@ -1,6 +1,7 @@
 package devenv
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -33,6 +34,8 @@ type Step struct {
 	// Canonical is the step's full input, in a stable text form.
 	Canonical string
 	Key       string
+	// Command is a run step's shell command.
+	Command string
 }
 
 // Plan is the ordered list of steps a spec implies; Steps[0] is the base.
@@ -81,11 +84,12 @@ func NewPlan(s *Spec, baseID string) *Plan {
 		env = append(env, k+"="+v)
 	}
 	sort.Strings(env)
-	add(StepConfig, "config workdir="+orDefault(s.Workdir, "(image)")+fmt.Sprintf(" env=%d", len(env)),
+	add(StepConfig, "config workdir="+cmp.Or(s.Workdir, "(image)")+fmt.Sprintf(" env=%d", len(env)),
 		"workdir="+s.Workdir, "env="+strings.Join(env, "\x00"))
 
 	for _, r := range s.Run {
 		add(StepRun, "run "+r.Command, "command="+r.Command, "workdir="+s.Workdir)
+		p.Steps[len(p.Steps)-1].Command = r.Command
 	}
 	return p
 }
@@ -119,13 +123,6 @@ func passwordFingerprint(s *Spec) string {
 		return "sha256:" + hex.EncodeToString(sum[:])
 	}
 	return "none"
-}
-
-func orDefault(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
 
 // npmrc is the global npmrc of the installed Node. A token is never in

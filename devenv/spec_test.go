@@ -303,6 +303,9 @@ command = "`+run+`"
 			t.Errorf("run change: step %d same key = %v, want %v", i, same, want)
 		}
 	}
+	if a.Steps[5].Command != "true" {
+		t.Errorf("run step command = %q", a.Steps[5].Command)
+	}
 	if load("12.9.1", "true").Top() != a.Top() {
 		t.Error("plan keys are not deterministic")
 	}

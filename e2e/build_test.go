@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -42,10 +43,8 @@ func debianRegistry(t *testing.T) string {
 }
 
 func reverse(s []string) []string {
-	out := make([]string, len(s))
-	for i, v := range s {
-		out[len(s)-1-i] = v
-	}
+	out := slices.Clone(s)
+	slices.Reverse(out)
 	return out
 }
 

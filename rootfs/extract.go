@@ -570,3 +570,20 @@ func copyUp(from, to *os.Root, src, dst string, fi fs.FileInfo) error {
 	}
 	return to.Chtimes(dst, fi.ModTime(), fi.ModTime())
 }
+
+// LayersHave reports whether rel exists in the merged view of a stack of
+// layer directories (top first): whiteouts hide what is below them, and
+// paths resolve inside each layer, never through a symlink out of it.
+func LayersHave(layers []string, rel string) bool {
+	var roots []*os.Root
+	for _, l := range layers {
+		r, err := os.OpenRoot(l)
+		if err != nil {
+			continue
+		}
+		defer r.Close()
+		roots = append(roots, r)
+	}
+	_, fi := lookupLower(roots, rel)
+	return fi != nil
+}

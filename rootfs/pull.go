@@ -3,6 +3,7 @@ package rootfs
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -427,7 +428,7 @@ func (s *Store) pullDir(ctx context.Context, ref Ref, opts PullOptions) (*Image,
 			return nil, err
 		}
 		defer os.RemoveAll(tmp)
-		opts.Log(fmt.Sprintf("debootstrap %s (minbase) from %s", ref.Name, orDefault(ref.Mirror, "Debian's default mirror")))
+		opts.Log(fmt.Sprintf("debootstrap %s (minbase) from %s", ref.Name, cmp.Or(ref.Mirror, "Debian's default mirror")))
 		if err := debootstrap(ctx, ref.Name, ref.Mirror, tmp, opts.Log); err != nil {
 			return nil, err
 		}
@@ -448,14 +449,14 @@ func (s *Store) pullDir(ctx context.Context, ref Ref, opts PullOptions) (*Image,
 func (s *Store) importTree(ctx context.Context, ref Ref, dir string, opts PullOptions) (*Image, error) {
 	// First pass: hash the tree's tar form to know its diffID.
 	h := sha256.New()
-	if err := writeTree(ctx, dir, h); err != nil {
+	if err := WriteLayerTar(ctx, dir, h, false); err != nil {
 		return nil, err
 	}
 	diffID := v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(h.Sum(nil))}
 	chain := ChainIDs([]v1.Hash{diffID})
 	err := s.unpackAll(ctx, chain, []v1.Hash{diffID}, func(int) (io.ReadCloser, int64, error) {
 		pr, pw := io.Pipe()
-		go func() { pw.CloseWithError(writeTree(ctx, dir, pw)) }()
+		go func() { pw.CloseWithError(WriteLayerTar(ctx, dir, pw, false)) }()
 		return pr, -1, nil
 	}, opts)
 	if err != nil {
@@ -497,15 +498,4 @@ func (s *Store) Import(ctx context.Context, path string, as Ref, opts PullOption
 		return nil, fmt.Errorf("import %s: %w", path, err)
 	}
 	return img, nil
-}
-
-func writeTree(ctx context.Context, dir string, w io.Writer) error {
-	return WriteLayerTar(ctx, dir, w, false)
-}
-
-func orDefault(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }

@@ -250,13 +250,16 @@ func checkCwd(dir string) error {
 	return os.Chdir("/")
 }
 
+// DefaultPath is the PATH of a process whose image and spec set none.
+const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
 // LookPath finds a command on the PATH of env, as a shell in the
 // container would.
 func LookPath(name string, env []string) (string, error) {
 	if strings.Contains(name, "/") {
 		return name, nil
 	}
-	path := "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	path := DefaultPath
 	for _, e := range env {
 		if v, ok := strings.CutPrefix(e, "PATH="); ok {
 			path = v

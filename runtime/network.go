@@ -164,7 +164,7 @@ func allocate(dir string, ipnet *net.IPNet, id string, pid int) (net.IP, error) 
 	for i := 2; i < size-1; i++ {
 		ip := nthAddr(ipnet, i)
 		p := filepath.Join(dir, "ip-"+ip.String())
-		owner := fmt.Sprintf("%s %d %d\n", id, pid, processStart(pid))
+		owner := fmt.Sprintf("%s %d %d\n", id, pid, ProcessStart(pid))
 		f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 		if errors.Is(err, os.ErrExist) {
 			if !staleOwner(p) {
@@ -196,13 +196,13 @@ func staleOwner(p string) bool {
 	if _, err := fmt.Sscanf(string(data), "%s %d %d", &id, &pid, &start); err != nil {
 		return true
 	}
-	return processStart(pid) != start
+	return ProcessStart(pid) != start
 }
 
-// processStart is a process's start time in clock ticks since boot (0 if
+// ProcessStart is a process's start time in clock ticks since boot (0 if
 // it does not exist or is a zombie): with the PID it identifies a live
 // process uniquely.
-func processStart(pid int) uint64 {
+func ProcessStart(pid int) uint64 {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0

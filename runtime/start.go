@@ -67,10 +67,9 @@ func Reclaim(stateRoot string, l Leftovers) {
 
 // Container is a started container, seen from the host.
 type Container struct {
-	ID   string
-	Pid  int
-	IP   string // its address on the bridge, if any
-	ctrl *os.File
+	ID  string
+	Pid int
+	IP  string // its address on the bridge, if any
 	// status is the init's wait status once reaped.
 	status *unix.WaitStatus
 	// TTY is the master of the main process's terminal, when it has one.
@@ -120,7 +119,6 @@ func Start(o Options) (*Container, error) {
 		return nil, err
 	}
 	defer child.Close()
-	c.ctrl = parent
 	c.files = append(c.files, parent)
 
 	flags := uintptr(unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC)
@@ -131,7 +129,18 @@ func Start(o Options) (*Container, error) {
 	if !o.Detach {
 		sys.Pdeathsig = unix.SIGKILL
 	}
-	files := []uintptr{stdFD(o.Stdin, 0), stdFD(o.Stdout, 1), stdFD(o.Stderr, 2), child.Fd()}
+	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer null.Close() // the init has its own copy once forked
+	std := func(f *os.File) uintptr {
+		if f == nil {
+			return null.Fd()
+		}
+		return f.Fd()
+	}
+	files := []uintptr{std(o.Stdin), std(o.Stdout), std(o.Stderr), child.Fd()}
 	for _, l := range listeners {
 		files = append(files, l.Fd())
 	}
@@ -284,18 +293,6 @@ func (c *Container) Cleanup() {
 	c.cleanup = nil
 }
 
-// stdFD is f's descriptor, or /dev/null's for nil.
-func stdFD(f *os.File, std int) uintptr {
-	if f != nil {
-		return f.Fd()
-	}
-	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
-	if err != nil {
-		return uintptr(std)
-	}
-	return null.Fd() // left open: the init inherits it; closed with us
-}
-
 // listenPorts binds every published port on the host.
 func listenPorts(o Options) ([]*os.File, error) {
 	if o.Config.Network == NetworkHost && len(o.PortMaps) > 0 {
@@ -325,7 +322,3 @@ func listenPorts(o Options) ([]*os.File, error) {
 func (c *Container) OnCleanup(f func()) {
 	c.cleanup = append([]func(){f}, c.cleanup...)
 }
-
-// ProcessStart is the start time of process pid (0 if there is none):
-// with the pid, it tells a live process from a reused pid.
-func ProcessStart(pid int) uint64 { return processStart(pid) }

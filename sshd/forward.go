@@ -91,24 +91,29 @@ func (sess *session) forwardAgent() error {
 	sess.agent = sock
 	sess.cleanup = append(sess.cleanup, func() { ln.Close(); os.RemoveAll(dir) })
 	sess.mu.Unlock()
-	go func() {
-		for {
-			c, err := ln.Accept()
+	go acceptToClient(ln, sess.conn, "auth-agent@openssh.com", func(net.Conn) []byte { return nil })
+	return nil
+}
+
+// acceptToClient serves ln until it closes: each connection accepted goes
+// back to the client as a new channel of chanType (agent forwarding,
+// ssh -R), with payload describing it.
+func acceptToClient(ln net.Listener, conn gossh.Conn, chanType string, payload func(net.Conn) []byte) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			ch, reqs, err := conn.OpenChannel(chanType, payload(c))
 			if err != nil {
+				c.Close()
 				return
 			}
-			go func() {
-				ch, reqs, err := sess.conn.OpenChannel("auth-agent@openssh.com", nil)
-				if err != nil {
-					c.Close()
-					return
-				}
-				go gossh.DiscardRequests(reqs)
-				joinChannel(ch, c)
-			}()
-		}
-	}()
-	return nil
+			go gossh.DiscardRequests(reqs)
+			joinChannel(ch, c)
+		}()
+	}
 }
 
 // handleDirectTCPIP serves direct-tcpip (ssh -L, ssh -D). gliderlabs/ssh's
@@ -175,31 +180,16 @@ func (f *forwards) handle(ctx ssh.Context, _ *ssh.Server, req *gossh.Request) (b
 		delete(f.listeners, key)
 		f.mu.Unlock()
 	}()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				oh, op, _ := net.SplitHostPort(c.RemoteAddr().String())
-				opn, _ := strconv.Atoi(op)
-				payload := gossh.Marshal(struct {
-					DestAddr   string
-					DestPort   uint32
-					OriginAddr string
-					OriginPort uint32
-				}{p.BindAddr, port, oh, uint32(opn)})
-				ch, reqs, err := conn.OpenChannel("forwarded-tcpip", payload)
-				if err != nil {
-					c.Close()
-					return
-				}
-				go gossh.DiscardRequests(reqs)
-				joinChannel(ch, c)
-			}()
-		}
-	}()
+	go acceptToClient(ln, conn, "forwarded-tcpip", func(c net.Conn) []byte {
+		oh, op, _ := net.SplitHostPort(c.RemoteAddr().String())
+		opn, _ := strconv.Atoi(op)
+		return gossh.Marshal(struct {
+			DestAddr   string
+			DestPort   uint32
+			OriginAddr string
+			OriginPort uint32
+		}{p.BindAddr, port, oh, uint32(opn)})
+	})
 	if p.BindPort == 0 {
 		return true, gossh.Marshal(struct{ Port uint32 }{port})
 	}

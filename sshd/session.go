@@ -17,6 +17,8 @@ import (
 	"github.com/pkg/sftp"
 	gossh "golang.org/x/crypto/ssh"
 	"golang.org/x/sys/unix"
+
+	"github.com/devbox/devbox/runtime"
 )
 
 type startFunc func(path string, args []string, attr *syscall.ProcAttr) (int, <-chan unix.WaitStatus, error)
@@ -201,7 +203,7 @@ func (sess *session) environ(acct *account, shell, tty string) []string {
 		set(k, v)
 	}
 	if _, ok := env["PATH"]; !ok {
-		set("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+		set("PATH", runtime.DefaultPath)
 	}
 	set("HOME", acct.home)
 	set("USER", acct.name)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -213,7 +214,7 @@ func (a *app) execCommand() *cobra.Command {
 			c := sshd.Command{Args: args[1:], TTY: tty, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}
 			sigs := make(chan os.Signal, 4)
 			if tty {
-				c.Term = envOr("TERM", "xterm")
+				c.Term = cmp.Or(os.Getenv("TERM"), "xterm")
 				c.Rows, c.Cols = 24, 80
 				if ws, err := pty.GetsizeFull(os.Stdin); err == nil {
 					c.Rows, c.Cols = int(ws.Rows), int(ws.Cols)

@@ -194,7 +194,7 @@ func (a *app) imageImportCommand() *cobra.Command {
 			ctx, cancel := signalContext()
 			defer cancel()
 			pr := newProgress(a.stderr)
-			img, err := store.Import(ctx, args[0], ref, rootfs.PullOptions{Progress: pr, Log: pr.Log})
+			img, err := store.Import(ctx, args[0], ref, pullOptions(pr))
 			pr.Wait()
 			if err != nil {
 				return err

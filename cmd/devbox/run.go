@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -40,7 +41,7 @@ terminal. devbox exits with CMD's exit code (128+N if killed by signal N).`,
 			o.Build = a.buildOptions(pr)
 			var rows, cols uint16
 			if tty {
-				o.Env = append(o.Env, "TERM="+envOr("TERM", "xterm"))
+				o.Env = append(o.Env, "TERM="+cmp.Or(os.Getenv("TERM"), "xterm"))
 				if ws, err := pty.GetsizeFull(os.Stdin); err == nil {
 					rows, cols = ws.Rows, ws.Cols
 				}
@@ -138,11 +139,4 @@ func attachTTY(c *runtime.Container) (restore func()) {
 	go func() { io.Copy(os.Stdout, c.TTY); close(done) }()
 	c.OnCleanup(func() { <-done })
 	return restore
-}
-
-func envOr(k, def string) string {
-	if v := os.Getenv(k); v != "" {
-		return v
-	}
-	return def
 }

@@ -45,18 +45,7 @@ func main() {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
-		fmt.Println("listening")
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				os.Exit(1)
-			}
-			go func() {
-				defer c.Close()
-				io.Copy(c, c)
-				c.(*net.TCPConn).CloseWrite()
-			}()
-		}
+		echo(ln)
 	case "http": // a tiny HTTP server
 		http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "hello from the container") })
 		if err := http.ListenAndServe(":"+arg(2), nil); err != nil {
@@ -90,18 +79,7 @@ func main() {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
-		fmt.Println("listening")
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				os.Exit(1)
-			}
-			go func() {
-				defer c.Close()
-				io.Copy(c, c)
-				c.(*net.UnixConn).CloseWrite()
-			}()
-		}
+		echo(ln)
 	case "agent-list": // list the keys of the agent at $SSH_AUTH_SOCK
 		c, err := net.Dial("unix", os.Getenv("SSH_AUTH_SOCK"))
 		if err != nil {
@@ -126,5 +104,22 @@ func main() {
 	default:
 		fmt.Fprintln(os.Stderr, "unknown command", os.Args[1])
 		os.Exit(2)
+	}
+}
+
+// echo says it listens, then sends every connection's bytes back and
+// half-closes when the client has.
+func echo(ln net.Listener) {
+	fmt.Println("listening")
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			os.Exit(1)
+		}
+		go func() {
+			defer c.Close()
+			io.Copy(c, c)
+			c.(interface{ CloseWrite() error }).CloseWrite()
+		}()
 	}
 }

@@ -4,16 +4,13 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"maps"
 	"os"
-	"path"
-	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 
-	"github.com/devbox/devbox/rootfs"
-	"github.com/devbox/devbox/runtime"
+	"github.com/devbox/devbox/devenv/spec"
+	"github.com/devbox/devbox/internal/state"
+	container "github.com/devbox/devbox/runtime"
 )
 
 // newID returns a random container id.
@@ -23,59 +20,21 @@ func newID() string {
 	return hex.EncodeToString(b)
 }
 
-// Environ is the environment of processes in a container of spec s over
-// image img: the image's Env, then the spec's [env], then extra.
-func Environ(s *Spec, img *rootfs.Image, extra ...string) []string {
-	env := map[string]string{}
-	var order []string
-	set := func(kv string) {
-		k, v, _ := strings.Cut(kv, "=")
-		if _, ok := env[k]; !ok {
-			order = append(order, k)
-		}
-		env[k] = v
-	}
-	set("PATH=" + runtime.DefaultPath)
-	for _, kv := range img.Config.Env {
-		set(kv)
-	}
-	for _, k := range sortedKeys(s.Env) {
-		set(k + "=" + s.Env[k])
-	}
-	for _, kv := range extra {
-		set(kv)
-	}
-	out := make([]string, 0, len(order))
-	for _, k := range order {
-		out = append(out, k+"="+env[k])
-	}
-	return out
+// etcFiles are the files a container gets from its directory on the host.
+var etcFiles = []struct{ name, target string }{
+	{"hostname", "/etc/hostname"}, {"hosts", "/etc/hosts"}, {"resolv.conf", "/etc/resolv.conf"},
 }
 
-func sortedKeys(m map[string]string) []string { return slices.Sorted(maps.Keys(m)) }
-
-// Workdir is where processes start: the spec's workdir, else the image's,
-// else /.
-func Workdir(s *Spec, img *rootfs.Image) string {
-	switch {
-	case s.Workdir != "":
-		return s.Workdir
-	case img.Config.WorkingDir != "":
-		return path.Clean("/" + img.Config.WorkingDir)
-	}
-	return "/"
-}
-
-// containerDirs makes the writable layer and mount point of a container
+// containerConfig makes the writable layer and mount point of a container
 // under dir, and the files the container gets as /etc/hostname, /etc/hosts
-// and /etc/resolv.conf.
-func containerDirs(dir string, s *Spec) (runtime.Config, error) {
-	c := runtime.Config{
+// and /etc/resolv.conf, and returns the config that names them.
+func containerConfig(dir state.Env, s *spec.Spec) (container.Config, error) {
+	c := container.Config{
 		Hostname: s.Hostname,
-		Upper:    filepath.Join(dir, "upper"),
-		Work:     filepath.Join(dir, "work"),
-		Rootfs:   filepath.Join(dir, "rootfs"),
-		Network:  runtime.NetworkMode(s.Network.Mode),
+		Upper:    dir.Upper(),
+		Work:     dir.Work(),
+		Rootfs:   dir.Rootfs(),
+		Network:  container.NetworkMode(s.Network.Mode),
 	}
 	for _, d := range []string{c.Upper, c.Work, c.Rootfs} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -84,40 +43,29 @@ func containerDirs(dir string, s *Spec) (runtime.Config, error) {
 	}
 	hosts := "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t" + s.Hostname + "\n"
 	resolv, err := os.ReadFile("/etc/resolv.conf")
-	if err != nil || c.Network == runtime.NetworkNone {
+	if err != nil || c.Network == container.NetworkNone {
 		resolv = nil
 	}
-	files := []struct {
-		name, target string
-		data         []byte
-	}{
-		{"hostname", "/etc/hostname", []byte(s.Hostname + "\n")},
-		{"hosts", "/etc/hosts", []byte(hosts)},
-		{"resolv.conf", "/etc/resolv.conf", resolv},
-	}
-	for _, f := range files {
-		p := filepath.Join(dir, f.name)
-		if err := os.WriteFile(p, f.data, 0o644); err != nil {
+	content := map[string][]byte{"hostname": []byte(s.Hostname + "\n"), "hosts": []byte(hosts), "resolv.conf": resolv}
+	for _, f := range etcFiles {
+		p := dir.File(f.name)
+		if err := os.WriteFile(p, content[f.name], 0o644); err != nil {
 			return c, err
 		}
-		c.Files = append(c.Files, runtime.Mount{Source: p, Target: f.target, Readonly: true})
+		c.Files = append(c.Files, container.Mount{Source: p, Target: f.target, Readonly: true})
 	}
 	for _, m := range s.Mounts {
-		c.Mounts = append(c.Mounts, runtime.Mount{Source: m.Source, Target: m.Target, Readonly: m.Readonly})
+		c.Mounts = append(c.Mounts, container.Mount{Source: m.Source, Target: m.Target, Readonly: m.Readonly})
 	}
 	return c, nil
 }
 
-func portMaps(s *Spec) []runtime.PortMap {
-	var out []runtime.PortMap
+func portMaps(s *spec.Spec) []container.PortMap {
+	var out []container.PortMap
 	for _, p := range s.PortMaps {
-		out = append(out, runtime.PortMap{HostIP: p.HostIP, HostPort: p.HostPort, ContainerPort: p.ContainerPort})
+		out = append(out, container.PortMap{HostIP: p.HostIP, HostPort: p.HostPort, ContainerPort: p.ContainerPort})
 	}
 	return out
-}
-
-func limits(s *Spec) runtime.Limits {
-	return runtime.Limits{CPUs: s.Resources.CPUs, MemoryBytes: s.Resources.MemoryBytes, Pids: s.Resources.Pids}
 }
 
 // imageUser maps an image's User to a uid and gid; only numeric forms are

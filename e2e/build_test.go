@@ -18,10 +18,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/devbox/devbox/internal/testenv"
+
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
-	"github.com/devbox/devbox/internal/testenv"
+	"github.com/devbox/devbox/internal/testbase"
 	"github.com/devbox/devbox/rootfs"
 )
 
@@ -29,12 +31,12 @@ import (
 // as a team would pull debian:bookworm, and returns its reference.
 func debianRegistry(t *testing.T) string {
 	t.Helper()
-	store, img := testenv.Debian(t)
+	store, img := testbase.Debian(t)
 	out, err := rootfs.Export(context.Background(), reverse(store.LowerDirs(img)), img.Config)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ref := serveRegistry(t) + "/library/debian:bookworm"
+	ref := testenv.Registry(t) + "/library/debian:bookworm"
 	r, _ := name.ParseReference(ref)
 	if err := remote.Write(r, out); err != nil {
 		t.Fatal(err)
@@ -80,7 +82,7 @@ mode = "none"
 // CentOS-named toolchain on Debian, Node 12.9.1, the team's npm registry,
 // the project at /var/www, SSH and port 80.
 func TestClassicEnvironment(t *testing.T) {
-	needRoot(t)
+	testenv.NeedRoot(t)
 	base := debianRegistry(t)
 	dir := t.TempDir()
 	root := t.TempDir()
@@ -210,8 +212,8 @@ func regexpMatch(expr, s string) bool {
 // TestNodeMirrorChecksum: a download that does not match the mirror's
 // SHASUMS256.txt is refused; a matching one installs.
 func TestNodeMirrorChecksum(t *testing.T) {
-	needRoot(t)
-	testenv.Debian(t)
+	testenv.NeedRoot(t)
+	testbase.Debian(t)
 	// A nodejs.org-style mirror on loopback with a tiny fake distribution.
 	version := "99.1.2"
 	file := fmt.Sprintf("node-v%s-linux-x64.tar.xz", version)
@@ -235,7 +237,7 @@ func TestNodeMirrorChecksum(t *testing.T) {
 	defer srv.Close()
 	dir := t.TempDir()
 	root := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "devbox.toml"), []byte(fmt.Sprintf("base = %q\n[node]\nversion = %q\nmirror = %q\n[network]\nmode = \"none\"\n", testenv.DebianRef, version, srv.URL)), 0o644)
+	os.WriteFile(filepath.Join(dir, "devbox.toml"), []byte(fmt.Sprintf("base = %q\n[node]\nversion = %q\nmirror = %q\n[network]\nmode = \"none\"\n", testbase.DebianRef, version, srv.URL)), 0o644)
 	// Share the cached base without touching the cache's builds.
 	linkBase(t, root)
 	good = false
@@ -250,28 +252,12 @@ func TestNodeMirrorChecksum(t *testing.T) {
 	}
 }
 
-// linkBase makes root's store see the cached Debian image by importing the
-// cached layer directory (cheap: one layer, already unpacked once).
+// linkBase makes root's store see the cached Debian image.
 func linkBase(t *testing.T, root string) {
 	t.Helper()
-	cache, img := testenv.Debian(t)
-	for _, d := range []string{"layers", "images"} {
-		os.MkdirAll(filepath.Join(root, d), 0o700)
-	}
-	for _, id := range img.Layers {
-		h := strings.TrimPrefix(id, "sha256:")
-		if err := os.Symlink(cache.LayerDir(id), filepath.Join(root, "layers", h)); err != nil {
-			t.Fatal(err)
-		}
-		data, _ := os.ReadFile(cache.LayerDir(id) + ".json")
-		os.WriteFile(filepath.Join(root, "layers", h+".json"), data, 0o600)
-	}
-	imgs, _ := filepath.Glob(filepath.Join(cache.Root(), "images", "*.json"))
-	for _, f := range imgs {
-		data, _ := os.ReadFile(f)
-		if strings.Contains(string(data), testenv.DebianRef) {
-			os.WriteFile(filepath.Join(root, "images", filepath.Base(f)), data, 0o600)
-		}
+	cache, img := testbase.Debian(t)
+	if err := testbase.Seed(cache, img, root); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -295,11 +281,11 @@ func fakeNodeDist(t *testing.T, version string) []byte {
 // TestBuildKilledMidStep: a build killed while a step runs leaves nothing
 // that counts as built, and the rerun builds the step cleanly.
 func TestBuildKilledMidStep(t *testing.T) {
-	needRoot(t)
-	testenv.Debian(t)
+	testenv.NeedRoot(t)
+	testbase.Debian(t)
 	dir, root := t.TempDir(), t.TempDir()
 	linkBase(t, root)
-	os.WriteFile(filepath.Join(dir, "devbox.toml"), []byte(fmt.Sprintf("base = %q\n[[run]]\ncommand = \"echo started; sleep 2; echo done > /finished\"\n[network]\nmode = \"none\"\n", testenv.DebianRef)), 0o644)
+	os.WriteFile(filepath.Join(dir, "devbox.toml"), []byte(fmt.Sprintf("base = %q\n[[run]]\ncommand = \"echo started; sleep 2; echo done > /finished\"\n[network]\nmode = \"none\"\n", testbase.DebianRef)), 0o644)
 	cmd := execCommand(devboxBin, "--root", root, "build")
 	cmd.Dir = dir
 	out, _ := cmd.StderrPipe()

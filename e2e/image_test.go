@@ -7,9 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log"
 	"math/big"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,29 +16,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/devbox/devbox/internal/testenv"
+
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
-
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (layer owners, mounts, namespaces); CI runs as root")
-	}
-}
-
-// serveRegistry starts go-containerregistry's registry on loopback.
-func serveRegistry(t *testing.T) string {
-	t.Helper()
-	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
-	t.Cleanup(srv.Close)
-	return strings.TrimPrefix(srv.URL, "http://")
-}
 
 // bigImage has n layers of size random (incompressible) bytes each, so a
 // pull takes long enough to be killed in the middle of a layer.
@@ -105,8 +89,8 @@ func imageLs(t *testing.T, state string) []storedImage {
 }
 
 func TestImageCommands(t *testing.T) {
-	needRoot(t)
-	host := serveRegistry(t)
+	testenv.NeedRoot(t)
+	host := testenv.Registry(t)
 	img, files := bigImage(t, "data", 2, 64<<10)
 	ref := host + "/team/base:1"
 	pushImage(t, ref, img)
@@ -189,8 +173,8 @@ func checkFiles(t *testing.T, state string, layers []string, files map[string][]
 // a cold pull, checks that no half-written layer is ever recorded, and
 // that a rerun then succeeds; six times, each with a new image.
 func TestPullKilledAndRerun(t *testing.T) {
-	needRoot(t)
-	host := serveRegistry(t)
+	testenv.NeedRoot(t)
+	host := testenv.Registry(t)
 	state := t.TempDir()
 	partial := 0
 	for i := 0; i < 6; i++ {

@@ -16,9 +16,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/devbox/devbox/internal/testenv"
+
 	"github.com/creack/pty"
 
-	"github.com/devbox/devbox/internal/testenv"
+	"github.com/devbox/devbox/internal/testbase"
 )
 
 // runSpace is a spec directory over the cached Debian base, with the test
@@ -29,8 +31,8 @@ type runSpace struct {
 
 func newRunSpace(t *testing.T, extra string) *runSpace {
 	t.Helper()
-	needRoot(t)
-	testenv.Debian(t)
+	testenv.NeedRoot(t)
+	testbase.Debian(t)
 	dir := t.TempDir()
 	spec := fmt.Sprintf(`base = %q
 hostname = "boxtest"
@@ -40,7 +42,7 @@ hostname = "boxtest"
 source = %q
 target = "/helper"
 readonly = true
-`, testenv.DebianRef, extra, helperBin)
+`, testbase.DebianRef, extra, helperBin)
 	if !strings.Contains(extra, "[network]") {
 		spec += "\n[network]\nmode = \"none\"\n"
 	}

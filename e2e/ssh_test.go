@@ -20,9 +20,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/devbox/devbox/internal/testenv"
+
 	gossh "golang.org/x/crypto/ssh"
 
-	"github.com/devbox/devbox/internal/testenv"
+	"github.com/devbox/devbox/internal/testbase"
 )
 
 // sshEnv is a running environment for SSH tests, with a user key pair the
@@ -61,8 +63,8 @@ func writeKeyPair(t *testing.T, dir string) (priv, pub string) {
 
 func upEnv(t *testing.T, name, extra string) *sshEnv {
 	t.Helper()
-	needRoot(t)
-	testenv.Debian(t)
+	testenv.NeedRoot(t)
+	testbase.Debian(t)
 	e := &sshEnv{name: name, dir: t.TempDir(), root: filepath.Join(testenv.CacheDir(), "store"), port: freePort(t), password: "pw-" + name}
 	var pub string
 	e.key, pub = writeKeyPair(t, e.dir)
@@ -78,7 +80,7 @@ password = %q
 source = %q
 target = "/helper"
 readonly = true
-`, name, testenv.DebianRef, extra, e.port, pub, e.password, helperBin)
+`, name, testbase.DebianRef, extra, e.port, pub, e.password, helperBin)
 	if !strings.Contains(extra, "[network]") {
 		spec += "\n[network]\nmode = \"none\"\n"
 	}
@@ -547,7 +549,7 @@ func TestLifecycle(t *testing.T) {
 		t.Errorf("logs: %q", r.stdout)
 	}
 	// push publishes the build; pulling it back gives the same tree.
-	ref := serveRegistry(t) + "/team/lifecycle:1"
+	ref := testenv.Registry(t) + "/team/lifecycle:1"
 	if r := devbox(t, e.dir, "--root", e.root, "push", e.name, ref); r.code != 0 || !strings.Contains(r.stdout, "sha256:") {
 		t.Fatalf("push: %d %s %s", r.code, r.stdout, r.stderr)
 	}

@@ -7,14 +7,14 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/devbox/devbox/internal/testenv"
+	"github.com/devbox/devbox/internal/testbase"
 	"github.com/devbox/devbox/rootfs"
 )
 
 // TestDebootstrapBase builds (or reuses) a real bookworm minbase from
 // Debian's archive and checks it is a usable Debian, stored as one layer.
 func TestDebootstrapBase(t *testing.T) {
-	s, img := testenv.Debian(t)
+	s, img := testbase.Debian(t)
 	if len(img.Layers) != 1 {
 		t.Fatalf("%d layers, want 1", len(img.Layers))
 	}
@@ -29,7 +29,7 @@ func TestDebootstrapBase(t *testing.T) {
 		}
 	}
 	// Stored: resolving again does not debootstrap again.
-	ref, _ := rootfs.ParseRef(testenv.DebianRef, "")
+	ref, _ := rootfs.ParseRef(testbase.DebianRef, "")
 	again, err := s.Resolve(context.Background(), ref, rootfs.PullOptions{})
 	if err != nil || again.Digest != img.Digest || !again.Pulled.Equal(img.Pulled) {
 		t.Errorf("second resolve rebuilt the base: %v", err)

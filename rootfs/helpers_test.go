@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"log"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,7 +17,6 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
@@ -111,15 +108,6 @@ func makeImage(t testing.TB, layers ...[]ent) v1.Image {
 	return img
 }
 
-// testRegistry serves go-containerregistry's in-process registry on
-// loopback and returns its host:port.
-func testRegistry(t testing.TB) string {
-	t.Helper()
-	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
-	t.Cleanup(srv.Close)
-	return strings.TrimPrefix(srv.URL, "http://")
-}
-
 func push(t testing.TB, host, repo string, img v1.Image) Ref {
 	t.Helper()
 	r, err := name.ParseReference(host + "/" + repo)
@@ -134,13 +122,6 @@ func push(t testing.TB, host, repo string, img v1.Image) Ref {
 		t.Fatal(err)
 	}
 	return ref
-}
-
-func needRoot(t testing.TB) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (owners, xattrs, overlay mounts); CI runs as root")
-	}
 }
 
 // entryInfo is what a tree comparison looks at for one path.

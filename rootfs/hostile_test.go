@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/devbox/devbox/internal/testenv"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -33,7 +35,7 @@ func newHostileEnv(t *testing.T) *hostileEnv {
 }
 
 func TestHostileLayers(t *testing.T) {
-	needRoot(t)
+	testenv.NeedRoot(t)
 	up := "../../../canary"
 	cases := []struct {
 		name   string
@@ -62,7 +64,7 @@ func TestHostileLayers(t *testing.T) {
 		{"device nodes skipped", [][]ent{{{name: "sda", typ: tar.TypeBlock, mode: 0o600}, {name: "mem", typ: tar.TypeChar, mode: 0o600}}}, ""},
 		{"overlay xattrs dropped", [][]ent{{{name: "d", typ: tar.TypeDir, mode: 0o755, xattrs: map[string]string{"trusted.overlay.redirect": "/etc", "trusted.overlay.opaque": "y"}}}}, ""},
 	}
-	host := testRegistry(t)
+	host := testenv.Registry(t)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			env := newHostileEnv(t)
@@ -97,7 +99,7 @@ func TestHostileLayers(t *testing.T) {
 			}
 			// The store is as it was: no layer, no image, nothing in tmp.
 			for _, d := range []string{"layers", "images", "tmp"} {
-				if ents, _ := os.ReadDir(filepath.Join(env.store.Root(), d)); len(ents) != 0 {
+				if ents, _ := os.ReadDir(filepath.Join(env.store.Root().Dir(), d)); len(ents) != 0 {
 					t.Errorf("%s/ not empty after a failed pull: %v", d, ents)
 				}
 			}

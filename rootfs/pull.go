@@ -3,13 +3,11 @@ package rootfs
 import (
 	"bufio"
 	"bytes"
-	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	gzip "github.com/klauspost/pgzip"
 	"io"
 	"net/http"
 	"os"
@@ -17,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	gzip "github.com/klauspost/pgzip"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/klauspost/compress/zstd"
@@ -33,17 +33,6 @@ type PullOptions struct {
 	Transport http.RoundTripper
 	// Log receives warnings and one-line notes; nil discards them.
 	Log func(string)
-
-	// storeAs records the image under another reference (Import).
-	storeAs *Ref
-}
-
-// dest is the reference the image of src is recorded under.
-func (o *PullOptions) dest(src Ref) Ref {
-	if o.storeAs != nil {
-		return *o.storeAs
-	}
-	return src
 }
 
 // Progress reports a pull's layers as they download.
@@ -93,25 +82,53 @@ func (s *Store) Resolve(ctx context.Context, ref Ref, opts PullOptions) (*Image,
 // image is checked against the registry even when stored (its tag may have
 // moved); layers already unpacked are never fetched again.
 func (s *Store) Pull(ctx context.Context, ref Ref, opts PullOptions) (*Image, error) {
-	opts.defaults()
-	// Prune must not delete layers between their unpacking and the image
-	// record that keeps them.
-	leave, err := s.enter()
-	if err != nil {
-		return nil, err
-	}
-	defer leave()
-	var img *Image
-	switch ref.Kind {
-	case KindDir, KindDebootstrap:
-		img, err = s.pullDir(ctx, ref, opts)
-	default:
-		img, err = s.pullImage(ctx, ref, opts)
-	}
+	img, err := s.pull(ctx, ref, ref, opts)
 	if err != nil {
 		return nil, fmt.Errorf("pull %s: %w", ref, err)
 	}
 	return img, nil
+}
+
+// pull is the one way into the store: whatever kind src is, it becomes a
+// source, whose layers are unpacked and whose record is stored under dst.
+func (s *Store) pull(ctx context.Context, src, dst Ref, opts PullOptions) (*Image, error) {
+	opts.defaults()
+	// Prune must not delete layers between their unpacking and the image
+	// record that keeps them.
+	leave, err := s.Enter()
+	if err != nil {
+		return nil, err
+	}
+	defer leave()
+	so, cleanup, err := s.openSource(ctx, src, dst, opts)
+	if err != nil {
+		return nil, err
+	}
+	defer cleanup()
+	if so.stored != nil {
+		return so.stored, nil
+	}
+	chain := ChainIDs(so.diffIDs)
+	u := &unpackRun{store: s, chain: chain, diffIDs: so.diffIDs, open: so.open, opts: opts}
+	if err := u.all(ctx); err != nil {
+		return nil, err
+	}
+	img := &Image{
+		Ref:     dst.String(),
+		Digest:  so.digest,
+		Config:  so.config,
+		Layers:  chain,
+		DiffIDs: hashStrings(so.diffIDs),
+		Size:    so.size,
+		Pulled:  time.Now().UTC(),
+	}
+	if so.size < 0 { // a tree: its size is its tar's
+		img.Size = 0
+		if li, err := s.Layer(chain[0]); err == nil {
+			img.Size = li.Size
+		}
+	}
+	return img, s.putImage(dst, img)
 }
 
 func (s *Store) complete(img *Image) bool {
@@ -121,65 +138,6 @@ func (s *Store) complete(img *Image) bool {
 		}
 	}
 	return true
-}
-
-func (s *Store) pullImage(ctx context.Context, ref Ref, opts PullOptions) (*Image, error) {
-	src, uncompressed, err := openImage(ctx, ref, opts)
-	if err != nil {
-		return nil, err
-	}
-	digest, err := src.Digest()
-	if err != nil {
-		return nil, err
-	}
-	dst := opts.dest(ref)
-	if old, err := s.Image(dst); err == nil && old.Digest == digest.String() && s.complete(old) {
-		return old, nil
-	}
-	cf, err := src.ConfigFile()
-	if err != nil {
-		return nil, fmt.Errorf("config: %w", err)
-	}
-	layers, err := src.Layers()
-	if err != nil {
-		return nil, err
-	}
-	if len(layers) != len(cf.RootFS.DiffIDs) {
-		return nil, fmt.Errorf("image has %d layers but %d diffIDs", len(layers), len(cf.RootFS.DiffIDs))
-	}
-	chain := ChainIDs(cf.RootFS.DiffIDs)
-	var size int64
-	for _, l := range layers {
-		if n, err := l.Size(); err == nil {
-			size += n
-		}
-	}
-	err = s.unpackAll(ctx, chain, cf.RootFS.DiffIDs, func(i int) (io.ReadCloser, int64, error) {
-		l := layers[i]
-		if uncompressed {
-			rc, err := l.Uncompressed()
-			return rc, -1, err
-		}
-		n, err := l.Size()
-		if err != nil {
-			n = -1
-		}
-		rc, err := l.Compressed()
-		return rc, n, err
-	}, opts)
-	if err != nil {
-		return nil, err
-	}
-	img := &Image{
-		Ref:     dst.String(),
-		Digest:  digest.String(),
-		Config:  configOf(cf),
-		Layers:  chain,
-		DiffIDs: hashStrings(cf.RootFS.DiffIDs),
-		Size:    size,
-		Pulled:  time.Now().UTC(),
-	}
-	return img, s.putImage(dst, img)
 }
 
 func configOf(cf *v1.ConfigFile) Config {
@@ -200,136 +158,174 @@ func hashStrings(hs []v1.Hash) []string {
 	return out
 }
 
-// unpackAll unpacks a stack of layers, downloading up to opts.Jobs at
+// unpackRun unpacks a stack of layers, downloading up to opts.Jobs at
 // once. Each layer is unpacked under its own lock, into tmp/, checked
 // against its diffID, completed against the layers below it and only then
 // renamed into place, so a layer directory is either whole or absent.
-func (s *Store) unpackAll(ctx context.Context, chain []string, diffIDs []v1.Hash, open func(int) (io.ReadCloser, int64, error), opts PullOptions) error {
+type unpackRun struct {
+	store   *Store
+	chain   []string  // chain IDs, bottom first
+	diffIDs []v1.Hash // likewise
+	open    func(i int) (io.ReadCloser, int64, error)
+	opts    PullOptions
+
+	sem  chan struct{}   // download slots
+	done []chan struct{} // closed when layer i is in place or failed
+	errs []error         // layer i's error, read after done[i]
+}
+
+func (u *unpackRun) all(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	n := len(chain)
-	done := make([]chan struct{}, n)
-	errs := make([]error, n)
-	for i := range done {
-		done[i] = make(chan struct{})
+	n := len(u.chain)
+	u.sem = make(chan struct{}, u.opts.Jobs)
+	u.done = make([]chan struct{}, n)
+	u.errs = make([]error, n)
+	for i := range u.done {
+		u.done[i] = make(chan struct{})
 	}
-	sem := make(chan struct{}, opts.Jobs)
 	var wg sync.WaitGroup
-	for i := range chain {
+	for i := range u.chain {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer close(done[i])
-			errs[i] = s.unpackOne(ctx, i, chain, diffIDs[i], open, sem, done, errs, opts)
-			if errs[i] != nil {
+			defer close(u.done[i])
+			u.errs[i] = u.one(ctx, i)
+			if u.errs[i] != nil {
 				cancel()
 			}
 		}()
 	}
 	wg.Wait()
-	return errors.Join(errs...)
+	return errors.Join(u.errs...)
 }
 
-func (s *Store) unpackOne(ctx context.Context, i int, chain []string, diffID v1.Hash, open func(int) (io.ReadCloser, int64, error), sem chan struct{}, done []chan struct{}, errs []error, opts PullOptions) error {
-	id := chain[i]
-	short := shortID(diffID.String())
-	// waitLower waits until the layer below is in place.
-	waitLower := func() error {
-		if i == 0 {
-			return nil
-		}
-		select {
-		case <-done[i-1]:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		if errs[i-1] != nil {
-			return errors.New("layer below failed")
-		}
+// waitLower waits until the layer below i is in place.
+func (u *unpackRun) waitLower(ctx context.Context, i int) error {
+	if i == 0 {
 		return nil
 	}
-	if s.HasLayer(id) {
-		opts.Progress.Layer(short, 0).Done(true, nil)
-		return waitLower()
-	}
 	select {
-	case sem <- struct{}{}:
+	case <-u.done[i-1]:
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	held := true
-	release := func() {
-		if held {
-			<-sem
-			held = false
-		}
+	if u.errs[i-1] != nil {
+		return errors.New("layer below failed")
+	}
+	return nil
+}
+
+// one puts layer i in place: download and unpack in a slot, then wait for
+// the layer below (fixup needs it), then commit.
+func (u *unpackRun) one(ctx context.Context, i int) error {
+	id, short := u.chain[i], shortID(u.diffIDs[i].String())
+	s := u.store
+	if s.HasLayer(id) {
+		u.opts.Progress.Layer(short, 0).Done(true, nil)
+		return u.waitLower(ctx, i)
+	}
+	release, err := u.slot(ctx)
+	if err != nil {
+		return err
 	}
 	defer release()
-
 	unlock, err := s.lock(strings.TrimPrefix(id, "sha256:"))
 	if err != nil {
 		return err
 	}
 	defer unlock()
 	if s.HasLayer(id) { // another devbox unpacked it while we waited
-		opts.Progress.Layer(short, 0).Done(true, nil)
+		u.opts.Progress.Layer(short, 0).Done(true, nil)
 		release()
-		return waitLower()
+		return u.waitLower(ctx, i)
 	}
-	final := s.LayerDir(id)
-	// Leftovers of a killed pull of this layer; we hold its lock.
-	stale, _ := filepath.Glob(filepath.Join(s.root, "tmp", filepath.Base(final)+".*"))
-	for _, d := range append(stale, final) {
-		if err := os.RemoveAll(d); err != nil {
-			return err
-		}
-	}
-	tmp, err := os.MkdirTemp(filepath.Join(s.root, "tmp"), filepath.Base(final)+".")
+	tmp, err := s.layerTemp(id)
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	if err := os.Chmod(tmp, 0o755); err != nil {
-		return err
-	}
-
-	rc, size, err := open(i)
+	x, tarSize, lp, err := u.unpack(ctx, i, tmp)
 	if err != nil {
-		return fmt.Errorf("layer %s: %w", short, err)
-	}
-	lp := opts.Progress.Layer(short, size)
-	x, tarSize, err := unpackStream(ctx, &countingReader{r: rc, p: lp}, tmp, diffID, opts.Log)
-	rc.Close()
-	if err != nil {
-		lp.Done(false, err)
 		return fmt.Errorf("layer %s: %w", short, err)
 	}
 	release()
-	if err := waitLower(); err != nil {
-		lp.Done(false, err)
-		return err
-	}
-	var lowers []string
-	for j := i - 1; j >= 0; j-- {
-		lowers = append(lowers, s.LayerDir(chain[j]))
-	}
-	if err := fixup(tmp, x, lowers); err != nil {
+	if err := u.commit(ctx, i, tmp, x, tarSize); err != nil {
 		lp.Done(false, err)
 		return fmt.Errorf("layer %s: %w", short, err)
 	}
+	lp.Done(false, nil)
+	return nil
+}
+
+// slot waits for a download slot; release may be called more than once.
+func (u *unpackRun) slot(ctx context.Context) (release func(), err error) {
+	select {
+	case u.sem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	var once sync.Once
+	return func() { once.Do(func() { <-u.sem }) }, nil
+}
+
+// layerTemp makes the staging directory of layer id, after removing what
+// a killed pull of it left; the caller holds the layer's lock.
+func (s *Store) layerTemp(id string) (string, error) {
+	final := s.LayerDir(id)
+	stale, _ := filepath.Glob(filepath.Join(s.root.Tmp(), filepath.Base(final)+".*"))
+	for _, d := range append(stale, final) {
+		if err := os.RemoveAll(d); err != nil {
+			return "", err
+		}
+	}
+	tmp, err := os.MkdirTemp(s.root.Tmp(), filepath.Base(final)+".")
+	if err != nil {
+		return "", err
+	}
+	return tmp, os.Chmod(tmp, 0o755)
+}
+
+// unpack downloads layer i and unpacks it into tmp.
+func (u *unpackRun) unpack(ctx context.Context, i int, tmp string) (*extractor, int64, LayerProgress, error) {
+	rc, size, err := u.open(i)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	defer rc.Close()
+	lp := u.opts.Progress.Layer(shortID(u.diffIDs[i].String()), size)
+	x, tarSize, err := unpackStream(ctx, &countingReader{r: rc, p: lp}, tmp, u.diffIDs[i], u.opts.Log)
+	if err != nil {
+		lp.Done(false, err)
+		return nil, 0, nil, err
+	}
+	return x, tarSize, lp, nil
+}
+
+// commit completes layer i against the layers below it and moves it into
+// place; its record, written last, is what makes it count.
+func (u *unpackRun) commit(ctx context.Context, i int, tmp string, x *extractor, tarSize int64) error {
+	if err := u.waitLower(ctx, i); err != nil {
+		return err
+	}
+	s := u.store
+	var lowers []string
+	for j := i - 1; j >= 0; j-- {
+		lowers = append(lowers, s.LayerDir(u.chain[j]))
+	}
+	if err := fixup(tmp, x, lowers); err != nil {
+		return err
+	}
+	final := s.LayerDir(u.chain[i])
 	if err := os.Rename(tmp, final); err != nil {
 		return err
 	}
 	parent := ""
 	if i > 0 {
-		parent = chain[i-1]
+		parent = u.chain[i-1]
 	}
-	info := LayerInfo{ChainID: id, DiffID: diffID.String(), Parent: parent, Size: tarSize, Unpacked: time.Now().UTC()}
-	if err := writeJSON(filepath.Join(s.root, "tmp"), final+".json", info); err != nil {
-		return err
-	}
-	lp.Done(false, nil)
-	return nil
+	info := LayerInfo{ChainID: u.chain[i], DiffID: u.diffIDs[i].String(), Parent: parent, Size: tarSize, Unpacked: time.Now().UTC()}
+	return writeJSON(s.root.Tmp(), final+".json", info)
 }
 
 func shortID(d string) string {
@@ -407,76 +403,6 @@ func (c *countingReader) Read(b []byte) (int, error) {
 	return n, err
 }
 
-// pullDir takes a directory (dir:) or a fresh debootstrap (debootstrap:)
-// in as a one-layer image. It is stored until Refresh asks for it again.
-func (s *Store) pullDir(ctx context.Context, ref Ref, opts PullOptions) (*Image, error) {
-	if old, err := s.Image(opts.dest(ref)); err == nil && !opts.Refresh && s.complete(old) {
-		return old, nil
-	}
-	dir := ref.Name
-	if ref.Kind == KindDebootstrap {
-		unlock, err := s.lock("debootstrap-" + ref.Name)
-		if err != nil {
-			return nil, err
-		}
-		defer unlock()
-		if old, err := s.Image(ref); err == nil && !opts.Refresh && s.complete(old) {
-			return old, nil // built by a concurrent devbox
-		}
-		tmp, err := os.MkdirTemp(filepath.Join(s.root, "tmp"), "debootstrap-")
-		if err != nil {
-			return nil, err
-		}
-		defer os.RemoveAll(tmp)
-		opts.Log(fmt.Sprintf("debootstrap %s (minbase) from %s", ref.Name, cmp.Or(ref.Mirror, "Debian's default mirror")))
-		if err := debootstrap(ctx, ref.Name, ref.Mirror, tmp, opts.Log); err != nil {
-			return nil, err
-		}
-		// Leave nothing of the host's behind in the image.
-		os.Remove(filepath.Join(tmp, "etc", "hostname"))
-		dir = tmp
-	} else if fi, err := os.Stat(dir); err != nil {
-		return nil, err
-	} else if !fi.IsDir() {
-		return nil, fmt.Errorf("%s is not a directory", dir)
-	}
-	return s.importTree(ctx, ref, dir, opts)
-}
-
-// importTree stores the tree at dir as a one-layer image under ref. The
-// layer goes through the same tar form as any other, so its diffID is a
-// content hash and it is unpacked as safely.
-func (s *Store) importTree(ctx context.Context, ref Ref, dir string, opts PullOptions) (*Image, error) {
-	// First pass: hash the tree's tar form to know its diffID.
-	h := sha256.New()
-	if err := WriteLayerTar(ctx, dir, h, false); err != nil {
-		return nil, err
-	}
-	diffID := v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(h.Sum(nil))}
-	chain := ChainIDs([]v1.Hash{diffID})
-	err := s.unpackAll(ctx, chain, []v1.Hash{diffID}, func(int) (io.ReadCloser, int64, error) {
-		pr, pw := io.Pipe()
-		go func() { pw.CloseWithError(WriteLayerTar(ctx, dir, pw, false)) }()
-		return pr, -1, nil
-	}, opts)
-	if err != nil {
-		return nil, err
-	}
-	dst := opts.dest(ref)
-	img := &Image{
-		Ref:     dst.String(),
-		Digest:  diffID.String(),
-		Config:  Config{Env: []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}},
-		Layers:  chain,
-		DiffIDs: []string{diffID.String()},
-		Pulled:  time.Now().UTC(),
-	}
-	if li, err := s.Layer(chain[0]); err == nil {
-		img.Size = li.Size
-	}
-	return img, s.putImage(dst, img)
-}
-
 // Import stores the image at path (a docker-archive tarball, an OCI layout
 // or a root filesystem directory) under the reference as.
 func (s *Store) Import(ctx context.Context, path string, as Ref, opts PullOptions) (*Image, error) {
@@ -492,8 +418,7 @@ func (s *Store) Import(ctx context.Context, path string, as Ref, opts PullOption
 		}
 	}
 	opts.Refresh = true
-	opts.storeAs = &as
-	img, err := s.Pull(ctx, src, opts)
+	img, err := s.pull(ctx, src, as, opts)
 	if err != nil {
 		return nil, fmt.Errorf("import %s: %w", path, err)
 	}

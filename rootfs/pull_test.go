@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/devbox/devbox/internal/testenv"
+
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
@@ -94,8 +96,8 @@ var oracleCases = []struct {
 }
 
 func TestPullMatchesOracle(t *testing.T) {
-	needRoot(t)
-	host := testRegistry(t)
+	testenv.NeedRoot(t)
+	host := testenv.Registry(t)
 	for _, c := range oracleCases {
 		t.Run(c.name, func(t *testing.T) {
 			img := makeImage(t, c.layers...)
@@ -134,7 +136,7 @@ func repoName(s string) string {
 }
 
 func TestPullSources(t *testing.T) {
-	needRoot(t)
+	testenv.NeedRoot(t)
 	img := makeImage(t, []ent{dir("etc"), file("etc/os-release", "ID=test\n")}, []ent{file("etc/motd", "hi")})
 	digest, _ := img.Digest()
 	base := t.TempDir()
@@ -154,7 +156,7 @@ func TestPullSources(t *testing.T) {
 	if err := tarball.WriteToFile(archive, tag, img); err != nil {
 		t.Fatal(err)
 	}
-	host := testRegistry(t)
+	host := testenv.Registry(t)
 	regRef := push(t, host, "src/test:v1", img)
 
 	s, _ := Open(filepath.Join(base, "store"))
@@ -179,7 +181,7 @@ func TestPullSources(t *testing.T) {
 		}
 	}
 	// Every source shares the same two layer directories.
-	entries, _ := filepath.Glob(filepath.Join(s.Root(), "layers", "*.json"))
+	entries, _ := filepath.Glob(filepath.Join(s.Root().Dir(), "layers", "*.json"))
 	if len(entries) != 2 {
 		t.Errorf("%d layers stored for one image from four sources, want 2", len(entries))
 	}
@@ -193,7 +195,7 @@ func TestPullSources(t *testing.T) {
 }
 
 func TestPullDir(t *testing.T) {
-	needRoot(t)
+	testenv.NeedRoot(t)
 	src := t.TempDir()
 	os.MkdirAll(filepath.Join(src, "usr", "bin"), 0o755)
 	os.WriteFile(filepath.Join(src, "usr", "bin", "tool"), []byte("#!/bin/sh\n"), 0o755)
@@ -216,8 +218,8 @@ func TestPullDir(t *testing.T) {
 }
 
 func TestWarmPullAndConcurrentPulls(t *testing.T) {
-	needRoot(t)
-	host := testRegistry(t)
+	testenv.NeedRoot(t)
+	host := testenv.Registry(t)
 	var layers [][]ent
 	for i := 0; i < 5; i++ {
 		layers = append(layers, []ent{file(strings.Repeat("x", i+1), strings.Repeat("data", 1000*(i+1)))})
@@ -231,7 +233,7 @@ func TestWarmPullAndConcurrentPulls(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			// A store of its own per puller, as separate devbox processes have.
-			s2, _ := Open(s.Root())
+			s2, _ := Open(s.Root().Dir())
 			_, errs[i] = s2.Pull(context.Background(), ref, PullOptions{})
 		}()
 	}
@@ -239,7 +241,7 @@ func TestWarmPullAndConcurrentPulls(t *testing.T) {
 	if err := errors.Join(errs...); err != nil {
 		t.Fatal(err)
 	}
-	tmp, _ := os.ReadDir(filepath.Join(s.Root(), "tmp"))
+	tmp, _ := os.ReadDir(filepath.Join(s.Root().Dir(), "tmp"))
 	if len(tmp) != 0 {
 		t.Errorf("tmp/ not empty after pulls: %v", tmp)
 	}
@@ -263,9 +265,9 @@ func (c *countProgress) Add(n int64)                       { c.mu.Lock(); c.byte
 func (c *countProgress) Done(bool, error)                  {}
 
 func TestExportRoundTrip(t *testing.T) {
-	needRoot(t)
+	testenv.NeedRoot(t)
 	c := oracleCases[4] // opaque dir
-	host := testRegistry(t)
+	host := testenv.Registry(t)
 	img := makeImage(t, c.layers...)
 	ref := push(t, host, "export/src:1", img)
 	s, _ := Open(t.TempDir())

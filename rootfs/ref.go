@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/google/go-containerregistry/pkg/name"
 )
@@ -37,7 +38,9 @@ type Ref struct {
 	Insecure bool
 }
 
-var suiteRE = regexp.MustCompile(`^[a-z][a-z0-9.-]*$`)
+// suiteRE is compiled on first use: the devbox binary is also every
+// container's init, whose start-up should not pay for it.
+var suiteRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z][a-z0-9.-]*$`) })
 
 // ParseRef parses a base reference. Relative paths are taken relative to
 // dir (the spec's directory); dir may be empty.
@@ -78,7 +81,7 @@ func ParseRef(s, dir string) (Ref, error) {
 	case strings.HasPrefix(s, "debootstrap:"):
 		rest := strings.TrimPrefix(s, "debootstrap:")
 		suite, mirror, _ := strings.Cut(rest, "@")
-		if !suiteRE.MatchString(suite) {
+		if !suiteRE().MatchString(suite) {
 			return Ref{}, fmt.Errorf("%q: debootstrap: needs a suite name such as bookworm (debootstrap:SUITE[@MIRROR])", s)
 		}
 		if mirror != "" && !strings.HasPrefix(mirror, "http://") && !strings.HasPrefix(mirror, "https://") && !strings.HasPrefix(mirror, "file:/") {
@@ -113,3 +116,7 @@ func (r Ref) String() string {
 		return string(r.Kind) + ":" + r.Name
 	}
 }
+
+// isTree says the reference names a file tree rather than an image: it is
+// stored as a one-layer image of its own.
+func (r Ref) isTree() bool { return r.Kind == KindDir || r.Kind == KindDebootstrap }

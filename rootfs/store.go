@@ -11,27 +11,23 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/devbox/devbox/internal/lockfile"
+	"github.com/devbox/devbox/internal/state"
 )
 
-// Store is the content-addressed layer store under a state root:
-//
-//	layers/<chainID>/      a layer unpacked in overlay form, never changed once in place
-//	layers/<chainID>.json  its LayerInfo
-//	images/<id>.json       an Image: reference → manifest digest, config, layer chain
-//	builds/                build-step layers (see the devenv package)
-//	tmp/                   staging; anything here is unfinished work
-//	locks/                 flock files
+// Store is the content-addressed layer store under a state root (its
+// layers/, images/, builds/, tmp/ and locks/; see internal/state).
 //
 // Layers are keyed by ChainID, not diffID: how a layer unpacks (the owner
 // and mode of a directory it implies but does not contain) depends on the
 // layers below it, so the same diff over different parents is a different
 // directory.
 type Store struct {
-	root string
+	root state.Root
 }
 
 // LayerInfo describes an unpacked layer.
@@ -65,32 +61,32 @@ type Config struct {
 
 // Open opens the store at root, creating its directories.
 func Open(root string) (*Store, error) {
-	for _, d := range []string{"layers", "images", "builds", "tmp", "locks"} {
-		if err := os.MkdirAll(filepath.Join(root, d), 0o700); err != nil {
+	r := state.Root(root)
+	for _, d := range []string{r.Layers(), r.Images(), r.Builds(), r.Tmp(), r.Locks()} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("open store: %w", err)
 		}
 	}
-	return &Store{root: root}, nil
+	return &Store{root: r}, nil
 }
 
 // OpenExisting opens the store at root if there is one, without creating
 // anything; a missing store is an empty one (nil Store is valid to query).
 func OpenExisting(root string) (*Store, error) {
-	if _, err := os.Stat(filepath.Join(root, "layers")); errors.Is(err, fs.ErrNotExist) {
+	r := state.Root(root)
+	if _, err := os.Stat(r.Layers()); errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	} else if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	return &Store{root: root}, nil
+	return &Store{root: r}, nil
 }
 
 // Root is the state root the store lives in.
-func (s *Store) Root() string { return s.root }
+func (s *Store) Root() state.Root { return s.root }
 
 // LayerDir is where the layer with chainID is unpacked.
-func (s *Store) LayerDir(chainID string) string {
-	return filepath.Join(s.root, "layers", strings.TrimPrefix(chainID, "sha256:"))
-}
+func (s *Store) LayerDir(chainID string) string { return s.root.Layer(chainID) }
 
 // HasLayer reports whether chainID is unpacked and complete.
 func (s *Store) HasLayer(chainID string) bool {
@@ -108,9 +104,9 @@ func (s *Store) Layer(chainID string) (LayerInfo, error) {
 	return li, err
 }
 
-func imageFile(root string, ref Ref) string {
+func imageFile(root state.Root, ref Ref) string {
 	sum := sha256.Sum256([]byte(ref.String()))
-	return filepath.Join(root, "images", hex.EncodeToString(sum[:16])+".json")
+	return filepath.Join(root.Images(), hex.EncodeToString(sum[:16])+".json")
 }
 
 // Image returns the stored image for ref, or fs.ErrNotExist.
@@ -140,7 +136,7 @@ func (s *Store) Images() ([]*Image, error) {
 	if s == nil {
 		return nil, nil
 	}
-	files, err := filepath.Glob(filepath.Join(s.root, "images", "*.json"))
+	files, err := filepath.Glob(filepath.Join(s.root.Images(), "*.json"))
 	if err != nil {
 		return nil, err
 	}
@@ -158,7 +154,7 @@ func (s *Store) Images() ([]*Image, error) {
 
 // putImage records img under ref, atomically.
 func (s *Store) putImage(ref Ref, img *Image) error {
-	return writeJSON(filepath.Join(s.root, "tmp"), imageFile(s.root, ref), img)
+	return writeJSON(s.root.Tmp(), imageFile(s.root, ref), img)
 }
 
 // RemoveImage forgets the image for ref; its layers stay until prune.
@@ -233,59 +229,39 @@ func writeJSON(tmpDir, path string, v any) error {
 
 // lock takes an exclusive flock on locks/name, waiting for it.
 func (s *Store) lock(name string) (unlock func(), err error) {
-	return s.flock(name, syscall.LOCK_EX)
+	return lockfile.Lock(s.root.Lock(name))
 }
 
-// enter marks the start of work that adds to the store (a pull, a build):
+// Enter marks the start of work that adds to the store (a pull, a build):
 // it holds the gc lock shared, so that prune waits for it. When nobody else
 // is at work, it first sweeps tmp/ of what killed runs left there.
-func (s *Store) enter() (leave func(), err error) {
-	f, err := os.OpenFile(filepath.Join(s.root, "locks", "gc.lock"), os.O_RDWR|os.O_CREATE, 0o600)
+func (s *Store) Enter() (leave func(), err error) {
+	l, err := lockfile.Open(s.root.Lock("gc"))
 	if err != nil {
 		return nil, err
 	}
-	if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil {
+	if l.TryExclusive() {
 		s.sweepTmp()
 	}
 	// Converting to shared keeps the lock held throughout.
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("lock gc: %w", err)
+	if err := l.Shared(); err != nil {
+		l.Close()
+		return nil, err
 	}
-	return func() {
-		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-		f.Close()
-	}, nil
+	return l.Close, nil
 }
 
 // sweepTmp removes everything in tmp/; only call it with the gc lock held
 // exclusively.
 func (s *Store) sweepTmp() {
-	entries, _ := os.ReadDir(filepath.Join(s.root, "tmp"))
+	entries, _ := os.ReadDir(s.root.Tmp())
 	for _, e := range entries {
-		os.RemoveAll(filepath.Join(s.root, "tmp", e.Name()))
+		os.RemoveAll(filepath.Join(s.root.Tmp(), e.Name()))
 	}
-}
-
-func (s *Store) flock(name string, how int) (unlock func(), err error) {
-	f, err := os.OpenFile(filepath.Join(s.root, "locks", name+".lock"), os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	if err := syscall.Flock(int(f.Fd()), how); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("lock %s: %w", name, err)
-	}
-	return func() {
-		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-		f.Close()
-	}, nil
 }
 
 // BuildDir is where the build-step layer with key is kept.
-func (s *Store) BuildDir(key string) string {
-	return filepath.Join(s.root, "builds", key)
-}
+func (s *Store) BuildDir(key string) string { return s.root.Build(key) }
 
 // HasBuild reports whether the build step with key is committed.
 func (s *Store) HasBuild(key string) bool {
@@ -296,29 +272,20 @@ func (s *Store) HasBuild(key string) bool {
 	return err == nil
 }
 
-// Prune deletes every layer that no stored image uses and that is not in
-// keep (the layers builds and environments use), and leftovers in tmp/.
-// It returns the chain IDs it deleted and the bytes freed.
-func (s *Store) Prune(keep []string) (removed []string, freed int64, err error) {
+// Prune deletes every layer that neither a stored image nor a build step
+// stands on, and leftovers in tmp/. It returns the chain IDs it deleted
+// and the bytes freed.
+func (s *Store) Prune() (removed []string, freed int64, err error) {
 	unlock, err := s.lock("gc")
 	if err != nil {
 		return nil, 0, err
 	}
 	defer unlock()
-	used := map[string]bool{}
-	for _, id := range keep {
-		used[strings.TrimPrefix(id, "sha256:")] = true
-	}
-	imgs, err := s.Images()
+	used, err := s.layersInUse()
 	if err != nil {
 		return nil, 0, err
 	}
-	for _, img := range imgs {
-		for _, id := range img.Layers {
-			used[strings.TrimPrefix(id, "sha256:")] = true
-		}
-	}
-	entries, err := os.ReadDir(filepath.Join(s.root, "layers"))
+	entries, err := os.ReadDir(s.root.Layers())
 	if err != nil {
 		return nil, 0, err
 	}
@@ -330,10 +297,10 @@ func (s *Store) Prune(keep []string) (removed []string, freed int64, err error) 
 		// The marker goes first: a layer without it is never used, so an
 		// interrupted prune leaves only garbage, not a half layer.
 		li, _ := s.Layer("sha256:" + id)
-		if err := os.Remove(filepath.Join(s.root, "layers", id+".json")); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := os.Remove(s.root.Layer(id) + ".json"); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return removed, freed, err
 		}
-		if err := os.RemoveAll(filepath.Join(s.root, "layers", id)); err != nil {
+		if err := os.RemoveAll(s.root.Layer(id)); err != nil {
 			return removed, freed, err
 		}
 		removed = append(removed, "sha256:"+id)
@@ -344,19 +311,68 @@ func (s *Store) Prune(keep []string) (removed []string, freed int64, err error) 
 	return removed, freed, nil
 }
 
+// layersInUse are the bare chain IDs that stored images and build steps
+// stand on.
+func (s *Store) layersInUse() (map[string]bool, error) {
+	used := map[string]bool{}
+	mark := func(ids []string) {
+		for _, id := range ids {
+			used[strings.TrimPrefix(id, "sha256:")] = true
+		}
+	}
+	imgs, err := s.Images()
+	if err != nil {
+		return nil, err
+	}
+	for _, img := range imgs {
+		mark(img.Layers)
+	}
+	recs, err := filepath.Glob(filepath.Join(s.root.Builds(), "*.json"))
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range recs {
+		var rec BuildRecord
+		if err := readJSON(f, &rec); err != nil {
+			return nil, fmt.Errorf("prune: %w", err) // keep everything rather than guess
+		}
+		mark(rec.BaseLayers)
+	}
+	return used, nil
+}
+
 // TempDir makes a directory in tmp/ for unfinished work (a build step's
 // layer); a killed devbox leaves it for the next sweep.
 func (s *Store) TempDir(prefix string) (string, error) {
-	return os.MkdirTemp(filepath.Join(s.root, "tmp"), prefix)
+	return os.MkdirTemp(s.root.Tmp(), prefix)
 }
 
-// Enter marks the start of work that adds to the store; see enter.
-func (s *Store) Enter() (leave func(), err error) { return s.enter() }
+// BuildRecord is what builds/<key>.json keeps of a build step.
+type BuildRecord struct {
+	Key     string        `json:"key"`
+	Kind    string        `json:"kind"`
+	Summary string        `json:"summary"`
+	Built   time.Time     `json:"built"`
+	Took    time.Duration `json:"took"`
+	// Node is the exact Node.js version a node step installed.
+	Node string `json:"node,omitempty"`
+	// BaseLayers are the image layers the step was built on, which prune
+	// keeps while the step exists.
+	BaseLayers []string `json:"base_layers"`
+}
 
-// CommitBuild moves a finished build step's layer dir into place as key,
-// with its record; until the record is written the step counts as not
-// built, so a build killed at any point reruns cleanly.
-func (s *Store) CommitBuild(key, dir string, record any) error {
+// Build returns the record of the committed build step key.
+func (s *Store) Build(key string) (BuildRecord, error) {
+	var rec BuildRecord
+	err := readJSON(s.BuildDir(key)+".json", &rec)
+	return rec, err
+}
+
+// CommitBuild moves a finished build step's layer dir into place under
+// rec.Key, with its record; until the record is written the step counts
+// as not built, so a build killed at any point reruns cleanly.
+func (s *Store) CommitBuild(dir string, rec BuildRecord) error {
+	key := rec.Key
 	final := s.BuildDir(key)
 	unlock, err := s.lock("build-" + key)
 	if err != nil {
@@ -372,5 +388,5 @@ func (s *Store) CommitBuild(key, dir string, record any) error {
 	if err := os.Rename(dir, final); err != nil {
 		return err
 	}
-	return writeJSON(filepath.Join(s.root, "tmp"), final+".json", record)
+	return writeJSON(s.root.Tmp(), final+".json", rec)
 }

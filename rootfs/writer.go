@@ -88,13 +88,14 @@ func writeSmall(j writeJob, warn func(string)) error {
 		}
 		b = b[n:]
 	}
-	ownerOK := j.hdr.Uid == euid && j.hdr.Gid == egid && !j.parentSgid
+	c := creator()
+	ownerOK := j.hdr.Uid == c.uid && j.hdr.Gid == c.gid && !j.parentSgid
 	if !ownerOK {
 		if err := unix.Fchown(fd, j.hdr.Uid, j.hdr.Gid); err != nil {
 			return err
 		}
 	}
-	if !ownerOK || mode&^0o777 != 0 || mode&processUmask != 0 {
+	if !ownerOK || mode&^0o777 != 0 || mode&c.umask != 0 {
 		if err := unix.Fchmod(fd, mode); err != nil {
 			return err
 		}
@@ -149,12 +150,17 @@ func (p *writePool) close() error {
 	return err
 }
 
-// The owner and umask new files get; read once, as they do not change
-// while devbox runs.
-var (
-	euid, egid   = unix.Geteuid(), unix.Getegid()
-	processUmask = readUmask()
-)
+// fileCreator is the owner and umask files made by this process get.
+type fileCreator struct {
+	uid, gid int
+	umask    uint32
+}
+
+// creator is read once, on first use (not at package load: the same binary
+// is every container's init), as it does not change while devbox runs.
+var creator = sync.OnceValue(func() fileCreator {
+	return fileCreator{unix.Geteuid(), unix.Getegid(), readUmask()}
+})
 
 // readUmask reads the umask without changing it (umask(2) can only be
 // read by setting it, which would race with other goroutines).

@@ -16,7 +16,7 @@ import (
 
 // handleStreamLocal serves direct-streamlocal@openssh.com: `ssh -L
 // port:/path/to/socket`, which VS Code uses for its server's socket.
-func (s *server) handleStreamLocal(_ *ssh.Server, _ *gossh.ServerConn, newChan gossh.NewChannel, _ ssh.Context) {
+func (s *Server) handleStreamLocal(_ *ssh.Server, _ *gossh.ServerConn, newChan gossh.NewChannel, _ ssh.Context) {
 	var p struct {
 		SocketPath string
 		Reserved0  string
@@ -71,7 +71,7 @@ func joinChannel(ch gossh.Channel, c net.Conn) {
 // forwardAgent makes a socket in the container whose connections go to
 // the client's agent, and puts it in the session's SSH_AUTH_SOCK.
 func (sess *session) forwardAgent() error {
-	acct, err := lookupAccount(sess.srv.cfg.User)
+	acct, err := lookupAccount(sess.srv.Config.User)
 	if err != nil {
 		return err
 	}
@@ -119,7 +119,7 @@ func acceptToClient(ln net.Listener, conn gossh.Conn, chanType string, payload f
 // handleDirectTCPIP serves direct-tcpip (ssh -L, ssh -D). gliderlabs/ssh's
 // own handler closes both ways as soon as one side ends, which cuts off
 // the reply to a client that half-closes (sends EOF) first.
-func (s *server) handleDirectTCPIP(_ *ssh.Server, _ *gossh.ServerConn, newChan gossh.NewChannel, _ ssh.Context) {
+func (s *Server) handleDirectTCPIP(_ *ssh.Server, _ *gossh.ServerConn, newChan gossh.NewChannel, _ ssh.Context) {
 	var p struct {
 		DestAddr   string
 		DestPort   uint32

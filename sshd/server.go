@@ -1,28 +1,23 @@
-// Package sshd is the SSH server a devbox environment's init serves: key
-// and password login, shells and commands with or without a terminal,
-// SFTP, TCP and Unix-socket forwarding and agent forwarding, on
-// gliderlabs/ssh and x/crypto/ssh.
 package sshd
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"log"
 	"net"
 	"os"
 	"runtime/debug"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/gliderlabs/ssh"
 	gossh "golang.org/x/crypto/ssh"
-
-	"github.com/devbox/devbox/runtime"
+	"golang.org/x/sys/unix"
 )
 
-// Config is the server's part of an environment's runtime config.
+// Config is what an environment's server serves: who may log in, how,
+// and what their sessions get.
 type Config struct {
 	// User is the account logins are for.
 	User string `json:"user"`
@@ -31,7 +26,8 @@ type Config struct {
 	AuthorizedKeys []string `json:"authorized_keys"`
 	// PasswordHash is a crypt(3) hash; empty turns password login off.
 	PasswordHash string `json:"password_hash,omitempty"`
-	// Env is the container's environment (image and spec).
+	// Env is the container's environment (image and spec), PATH included:
+	// sessions start from it, as OpenSSH's start from its login.conf.
 	Env []string `json:"env"`
 	// Workdir is where sessions start (the user's home if empty).
 	Workdir string `json:"workdir,omitempty"`
@@ -47,60 +43,65 @@ type Config struct {
 // SSH libraries have AES-GCM.
 var ciphers = []string{"aes128-gcm@openssh.com", "aes256-gcm@openssh.com"}
 
-// HostKeyFile is the ServiceFiles name of the host's private key.
-const HostKeyFile = "host_key"
-
 // Version is the server's SSH identification.
 const Version = "devbox"
 
-// Serve is the init's service: it serves SSH on every listener until ctx
-// ends, then closes every connection and session.
-func Serve(ctx context.Context, env runtime.ServiceEnv) error {
-	var cfg Config
-	if err := json.Unmarshal(env.Config, &cfg); err != nil {
-		return fmt.Errorf("sshd: config: %w", err)
+// StartFunc starts a session's process and returns its pid and a channel
+// for its wait status. The container's init passes one that forks from
+// its reduced-capability thread and reaps through its own reaper.
+type StartFunc func(path string, args []string, attr *syscall.ProcAttr) (pid int, status <-chan unix.WaitStatus, err error)
+
+// Server is an SSH server for one environment. Set its fields, then call
+// Serve for each listener; Shutdown ends it. The zero value is usable but
+// refuses to serve: it needs a HostKey and a way to log in.
+type Server struct {
+	Config  Config
+	HostKey gossh.Signer
+	// Start starts session processes; nil forks them with
+	// syscall.ForkExec and waits for each itself.
+	Start StartFunc
+	// Log gets what goes wrong in sessions; nil logs to standard error.
+	Log *log.Logger
+
+	once     sync.Once
+	initErr  error
+	srv      *ssh.Server
+	auth     *authenticator
+	sessions sync.Map // *session → struct{}
+}
+
+// ErrServerClosed is what Serve returns after Shutdown.
+var ErrServerClosed = ssh.ErrServerClosed
+
+// Serve accepts connections on ln until Shutdown. It may be called for
+// several listeners at once.
+func (s *Server) Serve(ln net.Listener) error {
+	s.once.Do(func() { s.initErr = s.init() })
+	if s.initErr != nil {
+		return s.initErr
 	}
-	signer, err := gossh.ParsePrivateKey(env.Files[HostKeyFile])
-	if err != nil {
-		return fmt.Errorf("sshd: host key: %w", err)
+	return s.srv.Serve(ln)
+}
+
+func (s *Server) init() error {
+	if s.HostKey == nil {
+		return errors.New("sshd: no host key")
 	}
-	s, err := newServer(cfg, signer, env.Start)
+	auth, err := newAuthenticator(s.Config)
 	if err != nil {
 		return err
 	}
-	for _, ln := range env.Listeners {
-		go func() {
-			if err := s.srv.Serve(ln); err != nil && !errors.Is(err, ssh.ErrServerClosed) {
-				s.log.Printf("serve %s: %v", listenerAddr(ln), err)
-			}
-		}()
+	s.auth = auth
+	if s.Log == nil {
+		s.Log = log.New(os.Stderr, "sshd: ", log.LstdFlags)
 	}
-	env.Ready()
-	<-ctx.Done()
-	s.shutdown()
-	return nil
-}
-
-// server is one environment's SSH server.
-type server struct {
-	cfg      Config
-	srv      *ssh.Server
-	auth     *authenticator
-	start    startFunc
-	sessions sync.Map // *session → struct{}
-	log      *log.Logger
-}
-
-func newServer(cfg Config, signer gossh.Signer, start startFunc) (*server, error) {
-	auth, err := newAuthenticator(cfg)
-	if err != nil {
-		return nil, err
+	if s.Start == nil {
+		s.Start = forkExec
 	}
-	s := &server{cfg: cfg, auth: auth, start: start, log: log.New(os.Stderr, "sshd: ", log.LstdFlags)}
 	fwd := &forwards{}
 	s.srv = &ssh.Server{
 		Version:     Version,
-		HostSigners: []ssh.Signer{signer},
+		HostSigners: []ssh.Signer{s.HostKey},
 		ChannelHandlers: map[string]ssh.ChannelHandler{
 			"session":                        s.recovered(s.handleSession),
 			"direct-tcpip":                   s.recovered(s.handleDirectTCPIP),
@@ -121,16 +122,36 @@ func newServer(cfg Config, signer gossh.Signer, start startFunc) (*server, error
 	if auth.passwordHash != "" {
 		s.srv.PasswordHandler = auth.password
 	}
-	return s, nil
+	return nil
+}
+
+// forkExec is the StartFunc of a server that is not a container's init:
+// it waits for each process itself.
+func forkExec(path string, args []string, attr *syscall.ProcAttr) (int, <-chan unix.WaitStatus, error) {
+	pid, err := syscall.ForkExec(path, args, attr)
+	if err != nil {
+		return 0, nil, err
+	}
+	ch := make(chan unix.WaitStatus, 1)
+	go func() {
+		var ws unix.WaitStatus
+		for {
+			if _, err := unix.Wait4(pid, &ws, 0, nil); err != unix.EINTR {
+				break
+			}
+		}
+		ch <- ws
+	}()
+	return pid, ch, nil
 }
 
 // recovered keeps a panic in one channel's handler from taking the
 // server, and every other session, down.
-func (s *server) recovered(h ssh.ChannelHandler) ssh.ChannelHandler {
+func (s *Server) recovered(h ssh.ChannelHandler) ssh.ChannelHandler {
 	return func(srv *ssh.Server, conn *gossh.ServerConn, ch gossh.NewChannel, ctx ssh.Context) {
 		defer func() {
 			if r := recover(); r != nil {
-				s.log.Printf("panic in %s channel handler: %v\n%s", ch.ChannelType(), r, debug.Stack())
+				s.Log.Printf("panic in %s channel handler: %v\n%s", ch.ChannelType(), r, debug.Stack())
 				conn.Close()
 			}
 		}()
@@ -138,19 +159,39 @@ func (s *server) recovered(h ssh.ChannelHandler) ssh.ChannelHandler {
 	}
 }
 
-// shutdown closes the listeners and connections and hangs up every
-// session's processes.
-func (s *server) shutdown() {
+// Shutdown closes the listeners and connections and hangs up every
+// session's processes; connections still open when ctx ends are closed.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if s.srv == nil {
+		return nil
+	}
 	s.sessions.Range(func(k, _ any) bool {
 		k.(*session).hangup()
 		return true
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
 	if err := s.srv.Shutdown(ctx); err != nil && !errors.Is(err, ssh.ErrServerClosed) {
-		s.srv.Close()
+		return s.srv.Close()
 	}
+	return nil
 }
 
-// listenerAddr is for messages.
-func listenerAddr(ln net.Listener) string { return ln.Addr().String() }
+// ServeAll serves every listener until ctx ends, then shuts down within a
+// second; ready is called once all are being served.
+func (s *Server) ServeAll(ctx context.Context, listeners []net.Listener, ready func()) error {
+	s.once.Do(func() { s.initErr = s.init() })
+	if s.initErr != nil {
+		return s.initErr
+	}
+	for _, ln := range listeners {
+		go func() {
+			if err := s.Serve(ln); err != nil && !errors.Is(err, ErrServerClosed) {
+				s.Log.Printf("serve %s: %v", ln.Addr(), err)
+			}
+		}()
+	}
+	ready()
+	<-ctx.Done()
+	sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	return s.Shutdown(sctx)
+}

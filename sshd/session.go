@@ -17,11 +17,7 @@ import (
 	"github.com/pkg/sftp"
 	gossh "golang.org/x/crypto/ssh"
 	"golang.org/x/sys/unix"
-
-	"github.com/devbox/devbox/runtime"
 )
-
-type startFunc func(path string, args []string, attr *syscall.ProcAttr) (int, <-chan unix.WaitStatus, error)
 
 // drainTimeout is how long output is still read after a command exits:
 // a background process it started may hold the output open for good.
@@ -29,7 +25,7 @@ const drainTimeout = 250 * time.Millisecond
 
 // session is one "session" channel: a shell, a command or a subsystem.
 type session struct {
-	srv  *server
+	srv  *Server
 	conn *gossh.ServerConn
 	ch   gossh.Channel
 
@@ -45,7 +41,7 @@ type session struct {
 	cleanup []func()
 }
 
-func (s *server) handleSession(_ *ssh.Server, conn *gossh.ServerConn, newChan gossh.NewChannel, _ ssh.Context) {
+func (s *Server) handleSession(_ *ssh.Server, conn *gossh.ServerConn, newChan gossh.NewChannel, _ ssh.Context) {
 	ch, reqs, err := newChan.Accept()
 	if err != nil {
 		return
@@ -158,7 +154,7 @@ func (sess *session) begin(command *string, subsystem string) bool {
 	}
 	sess.started = true
 	sess.mu.Unlock()
-	acct, err := lookupAccount(sess.srv.cfg.User)
+	acct, err := lookupAccount(sess.srv.Config.User)
 	if err != nil {
 		fmt.Fprintf(sess.ch.Stderr(), "devbox: %v\r\n", err)
 		return false
@@ -168,8 +164,8 @@ func (sess *session) begin(command *string, subsystem string) bool {
 		return true
 	}
 	shell := acct.shell
-	if sess.srv.cfg.Shell != "" {
-		shell = sess.srv.cfg.Shell
+	if sess.srv.Config.Shell != "" {
+		shell = sess.srv.Config.Shell
 	}
 	if _, err := os.Stat(shell); shell == "" || err != nil {
 		shell = "/bin/sh"
@@ -198,12 +194,9 @@ func (sess *session) environ(acct *account, shell, tty string) []string {
 		}
 		env[k] = v
 	}
-	for _, kv := range sess.srv.cfg.Env {
+	for _, kv := range sess.srv.Config.Env {
 		k, v, _ := strings.Cut(kv, "=")
 		set(k, v)
-	}
-	if _, ok := env["PATH"]; !ok {
-		set("PATH", runtime.DefaultPath)
 	}
 	set("HOME", acct.home)
 	set("USER", acct.name)
@@ -242,7 +235,7 @@ func hostPort(a net.Addr) (string, string) {
 }
 
 func (sess *session) workdir(acct *account) string {
-	if d := sess.srv.cfg.Workdir; d != "" {
+	if d := sess.srv.Config.Workdir; d != "" {
 		if fi, err := os.Stat(d); err == nil && fi.IsDir() {
 			return d
 		}
@@ -290,7 +283,7 @@ func (sess *session) startProcess(acct *account, shell string, args []string) er
 	}
 	attr.Env = sess.environ(acct, shell, "")
 	attr.Files = []uintptr{inR.Fd(), outW.Fd(), errW.Fd()}
-	pid, status, err := sess.srv.start(shell, args, attr)
+	pid, status, err := sess.srv.Start(shell, args, attr)
 	inR.Close()
 	outW.Close()
 	errW.Close()
@@ -348,7 +341,7 @@ func (sess *session) startWithPty(acct *account, shell string, args []string, at
 	attr.Files = []uintptr{slave.Fd(), slave.Fd(), slave.Fd()}
 	attr.Sys.Setctty = true
 	attr.Sys.Ctty = 0
-	pid, status, err := sess.srv.start(shell, args, attr)
+	pid, status, err := sess.srv.Start(shell, args, attr)
 	slave.Close()
 	if err != nil {
 		master.Close()

@@ -14,7 +14,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/devbox/devbox/internal/testenv"
+	"github.com/devbox/devbox/internal/state"
+
+	"github.com/devbox/devbox/internal/testbase"
 )
 
 const spec = `name = %q
@@ -44,7 +46,7 @@ func main() {
 }
 
 func run(devbox string) error {
-	cache, img, err := testenv.DebianImage(func(m string) { log.Print(m) })
+	cache, img, err := testbase.DebianImage(func(m string) { log.Print(m) })
 	if err != nil {
 		return err
 	}
@@ -54,23 +56,13 @@ func run(devbox string) error {
 	}
 	defer os.RemoveAll(root)
 	// A fresh state root that has the base, nothing else.
-	os.MkdirAll(filepath.Join(root, "layers"), 0o700)
-	os.MkdirAll(filepath.Join(root, "images"), 0o700)
-	for _, id := range img.Layers {
-		h := strings.TrimPrefix(id, "sha256:")
-		os.Symlink(cache.LayerDir(id), filepath.Join(root, "layers", h))
-		data, _ := os.ReadFile(cache.LayerDir(id) + ".json")
-		os.WriteFile(filepath.Join(root, "layers", h+".json"), data, 0o600)
-	}
-	imgs, _ := filepath.Glob(filepath.Join(cache.Root(), "images", "*.json"))
-	for _, f := range imgs {
-		data, _ := os.ReadFile(f)
-		os.WriteFile(filepath.Join(root, "images", filepath.Base(f)), data, 0o600)
+	if err := testbase.Seed(cache, img, root); err != nil {
+		return err
 	}
 	dir := filepath.Join(root, "project")
 	os.MkdirAll(dir, 0o755)
 	write := func(name, node string, port int) {
-		os.WriteFile(filepath.Join(dir, "devbox.toml"), []byte(fmt.Sprintf(spec, name, testenv.DebianRef, node, port)), 0o644)
+		os.WriteFile(filepath.Join(dir, "devbox.toml"), []byte(fmt.Sprintf(spec, name, testbase.DebianRef, node, port)), 0o644)
 	}
 	dbx := func(args ...string) (time.Duration, error) {
 		cmd := exec.Command(devbox, append([]string{"--root", root}, args...)...)
@@ -108,8 +100,8 @@ func run(devbox string) error {
 		}
 		defer dbx("rm", name)
 	}
-	out, _ := exec.Command("du", "-sb", filepath.Join(root, "envs", "bench2")).Output()
-	layers, _ := exec.Command("du", "-sbL", filepath.Join(root, "builds")).Output()
+	out, _ := exec.Command("du", "-sb", state.Root(root).Env("bench2").Dir()).Output()
+	layers, _ := exec.Command("du", "-sbL", state.Root(root).Builds()).Output()
 	fmt.Printf("disk of a second environment: %s bytes (goal < 1 MiB); the shared build layers: %s bytes\n", strings.Fields(string(out))[0], strings.Fields(string(layers))[0])
 	return nil
 }

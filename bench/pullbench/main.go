@@ -21,7 +21,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
-	"github.com/devbox/devbox/internal/testenv"
+	"github.com/devbox/devbox/internal/testbase"
 	"github.com/devbox/devbox/rootfs"
 )
 
@@ -38,7 +38,7 @@ func main() {
 }
 
 func run(devbox, crane string, runs int, work string, serve bool) error {
-	store, img, err := testenv.DebianImage(func(m string) { log.Print(m) })
+	store, img, err := testbase.DebianImage(func(m string) { log.Print(m) })
 	if err != nil {
 		return err
 	}

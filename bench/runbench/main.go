@@ -14,7 +14,7 @@ import (
 	"sort"
 	"time"
 
-	"github.com/devbox/devbox/internal/testenv"
+	"github.com/devbox/devbox/internal/testbase"
 )
 
 func main() {
@@ -27,7 +27,7 @@ func main() {
 }
 
 func run(devbox string, runs int) error {
-	store, img, err := testenv.DebianImage(func(m string) { log.Print(m) })
+	store, img, err := testbase.DebianImage(func(m string) { log.Print(m) })
 	if err != nil {
 		return err
 	}
@@ -39,12 +39,12 @@ func run(devbox string, runs int) error {
 	defer os.RemoveAll(work)
 
 	// devbox: a spec over the same base, no network (like the others).
-	spec := fmt.Sprintf("base = %q\n[network]\nmode = \"none\"\n", testenv.DebianRef)
+	spec := fmt.Sprintf("base = %q\n[network]\nmode = \"none\"\n", testbase.DebianRef)
 	if err := os.WriteFile(filepath.Join(work, "devbox.toml"), []byte(spec), 0o644); err != nil {
 		return err
 	}
 	devboxCmd := func() *exec.Cmd {
-		cmd := exec.Command(devbox, "--root", store.Root(), "run", "--", "/bin/true")
+		cmd := exec.Command(devbox, "--root", store.Root().Dir(), "run", "--", "/bin/true")
 		cmd.Dir = work
 		return cmd
 	}

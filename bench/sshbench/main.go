@@ -22,7 +22,7 @@ import (
 
 	gossh "golang.org/x/crypto/ssh"
 
-	"github.com/devbox/devbox/internal/testenv"
+	"github.com/devbox/devbox/internal/testbase"
 )
 
 func main() {
@@ -42,7 +42,7 @@ func freePort() int {
 }
 
 func run(devbox string, runs, sftpMB int) error {
-	store, _, err := testenv.DebianImage(func(m string) { log.Print(m) })
+	store, _, err := testbase.DebianImage(func(m string) { log.Print(m) })
 	if err != nil {
 		return err
 	}
@@ -61,10 +61,10 @@ func run(devbox string, runs, sftpMB int) error {
 
 	// devbox
 	dport := freePort()
-	spec := fmt.Sprintf("name = \"sshbench\"\nbase = %q\n[ssh]\nport = %d\nauthorized_keys = [%q]\n[network]\nmode = \"none\"\n", testenv.DebianRef, dport, pub)
+	spec := fmt.Sprintf("name = \"sshbench\"\nbase = %q\n[ssh]\nport = %d\nauthorized_keys = [%q]\n[network]\nmode = \"none\"\n", testbase.DebianRef, dport, pub)
 	os.WriteFile(filepath.Join(work, "devbox.toml"), []byte(spec), 0o644)
 	dbx := func(args ...string) *exec.Cmd {
-		cmd := exec.Command(devbox, append([]string{"--root", store.Root()}, args...)...)
+		cmd := exec.Command(devbox, append([]string{"--root", store.Root().Dir()}, args...)...)
 		cmd.Dir = work
 		return cmd
 	}

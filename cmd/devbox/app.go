@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/devbox/devbox/devenv"
+	devspec "github.com/devbox/devbox/devenv/spec"
 	"github.com/devbox/devbox/rootfs"
 )
 
@@ -82,18 +83,18 @@ func usageArgs(check cobra.PositionalArgs) cobra.PositionalArgs {
 // withFile gives cmd the -f/--file flag. It is not a root flag because
 // `logs -f` means follow, as in docker and tail.
 func (a *app) withFile(cmd *cobra.Command) *cobra.Command {
-	cmd.Flags().StringVarP(&a.file, "file", "f", devenv.SpecFile, "path of the spec")
+	cmd.Flags().StringVarP(&a.file, "file", "f", devspec.FileName, "path of the spec")
 	return cmd
 }
 
 // loadSpec reads the spec named by -f.
-func (a *app) loadSpec() (*devenv.Spec, error) {
+func (a *app) loadSpec() (*devspec.Spec, error) {
 	a.debugf("spec %s, state root %s", a.file, a.root)
-	return devenv.LoadSpec(a.file)
+	return devspec.Load(a.file)
 }
 
 // specDirFile is the spec path inside dir.
-func specDirFile(dir string) string { return filepath.Join(dir, devenv.SpecFile) }
+func specDirFile(dir string) string { return filepath.Join(dir, devspec.FileName) }
 
 func (a *app) printf(format string, args ...any) { fmt.Fprintf(a.stdout, format, args...) }
 
@@ -123,7 +124,7 @@ func (a *app) openStoreIfExists() (*rootfs.Store, error) {
 
 // specAndStore loads the spec of -f and opens the layer store: what every
 // command that builds or starts something needs first.
-func (a *app) specAndStore() (*devenv.Spec, *rootfs.Store, error) {
+func (a *app) specAndStore() (*devspec.Spec, *rootfs.Store, error) {
 	spec, err := a.loadSpec()
 	if err != nil {
 		return nil, nil, err

@@ -10,7 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/devbox/devbox/devenv"
+	"github.com/devbox/devbox/devenv/build"
 	"github.com/devbox/devbox/templates"
 )
 
@@ -91,7 +91,7 @@ func (a *app) planCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			plan := devenv.NewPlan(spec, store.BaseID(spec.BaseRef))
+			plan := build.NewPlan(spec, store.BaseID(spec.BaseRef))
 			for i, st := range plan.Steps {
 				status := "not built"
 				if (i == 0 && store.BaseID(spec.BaseRef) != "") || (i > 0 && store.HasBuild(st.Key)) {
@@ -121,7 +121,7 @@ func (a *app) buildCommand() *cobra.Command {
 			o := a.buildOptions(pr)
 			o.NoCache = noCache
 			start := time.Now()
-			b, err := devenv.Build(ctx, store, spec, o)
+			b, err := build.Run(ctx, store, spec, o)
 			pr.Wait()
 			if err != nil {
 				return err
@@ -136,8 +136,8 @@ func (a *app) buildCommand() *cobra.Command {
 
 // buildOptions shows a build's steps on stderr and its commands' output
 // as it comes.
-func (a *app) buildOptions(pr *progress) devenv.BuildOptions {
-	return devenv.BuildOptions{Pull: pullOptions(pr), Out: a.stderr, Stdout: os.Stderr, Stderr: os.Stderr, Log: pr.Log}
+func (a *app) buildOptions(pr *progress) build.Options {
+	return build.Options{Pull: pullOptions(pr), Out: a.stderr, Stdout: os.Stderr, Stderr: os.Stderr, Log: pr.Log}
 }
 
 func (a *app) pushCommand() *cobra.Command {

@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -16,10 +15,10 @@ import (
 
 	"github.com/creack/pty"
 	"github.com/spf13/cobra"
-	gossh "golang.org/x/crypto/ssh"
 	"golang.org/x/term"
 
 	"github.com/devbox/devbox/devenv"
+	devspec "github.com/devbox/devbox/devenv/spec"
 	"github.com/devbox/devbox/sshd"
 )
 
@@ -197,18 +196,9 @@ func (a *app) execCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			envs := a.envs()
-			key, err := readSigner(envs.ClientKeyPath())
+			client, err := a.envs().Dial(env)
 			if err != nil {
-				return err
-			}
-			hostKey, err := readSigner(filepath.Join(envs.Dir(env.Name), "host_key"))
-			if err != nil {
-				return err
-			}
-			client, err := sshd.DialUnix(envs.SocketPath(env.Name), env.User, key, hostKey.PublicKey())
-			if err != nil {
-				return fmt.Errorf("exec: connect to %s: %w", env.Name, err)
+				return fmt.Errorf("exec: %w", err)
 			}
 			defer client.Close()
 			c := sshd.Command{Args: args[1:], TTY: tty, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}
@@ -245,14 +235,6 @@ func (a *app) execCommand() *cobra.Command {
 	cmd.Flags().BoolVarP(&tty, "tty", "t", false, "allocate a pseudo-terminal")
 	cmd.Flags().SetInterspersed(false)
 	return cmd
-}
-
-func readSigner(path string) (gossh.Signer, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	return gossh.ParsePrivateKey(data)
 }
 
 // sshArgs are the OpenSSH client options that reach an environment with
@@ -343,7 +325,7 @@ func (a *app) logsCommand() *cobra.Command {
 			if _, err := a.envs().Get(args[0]); err != nil {
 				return err
 			}
-			f, err := os.Open(filepath.Join(a.envs().Dir(args[0]), "log"))
+			f, err := os.Open(a.envs().LogPath(args[0]))
 			if err != nil {
 				return err
 			}
@@ -366,6 +348,6 @@ func (a *app) logsCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing as the log grows")
-	cmd.Flags().StringVar(&a.file, "file", devenv.SpecFile, "path of the spec")
+	cmd.Flags().StringVar(&a.file, "file", devspec.FileName, "path of the spec")
 	return cmd
 }

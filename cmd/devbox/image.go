@@ -11,7 +11,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/devbox/devbox/devenv"
 	"github.com/devbox/devbox/rootfs"
 )
 
@@ -154,11 +153,7 @@ func (a *app) imagePruneCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			keep, err := a.layersInUse(store)
-			if err != nil {
-				return err
-			}
-			removed, freed, err := store.Prune(keep)
+			removed, freed, err := store.Prune()
 			if err != nil {
 				return err
 			}
@@ -166,11 +161,6 @@ func (a *app) imagePruneCommand() *cobra.Command {
 			return nil
 		},
 	}
-}
-
-// layersInUse are the store layers that builds (and so environments) use.
-func (a *app) layersInUse(*rootfs.Store) ([]string, error) {
-	return devenv.LayersInUse(a.root)
 }
 
 func (a *app) imageImportCommand() *cobra.Command {

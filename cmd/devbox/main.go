@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/devbox/devbox/devenv"
 	"github.com/devbox/devbox/runtime"
 	"github.com/devbox/devbox/sshd"
 )
@@ -16,7 +17,7 @@ import (
 func main() {
 	// The same binary is the container's init: runtime decides by argv.
 	if runtime.IsInit() {
-		os.Exit(runtime.InitMain(sshd.Serve))
+		os.Exit(runtime.InitMain(devenv.ServeSSH))
 	}
 	if len(os.Args) > 1 && os.Args[1] == sshd.SFTPArg {
 		os.Exit(sshd.SFTPMain())

@@ -1,16 +1,17 @@
-// Package testenv gives tests and benchmarks a real Debian base without a
-// container registry: a debootstrapped bookworm, built once into a store
-// kept outside the repository and reused by later runs.
+// Package testenv holds what tests of several packages share and that
+// depends on no devbox package (so that any package's own tests can use
+// it): the root check, the in-process registry and the cache directory.
 package testenv
 
 import (
-	"context"
-	"fmt"
+	"io"
+	"log"
+	"net/http/httptest"
 	"os"
-	"path/filepath"
+	"strings"
 	"testing"
 
-	"github.com/devbox/devbox/rootfs"
+	"github.com/google/go-containerregistry/pkg/registry"
 )
 
 // CacheDir is where tests keep what is slow to make: $DEVBOX_TEST_CACHE,
@@ -22,33 +23,20 @@ func CacheDir() string {
 	return "/var/tmp/devbox-test-cache"
 }
 
-// DebianRef is the base the tests use.
-const DebianRef = "debootstrap:bookworm"
-
-// Debian returns the cache store and its debootstrapped bookworm image,
-// making it on first use (about 25 s from Debian's archive).
-func Debian(tb testing.TB) (*rootfs.Store, *rootfs.Image) {
+// NeedRoot skips a test that needs root (layer owners, xattrs, mounts,
+// namespaces) when not run as root; CI runs as root, so there it runs.
+func NeedRoot(tb testing.TB) {
 	tb.Helper()
 	if os.Geteuid() != 0 {
-		tb.Skip("needs root (debootstrap); CI runs as root")
+		tb.Skip("needs root (layer owners, mounts, namespaces); CI runs as root")
 	}
-	s, img, err := DebianImage(func(m string) { tb.Log(m) })
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return s, img
 }
 
-// DebianImage is Debian for programs (benchmarks) rather than tests.
-func DebianImage(logf func(string)) (*rootfs.Store, *rootfs.Image, error) {
-	s, err := rootfs.Open(filepath.Join(CacheDir(), "store"))
-	if err != nil {
-		return nil, nil, err
-	}
-	ref, _ := rootfs.ParseRef(DebianRef, "")
-	img, err := s.Resolve(context.Background(), ref, rootfs.PullOptions{Log: logf})
-	if err != nil {
-		return nil, nil, fmt.Errorf("debian base: %w (needs debootstrap and Debian's archive)", err)
-	}
-	return s, img, nil
+// Registry serves go-containerregistry's in-process registry on loopback
+// for the rest of the test and returns its host:port.
+func Registry(tb testing.TB) string {
+	tb.Helper()
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	tb.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://")
 }

@@ -1,6 +1,8 @@
-package devenv
+package build
 
 import (
+	"github.com/devbox/devbox/devenv/spec"
+
 	"archive/tar"
 	"compress/gzip"
 	"context"
@@ -44,7 +46,7 @@ func registryURL(registry, pkg string) string {
 // registry's node-linux-ARCH package (plus the npm package), or from a
 // nodejs.org-style mirror's tar.xz checked against SHASUMS256.txt. It
 // returns the exact version installed.
-func installNode(ctx context.Context, d *downloads, s *Spec, musl bool, layer string) (string, error) {
+func installNode(ctx context.Context, d *downloads, s *spec.Spec, musl bool, layer string) (string, error) {
 	local := filepath.Join(layer, "usr", "local")
 	if err := os.MkdirAll(local, 0o755); err != nil {
 		return "", err
@@ -58,7 +60,7 @@ func installNode(ctx context.Context, d *downloads, s *Spec, musl bool, layer st
 	return installNodeFromMirror(ctx, d, s, musl, local)
 }
 
-func installNodeFromNPM(ctx context.Context, d *downloads, s *Spec, local string) (string, error) {
+func installNodeFromNPM(ctx context.Context, d *downloads, s *spec.Spec, local string) (string, error) {
 	reg := s.NPMRegistry()
 	pkg := "node-linux-" + nodeArch()
 	var meta npmPackument
@@ -155,10 +157,10 @@ func fetchPackage(ctx context.Context, d *downloads, url, integrity, dir, sub st
 	})
 }
 
-func installNodeFromMirror(ctx context.Context, d *downloads, s *Spec, musl bool, local string) (string, error) {
+func installNodeFromMirror(ctx context.Context, d *downloads, s *spec.Spec, musl bool, local string) (string, error) {
 	mirror := strings.TrimSuffix(s.Node.Mirror, "/")
 	version := s.Node.Version
-	if version == "lts" || majorRE().MatchString(version) {
+	if !spec.IsExactVersion(version) {
 		var index []struct {
 			Version string `json:"version"`
 			LTS     any    `json:"lts"`
@@ -305,7 +307,7 @@ func resolveVersion(want string, versions []string) (string, error) {
 			cands = append(cands, semver{v, a, b, c})
 		}
 	}
-	if len(cands) == 0 || versionRE().MatchString(want) {
+	if len(cands) == 0 || spec.IsExactVersion(want) {
 		return "", errNoVersion
 	}
 	sort.Slice(cands, func(i, j int) bool {

@@ -1,12 +1,12 @@
-package devenv
+package build
 
 import (
+	"github.com/devbox/devbox/devenv/spec"
+
 	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"net/url"
-	"os"
 	"sort"
 	"strings"
 )
@@ -49,7 +49,7 @@ func (p *Plan) Top() string { return p.Steps[len(p.Steps)-1].Key }
 // NewPlan returns the plan of s. baseID pins the base's content (an image's
 // manifest digest, once pulled); empty means not yet known, and the plan is
 // keyed by the reference alone.
-func NewPlan(s *Spec, baseID string) *Plan {
+func NewPlan(s *spec.Spec, baseID string) *Plan {
 	p := &Plan{}
 	add := func(kind StepKind, summary string, canonical ...string) {
 		parent := ""
@@ -77,7 +77,7 @@ func NewPlan(s *Spec, baseID string) *Plan {
 	if s.NPM.Registry != "" {
 		add(StepNPM, "npm registry "+s.NPM.Registry, "registry="+s.NPM.Registry, "token_env="+s.NPM.TokenEnv)
 	}
-	add(StepUser, "user "+s.SSH.User, "user="+s.SSH.User, "shell="+s.Shell, "password="+passwordFingerprint(s))
+	add(StepUser, "user "+s.SSH.User, "user="+s.SSH.User, "shell="+s.Shell, "password="+s.PasswordFingerprint())
 
 	var env []string
 	for k, v := range s.Env {
@@ -92,61 +92,4 @@ func NewPlan(s *Spec, baseID string) *Plan {
 		p.Steps[len(p.Steps)-1].Command = r.Command
 	}
 	return p
-}
-
-// NPMRegistry is the registry npm uses in the environment, and where
-// mirror = "npm" fetches Node from.
-func (s *Spec) NPMRegistry() string {
-	if s.NPM.Registry != "" {
-		return s.NPM.Registry
-	}
-	return DefaultRegistry
-}
-
-// Password is the clear-text password the spec configures (from password
-// or password_env), or "".
-func (s *Spec) Password() string {
-	if s.SSH.PasswordEnv != "" {
-		return os.Getenv(s.SSH.PasswordEnv)
-	}
-	return s.SSH.Password
-}
-
-// passwordFingerprint stands for the password in cache keys without
-// putting it there.
-func passwordFingerprint(s *Spec) string {
-	switch {
-	case s.SSH.PasswordHash != "":
-		return "hash:" + s.SSH.PasswordHash
-	case s.Password() != "":
-		sum := sha256.Sum256([]byte("devbox password\x00" + s.SSH.User + "\x00" + s.Password()))
-		return "sha256:" + hex.EncodeToString(sum[:])
-	}
-	return "none"
-}
-
-// npmrc is the global npmrc of the installed Node. A token is never in
-// it: with token_env, npm reads the token from that variable, which
-// sessions get at up time.
-func (s *Spec) npmrc() string {
-	rc := "registry=" + s.NPM.Registry + "\n"
-	if s.NPM.TokenEnv != "" {
-		if u, err := url.Parse(s.NPM.Registry); err == nil {
-			path := strings.TrimSuffix(u.Path, "/") + "/"
-			rc += "//" + u.Host + path + ":_authToken=${" + s.NPM.TokenEnv + "}\n"
-		}
-	}
-	return rc
-}
-
-// upEnv is the environment processes get at up or run time only, never
-// in a layer: the npm token.
-func (s *Spec) upEnv() []string {
-	if s.NPM.TokenEnv == "" {
-		return nil
-	}
-	if v := os.Getenv(s.NPM.TokenEnv); v != "" {
-		return []string{s.NPM.TokenEnv + "=" + v}
-	}
-	return nil
 }

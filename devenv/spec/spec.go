@@ -1,6 +1,13 @@
-// Package devenv holds what a devbox.toml says (the spec), the build plan it
-// implies, and the lifecycle and on-disk state of environments.
-package devenv
+// Package spec holds what a devbox.toml says: its types with their
+// defaults, strict decoding (an unknown key, a wrong type or an invalid
+// value is an *Error naming the file, line and key) and validation, and
+// the views the rest of devbox derives from a spec (a process environment,
+// limits, the npmrc, the password hash).
+//
+// A Spec is made by Load or Parse and not changed afterwards; the fields
+// after the TOML ones are filled in by validation (paths made absolute,
+// ports and sizes parsed, authorized keys read).
+package spec
 
 import (
 	"errors"
@@ -15,8 +22,8 @@ import (
 	"github.com/devbox/devbox/rootfs"
 )
 
-// SpecFile is the spec's default file name.
-const SpecFile = "devbox.toml"
+// FileName is the spec's default file name.
+const FileName = "devbox.toml"
 
 // Spec is a decoded devbox.toml. The exported TOML fields are what the file
 // says (with defaults filled in); the fields after them are derived by
@@ -110,24 +117,24 @@ var Managers = []string{"auto", "yum", "dnf", "apt", "apk", "zypper"}
 // NetworkModes are the accepted values of network.mode.
 var NetworkModes = []string{"bridge", "host", "none"}
 
-// SpecError is a problem with a spec, at a line and key. It prints as
+// Error is a problem with a spec, at a line and key. It prints as
 // "devbox.toml:LINE: KEY: what is wrong".
-type SpecError struct {
+type Error struct {
 	File string
 	Line int
 	Key  string
 	Msg  string
 }
 
-func (e *SpecError) Error() string {
+func (e *Error) Error() string {
 	if e.Key == "" {
 		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
 	}
 	return fmt.Sprintf("%s:%d: %s: %s", e.File, e.Line, e.Key, e.Msg)
 }
 
-// LoadSpec reads and validates the spec at path.
-func LoadSpec(path string) (*Spec, error) {
+// Load reads and validates the spec at path.
+func Load(path string) (*Spec, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, err
@@ -136,12 +143,12 @@ func LoadSpec(path string) (*Spec, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read spec: %w", err)
 	}
-	return ParseSpec(abs, data)
+	return Parse(abs, data)
 }
 
-// ParseSpec decodes and validates a spec's content; path names it in
+// Parse decodes and validates a spec's content; path names it in
 // errors and anchors relative paths.
-func ParseSpec(path string, data []byte) (*Spec, error) {
+func Parse(path string, data []byte) (*Spec, error) {
 	p := &parser{file: path, shown: displayName(path), loc: newLocator(data)}
 	return p.parse(data)
 }
@@ -164,7 +171,7 @@ type parser struct {
 }
 
 func (p *parser) errorf(key, format string, args ...any) error {
-	return &SpecError{File: p.shown, Line: p.loc.line(key), Key: key, Msg: fmt.Sprintf(format, args...)}
+	return &Error{File: p.shown, Line: p.loc.line(key), Key: key, Msg: fmt.Sprintf(format, args...)}
 }
 
 // typeErrRE matches BurntSushi/toml's type errors, which are not typed:
@@ -181,16 +188,16 @@ func (p *parser) parse(data []byte) (*Spec, error) {
 			if line == 0 && pe.LastKey != "" {
 				line = p.loc.line(pe.LastKey)
 			}
-			return nil, &SpecError{File: p.shown, Line: max(line, 1), Key: pe.LastKey, Msg: pe.Message}
+			return nil, &Error{File: p.shown, Line: max(line, 1), Key: pe.LastKey, Msg: pe.Message}
 		}
 		if m := typeErrRE().FindStringSubmatch(err.Error()); m != nil {
 			line, _ := strconv.Atoi(m[1])
 			if line == 0 {
 				line = p.loc.line(m[2])
 			}
-			return nil, &SpecError{File: p.shown, Line: line, Key: m[2], Msg: m[3]}
+			return nil, &Error{File: p.shown, Line: line, Key: m[2], Msg: m[3]}
 		}
-		return nil, &SpecError{File: p.shown, Line: 1, Msg: strings.TrimPrefix(err.Error(), "toml: ")}
+		return nil, &Error{File: p.shown, Line: 1, Msg: strings.TrimPrefix(err.Error(), "toml: ")}
 	}
 	if und := md.Undecoded(); len(und) > 0 {
 		k := und[0].String()

@@ -1,21 +1,23 @@
-package devenv
+package build
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/devbox/devbox/devenv/spec"
 	"github.com/devbox/devbox/rootfs"
 	"github.com/devbox/devbox/runtime"
 )
 
-// BuildOptions tune a build.
-type BuildOptions struct {
+// Options tune a build.
+type Options struct {
 	// NoCache rebuilds every step.
 	NoCache bool
 	Pull    rootfs.PullOptions
@@ -26,8 +28,8 @@ type BuildOptions struct {
 	Log            func(string)
 }
 
-// Built is a built environment: its layers, top first, over its image.
-type Built struct {
+// Result is a built environment: its layers, top first, over its image.
+type Result struct {
 	Lower []string
 	Image *rootfs.Image
 	Plan  *Plan
@@ -35,24 +37,11 @@ type Built struct {
 	NodeVersion string
 }
 
-// buildRecord is what builds/<key>.json keeps of a step.
-type buildRecord struct {
-	Key     string        `json:"key"`
-	Kind    StepKind      `json:"kind"`
-	Summary string        `json:"summary"`
-	Built   time.Time     `json:"built"`
-	Took    time.Duration `json:"took"`
-	Node    string        `json:"node,omitempty"`
-	// BaseLayers are the image layers the step was built on, which prune
-	// must keep while the step exists.
-	BaseLayers []string `json:"base_layers"`
-}
-
-// Build executes the spec's plan: each step not yet built runs (in a
+// Run executes the spec's plan: each step not yet built runs (in a
 // build container, or on the host for downloads) over the layers below it,
 // and what it changed becomes the step's layer, committed under its cache
 // key. A failing step commits nothing and leaves earlier steps cached.
-func Build(ctx context.Context, store *rootfs.Store, s *Spec, o BuildOptions) (*Built, error) {
+func Run(ctx context.Context, store *rootfs.Store, s *spec.Spec, o Options) (*Result, error) {
 	if o.Out == nil {
 		o.Out = io.Discard
 	}
@@ -72,13 +61,12 @@ func Build(ctx context.Context, store *rootfs.Store, s *Spec, o BuildOptions) (*
 	plan := NewPlan(s, img.Digest)
 	n := len(plan.Steps)
 	fmt.Fprintf(o.Out, "[1/%d] %s … %s\n", n, plan.Steps[0].Summary, shortDur(time.Since(start)))
-	b := &Built{Lower: store.LowerDirs(img), Image: img, Plan: plan}
+	b := &Result{Lower: store.LowerDirs(img), Image: img, Plan: plan}
 	for i, st := range plan.Steps[1:] {
 		header := fmt.Sprintf("[%d/%d] %s", i+2, n, st.Summary)
 		if store.HasBuild(st.Key) && !o.NoCache {
-			var rec buildRecord
-			readRecord(store.BuildDir(st.Key)+".json", &rec)
-			if rec.Node != "" {
+			// A broken record leaves the version unknown; the layer is what matters.
+			if rec, err := store.Build(st.Key); err == nil && rec.Node != "" {
 				b.NodeVersion = rec.Node
 			}
 			fmt.Fprintf(o.Out, "%s … cached\n", header)
@@ -106,7 +94,7 @@ func shortDur(d time.Duration) string {
 }
 
 // runStep makes one step's layer in tmp/ and commits it.
-func runStep(ctx context.Context, store *rootfs.Store, s *Spec, b *Built, st Step, o BuildOptions) (*buildRecord, error) {
+func runStep(ctx context.Context, store *rootfs.Store, s *spec.Spec, b *Result, st Step, o Options) (*rootfs.BuildRecord, error) {
 	tmp, err := store.TempDir("build-" + st.Key[:12] + "-")
 	if err != nil {
 		return nil, err
@@ -116,19 +104,19 @@ func runStep(ctx context.Context, store *rootfs.Store, s *Spec, b *Built, st Ste
 	if err := os.Mkdir(upper, 0o755); err != nil {
 		return nil, err
 	}
-	rec := &buildRecord{Key: st.Key, Kind: st.Kind, Summary: st.Summary, Built: time.Now().UTC(), BaseLayers: b.Image.Layers}
+	rec := &rootfs.BuildRecord{Key: st.Key, Kind: string(st.Kind), Summary: st.Summary, Built: time.Now().UTC(), BaseLayers: b.Image.Layers}
 	switch st.Kind {
 	case StepPackages:
 		err = packagesStep(ctx, s, b, tmp, o)
 	case StepNode:
 		musl := existsInLayers(b.Lower, "lib/ld-musl-x86_64.so.1") || existsInLayers(b.Lower, "lib/ld-musl-aarch64.so.1")
-		rec.Node, err = installNode(ctx, newDownloads(store.Root(), o.Log), s, musl, upper)
+		rec.Node, err = installNode(ctx, newDownloads(store.Root().Downloads(), o.Log), s, musl, upper)
 		b.NodeVersion = rec.Node
 		if err == nil && s.Node.Version != rec.Node {
 			o.Log(fmt.Sprintf("node %s resolved to %s", s.Node.Version, rec.Node))
 		}
 	case StepNPM:
-		err = writeFile(filepath.Join(upper, "usr/local/etc/npmrc"), s.npmrc())
+		err = writeFile(filepath.Join(upper, "usr/local/etc/npmrc"), s.NPMRC())
 	case StepUser:
 		err = userStep(ctx, s, b, tmp, o)
 	case StepConfig:
@@ -141,7 +129,7 @@ func runStep(ctx context.Context, store *rootfs.Store, s *Spec, b *Built, st Ste
 	if err != nil {
 		return nil, err
 	}
-	if err := store.CommitBuild(st.Key, upper, rec); err != nil {
+	if err := store.CommitBuild(upper, *rec); err != nil {
 		return nil, err
 	}
 	return rec, nil
@@ -154,7 +142,7 @@ func writeFile(p, content string) error {
 	return os.WriteFile(p, []byte(content), 0o644)
 }
 
-func packagesStep(ctx context.Context, s *Spec, b *Built, tmp string, o BuildOptions) error {
+func packagesStep(ctx context.Context, s *spec.Spec, b *Result, tmp string, o Options) error {
 	manager := s.Packages.Manager
 	if manager == "auto" {
 		var err error
@@ -179,13 +167,10 @@ if [ "$DEVBOX_USER" != root ] && ! id "$DEVBOX_USER" >/dev/null 2>&1; then
 fi
 if [ -n "$DEVBOX_HASH" ]; then echo "$DEVBOX_USER:$DEVBOX_HASH" | chpasswd -e; fi`
 
-func userStep(ctx context.Context, s *Spec, b *Built, tmp string, o BuildOptions) error {
-	hash := s.SSH.PasswordHash
-	if pw := s.Password(); hash == "" && pw != "" {
-		var err error
-		if hash, err = HashPassword(pw); err != nil {
-			return err
-		}
+func userStep(ctx context.Context, s *spec.Spec, b *Result, tmp string, o Options) error {
+	hash, err := s.PasswordHash()
+	if err != nil {
+		return err
 	}
 	if s.SSH.User == "root" && hash == "" {
 		return nil // nothing to change: an empty layer
@@ -203,7 +188,7 @@ func userStep(ctx context.Context, s *Spec, b *Built, tmp string, o BuildOptions
 
 // configStep makes the working directory and puts the spec's [env] in
 // /etc/profile.d for login shells (the server gives it to every session).
-func configStep(s *Spec, upper string) error {
+func configStep(s *spec.Spec, upper string) error {
 	if s.Workdir != "" {
 		if err := os.MkdirAll(filepath.Join(upper, s.Workdir), 0o755); err != nil {
 			return err
@@ -214,7 +199,7 @@ func configStep(s *Spec, upper string) error {
 	}
 	var sb strings.Builder
 	sb.WriteString("# written by devbox from the spec's [env]\n")
-	for _, k := range sortedKeys(s.Env) {
+	for _, k := range slices.Sorted(maps.Keys(s.Env)) {
 		sb.WriteString("export " + k + "='" + strings.ReplaceAll(s.Env[k], "'", `'\''`) + "'\n")
 	}
 	return writeFile(filepath.Join(upper, "etc/profile.d/devbox-env.sh"), sb.String())
@@ -223,7 +208,7 @@ func configStep(s *Spec, upper string) error {
 // runInBuild runs args in a build container over b's layers, whose
 // writable layer is tmp/upper; it shares the host's network, as package
 // managers need it.
-func runInBuild(ctx context.Context, s *Spec, b *Built, tmp string, args, env []string, o BuildOptions) error {
+func runInBuild(ctx context.Context, s *spec.Spec, b *Result, tmp string, args, env []string, o Options) error {
 	cfg := runtime.Config{
 		ID:       "build-" + filepath.Base(tmp),
 		Hostname: s.Hostname,
@@ -248,10 +233,10 @@ func runInBuild(ctx context.Context, s *Spec, b *Built, tmp string, args, env []
 	}
 	cfg.Process = &runtime.Process{
 		Args: args,
-		Env:  Environ(s, b.Image, append([]string{"HOME=/root", "HOSTNAME=" + s.Hostname}, env...)...),
+		Env:  s.Environ(b.Image.Config, append([]string{"HOME=/root", "HOSTNAME=" + s.Hostname}, env...)...),
 		Cwd:  cwd,
 	}
-	c, err := runtime.Start(runtime.Options{Config: cfg, Limits: limits(s), Stdout: o.Stdout, Stderr: o.Stderr})
+	c, err := runtime.Start(runtime.Options{Config: cfg, Limits: s.Limits(), Stdout: o.Stdout, Stderr: o.Stderr})
 	if err != nil {
 		return err
 	}
@@ -273,28 +258,4 @@ func runInBuild(ctx context.Context, s *Spec, b *Built, tmp string, args, env []
 		return fmt.Errorf("%s exited with %d", strings.Join(args[:min(len(args), 2)], " "), code)
 	}
 	return nil
-}
-
-// readRecord reads a step's record; a missing or broken one leaves v as
-// it was (the layer itself is what matters).
-func readRecord(path string, v any) {
-	if data, err := os.ReadFile(path); err == nil {
-		json.Unmarshal(data, v)
-	}
-}
-
-// LayersInUse are the store layers that builds stand on: `image prune`
-// keeps them even when no image record names them any more.
-func LayersInUse(root string) ([]string, error) {
-	files, err := filepath.Glob(filepath.Join(root, "builds", "*.json"))
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for _, f := range files {
-		var rec buildRecord
-		readRecord(f, &rec)
-		out = append(out, rec.BaseLayers...)
-	}
-	return out, nil
 }

@@ -1,4 +1,4 @@
-package devenv
+package build
 
 import (
 	"context"
@@ -27,8 +27,8 @@ type downloads struct {
 	log    func(string)
 }
 
-func newDownloads(root string, log func(string)) *downloads {
-	return &downloads{dir: filepath.Join(root, "downloads"), client: &http.Client{Timeout: 10 * time.Minute}, log: log}
+func newDownloads(dir string, log func(string)) *downloads {
+	return &downloads{dir: dir, client: &http.Client{Timeout: 10 * time.Minute}, log: log}
 }
 
 // digest is an expected checksum: "sha256" or "sha512", hex.

@@ -1,4 +1,4 @@
-package devenv
+package spec
 
 import (
 	"errors"
@@ -14,10 +14,19 @@ import (
 
 const testKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGb2CxGDH2hVCzD6qLpEGJlIQ6N0d3rcJWcWy7u3xkXH test@devbox"
 
+func mustParse(t *testing.T, dir, content string) *Spec {
+	t.Helper()
+	s, err := Parse(filepath.Join(dir, FileName), []byte(content))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 // writeSpec writes content as dir/devbox.toml and returns its path.
 func writeSpec(t *testing.T, dir, content string) string {
 	t.Helper()
-	p := filepath.Join(dir, SpecFile)
+	p := filepath.Join(dir, FileName)
 	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -27,7 +36,7 @@ func writeSpec(t *testing.T, dir, content string) string {
 func TestLoadSpecDefaults(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "My_Project")
 	os.Mkdir(dir, 0o755)
-	s, err := LoadSpec(writeSpec(t, dir, `base = "centos:7"`))
+	s, err := Load(writeSpec(t, dir, `base = "centos:7"`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +58,7 @@ func TestLoadSpecFull(t *testing.T) {
 	dir := t.TempDir()
 	keyFile := filepath.Join(dir, "id.pub")
 	os.WriteFile(keyFile, []byte(testKey+"\n"), 0o644)
-	s, err := LoadSpec(writeSpec(t, dir, `
+	s, err := Load(writeSpec(t, dir, `
 name = "fullstack"
 base = "oci:./image:v1"
 hostname = "box"
@@ -174,13 +183,13 @@ func TestSpecErrors(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()
 			t.Chdir(dir)
-			_, err := LoadSpec(writeSpec(t, dir, c.spec))
+			_, err := Load(writeSpec(t, dir, c.spec))
 			if err == nil {
 				t.Fatalf("no error for:\n%s", c.spec)
 			}
-			var se *SpecError
+			var se *Error
 			if !errors.As(err, &se) {
-				t.Fatalf("error %v is not a SpecError", err)
+				t.Fatalf("error %v is not an *Error", err)
 			}
 			msg := err.Error()
 			if strings.Contains(msg, "\n") {
@@ -249,87 +258,17 @@ func TestTemplatesValidate(t *testing.T) {
 	for _, tmpl := range list {
 		t.Run(tmpl.Name, func(t *testing.T) {
 			dir := t.TempDir()
-			s, err := LoadSpec(writeSpec(t, dir, string(tmpl.Content)))
+			s, err := Load(writeSpec(t, dir, string(tmpl.Content)))
 			if err != nil {
 				t.Fatal(err)
 			}
 			if tmpl.Description == "" || strings.HasPrefix(tmpl.Description, "#") {
 				t.Errorf("description = %q", tmpl.Description)
 			}
-			if len(NewPlan(s, "").Steps) < 4 {
-				t.Errorf("plan too short")
+			if s.Name == "" || s.SSH.Port == 0 {
+				t.Errorf("defaults not filled in: %+v", s)
 			}
 		})
-	}
-}
-
-func TestPlanKeys(t *testing.T) {
-	dir := t.TempDir()
-	load := func(node, run string) *Plan {
-		s, err := ParseSpec(filepath.Join(dir, SpecFile), []byte(`base = "debian:bookworm"
-[packages]
-install = ["gcc"]
-[node]
-version = "`+node+`"
-[[run]]
-command = "`+run+`"
-`))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return NewPlan(s, "")
-	}
-	a, b, c := load("12.9.1", "true"), load("14.0.0", "true"), load("12.9.1", "false")
-	kinds := []StepKind{StepBase, StepPackages, StepNode, StepUser, StepConfig, StepRun}
-	if len(a.Steps) != len(kinds) {
-		t.Fatalf("steps = %d, want %d", len(a.Steps), len(kinds))
-	}
-	for i, k := range kinds {
-		if a.Steps[i].Kind != k {
-			t.Errorf("step %d = %s, want %s", i, a.Steps[i].Kind, k)
-		}
-	}
-	// A Node change keeps base and packages, changes node and every later step.
-	for i := range a.Steps {
-		same := a.Steps[i].Key == b.Steps[i].Key
-		if want := i < 2; same != want {
-			t.Errorf("node change: step %d (%s) same key = %v, want %v", i, a.Steps[i].Kind, same, want)
-		}
-	}
-	// A run change keeps everything before it.
-	for i := range a.Steps {
-		same := a.Steps[i].Key == c.Steps[i].Key
-		if want := i < len(a.Steps)-1; same != want {
-			t.Errorf("run change: step %d same key = %v, want %v", i, same, want)
-		}
-	}
-	if a.Steps[5].Command != "true" {
-		t.Errorf("run step command = %q", a.Steps[5].Command)
-	}
-	if load("12.9.1", "true").Top() != a.Top() {
-		t.Error("plan keys are not deterministic")
-	}
-	if a.Steps[0].Key == NewPlan(mustParse(t, dir, `base = "debian:bookworm"`), "sha256:abc").Steps[0].Key {
-		t.Error("the base digest does not change the base key")
-	}
-}
-
-func mustParse(t *testing.T, dir, spec string) *Spec {
-	t.Helper()
-	s, err := ParseSpec(filepath.Join(dir, SpecFile), []byte(spec))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
-func TestPasswordNotInPlan(t *testing.T) {
-	dir := t.TempDir()
-	s := mustParse(t, dir, "base = \"x\"\n[ssh]\npassword = \"hunter2-secret\"\n")
-	for _, st := range NewPlan(s, "").Steps {
-		if strings.Contains(st.Canonical, "hunter2") || strings.Contains(st.Summary, "hunter2") {
-			t.Errorf("step %s shows the password: %q", st.Kind, st.Canonical)
-		}
 	}
 }
 
@@ -343,13 +282,13 @@ func FuzzParseSpec(f *testing.F) {
 	f.Add([]byte("[ssh]\npassword_hash = \"$6$a$b\"\n[resources]\nmemory = \"1.5GiB\"\n"))
 	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, data []byte) {
-		_, err := ParseSpec(filepath.Join(dir, SpecFile), data)
+		_, err := Parse(filepath.Join(dir, FileName), data)
 		if err == nil {
 			return
 		}
-		var se *SpecError
+		var se *Error
 		if !errors.As(err, &se) {
-			t.Fatalf("not a SpecError: %v", err)
+			t.Fatalf("not an *Error: %v", err)
 		}
 		if se.Line < 1 {
 			t.Fatalf("line %d < 1: %v", se.Line, err)
@@ -361,16 +300,11 @@ func TestNPMTokenNeverInALayer(t *testing.T) {
 	dir := t.TempDir()
 	s := mustParse(t, dir, "base = \"x\"\n[npm]\nregistry = \"https://npm.corp.example/team/\"\ntoken_env = \"TEAM_NPM_TOKEN\"\n")
 	t.Setenv("TEAM_NPM_TOKEN", "tok-123")
-	rc := s.npmrc()
+	rc := s.NPMRC()
 	if !strings.Contains(rc, "registry=https://npm.corp.example/team/\n") || !strings.Contains(rc, "//npm.corp.example/team/:_authToken=${TEAM_NPM_TOKEN}") || strings.Contains(rc, "tok-123") {
 		t.Errorf("npmrc:\n%s", rc)
 	}
-	if env := s.upEnv(); len(env) != 1 || env[0] != "TEAM_NPM_TOKEN=tok-123" {
+	if env := s.UpEnv(); len(env) != 1 || env[0] != "TEAM_NPM_TOKEN=tok-123" {
 		t.Errorf("up env: %v", env)
-	}
-	for _, st := range NewPlan(s, "").Steps {
-		if strings.Contains(st.Canonical, "tok-123") {
-			t.Errorf("the token is in step %s", st.Kind)
-		}
 	}
 }

@@ -1,0 +1,185 @@
+package devenv
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"sort"
+	"syscall"
+	"time"
+
+	"github.com/devbox/devbox/devenv/spec"
+	"github.com/devbox/devbox/internal/lockfile"
+	"github.com/devbox/devbox/internal/proc"
+	"github.com/devbox/devbox/internal/state"
+	container "github.com/devbox/devbox/runtime"
+)
+
+// Env is an environment's record: envs/NAME/state.json while it runs.
+type Env struct {
+	Name       string              `json:"name"`
+	Spec       string              `json:"spec"`
+	Base       string              `json:"base"`
+	Pid        int                 `json:"pid"`
+	PidStart   uint64              `json:"pid_start"`
+	Started    time.Time           `json:"started"`
+	User       string              `json:"user"`
+	SSHAddress string              `json:"ssh_address"`
+	SSHPort    int                 `json:"ssh_port"`
+	Ports      []spec.PortMap      `json:"ports"`
+	IP         string              `json:"ip,omitempty"`
+	Leftovers  container.Leftovers `json:"leftovers"`
+	// Status is derived, never stored: running or stopped.
+	Status string `json:"status"`
+}
+
+// init is the environment's init process.
+func (env *Env) init() proc.ID { return proc.ID{Pid: env.Pid, Start: env.PidStart} }
+
+// Envs is the environments of a state root.
+type Envs struct {
+	root state.Root
+}
+
+// NewEnvs returns the environments under state root root.
+func NewEnvs(root string) *Envs { return &Envs{root: state.Root(root)} }
+
+// DefaultStateRoot is where devbox keeps layers, builds and environments.
+func DefaultStateRoot() string { return state.DefaultRoot().Dir() }
+
+func (e *Envs) dir(name string) state.Env { return e.root.Env(name) }
+
+// ClientKeyPath is devbox's own SSH key, which every environment accepts.
+func (e *Envs) ClientKeyPath() string { return e.root.ClientKey() }
+
+// KnownHostsPath pins an environment's host key for OpenSSH clients.
+func (e *Envs) KnownHostsPath(name string) string { return e.dir(name).KnownHosts() }
+
+// LogPath is the log of an environment's init and SSH server.
+func (e *Envs) LogPath(name string) string { return e.dir(name).Log() }
+
+// lock serialises lifecycle commands on one environment.
+func (e *Envs) lock(name string) (func(), error) {
+	if err := os.MkdirAll(e.dir(name).Dir(), 0o700); err != nil {
+		return nil, err
+	}
+	return lockfile.Lock(e.dir(name).Lock())
+}
+
+// Get returns an environment's record, reconciled with reality: an init
+// that died (or a pid now used by another process) makes it stopped, and
+// what the dead container left is cleaned up.
+func (e *Envs) Get(name string) (*Env, error) {
+	if _, err := os.Stat(e.dir(name).Dir()); err != nil {
+		return nil, fmt.Errorf("no environment %q", name)
+	}
+	var env Env
+	data, err := os.ReadFile(e.dir(name).State())
+	if errors.Is(err, fs.ErrNotExist) {
+		return &Env{Name: name, Status: "stopped"}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(data, &env); err != nil {
+		return nil, fmt.Errorf("%s: %w", e.dir(name).State(), err)
+	}
+	if env.init().Alive() {
+		env.Status = "running"
+		return &env, nil
+	}
+	e.reclaim(&env)
+	env.Status, env.Pid = "stopped", 0
+	return &env, nil
+}
+
+func (e *Envs) reclaim(env *Env) {
+	container.Reclaim(e.root.Dir(), env.Leftovers)
+	os.Remove(e.dir(env.Name).State())
+	os.Remove(e.dir(env.Name).Socket())
+}
+
+// List returns every environment, by name.
+func (e *Envs) List() ([]*Env, error) {
+	entries, err := os.ReadDir(e.root.Envs())
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []*Env
+	for _, d := range entries {
+		if !d.IsDir() {
+			continue
+		}
+		env, err := e.Get(d.Name())
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, env)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// Down stops an environment: SIGTERM to its init (which closes the
+// sessions), SIGKILL after timeout; then what the container held on the
+// host is released. Its writable layer and host key stay.
+func (e *Envs) Down(name string, timeout time.Duration) (*Env, error) {
+	unlock, err := e.lock(name)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	env, err := e.Get(name)
+	if err != nil {
+		return nil, err
+	}
+	if env.Status != "running" {
+		return env, nil
+	}
+	e.stop(env, timeout)
+	env.Status = "stopped"
+	return env, nil
+}
+
+func (e *Envs) stop(env *Env, timeout time.Duration) {
+	init := env.init()
+	if init.Alive() {
+		syscall.Kill(env.Pid, syscall.SIGTERM)
+		for deadline := time.Now().Add(timeout); init.Alive() && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if init.Alive() {
+			syscall.Kill(env.Pid, syscall.SIGKILL)
+			for i := 0; i < 500 && init.Alive(); i++ {
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
+	}
+	e.reclaim(env)
+}
+
+// Rm stops an environment and deletes it: writable layer, host key, log.
+func (e *Envs) Rm(name string, timeout time.Duration) error {
+	if _, err := e.Down(name, timeout); err != nil {
+		return err
+	}
+	return os.RemoveAll(e.dir(name).Dir())
+}
+
+// writeJSON writes v to path atomically.
+func writeJSON(path string, v any) error {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}

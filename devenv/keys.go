@@ -1,0 +1,105 @@
+package devenv
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/pem"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/devbox/devbox/devenv/spec"
+	"github.com/devbox/devbox/sshd"
+)
+
+// ensureKey loads the ed25519 key at path, making it (0600) if missing.
+// Host keys are made once per environment and kept across down/up and
+// rebuilds, so that clients never see the host key change.
+func ensureKey(path string) (gossh.Signer, error) {
+	if data, err := os.ReadFile(path); err == nil {
+		return gossh.ParsePrivateKey(data)
+	}
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	block, err := gossh.MarshalPrivateKey(priv, "devbox")
+	if err != nil {
+		return nil, err
+	}
+	data := pem.EncodeToMemory(block)
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return nil, err
+	}
+	signer, err := gossh.ParsePrivateKey(data)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(path+".pub", gossh.MarshalAuthorizedKey(signer.PublicKey()), 0o644); err != nil {
+		return nil, err
+	}
+	return signer, os.Rename(tmp, path)
+}
+
+func readKey(path string) (gossh.Signer, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return gossh.ParsePrivateKey(data)
+}
+
+func writeKnownHosts(path string, key gossh.PublicKey, c spec.SSH) error {
+	var lines []string
+	for _, host := range []string{dialHost(c.Address), "localhost"} {
+		lines = append(lines, knownHostsLine(host, c.Port, key))
+	}
+	return os.WriteFile(path, []byte(strings.Join(lines, "")), 0o644)
+}
+
+func knownHostsLine(host string, port int, key gossh.PublicKey) string {
+	h := host
+	if port != 22 {
+		h = fmt.Sprintf("[%s]:%d", host, port)
+	}
+	return h + " " + string(gossh.MarshalAuthorizedKey(key))
+}
+
+// dialHost is where to reach a server bound to address.
+func dialHost(address string) string {
+	if ip := net.ParseIP(address); ip == nil || ip.IsUnspecified() {
+		return "127.0.0.1"
+	}
+	return address
+}
+
+func dialAddr(address string, port int) string {
+	return net.JoinHostPort(dialHost(address), strconv.Itoa(port))
+}
+
+// Dial connects to a running environment's SSH server over its exec
+// socket, with devbox's own key, checking the environment's host key.
+func (e *Envs) Dial(env *Env) (*gossh.Client, error) {
+	key, err := readKey(e.ClientKeyPath())
+	if err != nil {
+		return nil, err
+	}
+	hostKey, err := readKey(e.dir(env.Name).HostKey())
+	if err != nil {
+		return nil, err
+	}
+	client, err := sshd.DialUnix(e.dir(env.Name).Socket(), env.User, key, hostKey.PublicKey())
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", env.Name, err)
+	}
+	return client, nil
+}

@@ -1,0 +1,229 @@
+package devenv
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/devbox/devbox/devenv/build"
+	"github.com/devbox/devbox/devenv/spec"
+	"github.com/devbox/devbox/internal/proc"
+	"github.com/devbox/devbox/rootfs"
+	container "github.com/devbox/devbox/runtime"
+	"github.com/devbox/devbox/sshd"
+)
+
+// UpOptions are what `devbox up` takes besides the spec.
+type UpOptions struct {
+	Build build.Options
+}
+
+// ErrRunning says an environment was already running.
+var ErrRunning = errors.New("already running")
+
+// Up starts the spec's environment and returns once its SSH server
+// answers. If it is already running, Up returns its record and ErrRunning.
+func (e *Envs) Up(ctx context.Context, store *rootfs.Store, s *spec.Spec, o UpOptions) (*Env, error) {
+	unlock, err := e.lock(s.Name)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if env, err := e.Get(s.Name); err == nil && env.Status == "running" {
+		return env, ErrRunning
+	}
+	built, err := build.Run(ctx, store, s, o.Build)
+	if err != nil {
+		return nil, err
+	}
+	hostKey, err := ensureKey(e.dir(s.Name).HostKey())
+	if err != nil {
+		return nil, err
+	}
+	opts, closeFiles, err := e.upOptions(s, built)
+	if err != nil {
+		return nil, err
+	}
+	defer closeFiles()
+	c, err := container.Start(opts)
+	if err != nil {
+		return nil, fmt.Errorf("up %s: %w", s.Name, err)
+	}
+	env := &Env{
+		Name: s.Name, Spec: s.File, Base: s.Base, Pid: c.Pid, PidStart: proc.StartTime(c.Pid),
+		Started: time.Now().UTC(), User: s.SSH.User, SSHAddress: s.SSH.Address, SSHPort: s.SSH.Port,
+		Ports: s.PortMaps, IP: c.IP, Status: "running",
+	}
+	env.Leftovers = c.Detach()
+	if err := e.record(env, s, built, hostKey.PublicKey()); err != nil {
+		e.stop(env, time.Second)
+		return nil, err
+	}
+	if err := waitBanner(dialAddr(s.SSH.Address, s.SSH.Port), 5*time.Second); err != nil {
+		e.stop(env, time.Second)
+		return nil, fmt.Errorf("up %s: the SSH server does not answer: %w (see %s)", s.Name, err, e.LogPath(s.Name))
+	}
+	return env, nil
+}
+
+// upOptions prepares everything the container of an environment needs on
+// the host: its directories and files, the SSH server's configuration, the
+// sockets it serves (the published SSH port, the exec socket) and its log.
+// closeFiles closes our copies once the init has its own.
+func (e *Envs) upOptions(s *spec.Spec, built *build.Result) (o container.Options, closeFiles func(), err error) {
+	dir := e.dir(s.Name)
+	clientKey, err := ensureKey(e.ClientKeyPath())
+	if err != nil {
+		return o, nil, err
+	}
+	service, err := serviceConfig(s, built.Image, clientKey)
+	if err != nil {
+		return o, nil, err
+	}
+	cfg, err := containerConfig(dir, s)
+	if err != nil {
+		return o, nil, err
+	}
+	cfg.ID = "env-" + s.Name
+	cfg.Lower = built.Lower
+	cfg.Service = service
+	cfg.ServiceFiles = map[string]string{hostKeyFile: dir.HostKey()}
+
+	var files []*os.File
+	closeFiles = func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}
+	// The SSH port is a published port the init serves itself.
+	tcp, err := listenFile("tcp", net.JoinHostPort(s.SSH.Address, strconv.Itoa(s.SSH.Port)))
+	if err != nil {
+		return o, nil, fmt.Errorf("ssh port: %w", err)
+	}
+	files = append(files, tcp)
+	os.Remove(dir.Socket())
+	unixSock, err := listenFile("unix", dir.Socket())
+	if err != nil {
+		closeFiles()
+		return o, nil, fmt.Errorf("exec socket: %w", err)
+	}
+	files = append(files, unixSock)
+	logf, err := openLog(dir.Log(), s.Name)
+	if err != nil {
+		closeFiles()
+		return o, nil, err
+	}
+	files = append(files, logf)
+	return container.Options{
+		Config:           cfg,
+		PortMaps:         portMaps(s),
+		Limits:           s.Limits(),
+		StateRoot:        e.root.Dir(),
+		Subnet:           s.Network.Subnet,
+		ServiceListeners: []*os.File{tcp, unixSock},
+		Detach:           true,
+		Stdout:           logf,
+		Stderr:           logf,
+	}, closeFiles, nil
+}
+
+// openLog opens an environment's log for its init, after a line that
+// says who starts it.
+func openLog(path, name string) (*os.File, error) {
+	logf, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(logf, "%s devbox up: starting %s\n", time.Now().UTC().Format(time.RFC3339), name)
+	return logf, nil
+}
+
+// record writes what a running environment is known by: what push
+// publishes (its build and config), its state, and its pinned host key.
+func (e *Envs) record(env *Env, s *spec.Spec, built *build.Result, hostKey gossh.PublicKey) error {
+	dir := e.dir(s.Name)
+	img := built.Image.Config
+	if err := writeJSON(dir.Image(), &builtImage{
+		Lower:  built.Lower,
+		Config: rootfs.Config{Env: s.Environ(img), WorkingDir: s.StartDir(img), User: img.User, Cmd: img.Cmd},
+	}); err != nil {
+		return err
+	}
+	if err := writeJSON(dir.State(), env); err != nil {
+		return err
+	}
+	return writeKnownHosts(dir.KnownHosts(), hostKey, s.SSH)
+}
+
+// serviceConfig is the SSH server's configuration for spec s.
+func serviceConfig(s *spec.Spec, img *rootfs.Image, client gossh.Signer) ([]byte, error) {
+	keys := append([]string{string(gossh.MarshalAuthorizedKey(client.PublicKey()))}, s.SSH.Keys...)
+	hash, err := s.PasswordHash()
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(sshd.Config{
+		User:           s.SSH.User,
+		AuthorizedKeys: keys,
+		PasswordHash:   hash,
+		Env:            s.Environ(img.Config, s.UpEnv()...),
+		Workdir:        s.Workdir,
+		Shell:          s.Shell,
+	})
+}
+
+func listenFile(network, addr string) (*os.File, error) {
+	ln, err := net.Listen(network, addr)
+	if err != nil {
+		return nil, err
+	}
+	defer ln.Close()
+	switch l := ln.(type) {
+	case *net.TCPListener:
+		return l.File()
+	case *net.UnixListener:
+		l.SetUnlinkOnClose(false)
+		f, err := l.File()
+		if err == nil {
+			err = os.Chmod(addr, 0o600) // only host root may exec
+		}
+		return f, err
+	}
+	return nil, fmt.Errorf("unexpected listener %T", ln)
+}
+
+// waitBanner waits until addr answers with an SSH identification line.
+func waitBanner(addr string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.SetDeadline(time.Now().Add(2 * time.Second))
+			line, err := bufio.NewReader(c).ReadString('\n')
+			c.Close()
+			if err == nil && strings.HasPrefix(line, "SSH-2.0-") {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no SSH banner on %s: %v", addr, err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// builtImage is envs/NAME/image.json: the layers (top first) and config
+// of the environment's last build.
+type builtImage struct {
+	Lower  []string      `json:"lower"`
+	Config rootfs.Config `json:"config"`
+}

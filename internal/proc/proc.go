@@ -1,0 +1,60 @@
+// Package proc tells whether a process recorded earlier is still the same
+// process. A PID alone is not enough: after its process ends the kernel
+// hands it to another. The PID with the process's start time is unique
+// while the system runs.
+package proc
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// ID is a process's PID and start time.
+type ID struct {
+	Pid   int
+	Start uint64
+}
+
+// Of identifies the live process pid; its Start is 0 if there is none.
+func Of(pid int) ID { return ID{Pid: pid, Start: StartTime(pid)} }
+
+// Self identifies the calling process.
+func Self() ID { return Of(os.Getpid()) }
+
+// Alive reports whether the process still runs (and is not a zombie).
+func (id ID) Alive() bool { return id.Start != 0 && StartTime(id.Pid) == id.Start }
+
+// String is the form Parse reads: "PID START".
+func (id ID) String() string { return fmt.Sprintf("%d %d", id.Pid, id.Start) }
+
+// Parse reads an ID written by String; what cannot be read is an ID of no
+// process, never alive.
+func Parse(s string) ID {
+	var id ID
+	if _, err := fmt.Sscanf(s, "%d %d", &id.Pid, &id.Start); err != nil {
+		return ID{}
+	}
+	return id
+}
+
+// StartTime is a process's start time in clock ticks since boot, or 0 if
+// it does not exist or is a zombie.
+func StartTime(pid int) uint64 {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	s := string(data)
+	i := strings.LastIndexByte(s, ')') // the command name may hold spaces and ')'
+	if i < 0 {
+		return 0
+	}
+	fields := strings.Fields(s[i+1:])
+	if len(fields) < 20 || fields[0] == "Z" || fields[0] == "X" {
+		return 0
+	}
+	n, _ := strconv.ParseUint(fields[19], 10, 64)
+	return n
+}

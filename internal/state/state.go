@@ -1,0 +1,132 @@
+// Package state owns the layout of a state root: the one place that knows
+// which file or directory under it holds what. Every other package asks a
+// Root (or an Env of it) for a path instead of joining names itself.
+//
+// A state root lives as long as the user keeps it (/var/lib/devbox for
+// root); nothing here creates or removes files, it only names them:
+//
+//	layers/<chainID>/      an image layer unpacked in overlay form (rootfs)
+//	layers/<chainID>.json  its record, written last
+//	images/<id>.json       a stored image: reference → digest, config, layers
+//	builds/<key>/          a build step's layer, keyed sha256(parent + step)
+//	builds/<key>.json      its record, written last
+//	downloads/             Node tarballs and other downloads, by checksum
+//	envs/NAME/             one environment (see Env)
+//	run/<id>/              a one-shot container's writable layer
+//	network/               bridge address allocations and their lock
+//	tmp/                   unfinished work; swept when no one is at work
+//	locks/                 flock files
+//	client_key             devbox's own SSH key, accepted by every environment
+package state
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Root is a state root directory.
+type Root string
+
+// DefaultRoot is where devbox keeps its state: /var/lib/devbox for root,
+// the user's data directory otherwise.
+func DefaultRoot() Root {
+	if os.Geteuid() == 0 {
+		return "/var/lib/devbox"
+	}
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+		return Root(filepath.Join(d, "devbox"))
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return Root(filepath.Join(os.TempDir(), "devbox"))
+	}
+	return Root(filepath.Join(home, ".local", "share", "devbox"))
+}
+
+func (r Root) join(elem ...string) string {
+	return filepath.Join(append([]string{string(r)}, elem...)...)
+}
+
+// Dir is the root itself.
+func (r Root) Dir() string { return string(r) }
+
+// Layers holds unpacked image layers; Layer is one of them.
+func (r Root) Layers() string { return r.join("layers") }
+
+// Layer is the directory of the layer with chainID ("sha256:…" or bare hex).
+func (r Root) Layer(chainID string) string {
+	return r.join("layers", strings.TrimPrefix(chainID, "sha256:"))
+}
+
+// Images holds the records of stored images.
+func (r Root) Images() string { return r.join("images") }
+
+// Builds holds build-step layers; Build is one of them.
+func (r Root) Builds() string { return r.join("builds") }
+
+// Build is the directory of the build step with key.
+func (r Root) Build(key string) string { return r.join("builds", key) }
+
+// Downloads is the download cache.
+func (r Root) Downloads() string { return r.join("downloads") }
+
+// Tmp is for unfinished work.
+func (r Root) Tmp() string { return r.join("tmp") }
+
+// Lock is the flock file called name.
+func (r Root) Lock(name string) string { return r.join("locks", name+".lock") }
+
+// Locks is the directory of flock files.
+func (r Root) Locks() string { return r.join("locks") }
+
+// Network holds bridge address allocations.
+func (r Root) Network() string { return r.join("network") }
+
+// Runs holds one-shot containers; Run is one of them.
+func (r Root) Runs() string { return r.join("run") }
+
+// Run is the directory of the one-shot container id.
+func (r Root) Run(id string) string { return r.join("run", id) }
+
+// ClientKey is devbox's own SSH private key.
+func (r Root) ClientKey() string { return r.join("client_key") }
+
+// Envs holds environments.
+func (r Root) Envs() string { return r.join("envs") }
+
+// Env is the directory of the environment called name.
+func (r Root) Env(name string) Env { return Env(r.join("envs", name)) }
+
+// Env is an environment's directory:
+//
+//	upper/ work/ rootfs/   its writable layer, overlay work dir, mount point
+//	state.json             its record while it runs
+//	host_key, host_key.pub its SSH host key, kept across down/up and rebuilds
+//	known_hosts            that key pinned for OpenSSH clients
+//	ssh.sock               the SSH server's socket for devbox exec
+//	image.json             what its last build was, for push
+//	log                    the init's output
+//	lock                   serialises lifecycle commands on it
+//	hostname hosts resolv.conf  files bound into the container
+type Env string
+
+// Dir is the environment's directory itself.
+func (e Env) Dir() string { return string(e) }
+
+func (e Env) join(name string) string { return filepath.Join(string(e), name) }
+
+func (e Env) Upper() string      { return e.join("upper") }
+func (e Env) Work() string       { return e.join("work") }
+func (e Env) Rootfs() string     { return e.join("rootfs") }
+func (e Env) State() string      { return e.join("state.json") }
+func (e Env) HostKey() string    { return e.join("host_key") }
+func (e Env) KnownHosts() string { return e.join("known_hosts") }
+func (e Env) Socket() string     { return e.join("ssh.sock") }
+func (e Env) Image() string      { return e.join("image.json") }
+func (e Env) Log() string        { return e.join("log") }
+func (e Env) Lock() string       { return e.join("lock") }
+
+// File is one of the files bound into the container (hostname, hosts,
+// resolv.conf), or the owner file of a one-shot container.
+func (e Env) File(name string) string { return e.join(name) }

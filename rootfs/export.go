@@ -28,107 +28,140 @@ import (
 // is a plain root filesystem and device nodes are left out (the runtime
 // provides /dev).
 func WriteLayerTar(ctx context.Context, dir string, w io.Writer, overlayForm bool) error {
-	tw := tar.NewWriter(w)
-	links := map[[2]uint64]string{} // (dev, ino) → first name, for hard links
-	buf := make([]byte, 1<<20)
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+	lw := &layerWriter{tw: tar.NewWriter(w), dir: dir, overlayForm: overlayForm,
+		links: map[[2]uint64]string{}, buf: make([]byte, 1<<20)}
+	err := filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		rel, err := filepath.Rel(dir, p)
-		if err != nil {
-			return err
-		}
-		if rel == "." {
-			return nil
-		}
-		var st unix.Stat_t
-		if err := unix.Lstat(p, &st); err != nil {
-			return err
-		}
-		hdr := &tar.Header{
-			Name:     rel,
-			Mode:     int64(st.Mode & 0o7777),
-			Uid:      int(st.Uid),
-			Gid:      int(st.Gid),
-			ModTime:  timespecTime(st.Mtim),
-			Format:   tar.FormatPAX,
-			Typeflag: tar.TypeReg,
-		}
-		switch st.Mode & unix.S_IFMT {
-		case unix.S_IFDIR:
-			hdr.Typeflag = tar.TypeDir
-			hdr.Name += "/"
-		case unix.S_IFLNK:
-			hdr.Typeflag = tar.TypeSymlink
-			if hdr.Linkname, err = os.Readlink(p); err != nil {
-				return err
-			}
-		case unix.S_IFIFO:
-			hdr.Typeflag = tar.TypeFifo
-		case unix.S_IFCHR, unix.S_IFBLK:
-			if overlayForm && st.Mode&unix.S_IFMT == unix.S_IFCHR && st.Rdev == 0 {
-				return tw.WriteHeader(&tar.Header{
-					Name: filepath.Join(filepath.Dir(rel), whiteoutPrefix+filepath.Base(rel)),
-					Mode: 0o600, ModTime: hdr.ModTime, Format: tar.FormatPAX, Typeflag: tar.TypeReg,
-				})
-			}
-			return nil
-		case unix.S_IFSOCK:
-			return nil
-		case unix.S_IFREG:
-			key := [2]uint64{st.Dev, st.Ino}
-			if first, ok := links[key]; ok && st.Nlink > 1 {
-				hdr.Typeflag = tar.TypeLink
-				hdr.Linkname = first
-			} else {
-				links[key] = rel
-				hdr.Size = st.Size
-			}
-		}
-		opaque := false
-		if names, err := listXattrs(p); err == nil && len(names) > 0 {
-			hdr.PAXRecords = map[string]string{}
-			for _, n := range names {
-				v, err := getXattr(p, n)
-				if err != nil {
-					continue
-				}
-				if strings.HasPrefix(n, "trusted.overlay.") {
-					opaque = opaque || (n == opaqueXattr && string(v) == "y")
-					continue
-				}
-				hdr.PAXRecords["SCHILY.xattr."+n] = string(v)
-			}
-		}
-		if err := tw.WriteHeader(hdr); err != nil {
-			return err
-		}
-		if opaque && overlayForm {
-			if err := tw.WriteHeader(&tar.Header{Name: filepath.Join(rel, whiteoutOpaque), Mode: 0o600, ModTime: hdr.ModTime, Format: tar.FormatPAX, Typeflag: tar.TypeReg}); err != nil {
-				return err
-			}
-		}
-		if hdr.Typeflag == tar.TypeReg && hdr.Size > 0 {
-			f, err := os.Open(p)
-			if err != nil {
-				return err
-			}
-			_, err = io.CopyBuffer(tw, io.LimitReader(f, hdr.Size), buf)
-			f.Close()
-			if err != nil {
-				return fmt.Errorf("%s: %w", p, err)
-			}
-		}
-		return nil
+		return lw.add(p)
 	})
 	if err != nil {
 		return err
 	}
-	return tw.Close()
+	return lw.tw.Close()
+}
+
+// layerWriter writes one tree as a layer tar.
+type layerWriter struct {
+	tw          *tar.Writer
+	dir         string
+	overlayForm bool
+	links       map[[2]uint64]string // (dev, ino) → first name, for hard links
+	buf         []byte
+}
+
+// add writes the entry (or entries) for path p of the tree.
+func (lw *layerWriter) add(p string) error {
+	rel, err := filepath.Rel(lw.dir, p)
+	if err != nil || rel == "." {
+		return err
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat(p, &st); err != nil {
+		return err
+	}
+	hdr, skip, err := lw.header(p, rel, &st)
+	if err != nil || skip {
+		return err
+	}
+	opaque := addXattrs(hdr, p)
+	if err := lw.tw.WriteHeader(hdr); err != nil {
+		return err
+	}
+	if opaque && lw.overlayForm {
+		if err := lw.marker(filepath.Join(rel, whiteoutOpaque), hdr.ModTime); err != nil {
+			return err
+		}
+	}
+	if hdr.Typeflag == tar.TypeReg && hdr.Size > 0 {
+		return lw.content(p, hdr.Size)
+	}
+	return nil
+}
+
+// header is the tar header of rel; skip says it has no entry (sockets,
+// device nodes) or that its entry (a whiteout) is already written.
+func (lw *layerWriter) header(p, rel string, st *unix.Stat_t) (hdr *tar.Header, skip bool, err error) {
+	hdr = &tar.Header{
+		Name:     rel,
+		Mode:     int64(st.Mode & 0o7777),
+		Uid:      int(st.Uid),
+		Gid:      int(st.Gid),
+		ModTime:  timespecTime(st.Mtim),
+		Format:   tar.FormatPAX,
+		Typeflag: tar.TypeReg,
+	}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFDIR:
+		hdr.Typeflag = tar.TypeDir
+		hdr.Name += "/"
+	case unix.S_IFLNK:
+		hdr.Typeflag = tar.TypeSymlink
+		hdr.Linkname, err = os.Readlink(p)
+	case unix.S_IFIFO:
+		hdr.Typeflag = tar.TypeFifo
+	case unix.S_IFCHR, unix.S_IFBLK:
+		if lw.overlayForm && st.Mode&unix.S_IFMT == unix.S_IFCHR && st.Rdev == 0 {
+			err = lw.marker(filepath.Join(filepath.Dir(rel), whiteoutPrefix+filepath.Base(rel)), hdr.ModTime)
+		}
+		return nil, true, err
+	case unix.S_IFSOCK:
+		return nil, true, nil
+	case unix.S_IFREG:
+		key := [2]uint64{st.Dev, st.Ino}
+		if first, ok := lw.links[key]; ok && st.Nlink > 1 {
+			hdr.Typeflag = tar.TypeLink
+			hdr.Linkname = first
+		} else {
+			lw.links[key] = rel
+			hdr.Size = st.Size
+		}
+	}
+	return hdr, false, err
+}
+
+// marker writes an empty whiteout or opaque-directory marker.
+func (lw *layerWriter) marker(name string, mtime time.Time) error {
+	return lw.tw.WriteHeader(&tar.Header{Name: name, Mode: 0o600, ModTime: mtime, Format: tar.FormatPAX, Typeflag: tar.TypeReg})
+}
+
+// content copies a regular file's bytes.
+func (lw *layerWriter) content(p string, size int64) error {
+	f, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if _, err := io.CopyBuffer(lw.tw, io.LimitReader(f, size), lw.buf); err != nil {
+		return fmt.Errorf("%s: %w", p, err)
+	}
+	return nil
+}
+
+// addXattrs puts p's extended attributes in hdr, except overlay's own,
+// and reports whether p is an opaque directory.
+func addXattrs(hdr *tar.Header, p string) (opaque bool) {
+	names, err := listXattrs(p)
+	if err != nil || len(names) == 0 {
+		return false
+	}
+	hdr.PAXRecords = map[string]string{}
+	for _, n := range names {
+		v, err := getXattr(p, n)
+		if err != nil {
+			continue
+		}
+		if strings.HasPrefix(n, "trusted.overlay.") {
+			opaque = opaque || (n == opaqueXattr && string(v) == "y")
+			continue
+		}
+		hdr.PAXRecords["SCHILY.xattr."+n] = string(v)
+	}
+	return opaque
 }
 
 func timespecTime(ts unix.Timespec) time.Time { return time.Unix(ts.Sec, ts.Nsec) }

@@ -242,53 +242,15 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 	}
 	switch hdr.Typeflag {
 	case tar.TypeDir:
-		if err := x.clear(rel, true); err != nil {
-			return err
-		}
-		pfd, base, err := x.parent(rel)
-		if err != nil {
-			return err
-		}
-		if err := unix.Mkdirat(pfd, base, 0o700); err != nil && !errors.Is(err, unix.EEXIST) {
-			return err
-		}
-		x.forgetImplied(rel)
-		if err := x.attrs(rel, hdr); err != nil {
-			return err
-		}
-		x.dirTimes = append(x.dirTimes, dirTime{rel, hdr.ModTime})
-		return nil
+		return x.dir(rel, hdr)
 	case tar.TypeReg: // the reader turns the old TypeRegA into TypeReg
 		return x.file(rel, hdr, r)
 	case tar.TypeSymlink:
-		if err := x.clear(rel, false); err != nil {
-			return err
-		}
-		pfd, base, err := x.parent(rel)
-		if err != nil {
-			return err
-		}
-		if err := unix.Symlinkat(hdr.Linkname, pfd, base); err != nil {
-			return err
-		}
-		if err := unix.Fchownat(pfd, base, hdr.Uid, hdr.Gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-			return err
-		}
-		return x.setTimes(rel, hdr.ModTime)
+		return x.symlink(rel, hdr)
 	case tar.TypeLink:
 		return x.hardlink(rel, hdr)
 	case tar.TypeFifo:
-		if err := x.clear(rel, false); err != nil {
-			return err
-		}
-		pfd, base, err := x.parent(rel)
-		if err != nil {
-			return err
-		}
-		if err := unix.Mknodat(pfd, base, unix.S_IFIFO|0o600, 0); err != nil {
-			return err
-		}
-		return x.attrs(rel, hdr)
+		return x.fifo(rel, hdr)
 	case tar.TypeChar, tar.TypeBlock:
 		x.warn(fmt.Sprintf("skipping device node %s", hdr.Name))
 		return nil
@@ -298,6 +260,60 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 		x.warn(fmt.Sprintf("skipping %s of unsupported type %q", hdr.Name, hdr.Typeflag))
 		return nil
 	}
+}
+
+// dir makes (or keeps) the directory rel; its mtime is set at the end,
+// once nothing more is written into it.
+func (x *extractor) dir(rel string, hdr *tar.Header) error {
+	if err := x.clear(rel, true); err != nil {
+		return err
+	}
+	pfd, base, err := x.parent(rel)
+	if err != nil {
+		return err
+	}
+	if err := unix.Mkdirat(pfd, base, 0o700); err != nil && !errors.Is(err, unix.EEXIST) {
+		return err
+	}
+	x.forgetImplied(rel)
+	if err := x.attrs(rel, hdr); err != nil {
+		return err
+	}
+	x.dirTimes = append(x.dirTimes, dirTime{rel, hdr.ModTime})
+	return nil
+}
+
+// symlink makes rel a symbolic link; its target is stored as given and
+// never followed here.
+func (x *extractor) symlink(rel string, hdr *tar.Header) error {
+	if err := x.clear(rel, false); err != nil {
+		return err
+	}
+	pfd, base, err := x.parent(rel)
+	if err != nil {
+		return err
+	}
+	if err := unix.Symlinkat(hdr.Linkname, pfd, base); err != nil {
+		return err
+	}
+	if err := unix.Fchownat(pfd, base, hdr.Uid, hdr.Gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return err
+	}
+	return x.setTimes(rel, hdr.ModTime)
+}
+
+func (x *extractor) fifo(rel string, hdr *tar.Header) error {
+	if err := x.clear(rel, false); err != nil {
+		return err
+	}
+	pfd, base, err := x.parent(rel)
+	if err != nil {
+		return err
+	}
+	if err := unix.Mknodat(pfd, base, unix.S_IFIFO|0o600, 0); err != nil {
+		return err
+	}
+	return x.attrs(rel, hdr)
 }
 
 func (x *extractor) forgetImplied(rel string) {

@@ -1,6 +1,7 @@
 package build
 
 import (
+	"errors"
 	"github.com/devbox/devbox/devenv/spec"
 
 	"archive/tar"
@@ -159,66 +160,88 @@ func fetchPackage(ctx context.Context, d *downloads, url, integrity, dir, sub st
 
 func installNodeFromMirror(ctx context.Context, d *downloads, s *spec.Spec, musl bool, local string) (string, error) {
 	mirror := strings.TrimSuffix(s.Node.Mirror, "/")
-	version := s.Node.Version
-	if !spec.IsExactVersion(version) {
-		var index []struct {
-			Version string `json:"version"`
-			LTS     any    `json:"lts"`
-		}
-		if err := d.getJSON(ctx, mirror+"/index.json", &index, ""); err != nil {
-			return "", fmt.Errorf("node %s: resolve: %w", version, err)
-		}
-		var vs []string
-		for _, e := range index {
-			if lts, _ := e.LTS.(string); version != "lts" || lts != "" {
-				vs = append(vs, strings.TrimPrefix(e.Version, "v"))
-			}
-		}
-		want := version
-		if version == "lts" {
-			want = "*"
-		}
-		v, err := resolveVersion(want, vs)
-		if err != nil {
-			return "", fmt.Errorf("node %s: %w", version, err)
-		}
-		version = v
+	version, err := mirrorVersion(ctx, d, mirror, s.Node.Version)
+	if err != nil {
+		return "", fmt.Errorf("node %s: %w", s.Node.Version, err)
 	}
 	platform := "linux-" + nodeArch()
 	if musl {
 		platform += "-musl"
 	}
 	file := fmt.Sprintf("node-v%s-%s.tar.xz", version, platform)
-	sums, err := d.getText(ctx, fmt.Sprintf("%s/v%s/SHASUMS256.txt", mirror, version))
+	sum, err := mirrorChecksum(ctx, d, mirror, version, file)
 	if err != nil {
-		return "", fmt.Errorf("node %s: %w", version, err)
-	}
-	var sum string
-	for _, line := range strings.Split(sums, "\n") {
-		if f := strings.Fields(line); len(f) == 2 && f[1] == file {
-			sum = f[0]
-		}
-	}
-	if sum == "" {
-		if musl {
+		if musl && errors.Is(err, errNotListed) {
 			return "", fmt.Errorf("node %s: %s has no musl build (%s) for this Alpine base", version, mirror, file)
 		}
-		return "", fmt.Errorf("node %s: %s is not in %s/v%s/SHASUMS256.txt", version, file, mirror, version)
+		return "", fmt.Errorf("node %s: %w", version, err)
 	}
 	archive, err := d.fetch(ctx, fmt.Sprintf("%s/v%s/%s", mirror, version, file), digest{"sha256", sum})
 	if err != nil {
 		return "", fmt.Errorf("node %s: %w", version, err)
 	}
+	if err := extractNodeTarXz(ctx, archive, strings.TrimSuffix(file, ".tar.xz")+"/", local); err != nil {
+		return "", err
+	}
+	d.log(fmt.Sprintf("node %s from %s", version, mirror))
+	return version, nil
+}
+
+// mirrorVersion resolves "lts" or a major to an exact version with the
+// mirror's index.json; an exact version is itself.
+func mirrorVersion(ctx context.Context, d *downloads, mirror, version string) (string, error) {
+	if spec.IsExactVersion(version) {
+		return version, nil
+	}
+	var index []struct {
+		Version string `json:"version"`
+		LTS     any    `json:"lts"`
+	}
+	if err := d.getJSON(ctx, mirror+"/index.json", &index, ""); err != nil {
+		return "", fmt.Errorf("resolve: %w", err)
+	}
+	var vs []string
+	for _, e := range index {
+		if lts, _ := e.LTS.(string); version != "lts" || lts != "" {
+			vs = append(vs, strings.TrimPrefix(e.Version, "v"))
+		}
+	}
+	want := version
+	if version == "lts" {
+		want = "*"
+	}
+	return resolveVersion(want, vs)
+}
+
+var errNotListed = errors.New("not listed")
+
+// mirrorChecksum is file's sha256 from the release's SHASUMS256.txt.
+func mirrorChecksum(ctx context.Context, d *downloads, mirror, version, file string) (string, error) {
+	url := fmt.Sprintf("%s/v%s/SHASUMS256.txt", mirror, version)
+	sums, err := d.getText(ctx, url)
+	if err != nil {
+		return "", err
+	}
+	for _, line := range strings.Split(sums, "\n") {
+		if f := strings.Fields(line); len(f) == 2 && f[1] == file {
+			return f[0], nil
+		}
+	}
+	return "", fmt.Errorf("%s is %w in %s", file, errNotListed, url)
+}
+
+// extractNodeTarXz unpacks a release tarball's top directory into local,
+// without the release's own docs.
+func extractNodeTarXz(ctx context.Context, archive, top, local string) error {
 	// xz on the host (xz-utils is one of devbox's host packages).
 	xz := exec.CommandContext(ctx, "xz", "-dc", archive)
 	out, err := xz.StdoutPipe()
 	if err != nil {
-		return "", err
+		return err
 	}
 	if err := xz.Start(); err != nil {
-		return "", fmt.Errorf("node: xz: %w (apt-get install xz-utils)", err)
+		return fmt.Errorf("node: xz: %w (apt-get install xz-utils)", err)
 	}
-	top := strings.TrimSuffix(file, ".tar.xz") + "/"
 	err = extractRenamed(out, local, func(name string) (string, bool) {
 		rest, ok := strings.CutPrefix(path.Clean(name)+"/", top)
 		rest = strings.TrimSuffix(rest, "/")
@@ -230,11 +253,7 @@ func installNodeFromMirror(ctx context.Context, d *downloads, s *spec.Spec, musl
 	if werr := xz.Wait(); err == nil && werr != nil {
 		err = fmt.Errorf("node: xz: %w", werr)
 	}
-	if err != nil {
-		return "", err
-	}
-	d.log(fmt.Sprintf("node %s from %s", version, mirror))
-	return version, nil
+	return err
 }
 
 // extractRenamed unpacks the entries of a tar stream that rename keeps,

@@ -178,6 +178,9 @@ func serviceConfig(s *spec.Spec, img *rootfs.Image, client gossh.Signer) ([]byte
 		Env:            s.Environ(img.Config, s.UpEnv()...),
 		Workdir:        s.Workdir,
 		Shell:          s.Shell,
+		// Off only when the spec says false.
+		NoForwarding:      s.SSH.Forwarding != nil && !*s.SSH.Forwarding,
+		NoAgentForwarding: s.SSH.AgentForwarding != nil && !*s.SSH.AgentForwarding,
 	})
 }
 

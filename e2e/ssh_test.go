@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -34,6 +35,7 @@ type sshEnv struct {
 	port            int
 	key             string // private key file for OpenSSH's -i
 	password        string
+	user            string // the spec's SSH user
 }
 
 func freePort(t *testing.T) int {
@@ -63,9 +65,19 @@ func writeKeyPair(t *testing.T, dir string) (priv, pub string) {
 
 func upEnv(t *testing.T, name, extra string) *sshEnv {
 	t.Helper()
+	return upEnvWith(t, name, extra, "")
+}
+
+// upEnvWith is upEnv with more keys in the spec's top level (extra) and
+// in its [ssh] table (sshExtra).
+func upEnvWith(t *testing.T, name, extra, sshExtra string) *sshEnv {
+	t.Helper()
 	testenv.NeedRoot(t)
 	testbase.Debian(t)
-	e := &sshEnv{name: name, dir: t.TempDir(), root: filepath.Join(testenv.CacheDir(), "store"), port: freePort(t), password: "pw-" + name}
+	e := &sshEnv{name: name, dir: t.TempDir(), root: filepath.Join(testenv.CacheDir(), "store"), port: freePort(t), password: "pw-" + name, user: "root"}
+	if m := regexp.MustCompile(`user = "([a-z]+)"`).FindStringSubmatch(sshExtra); m != nil {
+		e.user = m[1]
+	}
 	var pub string
 	e.key, pub = writeKeyPair(t, e.dir)
 	spec := fmt.Sprintf(`name = %q
@@ -75,12 +87,13 @@ base = %q
 port = %d
 authorized_keys = [%q]
 password = %q
+%s
 
 [[mounts]]
 source = %q
 target = "/helper"
 readonly = true
-`, name, testbase.DebianRef, extra, e.port, pub, e.password, helperBin)
+`, name, testbase.DebianRef, extra, e.port, pub, e.password, sshExtra, helperBin)
 	if !strings.Contains(extra, "[network]") {
 		spec += "\n[network]\nmode = \"none\"\n"
 	}
@@ -129,7 +142,7 @@ func runCmd(t *testing.T, stdin string, cmd *exec.Cmd) result {
 	return result{out.String(), errb.String(), code}
 }
 
-func (e *sshEnv) target() string { return "root@127.0.0.1" }
+func (e *sshEnv) target() string { return e.user + "@127.0.0.1" }
 
 func TestSSHLoginAndExec(t *testing.T) {
 	e := upEnv(t, "sshlogin", "")

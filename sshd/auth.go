@@ -19,14 +19,20 @@ import (
 const (
 	maxAuthTries     = 6
 	handshakeTimeout = 20 * time.Second
-	// Penalties, after OpenSSH's PerSourcePenalties: each failed login
-	// adds authFailPenalty to its source's account, which drains in real
-	// time; a source whose account exceeds penaltyThreshold is refused
-	// connections until it drains.
+	// Penalties, after OpenSSH's PerSourcePenalties but per source and
+	// user: each failed password adds authFailPenalty to the account of
+	// (source, user), which drains in real time; while it exceeds
+	// penaltyThreshold, password attempts for that user from that source
+	// are refused unchecked. Public-key logins are never delayed or
+	// refused by a penalty: every local client is 127.0.0.1, and one
+	// user's typos must not lock everyone out.
 	authFailPenalty  = 5 * time.Second
 	penaltyThreshold = 15 * time.Second
 	penaltyMax       = 10 * time.Minute
 	failureDelay     = 250 * time.Millisecond
+	// maxUnauthPerSource caps connections from one source that have not
+	// logged in yet (OpenSSH's MaxStartups starts refusing at 10).
+	maxUnauthPerSource = 10
 )
 
 type authenticator struct {
@@ -35,11 +41,15 @@ type authenticator struct {
 	passwordHash string
 
 	mu        sync.Mutex
-	penalties map[string]time.Time // source IP → when its penalty ends
+	penalties map[penaltyKey]time.Time // when the penalty ends
+	unauth    map[string]int           // source → connections not logged in
 }
 
+type penaltyKey struct{ source, user string }
+
 func newAuthenticator(cfg Config) (*authenticator, error) {
-	a := &authenticator{user: cfg.User, passwordHash: cfg.PasswordHash, penalties: map[string]time.Time{}}
+	a := &authenticator{user: cfg.User, passwordHash: cfg.PasswordHash,
+		penalties: map[penaltyKey]time.Time{}, unauth: map[string]int{}}
 	for _, line := range cfg.AuthorizedKeys {
 		k, _, _, _, err := gossh.ParseAuthorizedKey([]byte(line))
 		if err != nil {
@@ -60,23 +70,66 @@ func newAuthenticator(cfg Config) (*authenticator, error) {
 
 type ctxKey string
 
-const handshakeKey ctxKey = "handshake-conn"
+const (
+	connStateKey ctxKey = "devbox-conn"
+	preambleKey  ctxKey = "devbox-preamble"
+)
 
-// accept refuses sources under penalty and arms the handshake timeout.
-func (a *authenticator) accept(ctx ssh.Context, conn net.Conn) net.Conn {
-	if a.penalized(conn.RemoteAddr()) {
-		conn.Close()
-		return conn
-	}
-	conn.SetDeadline(time.Now().Add(handshakeTimeout))
-	ctx.SetValue(handshakeKey, conn)
-	return conn
+// connState is what the server keeps of a connection until login.
+type connState struct {
+	conn   net.Conn
+	source string
+	once   sync.Once // leaves the unauthenticated count once
 }
 
-// loggedIn lifts the handshake timeout of a connection.
-func loggedIn(ctx ssh.Context) {
-	if c, ok := ctx.Value(handshakeKey).(net.Conn); ok {
-		c.SetDeadline(time.Time{})
+// accept counts the connection against its source's unauthenticated
+// connections (refusing it past the cap), arms the login timeout and
+// reads the client's preamble.
+func (a *authenticator) accept(ctx ssh.Context, conn net.Conn) net.Conn {
+	st := &connState{conn: conn, source: sourceIP(conn.RemoteAddr())}
+	if !a.enter(st.source) {
+		return nil // gliderlabs/ssh closes it
+	}
+	conn.SetDeadline(time.Now().Add(handshakeTimeout))
+	rc, p, err := readPreamble(conn, handshakeTimeout)
+	if err != nil {
+		a.leave(st)
+		return nil
+	}
+	ctx.SetValue(connStateKey, st)
+	ctx.SetValue(preambleKey, p)
+	go func() { <-ctx.Done(); a.leave(st) }() // done when the connection closes
+	return rc
+}
+
+func (a *authenticator) enter(source string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.unauth[source] >= maxUnauthPerSource {
+		return false
+	}
+	a.unauth[source]++
+	return true
+}
+
+// leave takes a connection out of its source's unauthenticated count:
+// at login or when it closes, whichever is first.
+func (a *authenticator) leave(st *connState) {
+	st.once.Do(func() {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		if a.unauth[st.source]--; a.unauth[st.source] <= 0 {
+			delete(a.unauth, st.source)
+		}
+	})
+}
+
+// loggedIn lifts the login timeout and the connection's place among the
+// unauthenticated.
+func (a *authenticator) loggedIn(ctx ssh.Context) {
+	if st, ok := ctx.Value(connStateKey).(*connState); ok {
+		st.conn.SetDeadline(time.Time{})
+		a.leave(st)
 	}
 }
 
@@ -90,7 +143,7 @@ func (a *authenticator) publicKey(ctx ssh.Context, key ssh.PublicKey) bool {
 	}
 	for _, k := range a.keys {
 		if subtle.ConstantTimeCompare(k.Marshal(), key.Marshal()) == 1 {
-			loggedIn(ctx)
+			a.loggedIn(ctx)
 			return true
 		}
 	}
@@ -98,12 +151,12 @@ func (a *authenticator) publicKey(ctx ssh.Context, key ssh.PublicKey) bool {
 }
 
 func (a *authenticator) password(ctx ssh.Context, password string) bool {
-	ok := ctx.User() == a.user && password != "" && a.checkPassword(password)
-	if ok {
-		loggedIn(ctx)
+	key := penaltyKey{sourceIP(ctx.RemoteAddr()), ctx.User()}
+	if !a.penalized(key) && ctx.User() == a.user && password != "" && a.checkPassword(password) {
+		a.loggedIn(ctx)
 		return true
 	}
-	a.fail(ctx.RemoteAddr())
+	a.fail(key)
 	time.Sleep(failureDelay)
 	return false
 }
@@ -129,12 +182,11 @@ func sourceIP(addr net.Addr) string {
 	return addr.String() // a unix socket: host root only
 }
 
-func (a *authenticator) fail(addr net.Addr) {
+func (a *authenticator) fail(key penaltyKey) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	ip := sourceIP(addr)
 	now := time.Now()
-	end := a.penalties[ip]
+	end := a.penalties[key]
 	if end.Before(now) {
 		end = now
 	}
@@ -142,20 +194,20 @@ func (a *authenticator) fail(addr net.Addr) {
 	if end.Sub(now) > penaltyMax {
 		end = now.Add(penaltyMax)
 	}
-	a.penalties[ip] = end
+	a.penalties[key] = end
 }
 
-func (a *authenticator) penalized(addr net.Addr) bool {
+// penalized reports whether password attempts of key are refused now.
+func (a *authenticator) penalized(key penaltyKey) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	ip := sourceIP(addr)
-	end, ok := a.penalties[ip]
+	end, ok := a.penalties[key]
 	if !ok {
 		return false
 	}
 	left := time.Until(end)
 	if left <= 0 {
-		delete(a.penalties, ip)
+		delete(a.penalties, key)
 		return false
 	}
 	return left > penaltyThreshold

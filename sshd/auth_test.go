@@ -1,7 +1,7 @@
 package sshd
 
 import (
-	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -34,22 +34,59 @@ func TestPasswordCheck(t *testing.T) {
 }
 
 func TestPenalties(t *testing.T) {
-	a := &authenticator{penalties: map[string]time.Time{}}
-	addr := &net.TCPAddr{IP: net.ParseIP("127.0.0.7"), Port: 1}
-	other := &net.TCPAddr{IP: net.ParseIP("127.0.0.8"), Port: 1}
+	a := &authenticator{penalties: map[penaltyKey]time.Time{}}
+	key := penaltyKey{"127.0.0.7", "dev"}
 	// A few failures are forgiven (OpenSSH's threshold), more are not.
 	for i := 0; i < 3; i++ {
-		a.fail(addr)
+		a.fail(key)
 	}
-	if a.penalized(addr) {
+	if a.penalized(key) {
 		t.Error("penalized after 3 failures")
 	}
-	a.fail(addr)
-	if !a.penalized(addr) {
+	a.fail(key)
+	if !a.penalized(key) {
 		t.Error("not penalized after 4 failures")
 	}
-	if a.penalized(other) {
-		t.Error("another source was penalized")
+	for _, other := range []penaltyKey{{"127.0.0.8", "dev"}, {"127.0.0.7", "root"}} {
+		if a.penalized(other) {
+			t.Errorf("%v was penalized for another's failures", other)
+		}
+	}
+}
+
+func TestUnauthenticatedCap(t *testing.T) {
+	a := &authenticator{unauth: map[string]int{}}
+	var held []*connState
+	for i := 0; i < maxUnauthPerSource; i++ {
+		if !a.enter("127.0.0.7") {
+			t.Fatalf("connection %d refused", i+1)
+		}
+		held = append(held, &connState{source: "127.0.0.7"})
+	}
+	if a.enter("127.0.0.7") {
+		t.Error("connection past the cap accepted")
+	}
+	if !a.enter("127.0.0.8") {
+		t.Error("another source refused")
+	}
+	a.leave(held[0])
+	a.leave(held[0]) // once only
+	if !a.enter("127.0.0.7") || a.enter("127.0.0.7") {
+		t.Error("leave did not free exactly one place")
+	}
+}
+
+func TestPreambleCiphers(t *testing.T) {
+	openssh := &preamble{ciphers: []string{"chacha20-poly1305@openssh.com", "aes128-ctr", "aes128-gcm@openssh.com"}}
+	if got := openssh.serverCiphers(); got[0] != "aes128-gcm@openssh.com" || slices.Contains(got, "chacha20-poly1305@openssh.com") {
+		t.Errorf("a client with AES-GCM is offered %v", got)
+	}
+	dropbear := &preamble{ciphers: []string{"chacha20-poly1305@openssh.com", "aes128-ctr", "aes256-ctr"}}
+	if got := dropbear.serverCiphers(); !slices.Contains(got, "chacha20-poly1305@openssh.com") || !slices.Contains(got, "aes128-ctr") {
+		t.Errorf("a client without AES-GCM is offered %v", got)
+	}
+	if got := (&preamble{}).serverCiphers(); len(got) < 4 {
+		t.Errorf("an unknown client is offered %v", got)
 	}
 }
 

@@ -1,14 +1,12 @@
 package sshd
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net"
-	"os"
-	"path/filepath"
 	"strconv"
 	"sync"
-	"time"
 
 	"github.com/gliderlabs/ssh"
 	gossh "golang.org/x/crypto/ssh"
@@ -16,7 +14,7 @@ import (
 
 // handleStreamLocal serves direct-streamlocal@openssh.com: `ssh -L
 // port:/path/to/socket`, which VS Code uses for its server's socket.
-func (s *Server) handleStreamLocal(_ *ssh.Server, _ *gossh.ServerConn, newChan gossh.NewChannel, _ ssh.Context) {
+func (s *Server) handleStreamLocal(_ *ssh.Server, _ *gossh.ServerConn, newChan gossh.NewChannel, ctx ssh.Context) {
 	var p struct {
 		SocketPath string
 		Reserved0  string
@@ -26,13 +24,23 @@ func (s *Server) handleStreamLocal(_ *ssh.Server, _ *gossh.ServerConn, newChan g
 		newChan.Reject(gossh.ConnectionFailed, "bad direct-streamlocal request")
 		return
 	}
-	dialAndJoin(newChan, "unix", p.SocketPath)
+	s.dialAndJoin(ctx, newChan, "unix", p.SocketPath)
 }
 
-// dialAndJoin connects to the channel's destination, then accepts the
-// channel and joins the two; a destination that refuses is a rejection.
-func dialAndJoin(newChan gossh.NewChannel, network, addr string) {
-	c, err := net.DialTimeout(network, addr, 10*time.Second)
+// dialAndJoin connects to the channel's destination with the login user's
+// rights, then accepts the channel and joins the two; a destination that
+// refuses is a rejection.
+func (s *Server) dialAndJoin(ctx ssh.Context, newChan gossh.NewChannel, network, addr string) {
+	if s.Config.NoForwarding {
+		newChan.Reject(gossh.Prohibited, "forwarding is turned off for this environment")
+		return
+	}
+	access, err := s.netAccessFor(ctx)
+	if err != nil {
+		newChan.Reject(gossh.ConnectionFailed, err.Error())
+		return
+	}
+	c, err := access.Dial(network, addr)
 	if err != nil {
 		newChan.Reject(gossh.ConnectionFailed, err.Error())
 		return
@@ -68,28 +76,24 @@ func joinChannel(ch gossh.Channel, c net.Conn) {
 	wg.Wait()
 }
 
-// forwardAgent makes a socket in the container whose connections go to
-// the client's agent, and puts it in the session's SSH_AUTH_SOCK.
+// forwardAgent makes a socket in the container, owned by the login user
+// and made with its rights, whose connections go to the client's agent,
+// and puts it in the session's SSH_AUTH_SOCK.
 func (sess *session) forwardAgent() error {
-	acct, err := lookupAccount(sess.srv.Config.User)
+	if sess.srv.Config.NoAgentForwarding {
+		return errors.New("agent forwarding is turned off")
+	}
+	access, err := sess.srv.netAccessFor(sess.ctx)
 	if err != nil {
 		return err
 	}
-	dir, err := os.MkdirTemp("/tmp", "ssh-")
+	ln, sock, err := access.AgentListener()
 	if err != nil {
 		return err
 	}
-	sock := filepath.Join(dir, fmt.Sprintf("agent.%d", os.Getpid()))
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		os.RemoveAll(dir)
-		return err
-	}
-	os.Chown(dir, acct.uid, acct.gid)
-	os.Chown(sock, acct.uid, acct.gid)
 	sess.mu.Lock()
 	sess.agent = sock
-	sess.cleanup = append(sess.cleanup, func() { ln.Close(); os.RemoveAll(dir) })
+	sess.cleanup = append(sess.cleanup, func() { ln.Close() })
 	sess.mu.Unlock()
 	go acceptToClient(ln, sess.conn, "auth-agent@openssh.com", func(net.Conn) []byte { return nil })
 	return nil
@@ -119,7 +123,7 @@ func acceptToClient(ln net.Listener, conn gossh.Conn, chanType string, payload f
 // handleDirectTCPIP serves direct-tcpip (ssh -L, ssh -D). gliderlabs/ssh's
 // own handler closes both ways as soon as one side ends, which cuts off
 // the reply to a client that half-closes (sends EOF) first.
-func (s *Server) handleDirectTCPIP(_ *ssh.Server, _ *gossh.ServerConn, newChan gossh.NewChannel, _ ssh.Context) {
+func (s *Server) handleDirectTCPIP(_ *ssh.Server, _ *gossh.ServerConn, newChan gossh.NewChannel, ctx ssh.Context) {
 	var p struct {
 		DestAddr   string
 		DestPort   uint32
@@ -130,13 +134,15 @@ func (s *Server) handleDirectTCPIP(_ *ssh.Server, _ *gossh.ServerConn, newChan g
 		newChan.Reject(gossh.ConnectionFailed, "bad direct-tcpip request")
 		return
 	}
-	dialAndJoin(newChan, "tcp", net.JoinHostPort(p.DestAddr, fmt.Sprint(p.DestPort)))
+	s.dialAndJoin(ctx, newChan, "tcp", net.JoinHostPort(p.DestAddr, fmt.Sprint(p.DestPort)))
 }
 
 // forwards serves tcpip-forward and cancel-tcpip-forward (ssh -R): a
-// listener in the container whose connections go back to the client as
+// listener in the container, made with the login user's rights (so only
+// root gets ports below 1024), whose connections go back to the client as
 // forwarded-tcpip channels.
 type forwards struct {
+	srv       *Server
 	mu        sync.Mutex
 	listeners map[string]net.Listener // by connection id + address
 }
@@ -167,7 +173,14 @@ func (f *forwards) handle(ctx ssh.Context, _ *ssh.Server, req *gossh.Request) (b
 		}
 		return true, nil
 	}
-	ln, err := net.Listen("tcp", addr)
+	if f.srv.Config.NoForwarding {
+		return false, nil
+	}
+	access, err := f.srv.netAccessFor(ctx)
+	if err != nil {
+		return false, nil
+	}
+	ln, err := access.Listen("tcp", addr)
 	if err != nil {
 		return false, nil
 	}

@@ -6,26 +6,20 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
-	"time"
 
 	"github.com/creack/pty"
 	"github.com/gliderlabs/ssh"
-	"github.com/pkg/sftp"
 	gossh "golang.org/x/crypto/ssh"
 	"golang.org/x/sys/unix"
 )
 
-// drainTimeout is how long output is still read after a command exits:
-// a background process it started may hold the output open for good.
-const drainTimeout = 250 * time.Millisecond
-
 // session is one "session" channel: a shell, a command or a subsystem.
 type session struct {
 	srv  *Server
+	ctx  ssh.Context // the connection's
 	conn *gossh.ServerConn
 	ch   gossh.Channel
 
@@ -41,12 +35,12 @@ type session struct {
 	cleanup []func()
 }
 
-func (s *Server) handleSession(_ *ssh.Server, conn *gossh.ServerConn, newChan gossh.NewChannel, _ ssh.Context) {
+func (s *Server) handleSession(_ *ssh.Server, conn *gossh.ServerConn, newChan gossh.NewChannel, ctx ssh.Context) {
 	ch, reqs, err := newChan.Accept()
 	if err != nil {
 		return
 	}
-	sess := &session{srv: s, conn: conn, ch: ch}
+	sess := &session{srv: s, ctx: ctx, conn: conn, ch: ch}
 	s.sessions.Store(sess, struct{}{})
 	defer func() {
 		s.sessions.Delete(sess)
@@ -266,6 +260,7 @@ func (sess *session) startProcess(acct *account, shell string, args []string) er
 		r, w, err = os.Pipe()
 		if err == nil {
 			closeAfter = append(closeAfter, r, w)
+			setPipeSize(r, 1<<20)
 		}
 		return r, w, err
 	}
@@ -298,33 +293,15 @@ func (sess *session) startProcess(acct *account, shell string, args []string) er
 		io.Copy(inW, sess.ch)
 		inW.Close() // the client's EOF becomes the command's
 	}()
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); io.Copy(sess.ch, outR) }()
-	go func() { defer wg.Done(); io.Copy(sess.ch.Stderr(), errR) }()
+	out, errp := startPump(sess.ch, outR), startPump(sess.ch.Stderr(), errR)
 	go func() {
 		ws := <-status
-		drain(&wg, outR, errR)
+		drain(out, errp)
 		outR.Close()
 		errR.Close()
 		sess.exitStatus(ws)
 	}()
 	return nil
-}
-
-// drain waits for the output copies to finish, or stops them after
-// drainTimeout when a background process keeps the output open.
-func drain(wg *sync.WaitGroup, files ...*os.File) {
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(drainTimeout):
-		for _, f := range files {
-			f.SetReadDeadline(time.Now())
-		}
-		<-done
-	}
 }
 
 func (sess *session) startWithPty(acct *account, shell string, args []string, attr *syscall.ProcAttr, ws *pty.Winsize) error {
@@ -335,8 +312,9 @@ func (sess *session) startWithPty(acct *account, shell string, args []string, at
 	if ws != nil {
 		pty.Setsize(master, ws)
 	}
-	// The slave belongs to the user, as login(1) would leave it.
-	os.Chown(slave.Name(), acct.uid, 5) // group tty
+	// The slave belongs to the user, as login(1) would leave it; by its
+	// descriptor, never by a path someone in the container could swap.
+	slave.Chown(acct.uid, 5) // group tty
 	attr.Env = sess.environ(acct, shell, slave.Name())
 	attr.Files = []uintptr{slave.Fd(), slave.Fd(), slave.Fd()}
 	attr.Sys.Setctty = true
@@ -357,12 +335,10 @@ func (sess *session) startWithPty(acct *account, shell string, args []string, at
 	// Bytes go through untouched: no \n → \r\n rewriting (the terminal's
 	// line discipline does what is needed), so tmux and vim render right.
 	go io.Copy(master, sess.ch)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); io.Copy(sess.ch, master) }()
+	out := startPump(sess.ch, master)
 	go func() {
 		st := <-status
-		drain(&wg, master)
+		drain(out)
 		master.Close()
 		sess.exitStatus(st)
 	}()
@@ -427,57 +403,23 @@ func (sess *session) close() {
 	sess.ch.Close()
 }
 
-// serveSFTP serves the SFTP subsystem in-process for root, or in a helper
-// process running as the user, so that files are read and written with
-// the user's rights.
+// serveSFTP serves the SFTP subsystem in a helper process running as the
+// user, as OpenSSH runs sftp-server: files are read and written with the
+// user's rights, and paths resolve against the session's working
+// directory as the kernel resolves them.
 func (sess *session) serveSFTP(acct *account) {
-	if acct.uid != 0 {
-		sess.sftpAsUser(acct)
-		return
-	}
-	// The server closes its stream when done; the channel must stay open
-	// for the exit-status that scp waits for.
-	stream := struct {
-		io.Reader
-		io.Writer
-		io.Closer
-	}{sess.ch, sess.ch, io.NopCloser(nil)}
-	srv, err := sftp.NewServer(stream, sftp.WithServerWorkingDirectory(sess.workdir(acct)))
-	if err != nil {
-		sess.exit(1, "")
-		return
-	}
-	code := 0
-	if err := srv.Serve(); err != nil && err != io.EOF {
-		code = 1
-	}
-	srv.Close()
-	sess.exit(code, "")
-}
-
-// SFTPArg is argv[1] of the devbox binary run as a user's SFTP server.
-const SFTPArg = "__devbox_sftp"
-
-// SFTPMain serves SFTP on standard input and output (see serveSFTP).
-func SFTPMain() int {
-	wd, _ := os.Getwd()
-	srv, err := sftp.NewServer(struct {
-		io.Reader
-		io.WriteCloser
-	}{os.Stdin, os.Stdout}, sftp.WithServerWorkingDirectory(wd))
-	if err != nil {
-		return 1
-	}
-	if err := srv.Serve(); err != nil && err != io.EOF {
-		return 1
-	}
-	return 0
-}
-
-func (sess *session) sftpAsUser(acct *account) {
-	exe := "/proc/" + strconv.Itoa(os.Getpid()) + "/exe"
-	if err := sess.startProcess(acct, exe, []string{"devbox-sftp", SFTPArg}); err != nil {
+	if err := sess.startProcess(acct, selfExe, []string{"devbox-sftp", sftpHelperArg}); err != nil {
 		fmt.Fprintf(sess.ch.Stderr(), "devbox: sftp: %v\r\n", err)
 		sess.exit(1, "")
+	}
+}
+
+// setPipeSize enlarges a pipe: with the default 64 KiB, its reader is
+// woken every couple of SFTP packets, and bulk transfers go through here.
+// Through SyscallConn, as Fd would make the pipe blocking and disable the
+// read deadline drain relies on.
+func setPipeSize(f *os.File, size int) {
+	if rc, err := f.SyscallConn(); err == nil {
+		rc.Control(func(fd uintptr) { unix.FcntlInt(fd, unix.F_SETPIPE_SZ, size) })
 	}
 }

@@ -19,8 +19,9 @@ func main() {
 	if runtime.IsInit() {
 		os.Exit(runtime.InitMain(devenv.ServeSSH))
 	}
-	if len(os.Args) > 1 && os.Args[1] == sshd.SFTPArg {
-		os.Exit(sshd.SFTPMain())
+	// ... and the SSH server's helpers, which run as the login user.
+	if code, ok := sshd.RunHelper(os.Args); ok {
+		os.Exit(code)
 	}
 	os.Exit(run(os.Args[1:]))
 }

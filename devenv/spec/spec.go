@@ -81,6 +81,10 @@ type SSH struct {
 	Password       string   `toml:"password"`
 	PasswordEnv    string   `toml:"password_env"`
 	PasswordHash   string   `toml:"password_hash"`
+	// Forwarding allows -L, -R and -D; AgentForwarding allows -A (both
+	// default true, as in OpenSSH).
+	Forwarding      *bool `toml:"forwarding"`
+	AgentForwarding *bool `toml:"agent_forwarding"`
 
 	// Keys are the authorized keys read from AuthorizedKeys, one
 	// authorized_keys line each.

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	gossh "golang.org/x/crypto/ssh"
 )
 
 // clientsEnv is the environment the client tests share: a login user who
@@ -387,5 +389,34 @@ func TestSSHPenaltiesSpareKeys(t *testing.T) {
 	}
 	if r := runCmd(t, "", exec.Command("sshpass", append([]string{"-p", e.password, "ssh"}, append(pwOpts, e.target(), "true")...)...)); r.code == 0 {
 		t.Error("the right password got in while its (source, user) was penalized")
+	}
+}
+
+// TestSSHWindowChange: the terminal's size at start and after a change
+// reach the session's pty.
+func TestSSHWindowChange(t *testing.T) {
+	e := upEnv(t, "sshwinch", "")
+	c := e.goClient(t)
+	defer c.Close()
+	s, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.RequestPty("xterm", 37, 91, gossh.TerminalModes{}); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	s.Stdout = &out
+	if err := s.Start("stty size; sleep 1; stty size"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if err := s.WindowChange(50, 120); err != nil {
+		t.Fatal(err)
+	}
+	s.Wait()
+	if got := strings.Fields(out.String()); strings.Join(got, " ") != "37 91 50 120" {
+		t.Errorf("pty sizes: %q, want 37 91 then 50 120", out.String())
 	}
 }

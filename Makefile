@@ -12,7 +12,7 @@ BENCH_PKGS := $(TEST_PKGS) hyperfine
 
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build up test vet lint fmt-check bench host-deps test-deps bench-deps clean
+.PHONY: all build up test vet lint fmt-check fuzz-short bench host-deps test-deps bench-deps clean
 
 all: build
 
@@ -44,6 +44,15 @@ fmt-check:
 
 test: test-deps fmt-check vet lint build
 	$(GO) test -count=1 -timeout 40m ./...
+	$(MAKE) fuzz-short
+
+# The three fuzzers (spec decoder, layer extractor, authorized_keys parser),
+# briefly: their corpora run in `go test` above; this looks a little further.
+FUZZTIME ?= 10s
+fuzz-short:
+	$(GO) test -run='^$$' -fuzz='^FuzzParseSpec$$' -fuzztime=$(FUZZTIME) ./devenv/spec
+	$(GO) test -run='^$$' -fuzz='^FuzzParseAuthorizedKeys$$' -fuzztime=$(FUZZTIME) ./devenv/spec
+	$(GO) test -run='^$$' -fuzz='^FuzzExtract$$' -fuzztime=$(FUZZTIME) ./rootfs
 
 bench: bench-deps build
 	bench/run.sh

@@ -60,8 +60,13 @@ func (e *Envs) KnownHostsPath(name string) string { return e.dir(name).KnownHost
 // LogPath is the log of an environment's init and SSH server.
 func (e *Envs) LogPath(name string) string { return e.dir(name).Log() }
 
-// lock serialises lifecycle commands on one environment.
+// lock serialises lifecycle commands on one environment. Names from the
+// command line are checked here and in Get, before any path is made of
+// them.
 func (e *Envs) lock(name string) (func(), error) {
+	if err := spec.CheckName(name); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(e.dir(name).Dir(), 0o700); err != nil {
 		return nil, err
 	}
@@ -72,6 +77,9 @@ func (e *Envs) lock(name string) (func(), error) {
 // that died (or a pid now used by another process) makes it stopped, and
 // what the dead container left is cleaned up.
 func (e *Envs) Get(name string) (*Env, error) {
+	if err := spec.CheckName(name); err != nil {
+		return nil, err
+	}
 	if _, err := os.Stat(e.dir(name).Dir()); err != nil {
 		return nil, fmt.Errorf("no environment %q", name)
 	}

@@ -10,6 +10,7 @@
 package spec
 
 import (
+	"io"
 	"errors"
 	"fmt"
 	"os"
@@ -143,19 +144,80 @@ func Load(path string) (*Spec, error) {
 	if err != nil {
 		return nil, err
 	}
-	data, err := os.ReadFile(abs)
+	f, err := os.Open(abs)
+	if err != nil {
+		return nil, fmt.Errorf("read spec: %w", err)
+	}
+	defer f.Close()
+	// One byte more than allowed tells a spec over the limit from one at it.
+	data, err := io.ReadAll(io.LimitReader(f, MaxSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("read spec: %w", err)
 	}
 	return Parse(abs, data)
 }
 
+// MaxSize and MaxNesting bound what is decoded: a spec is ten lines, and
+// the TOML decoder's time grows fast with nesting.
+const (
+	MaxSize    = 1 << 20
+	MaxNesting = 16
+)
+
 // Parse decodes and validates a spec's content; path names it in
 // errors and anchors relative paths.
 func Parse(path string, data []byte) (*Spec, error) {
-	p := &parser{file: path, shown: displayName(path), loc: newLocator(data)}
+	shown := displayName(path)
+	if len(data) > MaxSize {
+		return nil, &Error{File: shown, Line: 1, Msg: fmt.Sprintf("the spec is over %d bytes (1 MiB); a devbox.toml is a few lines", MaxSize)}
+	}
+	if line, err := checkShape(data); err != nil {
+		return nil, &Error{File: shown, Line: line, Msg: err.Error()}
+	}
+	p := &parser{file: path, shown: shown, loc: newLocator(data)}
 	return p.parse(data)
 }
+
+// checkShape refuses, before decoding, what no spec needs and what would
+// make decoding slow or the values unusable: nesting of arrays and inline
+// tables deeper than MaxNesting, and NUL bytes. It returns the line. The
+// scan knows strings and comments well enough to count brackets; a quote
+// inside a multi-line string may throw the count off for the rest of that
+// string, which only a spec with many brackets there would notice.
+func checkShape(data []byte) (int, error) {
+	line, depth := 1, 0
+	var quote byte // inside a string: its quote character
+	for i := 0; i < len(data); i++ {
+		c := data[i]
+		switch {
+		case c == 0:
+			return line, errors.New("a NUL byte")
+		case c == '\n':
+			line++ // a multi-line string stays open across it
+		case quote != 0:
+			if c == '\\' && quote == '"' {
+				i++
+			} else if c == quote {
+				quote = 0
+			}
+		case c == '"' || c == '\'':
+			quote = c
+		case c == '#':
+			for i < len(data) && data[i] != '\n' {
+				i++
+			}
+			i--
+		case c == '[' || c == '{':
+			if depth++; depth > MaxNesting {
+				return line, fmt.Errorf("arrays and tables nested more than %d deep", MaxNesting)
+			}
+		case c == ']' || c == '}':
+			depth = max(depth-1, 0)
+		}
+	}
+	return 0, nil
+}
+
 
 // displayName is how errors name the spec: as the user is likely to have
 // typed it, relative to the working directory when that is shorter.

@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/devbox/devbox/rootfs"
 	"github.com/devbox/devbox/templates"
@@ -138,6 +139,13 @@ func TestSpecErrors(t *testing.T) {
 		key, msg   string
 	}{
 		{"unknown key", "bse = \"centos:7\"\n", 1, "bse", "unknown key"},
+		{"NUL byte", "base = \"x\"\n# a \x00 in a comment\n", 2, "", "control characters"},
+		{"raw NUL", "base = \"x\x00\"\n", 1, "", "NUL"},
+		{"escaped NUL in env", "base = \"x\"\n[env]\nA = \"a\\u0000b\"\n", 3, "env.A", "control characters"},
+		{"newline in workdir", "base = \"x\"\nworkdir = \"/a\\nb\"\n", 2, "workdir", "control characters"},
+		{"escape in mount", "base = \"x\"\n[[mounts]]\nsource = \".\"\ntarget = \"/a\\u001b[2J\"\n", 2, "mounts.0", "control characters"},
+		{"NUL in run", "base = \"x\"\n[[run]]\ncommand = \"echo \\u0000\"\n", 3, "run.0.command", "NUL"},
+		{"deep nesting", "base = \"x\"\n[env]\nA = " + strings.Repeat("[", 17) + "\n", 3, "", "nested more than 16"},
 		{"unknown nested key", "base = \"x\"\n\n[ssh]\nprot = 22\n", 4, "ssh.prot", "unknown key"},
 		{"unknown key in array table", "base = \"x\"\n[[mounts]]\nsource = \".\"\ntarget = \"/a\"\n[[mounts]]\nsourc = \".\"\n", 6, "mounts.sourc", "unknown key"},
 		{"wrong type", "base = \"x\"\nports = 2222\n", 2, "ports", "incompatible types"},
@@ -272,6 +280,25 @@ func TestTemplatesValidate(t *testing.T) {
 	}
 }
 
+// TestHugeSpecs: a spec over the size limit, or nested deep enough to make
+// the decoder slow, is refused at once.
+func TestHugeSpecs(t *testing.T) {
+	dir := t.TempDir()
+	nested := "base = \"x\"\n[env]\nA = " + strings.Repeat("{a=", 40000) + "1" + strings.Repeat("}", 40000) + "\n"
+	big := "base = \"x\"\n" + strings.Repeat("# padding\n", MaxSize/10+1)
+	for name, spec := range map[string]string{"200 KB of nested inline tables": nested, "over 1 MiB": big} {
+		start := time.Now()
+		_, err := Load(writeSpec(t, dir, spec))
+		var se *Error
+		if !errors.As(err, &se) {
+			t.Errorf("%s: %v, want a spec error", name, err)
+		}
+		if d := time.Since(start); d > 100*time.Millisecond {
+			t.Errorf("%s: refused after %s (want < 100 ms)", name, d)
+		}
+	}
+}
+
 // FuzzParseSpec: no input makes the decoder panic, and every error is a
 // one-line SpecError.
 func FuzzParseSpec(f *testing.F) {
@@ -307,4 +334,29 @@ func TestNPMTokenNeverInALayer(t *testing.T) {
 	if env := s.UpEnv(); len(env) != 1 || env[0] != "TEAM_NPM_TOKEN=tok-123" {
 		t.Errorf("up env: %v", env)
 	}
+}
+
+// FuzzParseAuthorizedKeys: no input makes the parser panic; what it
+// accepts is one normalised line per key, each parsing again to itself,
+// and never a key with options.
+func FuzzParseAuthorizedKeys(f *testing.F) {
+	f.Add([]byte(testKey + "\n"))
+	f.Add([]byte("# comment\n\n" + testKey + "\n" + testKey + " other\n"))
+	f.Add([]byte(`from="10.0.0.1" ` + testKey))
+	f.Add([]byte("ssh-rsa AAAA\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		keys, err := ParseAuthorizedKeys(data)
+		if err != nil {
+			return
+		}
+		for _, k := range keys {
+			if strings.ContainsAny(k, "\n\r") {
+				t.Fatalf("key line %q spans lines", k)
+			}
+			again, err := ParseAuthorizedKeys([]byte(k))
+			if err != nil || len(again) != 1 || again[0] != k {
+				t.Fatalf("%q does not parse back to itself: %v %v", k, again, err)
+			}
+		}
+	})
 }

@@ -76,9 +76,17 @@ func (p *parser) validate(s *Spec, md toml.MetaData) error {
 	if s.Shell != "" && !path.IsAbs(s.Shell) {
 		return p.errorf("shell", "%q must be an absolute path", s.Shell)
 	}
-	for k := range s.Env {
+	for k, v := range s.Env {
 		if !envNameRE().MatchString(k) {
 			return p.errorf("env."+k, "%q is not a valid environment variable name", k)
+		}
+		if hasControl(v) {
+			return p.errorf("env."+k, "control characters (%q) are not allowed in a value", v)
+		}
+	}
+	for key, v := range map[string]string{"workdir": s.Workdir, "shell": s.Shell} {
+		if hasControl(v) {
+			return p.errorf(key, "control characters (%q) are not allowed in a path", v)
 		}
 	}
 	if err := p.validateSSH(s, md); err != nil {
@@ -100,6 +108,9 @@ func (p *parser) validate(s *Spec, md toml.MetaData) error {
 		if strings.TrimSpace(r.Command) == "" {
 			return p.errorf(fmt.Sprintf("run.%d.command", i), "must not be empty")
 		}
+		if strings.ContainsRune(r.Command, 0) {
+			return p.errorf(fmt.Sprintf("run.%d.command", i), "a NUL character cannot be passed to a shell")
+		}
 	}
 	if err := p.validateResources(s, md); err != nil {
 		return err
@@ -117,6 +128,20 @@ func (p *parser) validate(s *Spec, md toml.MetaData) error {
 		if ones, _ := n.Mask.Size(); ones > 29 {
 			return p.errorf("network.subnet", "%q is too small for containers (at most /29)", s.Network.Subnet)
 		}
+	}
+	return nil
+}
+
+// hasControl reports a C0 control character other than tab, or DEL.
+func hasControl(s string) bool {
+	return strings.ContainsFunc(s, func(r rune) bool { return (r < 0x20 && r != '\t') || r == 0x7f })
+}
+
+// CheckName checks an environment name given on the command line with
+// the spec's rule, before it becomes part of any path.
+func CheckName(name string) error {
+	if !labelRE().MatchString(name) {
+		return fmt.Errorf("%q is not an environment name (lowercase letters, digits and '-', at most 63)", name)
 	}
 	return nil
 }
@@ -385,6 +410,9 @@ func (p *parser) validateMounts(s *Spec) error {
 		key := fmt.Sprintf("mounts.%d", i)
 		if m.Source == "" {
 			return p.errorf(key+".source", "is required")
+		}
+		if hasControl(m.Source) || hasControl(m.Target) {
+			return p.errorf(key, "control characters are not allowed in a path (%q, %q)", m.Source, m.Target)
 		}
 		src, err := expandPath(m.Source, s.Dir)
 		if err != nil {

@@ -31,6 +31,11 @@ type PullOptions struct {
 	Jobs      int
 	Progress  Progress
 	Transport http.RoundTripper
+	// IdleTimeout fails a registry read that gets no byte for that long
+	// (default 60 s).
+	IdleTimeout time.Duration
+	// MaxLayerSize caps a layer's uncompressed size (default 32 GiB).
+	MaxLayerSize int64
 	// Log receives warnings and one-line notes; nil discards them.
 	Log func(string)
 }
@@ -60,6 +65,9 @@ func (nopLayer) Done(bool, error) {}
 func (o *PullOptions) defaults() {
 	if o.Jobs <= 0 {
 		o.Jobs = 4
+	}
+	if o.MaxLayerSize <= 0 {
+		o.MaxLayerSize = DefaultMaxLayerSize
 	}
 	if o.Progress == nil {
 		o.Progress = nopProgress{}
@@ -294,7 +302,8 @@ func (u *unpackRun) unpack(ctx context.Context, i int, tmp string) (*extractor, 
 	}
 	defer rc.Close()
 	lp := u.opts.Progress.Layer(shortID(u.diffIDs[i].String()), size)
-	x, tarSize, err := unpackStream(ctx, &countingReader{r: rc, p: lp}, tmp, u.diffIDs[i], u.opts.Log)
+	lim := &layerLimits{max: u.opts.MaxLayerSize, compressed: size, dir: tmp}
+	x, tarSize, err := unpackStream(ctx, &countingReader{r: rc, p: lp}, tmp, u.diffIDs[i], lim, u.opts.Log)
 	if err != nil {
 		lp.Done(false, err)
 		return nil, 0, nil, err
@@ -339,7 +348,7 @@ func shortID(d string) string {
 // unpackStream decompresses r (gzip, zstd or plain tar), unpacks it into
 // dir and checks the uncompressed bytes against diffID as they stream by:
 // go-containerregistry verifies only the compressed digest.
-func unpackStream(ctx context.Context, r io.Reader, dir string, diffID v1.Hash, log func(string)) (*extractor, int64, error) {
+func unpackStream(ctx context.Context, r io.Reader, dir string, diffID v1.Hash, lim *layerLimits, log func(string)) (*extractor, int64, error) {
 	br := bufio.NewReaderSize(r, 1<<20)
 	magic, _ := br.Peek(4)
 	var plain io.Reader = br
@@ -360,7 +369,7 @@ func unpackStream(ctx context.Context, r io.Reader, dir string, diffID v1.Hash, 
 		plain = zr
 	}
 	h := sha256.New()
-	cr := &ctxReader{ctx: ctx, r: io.TeeReader(plain, h)}
+	cr := &ctxReader{ctx: ctx, r: io.TeeReader(plain, h), lim: lim}
 	x, err := extractTar(cr, dir, log)
 	if err != nil {
 		return nil, 0, err
@@ -376,10 +385,12 @@ func unpackStream(ctx context.Context, r io.Reader, dir string, diffID v1.Hash, 
 	return x, cr.n, nil
 }
 
-// ctxReader stops a stream when its context ends, and counts it.
+// ctxReader stops a layer's uncompressed stream when its context ends or
+// it goes past its limits, and counts it.
 type ctxReader struct {
 	ctx context.Context
 	r   io.Reader
+	lim *layerLimits
 	n   int64
 }
 
@@ -389,6 +400,9 @@ func (c *ctxReader) Read(p []byte) (int, error) {
 	}
 	n, err := c.r.Read(p)
 	c.n += int64(n)
+	if lerr := c.lim.check(c.n); lerr != nil {
+		return n, lerr
+	}
 	return n, err
 }
 

@@ -20,6 +20,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/devbox/devbox/internal/idle"
 )
 
 // HostPlatform is the platform images are pulled for.
@@ -201,13 +203,17 @@ func openImage(ctx context.Context, ref Ref, opts PullOptions) (img v1.Image, un
 		if err != nil {
 			return nil, false, err
 		}
+		base := opts.Transport
+		if base == nil {
+			base = remote.DefaultTransport
+		}
 		ropts := []remote.Option{
 			remote.WithContext(ctx),
 			remote.WithAuthFromKeychain(authn.DefaultKeychain),
 			remote.WithPlatform(HostPlatform()),
-		}
-		if opts.Transport != nil {
-			ropts = append(ropts, remote.WithTransport(opts.Transport))
+			// A registry that stops sending mid-blob fails the pull
+			// instead of hanging it; the layers already in place stay.
+			remote.WithTransport(idle.Transport(base, opts.IdleTimeout)),
 		}
 		img, err := remote.Image(r, ropts...)
 		return img, false, err

@@ -15,7 +15,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
+
+	"github.com/devbox/devbox/internal/idle"
 )
 
 // downloads fetches files on the host, resumably, into a cache keyed by
@@ -28,7 +29,7 @@ type downloads struct {
 }
 
 func newDownloads(dir string, log func(string)) *downloads {
-	return &downloads{dir: dir, client: &http.Client{Timeout: 10 * time.Minute}, log: log}
+	return &downloads{dir: dir, client: &http.Client{Transport: idle.Transport(nil, 0)}, log: log}
 }
 
 // digest is an expected checksum: "sha256" or "sha512", hex.

@@ -10,9 +10,9 @@
 package spec
 
 import (
-	"io"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -217,7 +217,6 @@ func checkShape(data []byte) (int, error) {
 	}
 	return 0, nil
 }
-
 
 // displayName is how errors name the spec: as the user is likely to have
 // typed it, relative to the working directory when that is shorter.

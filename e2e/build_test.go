@@ -110,7 +110,7 @@ func TestClassicEnvironment(t *testing.T) {
 		t.Fatalf("up: %d %s", r.code, r.stderr)
 	}
 	defer devbox(t, dir, "--root", root, "rm", "classic")
-	e := &sshEnv{name: "classic", dir: dir, root: root, port: sshPort, key: key}
+	e := &sshEnv{name: "classic", dir: dir, root: root, port: sshPort, key: key, user: "root"}
 	r = e.ssh(t, e.target(), "node --version; npm config get registry; pwd; cc -o /tmp/check check.c -lssl -lcrypto -lz -lpcre && /tmp/check")
 	if r.code != 0 {
 		t.Fatalf("in the environment: %d %s %s", r.code, r.stdout, r.stderr)

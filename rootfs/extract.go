@@ -590,16 +590,46 @@ func copyUp(from, to *os.Root, src, dst string, fi fs.FileInfo) error {
 // LayersHave reports whether rel exists in the merged view of a stack of
 // layer directories (top first): whiteouts hide what is below them, and
 // paths resolve inside each layer, never through a symlink out of it.
-func LayersHave(layers []string, rel string) bool {
+func LayersHave(layers []string, rel string) bool { return StatInLayers(layers, rel) != nil }
+
+// ReadFromLayers reads the file rel as the overlay of layers (top first)
+// would show it, with its attributes: fs.ErrNotExist if no layer has it or
+// it is whited out. A symlink is refused rather than followed: its target
+// may live in another layer, or nowhere.
+func ReadFromLayers(layers []string, rel string) ([]byte, fs.FileInfo, error) {
+	roots, closeAll := openRoots(layers)
+	defer closeAll()
+	r, fi := lookupLower(roots, rel)
+	if fi == nil {
+		return nil, nil, fs.ErrNotExist
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fi, fmt.Errorf("%s is not a regular file (%s)", rel, fi.Mode().Type())
+	}
+	data, err := r.ReadFile(rel)
+	return data, fi, err
+}
+
+// StatInLayers is the attributes of rel as the overlay of layers would
+// show them; nil if absent.
+func StatInLayers(layers []string, rel string) fs.FileInfo {
+	roots, closeAll := openRoots(layers)
+	defer closeAll()
+	_, fi := lookupLower(roots, rel)
+	return fi
+}
+
+// openRoots opens each layer directory that exists as an os.Root.
+func openRoots(layers []string) ([]*os.Root, func()) {
 	var roots []*os.Root
 	for _, l := range layers {
-		r, err := os.OpenRoot(l)
-		if err != nil {
-			continue
+		if r, err := os.OpenRoot(l); err == nil {
+			roots = append(roots, r)
 		}
-		defer r.Close()
-		roots = append(roots, r)
 	}
-	_, fi := lookupLower(roots, rel)
-	return fi != nil
+	return roots, func() {
+		for _, r := range roots {
+			r.Close()
+		}
+	}
 }

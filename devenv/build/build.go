@@ -118,7 +118,7 @@ func runStep(ctx context.Context, store *rootfs.Store, s *spec.Spec, b *Result, 
 	case StepNPM:
 		err = writeFile(filepath.Join(upper, "usr/local/etc/npmrc"), s.NPMRC())
 	case StepUser:
-		err = userStep(ctx, s, b, tmp, o)
+		err = userStep(s, b, upper)
 	case StepConfig:
 		err = configStep(s, upper)
 	case StepRun:
@@ -158,16 +158,10 @@ func packagesStep(ctx context.Context, s *spec.Spec, b *Result, tmp string, o Op
 	return runInBuild(ctx, s, b, tmp, []string{"/bin/sh", "-c", packageScript(manager, names, vault)}, nil, o)
 }
 
-// userScript makes the SSH user (with a home and login shell) and sets
-// its password hash in /etc/shadow, so that su and sudo agree with SSH.
-const userScript = `set -e
-if [ "$DEVBOX_USER" != root ] && ! id "$DEVBOX_USER" >/dev/null 2>&1; then
-  if command -v useradd >/dev/null 2>&1; then useradd -m -s "$DEVBOX_SHELL" "$DEVBOX_USER"
-  else adduser -D -s "$DEVBOX_SHELL" "$DEVBOX_USER"; fi
-fi
-if [ -n "$DEVBOX_HASH" ]; then echo "$DEVBOX_USER:$DEVBOX_HASH" | chpasswd -e; fi`
-
-func userStep(ctx context.Context, s *spec.Spec, b *Result, tmp string, o Options) error {
+// userStep makes the SSH user (with a home and login shell) and sets its
+// password hash in /etc/shadow, so that su and sudo agree with SSH; it
+// needs no tool in the image (see users.go).
+func userStep(s *spec.Spec, b *Result, upper string) error {
 	hash, err := s.PasswordHash()
 	if err != nil {
 		return err
@@ -178,12 +172,21 @@ func userStep(ctx context.Context, s *spec.Spec, b *Result, tmp string, o Option
 	shell := s.Shell
 	if shell == "" {
 		shell = "/bin/sh"
-		if existsInLayers(b.Lower, "bin/bash") || existsInLayers(b.Lower, "usr/bin/bash") {
+		if rootfs.LayersHave(b.Lower, "bin/bash") || rootfs.LayersHave(b.Lower, "usr/bin/bash") {
 			shell = "/bin/bash"
 		}
 	}
-	env := []string{"DEVBOX_USER=" + s.SSH.User, "DEVBOX_SHELL=" + shell, "DEVBOX_HASH=" + hash}
-	return runInBuild(ctx, s, b, tmp, []string{"/bin/sh", "-c", userScript}, env, o)
+	u, err := readUserFiles(b.Lower, upper)
+	if err != nil {
+		return err
+	}
+	if s.SSH.User != "root" {
+		if err := u.ensureUser(account{name: s.SSH.User, shell: shell}); err != nil {
+			return err
+		}
+	}
+	u.setPassword(s.SSH.User, hash)
+	return u.write()
 }
 
 // configStep makes the working directory and puts the spec's [env] in

@@ -148,6 +148,7 @@ func Start(o Options) (*Container, error) {
 		files = append(files, l.Fd())
 	}
 	o.Config.ServiceListeners = len(o.ServiceListeners)
+	o.Config.Cgroup2 = cgroupV2()
 	exePath, exeCopy, err := execPath(exe, len(files))
 	if err != nil {
 		return nil, err

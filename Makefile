@@ -6,7 +6,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 # Host packages devbox needs to run, and what the tests need on top.
 HOST_PKGS := debootstrap nftables iproute2 xz-utils ca-certificates
-TEST_PKGS := $(HOST_PKGS) openssh-client openssh-server sshpass runc bubblewrap git
+TEST_PKGS := $(HOST_PKGS) iptables openssh-client openssh-server sshpass runc bubblewrap git
 BENCH_PKGS := $(TEST_PKGS) hyperfine
 
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2

@@ -196,3 +196,43 @@ func newOnly(now, before []string) []string {
 	}
 	return out
 }
+
+// TestFirewallForwardDrop: a bridge container reaches the outside when
+// the filter FORWARD policy is DROP (Docker's, ufw's, firewalld's), and
+// devbox's accepts are gone with the last container. Hermetic: devbox runs
+// in a network namespace of the test's, whose "outside" is a peer in a
+// second test namespace on a veth; no other address is ever a target.
+func TestFirewallForwardDrop(t *testing.T) {
+	if _, err := exec.LookPath("iptables"); err != nil {
+		t.Skip("no iptables command (apt-get install iptables): no FORWARD policy to coexist with")
+	}
+	rs := newRunSpace(t, "[network]\nmode = \"bridge\"\n")
+	host, outside := testNetns(t), testNetns(t)
+	sh := func(script string) {
+		t.Helper()
+		if out, err := exec.Command("sh", "-ec", script).CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v: %s", script, err, out)
+		}
+	}
+	sh(fmt.Sprintf(`ip -n %[1]s link add dbxfw0 type veth peer name dbxfw1 netns %[2]s
+		ip -n %[1]s addr add 192.0.2.1/24 dev dbxfw0; ip -n %[1]s link set dbxfw0 up
+		ip -n %[2]s addr add 192.0.2.2/24 dev dbxfw1; ip -n %[2]s link set dbxfw1 up
+		ip netns exec %[1]s iptables -w -P FORWARD DROP`, host, outside))
+	srv := exec.Command("ip", "netns", "exec", outside, helperBin, "http", "8080")
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Process.Kill(); srv.Wait() })
+	// Dropped SYNs would retry for minutes: timeout bounds the attempt.
+	script := `timeout 15 bash -c 'for i in 1 2 3 4 5 6 7 8 9 10; do exec 3<>/dev/tcp/192.0.2.2/8080 && break; sleep 0.2; done
+		printf "GET / HTTP/1.0\r\n\r\n" >&3; cat <&3'`
+	wrap := []string{"ip", "netns", "exec", host}
+	r := devboxIn(t, wrap, rs.dir, "--root", rs.root, "run", "--", "bash", "-c", script)
+	if r.code != 0 || !strings.Contains(r.stdout, "hello from the container") {
+		t.Errorf("outside access under FORWARD DROP: exit %d %q %s", r.code, r.stdout, r.stderr)
+	}
+	out, _ := exec.Command("ip", "netns", "exec", host, "iptables", "-w", "-S", "FORWARD").CombinedOutput()
+	if strings.Contains(string(out), "devbox") {
+		t.Errorf("devbox's FORWARD rules left after the last container:\n%s", out)
+	}
+}

@@ -11,7 +11,7 @@ BENCH_PKGS := $(TEST_PKGS) hyperfine
 
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build up test vet lint fmt-check bench host-deps test-deps bench-deps clean
+.PHONY: all build up test test-v2vm vet lint fmt-check bench host-deps test-deps bench-deps clean
 
 all: build
 
@@ -43,6 +43,12 @@ fmt-check:
 
 test: test-deps fmt-check vet lint build
 	$(GO) test -count=1 -timeout 40m ./...
+	$(MAKE) test-v2vm
+
+# The runtime and lifecycle tests again in a cgroup-v2-only VM with Debian
+# 12's kernel 6.1 and a session-scope cgroup (scripts/test-v2vm).
+test-v2vm:
+	scripts/test-v2vm
 
 bench: bench-deps build
 	bench/run.sh

@@ -339,7 +339,9 @@ func bindMount(root string, m Mount, file bool) error {
 // setReadonly makes the mount at p, and every mount under it, read-only.
 func setReadonly(p string) error {
 	attr := &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}
-	if err := unix.MountSetattr(unix.AT_FDCWD, p, unix.AT_RECURSIVE, attr); err != nil {
+	if err := unix.MountSetattr(unix.AT_FDCWD, p, unix.AT_RECURSIVE, attr); errors.Is(err, unix.ENOSYS) {
+		return fmt.Errorf("make %s read-only: mount_setattr needs kernel 5.12 (devbox needs 5.15): %w", p, err)
+	} else if err != nil {
 		return fmt.Errorf("make %s read-only: %w", p, err)
 	}
 	return nil

@@ -33,7 +33,11 @@ func newCgroup(id string, l Limits) (*cgroup, error) {
 		return nil, nil
 	}
 	if cgroupV2() {
-		return newCgroupV2(id, l)
+		cg, err := newCgroupV2(id, l)
+		if err != nil && l == (Limits{}) {
+			return nil, nil // only the view was wanted: the caller's cgroup will do
+		}
+		return cg, err
 	}
 	return newCgroupV1(id, l)
 }

@@ -6,13 +6,13 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 # Host packages devbox needs to run, and what the tests need on top.
 HOST_PKGS := debootstrap nftables iproute2 xz-utils ca-certificates
-TEST_PKGS := $(HOST_PKGS) openssh-client openssh-server sshpass runc bubblewrap git \
+TEST_PKGS := $(HOST_PKGS) iptables openssh-client openssh-server sshpass runc bubblewrap git \
              dropbear-bin putty-tools python3-paramiko python3-asyncssh ansible-core rsync sshfs busybox-static
 BENCH_PKGS := $(TEST_PKGS) hyperfine
 
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build up test vet lint fmt-check fuzz-short bench host-deps test-deps bench-deps clean
+.PHONY: all build up test test-v2vm vet lint fmt-check fuzz-short bench host-deps test-deps bench-deps clean
 
 all: build
 
@@ -45,6 +45,7 @@ fmt-check:
 test: test-deps fmt-check vet lint build
 	$(GO) test -count=1 -timeout 40m ./...
 	$(MAKE) fuzz-short
+	$(MAKE) test-v2vm
 
 # The three fuzzers (spec decoder, layer extractor, authorized_keys parser),
 # briefly: their corpora run in `go test` above; this looks a little further.
@@ -53,6 +54,11 @@ fuzz-short:
 	$(GO) test -run='^$$' -fuzz='^FuzzParseSpec$$' -fuzztime=$(FUZZTIME) ./devenv/spec
 	$(GO) test -run='^$$' -fuzz='^FuzzParseAuthorizedKeys$$' -fuzztime=$(FUZZTIME) ./devenv/spec
 	$(GO) test -run='^$$' -fuzz='^FuzzExtract$$' -fuzztime=$(FUZZTIME) ./rootfs
+
+# The runtime and lifecycle tests again in a cgroup-v2-only VM with Debian
+# 12's kernel 6.1 and a session-scope cgroup (scripts/test-v2vm).
+test-v2vm:
+	scripts/test-v2vm
 
 bench: bench-deps build
 	bench/run.sh

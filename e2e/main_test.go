@@ -16,32 +16,37 @@ import (
 // containers, both built once by TestMain.
 var devboxBin, helperBin string
 
+// TestMain builds the binaries under test, or takes prebuilt ones from
+// DEVBOX_E2E_BIN and DEVBOX_E2E_HELPER: the cgroup-v2 VM that `make
+// test-v2vm` runs this test binary in has no Go.
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "devbox-e2e-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	devboxBin = filepath.Join(dir, "devbox")
-	_, file, _, _ := runtime.Caller(0)
-	build := exec.Command("go", "build", "-o", devboxBin, "./cmd/devbox")
-	build.Dir = filepath.Join(filepath.Dir(file), "..")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build devbox: %v\n%s", err, out)
-		os.Exit(1)
-	}
-	helperBin = filepath.Join(dir, "helper")
-	build = exec.Command("go", "build", "-o", helperBin, "./e2e/helper")
-	build.Dir = filepath.Join(filepath.Dir(file), "..")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build helper: %v\n%s", err, out)
-		os.Exit(1)
-	}
+	devboxBin = prebuiltOr(dir, "DEVBOX_E2E_BIN", "devbox", "./cmd/devbox")
+	helperBin = prebuiltOr(dir, "DEVBOX_E2E_HELPER", "helper", "./e2e/helper")
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// prebuiltOr is the prebuilt binary named by env, or pkg built into dir.
+func prebuiltOr(dir, env, name, pkg string) string {
+	if p := os.Getenv(env); p != "" {
+		return p
+	}
+	out := filepath.Join(dir, name)
+	_, file, _, _ := runtime.Caller(0)
+	build := exec.Command("go", "build", "-o", out, pkg)
+	build.Dir = filepath.Join(filepath.Dir(file), "..")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if msg, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build %s: %v\n%s", name, err, msg)
+		os.Exit(1)
+	}
+	return out
 }
 
 // result is one run of the binary.

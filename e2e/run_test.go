@@ -87,10 +87,7 @@ func checkNoLeftovers(t *testing.T, root string) {
 		if exec.Command("nft", "list", "table", "ip", "devbox").Run() == nil {
 			left = append(left, "nftables table ip devbox")
 		}
-		cgs, _ := filepath.Glob("/sys/fs/cgroup/*/*/*/devbox-*")
-		cgs2, _ := filepath.Glob("/sys/fs/cgroup/*/devbox-*")
-		left = append(left, cgs...)
-		left = append(left, cgs2...)
+		left = append(left, devboxCgroups()...)
 		runs, _ := os.ReadDir(filepath.Join(root, "run"))
 		for _, r := range runs {
 			left = append(left, "run dir "+r.Name())

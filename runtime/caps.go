@@ -40,7 +40,7 @@ type spawnResult struct {
 	err error
 }
 
-func newSpawner() (*spawner, error) {
+func newSpawner(cgroup2 bool) (*spawner, error) {
 	s := &spawner{reqs: make(chan spawnReq)}
 	ready := make(chan error)
 	go func() {
@@ -52,6 +52,14 @@ func newSpawner() (*spawner, error) {
 		if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
 			ready <- fmt.Errorf("cgroup namespace: %w", err)
 			return
+		}
+		// Mounted from this thread: a cgroup2 mount's root is the
+		// mounting thread's cgroup namespace root.
+		if cgroup2 {
+			if err := mountCgroup2(); err != nil {
+				ready <- err
+				return
+			}
 		}
 		if err := reduceThreadCaps(); err != nil {
 			ready <- err
@@ -117,4 +125,14 @@ func lastCap() uintptr {
 		return unix.CAP_LAST_CAP
 	}
 	return uintptr(n)
+}
+
+// mountCgroup2 shows the container its own cgroup, read-only, at
+// /sys/fs/cgroup (Docker's cgroupns=private).
+func mountCgroup2() error {
+	flags := uintptr(unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC)
+	if err := unix.Mount("cgroup2", "/sys/fs/cgroup", "cgroup2", flags, ""); err != nil {
+		return fmt.Errorf("mount /sys/fs/cgroup: %w", err)
+	}
+	return nil
 }

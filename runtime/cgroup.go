@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 const cgroupRoot = "/sys/fs/cgroup"
@@ -23,11 +26,18 @@ type cgroup struct {
 // there is nothing to limit. It goes under devbox's own cgroup, so that a
 // limit devbox runs under also holds for its containers.
 func newCgroup(id string, l Limits) (*cgroup, error) {
-	if l.CPUs == 0 && l.MemoryBytes == 0 && l.Pids == 0 {
+	// On v2 every container gets a cgroup, limits or not: it is the root
+	// of what the container sees in /sys/fs/cgroup (cgroupns), and the
+	// caller's own cgroup must not show instead.
+	if l.CPUs == 0 && l.MemoryBytes == 0 && l.Pids == 0 && !cgroupV2() {
 		return nil, nil
 	}
-	if _, err := os.Stat(filepath.Join(cgroupRoot, "cgroup.controllers")); err == nil {
-		return newCgroupV2(id, l)
+	if cgroupV2() {
+		cg, err := newCgroupV2(id, l)
+		if err != nil && l == (Limits{}) {
+			return nil, nil // only the view was wanted: the caller's cgroup will do
+		}
+		return cg, err
 	}
 	return newCgroupV1(id, l)
 }
@@ -51,17 +61,20 @@ func newCgroupV1(id string, l Limits) (*cgroup, error) {
 		want["cpu"] = []setting{{"cpu.cfs_period_us", "100000"}, {"cpu.cfs_quota_us", strconv.Itoa(int(l.CPUs * 100000))}}
 	}
 	for ctrl, settings := range want {
-		mnt := filepath.Join(cgroupRoot, ctrl)
-		if _, err := os.Stat(mnt); err != nil {
+		mnt, err := cgroupV1FS(ctrl)
+		if err != nil {
 			cg.remove()
-			return nil, fmt.Errorf("cgroup controller %s is not mounted", ctrl)
+			return nil, err
 		}
+		reclaimStale(filepath.Join(mnt, own[ctrl]))
 		dir := filepath.Join(mnt, own[ctrl], "devbox-"+id)
 		if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
 			cg.remove()
 			return nil, fmt.Errorf("cgroup: %w", err)
 		}
-		cg.dirs = append(cg.dirs, dir)
+		// Recorded under /sys/fs/cgroup whatever mnt is, so that a later
+		// `devbox down` finds it from its own mount namespace.
+		cg.dirs = append(cg.dirs, filepath.Join(cgroupRoot, ctrl, own[ctrl], "devbox-"+id))
 		for _, s := range settings {
 			p := filepath.Join(dir, s.file)
 			if _, err := os.Stat(p); err != nil && s.file == "memory.memsw.limit_in_bytes" {
@@ -76,40 +89,162 @@ func newCgroupV1(id string, l Limits) (*cgroup, error) {
 	return cg, nil
 }
 
+// leafName is the cgroup that the processes of devbox's own cgroup move to
+// when that cgroup must give its controllers to containers (see
+// enableControllers).
+const leafName = "devbox-leaf"
+
+// newCgroupV2 creates the container's cgroup under the caller's own cgroup
+// (from /proc/self/cgroup), so that whatever limits the caller's session
+// or service also holds for its containers, and nothing outside it, least
+// of all the root's subtree_control, needs changing.
 func newCgroupV2(id string, l Limits) (*cgroup, error) {
-	parent := filepath.Join(cgroupRoot, "devbox")
-	if err := os.MkdirAll(parent, 0o755); err != nil {
-		return nil, fmt.Errorf("cgroup: %w", err)
+	fs, err := cgroup2FS()
+	if err != nil {
+		return nil, err
 	}
-	// Controllers must be enabled on the way down; the root and devbox's
-	// own directory hold no processes, so this is allowed.
-	for _, d := range []string{cgroupRoot, parent} {
-		if err := os.WriteFile(filepath.Join(d, "cgroup.subtree_control"), []byte("+memory +pids +cpu"), 0o644); err != nil {
-			return nil, fmt.Errorf("cgroup: enable controllers in %s: %w", d, err)
-		}
+	own, err := ownCgroupV2()
+	if err != nil {
+		return nil, err
 	}
-	dir := filepath.Join(parent, id)
-	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
-		return nil, fmt.Errorf("cgroup: %w", err)
+	if filepath.Base(own) == leafName {
+		own = filepath.Dir(own) // moved there by an earlier devbox
 	}
-	cg := &cgroup{dirs: []string{dir}}
+	base := filepath.Join(fs, own)
+	reclaimStale(base)
+	// Recorded under /sys/fs/cgroup whatever fs is, so that a later
+	// `devbox down` finds it from its own mount namespace (resolveCgroup).
+	canonical := filepath.Join(cgroupRoot, own, "devbox-"+id)
 	var settings [][2]string
+	var need []string
 	if l.MemoryBytes > 0 {
+		need = append(need, "memory")
 		settings = append(settings, [2]string{"memory.max", strconv.FormatInt(l.MemoryBytes, 10)}, [2]string{"memory.swap.max", "0"})
 	}
 	if l.Pids > 0 {
+		need = append(need, "pids")
 		settings = append(settings, [2]string{"pids.max", strconv.FormatInt(l.Pids, 10)})
 	}
 	if l.CPUs > 0 {
+		need = append(need, "cpu")
 		settings = append(settings, [2]string{"cpu.max", fmt.Sprintf("%d 100000", int(l.CPUs*100000))})
 	}
+	if err := enableControllers(base, need); err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(base, "devbox-"+id)
+	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+		return nil, fmt.Errorf("cgroup: %w", err)
+	}
+	cg := &cgroup{dirs: []string{canonical}}
 	for _, s := range settings {
-		if err := os.WriteFile(filepath.Join(dir, s[0]), []byte(s[1]), 0o644); err != nil && s[0] != "memory.swap.max" {
+		err := os.WriteFile(filepath.Join(dir, s[0]), []byte(s[1]), 0o644)
+		if err != nil && !(s[0] == "memory.swap.max" && errors.Is(err, os.ErrNotExist)) { // no swap accounting
 			cg.remove()
 			return nil, fmt.Errorf("cgroup %s=%s: %w", s[0], s[1], err)
 		}
 	}
 	return cg, nil
+}
+
+// enableControllers makes the controllers in need available to children
+// of base. A non-root cgroup that holds processes cannot (the "no internal
+// processes" rule: EBUSY), and on a systemd host devbox's cgroup is such
+// one: a login session's scope holds the shell. Like Docker-in-Docker,
+// kind and crun, devbox then moves the processes of its cgroup into a leaf
+// child, devbox-leaf, which stays (with the session's processes in it);
+// they keep every limit of the cgroup above. A sibling tree beside the
+// caller's cgroup would instead escape the caller's own limits and meddle
+// in a parent that systemd owns.
+func enableControllers(base string, need []string) error {
+	avail, err := os.ReadFile(filepath.Join(base, "cgroup.controllers"))
+	if err != nil {
+		return fmt.Errorf("cgroup: %w", err)
+	}
+	var add []string
+	for _, c := range need {
+		if !slices.Contains(strings.Fields(string(avail)), c) {
+			return fmt.Errorf("cgroup: the %s controller is not available in %s (it must be enabled in its parent's cgroup.subtree_control, or the cgroup delegated to this user)", c, base)
+		}
+		add = append(add, "+"+c)
+	}
+	if len(add) == 0 {
+		return nil
+	}
+	ctl := filepath.Join(base, "cgroup.subtree_control")
+	if on, err := os.ReadFile(ctl); err == nil && containsAll(strings.Fields(string(on)), need) {
+		return nil
+	}
+	var err2 error
+	for try := 0; try < 5; try++ {
+		if err2 = os.WriteFile(ctl, []byte(strings.Join(add, " ")), 0o644); err2 == nil {
+			return nil
+		}
+		if !errors.Is(err2, unix.EBUSY) {
+			break
+		}
+		if err := moveToLeaf(base); err != nil {
+			return err
+		}
+	}
+	return fmt.Errorf("cgroup: enable %s in %s: %w", strings.Join(add, " "), base, err2)
+}
+
+// moveToLeaf moves every process of base into base/devbox-leaf.
+func moveToLeaf(base string) error {
+	leaf := filepath.Join(base, leafName)
+	if err := os.Mkdir(leaf, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("cgroup: %w", err)
+	}
+	procs, err := os.ReadFile(filepath.Join(base, "cgroup.procs"))
+	if err != nil {
+		return fmt.Errorf("cgroup: %w", err)
+	}
+	for _, pid := range strings.Fields(string(procs)) {
+		err := os.WriteFile(filepath.Join(leaf, "cgroup.procs"), []byte(pid), 0o644)
+		if err != nil && !errors.Is(err, unix.ESRCH) { // exited meanwhile
+			return fmt.Errorf("cgroup: move %s to %s: %w", pid, leaf, err)
+		}
+	}
+	return nil
+}
+
+func containsAll(have, want []string) bool {
+	for _, w := range want {
+		if !slices.Contains(have, w) {
+			return false
+		}
+	}
+	return true
+}
+
+// reclaimStale removes the empty cgroups of containers whose devbox was
+// killed before it could (a SIGKILLed `devbox run`). A cgroup younger than
+// a few seconds may be one another devbox has just made and not yet
+// filled; one with processes or children cannot be removed (EBUSY).
+func reclaimStale(base string) {
+	dirs, _ := filepath.Glob(filepath.Join(base, "devbox-*"))
+	for _, d := range dirs {
+		fi, err := os.Stat(d)
+		if err != nil || filepath.Base(d) == leafName || time.Since(fi.ModTime()) < 2*time.Second {
+			continue
+		}
+		os.Remove(d) // an empty directory only: rmdir of a cgroup in use is EBUSY
+	}
+}
+
+// ownCgroupV2 is this process's cgroup on the unified hierarchy.
+func ownCgroupV2() (string, error) {
+	data, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return "", err
+	}
+	for _, l := range strings.Split(string(data), "\n") {
+		if p, ok := strings.CutPrefix(l, "0::"); ok {
+			return p, nil
+		}
+	}
+	return "", errors.New("cgroup: no cgroup v2 entry in /proc/self/cgroup")
 }
 
 // ownCgroups maps each v1 controller to this process's cgroup path in it.
@@ -135,7 +270,7 @@ func ownCgroups() (map[string]string, error) {
 
 func (cg *cgroup) add(pid int) error {
 	for _, d := range cg.dirs {
-		if err := os.WriteFile(filepath.Join(d, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(resolveCgroup(d), "cgroup.procs"), []byte(strconv.Itoa(pid)), 0o644); err != nil {
 			return fmt.Errorf("cgroup: add %d to %s: %w", pid, d, err)
 		}
 	}
@@ -146,6 +281,7 @@ func (cg *cgroup) add(pid int) error {
 // just exited can be busy for a moment, hence the retries.
 func (cg *cgroup) remove() {
 	for _, d := range cg.dirs {
+		d = resolveCgroup(d)
 		for i := 0; i < 50; i++ {
 			if err := os.Remove(d); err == nil || errors.Is(err, os.ErrNotExist) {
 				break

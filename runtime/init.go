@@ -109,7 +109,7 @@ func initRun(c *Config, files map[string][]byte, ctrl *os.File, service Service)
 	}
 	sigs := make(chan os.Signal, 32)
 	signal.Notify(sigs, unix.SIGCHLD, unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2, unix.SIGWINCH)
-	sp, err := newSpawner()
+	sp, err := newSpawner(c.Cgroup2)
 	if err != nil {
 		return 1, err
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
@@ -74,35 +75,26 @@ func setupRootfs(c *Config) error {
 	return pivotRoot(root)
 }
 
-// mountOverlay mounts the layers with the new mount API, which takes the
-// lower layers one at a time: a lowerdir= option string longer than a page
-// (many layers with long paths) cannot be mounted with mount(2).
+// mountOverlay mounts the layers. The new mount API takes the lower
+// layers one at a time (lowerdir+, kernel 6.8), so any stack fits; older
+// kernels get one classic option string (see mountOverlayClassic).
 func mountOverlay(c *Config) error {
 	fd, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
 	if err != nil {
-		return fmt.Errorf("overlay: fsopen: %w", err)
+		return mountOverlayClassic(c) // kernel < 5.2 or no fsopen for overlay
 	}
 	defer unix.Close(fd)
+	if len(c.Lower) == 0 || !overlayAppendsLower(fd, c.Lower[0]) {
+		return mountOverlayClassic(c)
+	}
 	set := func(k, v string) error {
 		if err := unix.FsconfigSetString(fd, k, v); err != nil {
 			return fmt.Errorf("overlay: %s=%s: %w", k, v, err)
 		}
 		return nil
 	}
-	appendLower := true
-	for _, l := range c.Lower {
-		if err := unix.FsconfigSetString(fd, "lowerdir+", l); err != nil {
-			appendLower = false // kernel < 6.8: one lowerdir= string
-			break
-		}
-	}
-	if !appendLower {
-		esc := strings.NewReplacer(`\`, `\\`, `,`, `\,`, `:`, `\:`)
-		var ls []string
-		for _, l := range c.Lower {
-			ls = append(ls, esc.Replace(l))
-		}
-		if err := set("lowerdir", strings.Join(ls, ":")); err != nil {
+	for _, l := range c.Lower[1:] {
+		if err := set("lowerdir+", l); err != nil {
 			return err
 		}
 	}
@@ -124,6 +116,98 @@ func mountOverlay(c *Config) error {
 		return fmt.Errorf("overlay: move_mount to %s: %w", c.Rootfs, err)
 	}
 	return nil
+}
+
+// overlayAppendsLower sets first as the top layer with lowerdir+ and
+// reports whether the overlay context fd understood it (kernel 6.8).
+// Before 6.5 overlay had no fs_context of its own: the generic "legacy"
+// one stores any key and fails only at create (EINVAL), so a key that no
+// overlay knows must be refused as well. A refused key leaves a native
+// context usable.
+func overlayAppendsLower(fd int, first string) bool {
+	if unix.FsconfigSetString(fd, "lowerdir+", first) != nil {
+		return false // 6.5–6.7: native context without lowerdir+
+	}
+	return unix.FsconfigSetFlag(fd, "devbox-probe") != nil
+}
+
+// pageSize is the kernel's limit for mount(2)'s option string, with its
+// terminating NUL (copy_mount_options copies one page).
+const pageSize = 4096
+
+// mountOverlayClassic mounts with mount(2) and one lowerdir= string, which
+// must fit in a page. Absolute layer paths in the store (~90 bytes each)
+// would allow some 40 layers; instead every directory is opened O_PATH and
+// named by its descriptor number relative to /proc/self/fd as the working
+// directory ("lowerdir=7:8:9"), 2–4 bytes a layer. That fits overlay's own
+// maximum of 500 layers, needs no escaping of ':' or ',' in paths, and
+// unlike per-container symlinks leaves nothing to clean up on the host.
+// The init is one process with one working directory at this point.
+func mountOverlayClassic(c *Config) error {
+	var fds []int
+	defer func() {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+	}()
+	open := func(p string) (int, error) {
+		fd, err := unix.Open(p, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return 0, fmt.Errorf("overlay: open %s: %w", p, err)
+		}
+		fds = append(fds, fd)
+		return fd, nil
+	}
+	var lower []int
+	for _, l := range c.Lower {
+		fd, err := open(l)
+		if err != nil {
+			return err
+		}
+		lower = append(lower, fd)
+	}
+	upper, err := open(c.Upper)
+	if err != nil {
+		return err
+	}
+	work, err := open(c.Work)
+	if err != nil {
+		return err
+	}
+	opts, err := overlayOptions(lower, upper, work)
+	if err != nil {
+		return err
+	}
+	if err := unix.Chdir("/proc/self/fd"); err != nil {
+		return fmt.Errorf("overlay: %w", err)
+	}
+	defer unix.Chdir("/")
+	if err := unix.Mount("overlay", c.Rootfs, "overlay", 0, opts); err != nil {
+		return fmt.Errorf("overlay: mount %d layers: %w", len(lower), err)
+	}
+	return nil
+}
+
+// overlayOptions is the classic overlay option string for directories
+// given as descriptor numbers, or an error when it exceeds a page.
+func overlayOptions(lower []int, upper, work int) (string, error) {
+	if len(lower) == 0 {
+		return "", errors.New("overlay: no lower layers")
+	}
+	var b strings.Builder
+	b.WriteString("lowerdir=")
+	for i, fd := range lower {
+		if i > 0 {
+			b.WriteByte(':')
+		}
+		b.WriteString(strconv.Itoa(fd))
+	}
+	fmt.Fprintf(&b, ",upperdir=%d,workdir=%d", upper, work)
+	if b.Len() >= pageSize {
+		return "", fmt.Errorf("overlay: %d layers need %d bytes of mount options, over the kernel's %d; "+
+			"this kernel has no lowerdir+ (needs kernel 6.8): use an image with fewer layers", len(lower), b.Len(), pageSize-1)
+	}
+	return b.String(), nil
 }
 
 // inRoot resolves p inside root, following symlinks as if root were /.
@@ -255,7 +339,9 @@ func bindMount(root string, m Mount, file bool) error {
 // setReadonly makes the mount at p, and every mount under it, read-only.
 func setReadonly(p string) error {
 	attr := &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}
-	if err := unix.MountSetattr(unix.AT_FDCWD, p, unix.AT_RECURSIVE, attr); err != nil {
+	if err := unix.MountSetattr(unix.AT_FDCWD, p, unix.AT_RECURSIVE, attr); errors.Is(err, unix.ENOSYS) {
+		return fmt.Errorf("make %s read-only: mount_setattr needs kernel 5.12 (devbox needs 5.15): %w", p, err)
+	} else if err != nil {
 		return fmt.Errorf("make %s read-only: %w", p, err)
 	}
 	return nil

@@ -146,7 +146,7 @@ func ensureNAT(ipnet *net.IPNet) error {
 		}
 		return fmt.Errorf("network: nftables: %v: %s", err, out)
 	}
-	return nil
+	return allowForward()
 }
 
 func teardownBridge() {
@@ -154,6 +154,54 @@ func teardownBridge() {
 		netlink.LinkDel(br)
 	}
 	exec.Command("nft", "delete", "table", "ip", nftTable).Run()
+	removeForwardRules()
+}
+
+// forwardRules accept the bridge's traffic in iptables' filter FORWARD
+// chain. A packet must pass every forward base chain, so devbox's own
+// nftables accepts do not outvote a DROP policy there (Docker, ufw and
+// firewalld set one); like Docker's DOCKER-USER, libvirt and LXD, devbox
+// inserts its accepts at the head of that chain, through whatever backend
+// the host's iptables command uses, with a comment to find them by.
+var forwardRules = [][]string{
+	{"-i", BridgeName, "-j", "ACCEPT", "-m", "comment", "--comment", "devbox"},
+	{"-o", BridgeName, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT", "-m", "comment", "--comment", "devbox"},
+}
+
+// allowForward inserts forwardRules once, where the host has an iptables
+// FORWARD chain: without an iptables command, or with the nf_tables backend
+// and no filter FORWARD chain yet, there is no policy to pass, and
+// inserting would create a table that would stay behind.
+func allowForward() error {
+	ipt, err := exec.LookPath("iptables")
+	if err != nil {
+		return nil
+	}
+	if v, _ := exec.Command(ipt, "-V").Output(); strings.Contains(string(v), "nf_tables") &&
+		exec.Command("nft", "list", "chain", "ip", "filter", "FORWARD").Run() != nil {
+		return nil
+	}
+	for _, r := range forwardRules {
+		if exec.Command(ipt, append([]string{"-w", "-C", "FORWARD"}, r...)...).Run() == nil {
+			continue
+		}
+		if out, err := exec.Command(ipt, append([]string{"-w", "-I", "FORWARD"}, r...)...).CombinedOutput(); err != nil {
+			return fmt.Errorf("network: iptables -I FORWARD %s: %v: %s", strings.Join(r, " "), err, out)
+		}
+	}
+	return nil
+}
+
+// removeForwardRules deletes every copy of forwardRules.
+func removeForwardRules() {
+	ipt, err := exec.LookPath("iptables")
+	if err != nil {
+		return
+	}
+	for _, r := range forwardRules {
+		for i := 0; i < 10 && exec.Command(ipt, append([]string{"-w", "-D", "FORWARD"}, r...)...).Run() == nil; i++ {
+		}
+	}
 }
 
 // allocate takes the lowest free address of the subnet for id. An address

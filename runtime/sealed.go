@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 
 	"golang.org/x/sys/unix"
 )
@@ -22,6 +23,22 @@ func sealedSelf() (*os.File, error) {
 		return f, nil
 	}
 	return memfdCopy(exe)
+}
+
+// execPath names exe for the child's execve as /proc/self/fd/N, with N a
+// descriptor the child's file set-up cannot overwrite. The child first
+// dups the n inherited files onto 0..n-1 (and may park up to n+1 more
+// above them while shuffling), and only then execs: had N been one of
+// those numbers, the path would name another file (the control socket:
+// EACCES). That happened whenever the sealed binary's descriptor was
+// low, e.g. under `ip netns exec`, which leaves fd 3 free.
+// The caller closes the returned copy after the fork.
+func execPath(exe *os.File, n int) (string, *os.File, error) {
+	fd, err := unix.FcntlInt(exe.Fd(), unix.F_DUPFD_CLOEXEC, 2*n+2)
+	if err != nil {
+		return "", nil, fmt.Errorf("dup devbox binary: %w", err)
+	}
+	return "/proc/self/fd/" + strconv.Itoa(fd), os.NewFile(uintptr(fd), "devbox (exec)"), nil
 }
 
 func readonlyClone(exe string) (*os.File, error) {

@@ -148,9 +148,15 @@ func Start(o Options) (*Container, error) {
 		files = append(files, l.Fd())
 	}
 	o.Config.ServiceListeners = len(o.ServiceListeners)
+	o.Config.Cgroup2 = cgroupV2()
+	exePath, exeCopy, err := execPath(exe, len(files))
+	if err != nil {
+		return nil, err
+	}
+	defer exeCopy.Close()
 	// syscall.ForkExec rather than os/exec: the latter first probes for
 	// pidfd support with a fork of its own, a millisecond per start.
-	pid, err := syscall.ForkExec("/proc/self/fd/"+strconv.Itoa(int(exe.Fd())), []string{"devbox-init", initArg},
+	pid, err := syscall.ForkExec(exePath, []string{"devbox-init", initArg},
 		&syscall.ProcAttr{Env: []string{}, Files: files, Sys: sys})
 	if err != nil {
 		return nil, fmt.Errorf("start container: %w", err)

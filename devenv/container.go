@@ -42,11 +42,7 @@ func containerConfig(dir state.Env, s *spec.Spec) (container.Config, error) {
 		}
 	}
 	hosts := "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t" + s.Hostname + "\n"
-	resolv, err := os.ReadFile("/etc/resolv.conf")
-	if err != nil || c.Network == container.NetworkNone {
-		resolv = nil
-	}
-	content := map[string][]byte{"hostname": []byte(s.Hostname + "\n"), "hosts": []byte(hosts), "resolv.conf": resolv}
+	content := map[string][]byte{"hostname": []byte(s.Hostname + "\n"), "hosts": []byte(hosts), "resolv.conf": container.ResolvConf(c.Network)}
 	for _, f := range etcFiles {
 		p := dir.File(f.name)
 		if err := os.WriteFile(p, content[f.name], 0o644); err != nil {

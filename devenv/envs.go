@@ -104,7 +104,7 @@ func (e *Envs) Get(name string) (*Env, error) {
 }
 
 func (e *Envs) reclaim(env *Env) {
-	container.Reclaim(e.root.Dir(), env.Leftovers)
+	container.Reclaim(env.Leftovers)
 	os.Remove(e.dir(env.Name).State())
 	os.Remove(e.dir(env.Name).Socket())
 }

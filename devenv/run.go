@@ -2,9 +2,11 @@ package devenv
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/devbox/devbox/devenv/build"
 	"github.com/devbox/devbox/devenv/spec"
@@ -45,6 +47,16 @@ func Run(ctx context.Context, store *rootfs.Store, s *spec.Spec, o RunOptions) (
 	root := store.Root()
 	dir := state.Env(root.Run(id))
 	sweepRuns(root.Runs())
+	// The owner first: whenever this devbox is killed from here on, the
+	// next run's sweep knows the directory's container is gone.
+	rec := &runRecord{Owner: proc.Self().String()}
+	if err := os.MkdirAll(dir.Dir(), 0o700); err != nil {
+		return nil, fmt.Errorf("run: %w", err)
+	}
+	if err := writeJSON(dir.File(ownerFile), rec); err != nil {
+		os.RemoveAll(dir.Dir())
+		return nil, fmt.Errorf("run: %w", err)
+	}
 	cfg, err := containerConfig(dir, s)
 	if err != nil {
 		os.RemoveAll(dir.Dir())
@@ -63,27 +75,32 @@ func Run(ctx context.Context, store *rootfs.Store, s *spec.Spec, o RunOptions) (
 		Cols: o.Cols,
 	}
 	c, err := container.Start(container.Options{
-		Config:    cfg,
-		PortMaps:  portMaps(s),
-		Limits:    s.Limits(),
-		StateRoot: root.Dir(),
-		Subnet:    s.Network.Subnet,
-		Stdin:     o.Stdin,
-		Stdout:    o.Stdout,
-		Stderr:    o.Stderr,
+		Config:   cfg,
+		PortMaps: portMaps(s),
+		Limits:   s.Limits(),
+		Subnet:   s.Network.Subnet,
+		Stdin:    o.Stdin,
+		Stdout:   o.Stdout,
+		Stderr:   o.Stderr,
+		Record: func(_ int, l container.Leftovers) error {
+			rec.Leftovers = l
+			return writeJSON(dir.File(ownerFile), rec)
+		},
 	})
 	if err != nil {
 		os.RemoveAll(dir.Dir())
 		return nil, fmt.Errorf("run: %w", err)
 	}
-	if err := os.WriteFile(dir.File(ownerFile), []byte(proc.Self().String()), 0o600); err != nil {
-		c.Signal(os.Kill)
-		c.Wait()
-		os.RemoveAll(dir.Dir())
-		return nil, err
-	}
 	c.OnCleanup(func() { removeRunDir(dir) })
 	return c, nil
+}
+
+// runRecord is run/ID/owner: the devbox process that runs the one-shot
+// container (its init dies with it) and what the container holds on the
+// host, for the sweep after a devbox that was killed.
+type runRecord struct {
+	Owner     string              `json:"owner"`
+	Leftovers container.Leftovers `json:"leftovers"`
 }
 
 // ownerFile records which devbox process runs a one-shot container.
@@ -97,9 +114,19 @@ func sweepRuns(dir string) {
 		p := filepath.Join(dir, e.Name())
 		data, err := os.ReadFile(state.Env(p).File(ownerFile))
 		if err != nil {
-			continue // starting right now, or its owner file not yet written
+			// Killed between making the directory and writing the owner,
+			// or starting right now: only an old one is garbage.
+			if fi, err := e.Info(); err == nil && time.Since(fi.ModTime()) > time.Minute {
+				os.RemoveAll(p)
+			}
+			continue
 		}
-		if !proc.Parse(string(data)).Alive() {
+		var rec runRecord
+		if json.Unmarshal(data, &rec) != nil {
+			rec.Owner = string(data) // written before records were JSON
+		}
+		if !proc.Parse(rec.Owner).Alive() {
+			container.Reclaim(rec.Leftovers)
 			os.RemoveAll(p)
 		}
 	}

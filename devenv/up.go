@@ -54,15 +54,23 @@ func (e *Envs) Up(ctx context.Context, store *rootfs.Store, s *spec.Spec, o UpOp
 		return nil, err
 	}
 	defer closeFiles()
+	env := &Env{
+		Name: s.Name, Spec: s.File, Base: s.Base, Started: time.Now().UTC(), User: s.SSH.User,
+		SSHAddress: s.SSH.Address, SSHPort: s.SSH.Port, Ports: s.PortMaps, Status: "running",
+	}
+	// The record is written before the init may run anything, so that a
+	// devbox killed at any point leaves no container the next command
+	// cannot find and stop.
+	opts.Record = func(pid int, l container.Leftovers) error {
+		env.Pid, env.PidStart, env.Leftovers = pid, proc.StartTime(pid), l
+		return writeJSON(e.dir(s.Name).State(), env)
+	}
 	c, err := container.Start(opts)
 	if err != nil {
+		os.Remove(e.dir(s.Name).State())
 		return nil, fmt.Errorf("up %s: %w", s.Name, err)
 	}
-	env := &Env{
-		Name: s.Name, Spec: s.File, Base: s.Base, Pid: c.Pid, PidStart: proc.StartTime(c.Pid),
-		Started: time.Now().UTC(), User: s.SSH.User, SSHAddress: s.SSH.Address, SSHPort: s.SSH.Port,
-		Ports: s.PortMaps, IP: c.IP, Status: "running",
-	}
+	env.IP = c.IP
 	env.Leftovers = c.Detach()
 	if err := e.record(env, s, built, hostKey.PublicKey()); err != nil {
 		e.stop(env, time.Second)
@@ -127,7 +135,6 @@ func (e *Envs) upOptions(s *spec.Spec, built *build.Result) (o container.Options
 		Config:           cfg,
 		PortMaps:         portMaps(s),
 		Limits:           s.Limits(),
-		StateRoot:        e.root.Dir(),
 		Subnet:           s.Network.Subnet,
 		ServiceListeners: []*os.File{tcp, unixSock},
 		Detach:           true,

@@ -83,6 +83,7 @@ func TestUpFromOtherNamespaces(t *testing.T) {
 	}
 	for name, wrap := range callerNamespaces(t) {
 		t.Run(name, func(t *testing.T) {
+			noLeftovers := leftoverCheck(filepath.Join(testenv.CacheDir(), "store"))
 			e := &sshEnv{name: "ns-" + name, dir: t.TempDir(), root: filepath.Join(testenv.CacheDir(), "store"), port: freePort(t), user: "root"}
 			var pub string
 			e.key, pub = writeKeyPair(t, e.dir)
@@ -105,7 +106,7 @@ func TestUpFromOtherNamespaces(t *testing.T) {
 			if r := devboxIn(t, wrap, e.dir, "--root", e.root, "down"); r.code != 0 {
 				t.Errorf("down: %s", r.stderr)
 			}
-			checkNoLeftovers(t, e.root)
+			noLeftovers(t)
 		})
 	}
 }

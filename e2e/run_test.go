@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"sort"
 	"bufio"
 	"bytes"
 	"crypto/rand"
@@ -50,7 +51,8 @@ readonly = true
 		t.Fatal(err)
 	}
 	rs := &runSpace{dir: dir, root: filepath.Join(testenv.CacheDir(), "store")}
-	t.Cleanup(func() { checkNoLeftovers(t, rs.root) })
+	check := leftoverCheck(rs.root)
+	t.Cleanup(func() { check(t) })
 	return rs
 }
 
@@ -65,41 +67,69 @@ func (rs *runSpace) sh(t *testing.T, script string) result {
 	return rs.run(t, "/bin/sh", "-c", script)
 }
 
-// checkNoLeftovers: after a container ends, nothing of it remains on the
-// host: no mount, no veth, no nftables table, no cgroup, no run directory.
-func checkNoLeftovers(t *testing.T, root string) {
-	t.Helper()
-	deadline := time.Now().Add(3 * time.Second)
-	for {
-		var left []string
-		mi, _ := os.ReadFile("/proc/self/mountinfo")
-		for _, l := range strings.Split(string(mi), "\n") {
-			if strings.Contains(l, filepath.Join(root, "run")) {
-				left = append(left, "mount: "+l)
+// hostResources are devbox's resources on the host that a test could
+// leave behind, by name: mounts under the state root's run/, interfaces,
+// the nftables table, iptables rules, cgroups and one-shot directories.
+func hostResources(root string) map[string]bool {
+	res := map[string]bool{}
+	mi, _ := os.ReadFile("/proc/self/mountinfo")
+	for _, l := range strings.Split(string(mi), "\n") {
+		if strings.Contains(l, filepath.Join(root, "run")) {
+			res["mount: "+l] = true
+		}
+	}
+	ifs, _ := net.Interfaces()
+	for _, i := range ifs {
+		if strings.HasPrefix(i.Name, "dbx") || i.Name == "devbox0" {
+			res["interface "+i.Name] = true
+		}
+	}
+	if exec.Command("nft", "list", "table", "ip", "devbox").Run() == nil {
+		res["nftables table ip devbox"] = true
+	}
+	if out, err := exec.Command("iptables", "-w", "-S", "FORWARD").Output(); err == nil {
+		for _, l := range strings.Split(string(out), "\n") {
+			if strings.Contains(l, "devbox") {
+				res["iptables "+l] = true
 			}
 		}
-		ifs, _ := net.Interfaces()
-		for _, i := range ifs {
-			if strings.HasPrefix(i.Name, "dbx") || i.Name == "devbox0" {
-				left = append(left, "interface "+i.Name)
+	}
+	for _, cg := range devboxCgroups() {
+		res["cgroup "+cg] = true
+	}
+	runs, _ := os.ReadDir(filepath.Join(root, "run"))
+	for _, r := range runs {
+		res["run dir "+r.Name()] = true
+	}
+	return res
+}
+
+// leftoverCheck snapshots devbox's host resources; its check, once the
+// test's containers have ended, fails the test for each resource that was
+// not there at the snapshot. Only what the test made counts: an
+// environment the developer runs meanwhile (make up) keeps its bridge.
+func leftoverCheck(root string) func(t *testing.T) {
+	before := hostResources(root)
+	return func(t *testing.T) {
+		t.Helper()
+		deadline := time.Now().Add(3 * time.Second)
+		for {
+			var left []string
+			for r := range hostResources(root) {
+				if !before[r] {
+					left = append(left, r)
+				}
 			}
+			if len(left) == 0 {
+				return
+			}
+			if time.Now().After(deadline) {
+				sort.Strings(left)
+				t.Errorf("left behind after the container ended:\n%s", strings.Join(left, "\n"))
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
-		if exec.Command("nft", "list", "table", "ip", "devbox").Run() == nil {
-			left = append(left, "nftables table ip devbox")
-		}
-		left = append(left, devboxCgroups()...)
-		runs, _ := os.ReadDir(filepath.Join(root, "run"))
-		for _, r := range runs {
-			left = append(left, "run dir "+r.Name())
-		}
-		if len(left) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Errorf("left behind after the container ended:\n%s", strings.Join(left, "\n"))
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }
 

@@ -490,6 +490,7 @@ func TestSSHEditorFlow(t *testing.T) {
 }
 
 func TestLifecycle(t *testing.T) {
+	noLeftovers := leftoverCheck(filepath.Join(testenv.CacheDir(), "store"))
 	e := upEnv(t, "lifecycle", "")
 	keyBefore, _ := os.ReadFile(filepath.Join(e.root, "envs", e.name, "host_key.pub"))
 	// A second up reports it running.
@@ -532,7 +533,7 @@ func TestLifecycle(t *testing.T) {
 			t.Errorf("init %d still running after down", pid)
 		}
 	}
-	checkNoLeftovers(t, e.root)
+	noLeftovers(t)
 	if r := devbox(t, e.dir, "--root", e.root, "up"); r.code != 0 {
 		t.Fatalf("up again: %s", r.stderr)
 	}

@@ -2,33 +2,56 @@ package runtime
 
 import (
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+
+	"github.com/devbox/devbox/internal/lockfile"
+	"github.com/devbox/devbox/internal/proc"
 )
 
 // Bridge networking: a devbox0 bridge with the subnet's first address,
 // one veth pair per container, IPv4 forwarding and an nftables masquerade
 // for traffic leaving the subnet. The bridge and its table exist while a
 // container uses them and are removed with the last one.
+//
+// The bridge, its subnet and its table belong to a network namespace, not
+// to a state root, and so do their address allocations: every devbox on
+// the host that runs in one namespace, whatever its --root, shares one
+// allocation directory (AllocDir), so two state roots never hand out the
+// same address, and the bridge goes only with the last container of all.
 const (
 	BridgeName    = "devbox0"
 	DefaultSubnet = "10.88.0.0/16"
 	nftTable      = "devbox"
+	// allocRoot holds the allocations of each network namespace; it is
+	// runtime state, gone at reboot like the bridges it describes.
+	allocRoot = "/run/devbox"
 )
+
+// AllocDir is the address allocation directory of the caller's network
+// namespace.
+func AllocDir() (string, error) {
+	var st unix.Stat_t
+	if err := unix.Stat("/proc/self/ns/net", &st); err != nil {
+		return "", fmt.Errorf("network: own namespace: %w", err)
+	}
+	return filepath.Join(allocRoot, fmt.Sprintf("net-%d", st.Ino)), nil
+}
 
 // connectBridge gives the container whose init is pid an address on the
 // bridge. release undoes it.
-func connectBridge(stateRoot, subnet, id string, pid int) (ip string, release func(), err error) {
+func connectBridge(dir, subnet, id string, pid int) (ip string, release func(), err error) {
 	if subnet == "" {
 		subnet = DefaultSubnet
 	}
@@ -36,11 +59,10 @@ func connectBridge(stateRoot, subnet, id string, pid int) (ip string, release fu
 	if err != nil {
 		return "", nil, fmt.Errorf("network: subnet %q: %w", subnet, err)
 	}
-	dir := filepath.Join(stateRoot, "network")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", nil, err
 	}
-	unlock, err := Lock(filepath.Join(dir, "lock"))
+	unlock, err := lockfile.Lock(filepath.Join(dir, "lock"))
 	if err != nil {
 		return "", nil, err
 	}
@@ -55,25 +77,39 @@ func connectBridge(stateRoot, subnet, id string, pid int) (ip string, release fu
 	if err != nil {
 		return "", nil, err
 	}
-	release = func() { releaseAddr(stateRoot, addr) }
-	if err := plugVeth(br, id, pid, addr, ipnet, gw); err != nil {
+	release = func() { releaseAddr(dir, addr) }
+	if err := plugVeth(br, pid, addr, ipnet, gw); err != nil {
 		release()
 		return "", nil, err
 	}
 	return addr.String(), release, nil
 }
 
-// releaseAddr frees the address and, when no container is left on the
-// bridge, removes the bridge and its nftables table.
-func releaseAddr(stateRoot string, addr net.IP) {
-	dir := filepath.Join(stateRoot, "network")
-	unlock, err := Lock(filepath.Join(dir, "lock"))
+// releaseAddr frees the address (nil: only what dead containers hold)
+// and, when no container is left on the bridge, removes the bridge and its
+// nftables table.
+func releaseAddr(dir string, addr net.IP) {
+	if _, err := os.Stat(dir); err != nil {
+		return // nothing was ever allocated in this namespace
+	}
+	unlock, err := lockfile.Lock(filepath.Join(dir, "lock"))
 	if err != nil {
 		return
 	}
 	defer unlock()
-	os.Remove(filepath.Join(dir, "ip-"+addr.String()))
-	if left, _ := filepath.Glob(filepath.Join(dir, "ip-*")); len(left) == 0 {
+	if addr != nil {
+		os.Remove(filepath.Join(dir, "ip-"+addr.String()))
+	}
+	left, _ := filepath.Glob(filepath.Join(dir, "ip-*"))
+	live := 0
+	for _, p := range left {
+		if staleOwner(p) {
+			os.Remove(p) // a container whose devbox was killed before it could release
+		} else {
+			live++
+		}
+	}
+	if live == 0 {
 		teardownBridge()
 	}
 }
@@ -212,7 +248,7 @@ func allocate(dir string, ipnet *net.IPNet, id string, pid int) (net.IP, error) 
 	for i := 2; i < size-1; i++ {
 		ip := nthAddr(ipnet, i)
 		p := filepath.Join(dir, "ip-"+ip.String())
-		owner := fmt.Sprintf("%s %d %d\n", id, pid, ProcessStart(pid))
+		owner := fmt.Sprintf("%s %s\n", id, proc.Of(pid))
 		f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 		if errors.Is(err, os.ErrExist) {
 			if !staleOwner(p) {
@@ -238,34 +274,8 @@ func staleOwner(p string) bool {
 	if err != nil {
 		return true
 	}
-	var id string
-	var pid int
-	var start uint64
-	if _, err := fmt.Sscanf(string(data), "%s %d %d", &id, &pid, &start); err != nil {
-		return true
-	}
-	return ProcessStart(pid) != start
-}
-
-// ProcessStart is a process's start time in clock ticks since boot (0 if
-// it does not exist or is a zombie): with the PID it identifies a live
-// process uniquely.
-func ProcessStart(pid int) uint64 {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	s := string(data)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0
-	}
-	fields := strings.Fields(s[i+1:])
-	if len(fields) < 20 || fields[0] == "Z" || fields[0] == "X" {
-		return 0
-	}
-	n, _ := strconv.ParseUint(fields[19], 10, 64)
-	return n
+	_, owner, _ := strings.Cut(strings.TrimSpace(string(data)), " ")
+	return !proc.Parse(owner).Alive()
 }
 
 func nthAddr(ipnet *net.IPNet, n int) net.IP {
@@ -276,10 +286,11 @@ func nthAddr(ipnet *net.IPNet, n int) net.IP {
 }
 
 // plugVeth connects the container to the bridge: a veth pair whose peer
-// is created directly in the container's namespace as eth0.
-func plugVeth(br netlink.Link, id string, pid int, ip net.IP, ipnet *net.IPNet, gw net.IP) error {
-	host := "dbx" + shortName(id)
-	peer := "dbp" + shortName(id)
+// is created directly in the container's namespace as eth0. The pair is
+// named after the address, which is unique among the namespace's live
+// containers (their ids need not be: two state roots may both run "app").
+func plugVeth(br netlink.Link, pid int, ip net.IP, ipnet *net.IPNet, gw net.IP) error {
+	host, peer := vethNames(ip)
 	attrs := netlink.NewLinkAttrs()
 	attrs.Name = host
 	attrs.MasterIndex = br.Attrs().Index
@@ -319,25 +330,15 @@ func plugVeth(br netlink.Link, id string, pid int, ip net.IP, ipnet *net.IPNet, 
 	return nil
 }
 
-// shortName fits an id into an interface name (15 bytes with a prefix).
-func shortName(id string) string {
-	id = strings.NewReplacer("-", "", "_", "").Replace(id)
-	if len(id) > 11 {
-		id = id[len(id)-11:]
-	}
-	return id
+// vethNames are the host and container ends of the veth of the container
+// at ip: "dbx" and "dbp" with the address in hex (11 bytes, under 15).
+func vethNames(ip net.IP) (host, peer string) {
+	h := hex.EncodeToString(ip.To4())
+	return "dbx" + h, "dbp" + h
 }
 
-// Lock takes an exclusive flock on the file at path (made if missing)
-// and returns its release.
-func Lock(path string) (unlock func(), err error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return func() { f.Close() }, nil
+// VethName is the host end of the veth of the container at ip.
+func VethName(ip string) string {
+	host, _ := vethNames(net.ParseIP(ip))
+	return host
 }

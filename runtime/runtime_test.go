@@ -61,8 +61,9 @@ func TestAddresses(t *testing.T) {
 	if got := nthAddr(n, 258).String(); got != "10.88.1.2" {
 		t.Errorf("258th %s", got)
 	}
-	if got := shortName("env-a-very-long-environment-name"); len("dbx"+got) > 15 {
-		t.Errorf("interface name too long: dbx%s", got)
+	host, peer := vethNames(net.ParseIP("10.88.255.254"))
+	if len(host) > 15 || len(peer) > 15 || host == peer {
+		t.Errorf("veth names %q %q", host, peer)
 	}
 }
 

@@ -21,9 +21,7 @@ type Options struct {
 	// error before anything starts.
 	PortMaps []PortMap
 	Limits   Limits
-	// StateRoot holds network allocations and locks shared by containers.
-	StateRoot string
-	Subnet    string
+	Subnet   string
 	// ServiceListeners are listening sockets for the init's service.
 	ServiceListeners []*os.File
 	// Detach leaves the container running when this process exits (up);
@@ -34,6 +32,12 @@ type Options struct {
 	Stdin  *os.File
 	Stdout *os.File
 	Stderr *os.File
+	// Record, if set, is given the init's pid right after the fork and
+	// again with what the container holds on the host once its cgroup
+	// and address exist, both before the init may start anything: a
+	// caller that writes them down leaves no container unknown to it,
+	// whenever it is killed. An error aborts the start.
+	Record func(pid int, l Leftovers) error
 }
 
 // PortMap publishes ContainerPort on HostIP:HostPort.
@@ -55,14 +59,20 @@ type Limits struct {
 type Leftovers struct {
 	Cgroups []string `json:"cgroups,omitempty"`
 	IP      string   `json:"ip,omitempty"`
+	// AllocDir is where IP is allocated (see AllocDir).
+	AllocDir string `json:"alloc_dir,omitempty"`
 }
 
-// Reclaim removes a container's leftovers once it has ended.
-func Reclaim(stateRoot string, l Leftovers) {
-	if l.IP != "" {
-		releaseAddr(stateRoot, net.ParseIP(l.IP))
-	}
+// Reclaim removes a container's leftovers once it has ended, and what
+// other containers that died unrecorded left in the caller's network
+// namespace (an address whose devbox was killed before it could record it).
+func Reclaim(l Leftovers) {
 	(&cgroup{dirs: l.Cgroups}).remove()
+	dir := l.AllocDir
+	if dir == "" {
+		dir, _ = AllocDir()
+	}
+	releaseAddr(dir, net.ParseIP(l.IP))
 }
 
 // Container is a started container, seen from the host.
@@ -94,7 +104,10 @@ func (c *Container) closeFiles() {
 	c.files = nil
 }
 
-// Start creates the container and starts its main process.
+// Start creates the container and starts its main process: it binds the
+// published ports, forks the init into its namespaces, records it, sends
+// it its config, sets up its cgroup and network while the init builds the
+// root file system, and lets it go.
 func Start(o Options) (*Container, error) {
 	c := &Container{ID: o.Config.ID}
 	ok := false
@@ -104,7 +117,45 @@ func Start(o Options) (*Container, error) {
 			c.Cleanup()
 		}
 	}()
-	listeners, err := listenPorts(o)
+	ctl, err := c.fork(&o)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.record(o); err != nil {
+		return nil, err
+	}
+	if err := sendConfig(ctl, o); err != nil {
+		return nil, err
+	}
+	if err := c.limitAndConnect(o); err != nil {
+		return nil, err
+	}
+	if err := c.record(o); err != nil {
+		return nil, err
+	}
+	if err := c.letGo(ctl, o); err != nil {
+		return nil, err
+	}
+	ok = true
+	return c, nil
+}
+
+// record passes the container's init and leftovers to o.Record, if set.
+func (c *Container) record(o Options) error {
+	if o.Record == nil {
+		return nil
+	}
+	if err := o.Record(c.Pid, c.leftovers); err != nil {
+		return fmt.Errorf("record container: %w", err)
+	}
+	return nil
+}
+
+// fork binds the published ports and forks the init from a sealed copy of
+// the devbox binary into new namespaces; it returns our end of the
+// control socket.
+func (c *Container) fork(o *Options) (*os.File, error) {
+	listeners, err := listenPorts(*o)
 	if err != nil {
 		return nil, err
 	}
@@ -120,15 +171,6 @@ func Start(o Options) (*Container, error) {
 	}
 	defer child.Close()
 	c.files = append(c.files, parent)
-
-	flags := uintptr(unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC)
-	if o.Config.Network != NetworkHost {
-		flags |= unix.CLONE_NEWNET
-	}
-	sys := &syscall.SysProcAttr{Cloneflags: flags, Setsid: o.Detach}
-	if !o.Detach {
-		sys.Pdeathsig = unix.SIGKILL
-	}
 	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
 	if err != nil {
 		return nil, err
@@ -157,63 +199,89 @@ func Start(o Options) (*Container, error) {
 	// syscall.ForkExec rather than os/exec: the latter first probes for
 	// pidfd support with a fork of its own, a millisecond per start.
 	pid, err := syscall.ForkExec(exePath, []string{"devbox-init", initArg},
-		&syscall.ProcAttr{Env: []string{}, Files: files, Sys: sys})
+		&syscall.ProcAttr{Env: []string{}, Files: files, Sys: cloneAttr(*o)})
 	if err != nil {
 		return nil, fmt.Errorf("start container: %w", err)
 	}
 	c.Pid = pid
+	return parent, nil
+}
+
+// cloneAttr are the init's namespaces and its tie to us.
+func cloneAttr(o Options) *syscall.SysProcAttr {
+	flags := uintptr(unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC)
+	if o.Config.Network != NetworkHost {
+		flags |= unix.CLONE_NEWNET
+	}
+	sys := &syscall.SysProcAttr{Cloneflags: flags, Setsid: o.Detach}
+	if !o.Detach {
+		sys.Pdeathsig = unix.SIGKILL
+	}
+	return sys
+}
+
+// sendConfig sends the init its config.
+func sendConfig(ctl *os.File, o Options) error {
 	o.Config.Ports = nil
 	for _, p := range o.PortMaps {
 		o.Config.Ports = append(o.Config.Ports, p.ContainerPort)
 	}
 	cfg, err := json.Marshal(o.Config)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if err := sendMsg(parent, string(cfg), nil); err != nil {
-		return nil, err
-	}
-	// While the init builds the root file system: limits and network.
+	return sendMsg(ctl, string(cfg), nil)
+}
+
+// limitAndConnect puts the init in its cgroup and, in bridge mode, on the
+// bridge; the init is building the root file system meanwhile.
+func (c *Container) limitAndConnect(o Options) error {
 	cg, err := newCgroup(o.Config.ID, o.Limits)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if cg != nil {
 		c.leftovers.Cgroups = cg.dirs
 		c.cleanup = append(c.cleanup, cg.remove)
 		if err := cg.add(c.Pid); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	if o.Config.Network == NetworkBridge {
-		ip, release, err := connectBridge(o.StateRoot, o.Subnet, o.Config.ID, c.Pid)
-		if err != nil {
-			return nil, err
-		}
-		c.IP = ip
-		c.leftovers.IP = ip
-		c.cleanup = append(c.cleanup, release)
+	if o.Config.Network != NetworkBridge {
+		return nil
 	}
-	// The init is building the root file system meanwhile; go lets it
-	// start the main process, whose start (or failure) it reports.
-	if err := sendMsg(parent, "go", nil); err != nil {
-		return nil, fmt.Errorf("container init: %w", c.initFailure(err))
+	dir, err := AllocDir()
+	if err != nil {
+		return err
 	}
-	{
-		msg, tty, err := recvMsg(parent)
-		if err != nil {
-			return nil, fmt.Errorf("container init: %w", c.initFailure(err))
-		}
-		if s := string(msg); s != "started" {
-			return nil, &StartError{Msg: strings.TrimPrefix(s, "error: "), Code: c.exitStatus()}
-		}
-		if o.Config.Process != nil && o.Config.Process.TTY && tty == nil {
-			return nil, errors.New("container terminal: no pty received")
-		}
-		c.TTY = tty
+	ip, release, err := connectBridge(dir, o.Subnet, o.Config.ID, c.Pid)
+	if err != nil {
+		return err
 	}
-	ok = true
-	return c, nil
+	c.IP = ip
+	c.leftovers.IP, c.leftovers.AllocDir = ip, dir
+	c.cleanup = append(c.cleanup, release)
+	return nil
+}
+
+// letGo lets the init start the main process (or its service) and waits
+// for it to say it did, or why not.
+func (c *Container) letGo(ctl *os.File, o Options) error {
+	if err := sendMsg(ctl, "go", nil); err != nil {
+		return fmt.Errorf("container init: %w", c.initFailure(err))
+	}
+	msg, tty, err := recvMsg(ctl)
+	if err != nil {
+		return fmt.Errorf("container init: %w", c.initFailure(err))
+	}
+	if s := string(msg); s != "started" {
+		return &StartError{Msg: strings.TrimPrefix(s, "error: "), Code: c.exitStatus()}
+	}
+	if o.Config.Process != nil && o.Config.Process.TTY && tty == nil {
+		return errors.New("container terminal: no pty received")
+	}
+	c.TTY = tty
+	return nil
 }
 
 // StartError is a main process that could not be started (not found, not

@@ -209,8 +209,10 @@ func configStep(s *spec.Spec, upper string) error {
 }
 
 // runInBuild runs args in a build container over b's layers, whose
-// writable layer is tmp/upper; it shares the host's network, as package
-// managers need it.
+// writable layer is tmp/upper. It has a network namespace of its own with
+// outbound NAT (bridge), as package managers need the network but a
+// command from a cloned repository must not reach the host's loopback
+// services; a spec whose network mode is host opts its builds in too.
 func runInBuild(ctx context.Context, s *spec.Spec, b *Result, tmp string, args, env []string, o Options) error {
 	cfg := runtime.Config{
 		ID:       "build-" + filepath.Base(tmp),
@@ -219,7 +221,10 @@ func runInBuild(ctx context.Context, s *spec.Spec, b *Result, tmp string, args, 
 		Upper:    filepath.Join(tmp, "upper"),
 		Work:     filepath.Join(tmp, "work"),
 		Rootfs:   filepath.Join(tmp, "rootfs"),
-		Network:  runtime.NetworkHost,
+		Network:  runtime.NetworkBridge,
+	}
+	if s.Network.Mode == string(runtime.NetworkHost) {
+		cfg.Network = runtime.NetworkHost
 	}
 	for _, d := range []string{cfg.Work, cfg.Rootfs} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -229,7 +234,11 @@ func runInBuild(ctx context.Context, s *spec.Spec, b *Result, tmp string, args, 
 	// DNS as the host has it; the mount point is removed from the layer
 	// afterwards if the image had no /etc/resolv.conf of its own.
 	hadResolv := existsInLayers(b.Lower, "etc/resolv.conf")
-	cfg.Files = []runtime.Mount{{Source: "/etc/resolv.conf", Target: "/etc/resolv.conf", Readonly: true}}
+	resolv := filepath.Join(tmp, "resolv.conf")
+	if err := os.WriteFile(resolv, runtime.ResolvConf(cfg.Network), 0o644); err != nil {
+		return err
+	}
+	cfg.Files = []runtime.Mount{{Source: resolv, Target: "/etc/resolv.conf", Readonly: true}}
 	cwd := "/"
 	if s.Workdir != "" && existsInLayers(b.Lower, strings.TrimPrefix(s.Workdir, "/")) {
 		cwd = s.Workdir
@@ -239,7 +248,7 @@ func runInBuild(ctx context.Context, s *spec.Spec, b *Result, tmp string, args, 
 		Env:  s.Environ(b.Image.Config, append([]string{"HOME=/root", "HOSTNAME=" + s.Hostname}, env...)...),
 		Cwd:  cwd,
 	}
-	c, err := runtime.Start(runtime.Options{Config: cfg, Limits: s.Limits(), Stdout: o.Stdout, Stderr: o.Stderr})
+	c, err := runtime.Start(runtime.Options{Config: cfg, Limits: s.Limits(), Subnet: s.Network.Subnet, Stdout: o.Stdout, Stderr: o.Stderr})
 	if err != nil {
 		return err
 	}

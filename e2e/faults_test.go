@@ -1,0 +1,201 @@
+package e2e
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/devbox/devbox/internal/testbase"
+	"github.com/devbox/devbox/internal/testenv"
+)
+
+// seededRoot is a fresh state root that has the cached Debian base.
+func seededRoot(t *testing.T) string {
+	t.Helper()
+	cache, img := testbase.Debian(t)
+	root := t.TempDir()
+	if err := testbase.Seed(cache, img, root); err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+// bridgeSpec writes a spec in a new directory: the Debian base, bridge
+// networking, the test helper at /helper.
+func bridgeSpec(t *testing.T, name string, sshPort int) string {
+	t.Helper()
+	dir := t.TempDir()
+	spec := fmt.Sprintf(`name = %q
+base = %q
+[ssh]
+port = %d
+[network]
+mode = "bridge"
+[[mounts]]
+source = %q
+target = "/helper"
+readonly = true
+`, name, testbase.DebianRef, sshPort, helperBin)
+	os.WriteFile(filepath.Join(dir, "devbox.toml"), []byte(spec), 0o644)
+	return dir
+}
+
+// TestWhileAnotherEnvironmentRuns is `make up` then `make test`: with an
+// environment of another state root up on the bridge, a test's own bridge
+// containers work, get their own addresses, and leave nothing of theirs;
+// the bridge goes with the last container of either root.
+func TestWhileAnotherEnvironmentRuns(t *testing.T) {
+	testenv.NeedRoot(t)
+	hadBridge := bridgeExists()
+	otherRoot := seededRoot(t)
+	other := bridgeSpec(t, "bystander", freePort(t))
+	if r := devbox(t, other, "--root", otherRoot, "up"); r.code != 0 {
+		t.Fatalf("up of the other environment: %s", r.stderr)
+	}
+	defer devbox(t, other, "--root", otherRoot, "rm", "bystander")
+	var otherIP string
+	if r := devbox(t, other, "--root", otherRoot, "ps", "--json"); r.code == 0 {
+		if i := strings.Index(r.stdout, `"ip": "`); i >= 0 {
+			otherIP = strings.SplitN(r.stdout[i+7:], `"`, 2)[0]
+		}
+	}
+
+	rs := newRunSpace(t, "[network]\nmode = \"bridge\"\n") // checks its own leftovers
+	r := rs.run(t, "/helper", "addrs")
+	if r.code != 0 {
+		t.Fatalf("run beside another environment: %d %s", r.code, r.stderr)
+	}
+	if otherIP == "" || strings.Contains(r.stdout, otherIP+"/") {
+		t.Errorf("the run's addresses %q, the other environment's %q: one allocation must serve both roots", r.stdout, otherIP)
+	}
+	if !bridgeExists() {
+		t.Error("the bridge went while another root's environment uses it")
+	}
+	if r := devbox(t, other, "--root", otherRoot, "rm", "bystander"); r.code != 0 {
+		t.Fatalf("rm: %s", r.stderr)
+	}
+	if !hadBridge && bridgeExists() {
+		t.Error("the bridge stayed after the last container of both roots ended")
+	}
+}
+
+func bridgeExists() bool {
+	_, err := net.InterfaceByName("devbox0")
+	return err == nil
+}
+
+// TestBuildStepIsolatedFromHostLoopback: a [[run]] step of a cloned
+// repository cannot reach services on the host's loopback; builds have
+// their own network namespace (outbound NAT is what the classic
+// environment's apt step uses).
+func TestBuildStepIsolatedFromHostLoopback(t *testing.T) {
+	testenv.NeedRoot(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	reached := make(chan struct{}, 1)
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			reached <- struct{}{}
+			c.Close()
+		}
+	}()
+	port := ln.Addr().(*net.TCPAddr).Port
+	root := seededRoot(t)
+	dir := t.TempDir()
+	spec := fmt.Sprintf("name = \"buildnet\"\nbase = %q\n[[run]]\ncommand = \"if bash -c 'exec 3<>/dev/tcp/127.0.0.1/%d' 2>/dev/null; then echo REACHED; exit 1; fi\"\n", testbase.DebianRef, port)
+	os.WriteFile(filepath.Join(dir, "devbox.toml"), []byte(spec), 0o644)
+	r := devbox(t, dir, "--root", root, "build")
+	select {
+	case <-reached:
+		t.Fatal("a build step reached a service on the host's loopback")
+	default:
+	}
+	if r.code != 0 {
+		t.Fatalf("build: %d %s", r.code, tail(r.stderr))
+	}
+}
+
+// inits are the pids of running container inits.
+func inits() map[int]bool {
+	out := map[int]bool{}
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		var pid int
+		if _, err := fmt.Sscanf(e.Name(), "%d", &pid); err != nil {
+			continue
+		}
+		if cmd, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline"); strings.HasPrefix(string(cmd), "devbox-init\x00") {
+			out[pid] = true
+		}
+	}
+	return out
+}
+
+// killAfter starts devbox with args and SIGKILLs it after d (or lets it
+// finish if it is faster).
+func killAfter(t *testing.T, dir string, d time.Duration, args ...string) {
+	t.Helper()
+	cmd := exec.Command(devboxBin, args...)
+	cmd.Dir = dir
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(d)
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+}
+
+// TestKilledCommandsRerun: SIGKILL of up, run, down or rm at any moment,
+// then the same command again, ends consistent: no orphan init, no stale
+// state, and nothing of the container left on the host.
+func TestKilledCommandsRerun(t *testing.T) {
+	testenv.NeedRoot(t)
+	root := seededRoot(t)
+	dir := bridgeSpec(t, "killme", freePort(t))
+	check := leftoverCheck(root)
+	initsBefore := inits()
+	if r := devbox(t, dir, "--root", root, "build"); r.code != 0 {
+		t.Fatalf("build: %s", r.stderr)
+	}
+	for _, d := range []time.Duration{0, 3 * time.Millisecond, 10 * time.Millisecond, 25 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond, 200 * time.Millisecond} {
+		killAfter(t, dir, d, "--root", root, "up")
+		if r := devbox(t, dir, "--root", root, "up"); r.code != 0 {
+			t.Fatalf("up after an up killed at %s: %s", d, r.stderr)
+		}
+		killAfter(t, dir, d, "--root", root, "down")
+		if r := devbox(t, dir, "--root", root, "down"); r.code != 0 || !strings.Contains(r.stdout, "stopped") {
+			t.Fatalf("down after a down killed at %s: %s%s", d, r.stdout, r.stderr)
+		}
+		killAfter(t, dir, d, "--root", root, "run", "--", "sleep", "5")
+		if r := devbox(t, dir, "--root", root, "run", "--", "true"); r.code != 0 {
+			t.Fatalf("run after a run killed at %s: %s", d, r.stderr)
+		}
+		if r := devbox(t, dir, "--root", root, "up"); r.code != 0 {
+			t.Fatalf("up: %s", r.stderr)
+		}
+		killAfter(t, dir, d, "--root", root, "rm", "killme")
+		if r := devbox(t, dir, "--root", root, "rm", "killme"); r.code != 0 {
+			if _, err := os.Stat(filepath.Join(root, "envs", "killme")); err == nil {
+				t.Fatalf("rm after an rm killed at %s: %s", d, r.stderr)
+			}
+		}
+		if r := devbox(t, dir, "--root", root, "ps"); strings.Contains(r.stdout, "running") {
+			t.Fatalf("after killed commands at %s, ps shows: %s", d, r.stdout)
+		}
+	}
+	for pid := range inits() {
+		if !initsBefore[pid] {
+			t.Errorf("orphan container init %d", pid)
+		}
+	}
+	check(t)
+}

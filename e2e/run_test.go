@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"sort"
 	"bufio"
 	"bytes"
 	"crypto/rand"
@@ -11,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"

@@ -50,18 +50,8 @@ func containerConfig(dir state.Env, s *spec.Spec) (container.Config, error) {
 		}
 		c.Files = append(c.Files, container.Mount{Source: p, Target: f.target, Readonly: true})
 	}
-	for _, m := range s.Mounts {
-		c.Mounts = append(c.Mounts, container.Mount{Source: m.Source, Target: m.Target, Readonly: m.Readonly})
-	}
+	c.Mounts = s.Mounts
 	return c, nil
-}
-
-func portMaps(s *spec.Spec) []container.PortMap {
-	var out []container.PortMap
-	for _, p := range s.PortMaps {
-		out = append(out, container.PortMap{HostIP: p.HostIP, HostPort: p.HostPort, ContainerPort: p.ContainerPort})
-	}
-	return out
 }
 
 // imageUser maps an image's User to a uid and gid; only numeric forms are

@@ -28,7 +28,7 @@ type Env struct {
 	User       string              `json:"user"`
 	SSHAddress string              `json:"ssh_address"`
 	SSHPort    int                 `json:"ssh_port"`
-	Ports      []spec.PortMap      `json:"ports"`
+	Ports      []container.PortMap `json:"ports"`
 	IP         string              `json:"ip,omitempty"`
 	Leftovers  container.Leftovers `json:"leftovers"`
 	// Status is derived, never stored: running or stopped.

@@ -76,7 +76,7 @@ func Run(ctx context.Context, store *rootfs.Store, s *spec.Spec, o RunOptions) (
 	}
 	c, err := container.Start(container.Options{
 		Config:   cfg,
-		PortMaps: portMaps(s),
+		PortMaps: s.PortMaps,
 		Limits:   s.Limits(),
 		Subnet:   s.Network.Subnet,
 		Stdin:    o.Stdin,

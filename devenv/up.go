@@ -133,7 +133,7 @@ func (e *Envs) upOptions(s *spec.Spec, built *build.Result) (o container.Options
 	files = append(files, logf)
 	return container.Options{
 		Config:           cfg,
-		PortMaps:         portMaps(s),
+		PortMaps:         s.PortMaps,
 		Limits:           s.Limits(),
 		Subnet:           s.Network.Subnet,
 		ServiceListeners: []*os.File{tcp, unixSock},

@@ -1,7 +1,3 @@
-// Package runtime starts environments as Linux-namespaced containers whose
-// PID 1 is the devbox binary itself: overlay root, pivot_root, /proc /sys
-// /dev done as runc does them, bind mounts, cgroup limits, networks and
-// published ports.
 package runtime
 
 import (
@@ -62,11 +58,12 @@ type Process struct {
 	Cols uint16 `json:"cols,omitempty"`
 }
 
-// Mount is a bind mount into the container.
+// Mount is a bind mount into the container. It is also what a spec's
+// [[mounts]] decode to, hence the TOML names.
 type Mount struct {
-	Source   string `json:"source"`
-	Target   string `json:"target"`
-	Readonly bool   `json:"readonly"`
+	Source   string `json:"source" toml:"source"`
+	Target   string `json:"target" toml:"target"`
+	Readonly bool   `json:"readonly" toml:"readonly"`
 }
 
 // NetworkMode is how a container reaches the network.

@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"runtime"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/creack/pty"
@@ -30,7 +31,7 @@ type ServiceEnv struct {
 	Files map[string][]byte
 	// Start starts a process with the container's reduced capabilities
 	// and returns a channel for its wait status.
-	Start func(path string, args []string, attr *syscall.ProcAttr) (int, <-chan unix.WaitStatus, error)
+	Start StartFunc
 	// Ready tells the parent that the service is serving.
 	Ready func()
 }
@@ -118,46 +119,63 @@ func initRun(c *Config, files map[string][]byte, ctrl *os.File, service Service)
 		return reaper.Start(func() (int, error) { return sp.start(path, args, attr) })
 	}
 	if c.Process != nil {
-		pid, status, err := startMain(start, c.Process, ctrl)
-		if err != nil {
-			return 127, err
-		}
-		ctrl.Close()
-		for {
-			select {
-			case sig := <-sigs:
-				if sig == unix.SIGCHLD {
-					reaper.reap()
-				} else {
-					unix.Kill(pid, sig.(syscall.Signal))
-				}
-			case ws := <-status:
-				return exitCode(ws), nil
-			}
-		}
+		return runMain(c.Process, start, reaper, sigs, ctrl)
 	}
 	if service == nil || c.Service == nil {
 		return 1, errors.New("no main process and no service")
 	}
 	env := ServiceEnv{Config: c.Service, Files: files, Start: start}
+	if env.Listeners, err = serviceListeners(c); err != nil {
+		return 1, err
+	}
+	return runService(service, env, reaper, sigs, ctrl)
+}
+
+// runMain runs the main process to its end, passing signals on to it and
+// reaping every process of the container meanwhile.
+func runMain(p *Process, start StartFunc, reaper *Reaper, sigs <-chan os.Signal, ctrl *os.File) (int, error) {
+	pid, status, err := startMain(start, p, ctrl)
+	if err != nil {
+		return 127, err
+	}
+	ctrl.Close()
+	for {
+		select {
+		case sig := <-sigs:
+			if sig == unix.SIGCHLD {
+				reaper.reap()
+			} else {
+				unix.Kill(pid, sig.(syscall.Signal))
+			}
+		case ws := <-status:
+			return exitCode(ws), nil
+		}
+	}
+}
+
+// serviceListeners are the listening sockets passed in for the service,
+// after the published ports' descriptors.
+func serviceListeners(c *Config) ([]net.Listener, error) {
+	var lns []net.Listener
 	for i := 0; i < c.ServiceListeners; i++ {
-		fd := firstPortFD + len(c.Ports) + i
-		f := os.NewFile(uintptr(fd), "service")
+		f := os.NewFile(uintptr(firstPortFD+len(c.Ports)+i), "service")
 		ln, err := net.FileListener(f)
 		f.Close()
 		if err != nil {
-			return 1, fmt.Errorf("service listener %d: %w", i, err)
+			return nil, fmt.Errorf("service listener %d: %w", i, err)
 		}
-		env.Listeners = append(env.Listeners, ln)
+		lns = append(lns, ln)
 	}
+	return lns, nil
+}
+
+// runService runs the service until it returns: its readiness is passed
+// on to the parent, SIGTERM, SIGINT and SIGHUP stop it, and every process
+// of the container is reaped meanwhile.
+func runService(service Service, env ServiceEnv, reaper *Reaper, sigs <-chan os.Signal, ctrl *os.File) (int, error) {
 	ready := make(chan struct{})
-	env.Ready = func() {
-		select {
-		case <-ready:
-		default:
-			close(ready)
-		}
-	}
+	var once sync.Once
+	env.Ready = func() { once.Do(func() { close(ready) }) }
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
@@ -193,11 +211,14 @@ func exitCode(ws unix.WaitStatus) int {
 	return ws.ExitStatus()
 }
 
-type startFunc func(path string, args []string, attr *syscall.ProcAttr) (int, <-chan unix.WaitStatus, error)
+// StartFunc starts a process in the container, with the container's
+// reduced capabilities, and returns its pid and a channel for its wait
+// status (the init's reaper fills it).
+type StartFunc func(path string, args []string, attr *syscall.ProcAttr) (pid int, status <-chan unix.WaitStatus, err error)
 
 // startMain starts the main process, with a pseudo-terminal from the
 // container's devpts if asked, whose master goes to the parent.
-func startMain(start startFunc, p *Process, ctrl *os.File) (int, <-chan unix.WaitStatus, error) {
+func startMain(start StartFunc, p *Process, ctrl *os.File) (int, <-chan unix.WaitStatus, error) {
 	if err := checkCwd(p.Cwd); err != nil {
 		return 0, nil, err
 	}

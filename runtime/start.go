@@ -42,9 +42,13 @@ type Options struct {
 
 // PortMap publishes ContainerPort on HostIP:HostPort.
 type PortMap struct {
-	HostIP        string
-	HostPort      int
-	ContainerPort int
+	HostIP        string `json:"host_ip"`
+	HostPort      int    `json:"host_port"`
+	ContainerPort int    `json:"container_port"`
+}
+
+func (m PortMap) String() string {
+	return fmt.Sprintf("%s->%d/tcp", net.JoinHostPort(m.HostIP, strconv.Itoa(m.HostPort)), m.ContainerPort)
 }
 
 // Limits are cgroup limits; zero means none.

@@ -10,14 +10,14 @@ import (
 	"strings"
 
 	"github.com/devbox/devbox/devenv"
-	"github.com/devbox/devbox/runtime"
+	container "github.com/devbox/devbox/runtime"
 	"github.com/devbox/devbox/sshd"
 )
 
 func main() {
 	// The same binary is the container's init: runtime decides by argv.
-	if runtime.IsInit() {
-		os.Exit(runtime.InitMain(devenv.ServeSSH))
+	if container.IsInit() {
+		os.Exit(container.InitMain(devenv.ServeSSH))
 	}
 	// ... and the SSH server's helpers, which run as the login user.
 	if code, ok := sshd.RunHelper(os.Args); ok {

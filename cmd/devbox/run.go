@@ -16,7 +16,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/devbox/devbox/devenv"
-	"github.com/devbox/devbox/runtime"
+	container "github.com/devbox/devbox/runtime"
 )
 
 func (a *app) runCommand() *cobra.Command {
@@ -49,7 +49,7 @@ terminal. devbox exits with CMD's exit code (128+N if killed by signal N).`,
 			}
 			o.Rows, o.Cols = rows, cols
 			c, err := devenv.Run(ctx, store, spec, o)
-			var se *runtime.StartError
+			var se *container.StartError
 			if errors.As(err, &se) {
 				fmt.Fprintln(a.stderr, "devbox: "+se.Msg)
 				return exitCodeError{se.Code}
@@ -79,7 +79,7 @@ type signalForwarder struct {
 	cancel  context.CancelFunc
 	sigs    chan os.Signal
 	mu      sync.Mutex
-	c       *runtime.Container
+	c       *container.Container
 	pending []os.Signal
 }
 
@@ -103,7 +103,7 @@ func newSignalForwarder() *signalForwarder {
 }
 
 // attach sends signals to c from now on, and those that came before.
-func (f *signalForwarder) attach(c *runtime.Container) {
+func (f *signalForwarder) attach(c *container.Container) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.c = c
@@ -120,7 +120,7 @@ func (f *signalForwarder) stop() {
 
 // attachTTY connects this terminal to the container's: raw mode, both
 // directions, and window size changes.
-func attachTTY(c *runtime.Container) (restore func()) {
+func attachTTY(c *container.Container) (restore func()) {
 	restore = func() {}
 	if term.IsTerminal(int(os.Stdin.Fd())) {
 		if st, err := term.MakeRaw(int(os.Stdin.Fd())); err == nil {

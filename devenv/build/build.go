@@ -13,7 +13,7 @@ import (
 
 	"github.com/devbox/devbox/devenv/spec"
 	"github.com/devbox/devbox/rootfs"
-	"github.com/devbox/devbox/runtime"
+	container "github.com/devbox/devbox/runtime"
 )
 
 // Options tune a build.
@@ -214,17 +214,17 @@ func configStep(s *spec.Spec, upper string) error {
 // command from a cloned repository must not reach the host's loopback
 // services; a spec whose network mode is host opts its builds in too.
 func runInBuild(ctx context.Context, s *spec.Spec, b *Result, tmp string, args, env []string, o Options) error {
-	cfg := runtime.Config{
+	cfg := container.Config{
 		ID:       "build-" + filepath.Base(tmp),
 		Hostname: s.Hostname,
 		Lower:    b.Lower,
 		Upper:    filepath.Join(tmp, "upper"),
 		Work:     filepath.Join(tmp, "work"),
 		Rootfs:   filepath.Join(tmp, "rootfs"),
-		Network:  runtime.NetworkBridge,
+		Network:  container.NetworkBridge,
 	}
-	if s.Network.Mode == string(runtime.NetworkHost) {
-		cfg.Network = runtime.NetworkHost
+	if s.Network.Mode == string(container.NetworkHost) {
+		cfg.Network = container.NetworkHost
 	}
 	for _, d := range []string{cfg.Work, cfg.Rootfs} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -235,20 +235,20 @@ func runInBuild(ctx context.Context, s *spec.Spec, b *Result, tmp string, args, 
 	// afterwards if the image had no /etc/resolv.conf of its own.
 	hadResolv := existsInLayers(b.Lower, "etc/resolv.conf")
 	resolv := filepath.Join(tmp, "resolv.conf")
-	if err := os.WriteFile(resolv, runtime.ResolvConf(cfg.Network), 0o644); err != nil {
+	if err := os.WriteFile(resolv, container.ResolvConf(cfg.Network), 0o644); err != nil {
 		return err
 	}
-	cfg.Files = []runtime.Mount{{Source: resolv, Target: "/etc/resolv.conf", Readonly: true}}
+	cfg.Files = []container.Mount{{Source: resolv, Target: "/etc/resolv.conf", Readonly: true}}
 	cwd := "/"
 	if s.Workdir != "" && existsInLayers(b.Lower, strings.TrimPrefix(s.Workdir, "/")) {
 		cwd = s.Workdir
 	}
-	cfg.Process = &runtime.Process{
+	cfg.Process = &container.Process{
 		Args: args,
 		Env:  s.Environ(b.Image.Config, append([]string{"HOME=/root", "HOSTNAME=" + s.Hostname}, env...)...),
 		Cwd:  cwd,
 	}
-	c, err := runtime.Start(runtime.Options{Config: cfg, Limits: s.Limits(), Subnet: s.Network.Subnet, Stdout: o.Stdout, Stderr: o.Stderr})
+	c, err := container.Start(container.Options{Config: cfg, Limits: s.Limits(), Subnet: s.Network.Subnet, Stdout: o.Stdout, Stderr: o.Stderr})
 	if err != nil {
 		return err
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/devbox/devbox/rootfs"
+	container "github.com/devbox/devbox/runtime"
 )
 
 // FileName is the spec's default file name.
@@ -42,7 +43,7 @@ type Spec struct {
 	Node      Node              `toml:"node"`
 	NPM       NPM               `toml:"npm"`
 	SSH       SSH               `toml:"ssh"`
-	Mounts    []Mount           `toml:"mounts"`
+	Mounts    []container.Mount `toml:"mounts"`
 	Run       []RunStep         `toml:"run"`
 	Resources Resources         `toml:"resources"`
 	Network   Network           `toml:"network"`
@@ -53,7 +54,7 @@ type Spec struct {
 	// BaseRef is Base parsed.
 	BaseRef rootfs.Ref `toml:"-"`
 	// PortMaps are Ports parsed; the SSH port is not among them.
-	PortMaps []PortMap `toml:"-"`
+	PortMaps []container.PortMap `toml:"-"`
 }
 
 type Packages struct {
@@ -90,12 +91,6 @@ type SSH struct {
 	// Keys are the authorized keys read from AuthorizedKeys, one
 	// authorized_keys line each.
 	Keys []string `toml:"-"`
-}
-
-type Mount struct {
-	Source   string `toml:"source"`
-	Target   string `toml:"target"`
-	Readonly bool   `toml:"readonly"`
 }
 
 type RunStep struct {

@@ -1,6 +1,8 @@
 package spec
 
 import (
+	container "github.com/devbox/devbox/runtime"
+
 	"errors"
 	"os"
 	"path/filepath"
@@ -107,7 +109,7 @@ subnet = "10.99.0.0/24"
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []PortMap{{"127.0.0.1", 8080, 80}, {"0.0.0.0", 9000, 9000}, {"::1", 9001, 90}}
+	want := []container.PortMap{{HostIP: "127.0.0.1", HostPort: 8080, ContainerPort: 80}, {HostIP: "0.0.0.0", HostPort: 9000, ContainerPort: 9000}, {HostIP: "::1", HostPort: 9001, ContainerPort: 90}}
 	for i, w := range want {
 		if s.PortMaps[i] != w {
 			t.Errorf("port %d = %+v, want %+v", i, s.PortMaps[i], w)
@@ -223,11 +225,11 @@ func TestSpecErrors(t *testing.T) {
 }
 
 func TestParsePort(t *testing.T) {
-	good := map[string]PortMap{
-		"80:8080":             {"127.0.0.1", 80, 8080},
-		"1.2.3.4:1:2":         {"1.2.3.4", 1, 2},
-		"[::]:65535:1/tcp":    {"::", 65535, 1},
-		"127.0.0.2:3000:3000": {"127.0.0.2", 3000, 3000},
+	good := map[string]container.PortMap{
+		"80:8080":             {HostIP: "127.0.0.1", HostPort: 80, ContainerPort: 8080},
+		"1.2.3.4:1:2":         {HostIP: "1.2.3.4", HostPort: 1, ContainerPort: 2},
+		"[::]:65535:1/tcp":    {HostIP: "::", HostPort: 65535, ContainerPort: 1},
+		"127.0.0.2:3000:3000": {HostIP: "127.0.0.2", HostPort: 3000, ContainerPort: 3000},
 	}
 	for in, want := range good {
 		got, err := ParsePort(in)

@@ -17,6 +17,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/devbox/devbox/rootfs"
+	container "github.com/devbox/devbox/runtime"
 )
 
 // Defaults for keys a spec leaves out.
@@ -288,47 +289,36 @@ func expandPath(p, dir string) (string, error) {
 	return filepath.Clean(p), nil
 }
 
-// PortMap publishes a container port on a host address.
-type PortMap struct {
-	HostIP        string `json:"host_ip"`
-	HostPort      int    `json:"host_port"`
-	ContainerPort int    `json:"container_port"`
-}
-
-func (m PortMap) String() string {
-	return fmt.Sprintf("%s:%d->%d/tcp", m.HostIP, m.HostPort, m.ContainerPort)
-}
-
 // ParsePort parses [HOSTIP:]HOSTPORT:CONTAINERPORT[/tcp]; HOSTIP defaults
 // to 127.0.0.1 and may be an IPv6 address in brackets.
-func ParsePort(s string) (PortMap, error) {
+func ParsePort(s string) (container.PortMap, error) {
 	spec := s
 	if i := strings.LastIndex(spec, "/"); i >= 0 {
 		if proto := spec[i+1:]; proto != "tcp" {
-			return PortMap{}, fmt.Errorf("%q: only tcp is supported, not %q", s, proto)
+			return container.PortMap{}, fmt.Errorf("%q: only tcp is supported, not %q", s, proto)
 		}
 		spec = spec[:i]
 	}
-	m := PortMap{HostIP: "127.0.0.1"}
+	m := container.PortMap{HostIP: "127.0.0.1"}
 	i := strings.LastIndex(spec, ":")
 	if i < 0 {
-		return PortMap{}, fmt.Errorf("%q: want [HOSTIP:]HOSTPORT:CONTAINERPORT", s)
+		return container.PortMap{}, fmt.Errorf("%q: want [HOSTIP:]HOSTPORT:CONTAINERPORT", s)
 	}
 	hostPart, ctr := spec[:i], spec[i+1:]
 	if j := strings.LastIndex(hostPart, ":"); j >= 0 {
 		ip := strings.Trim(hostPart[:j], "[]")
 		if net.ParseIP(ip) == nil {
-			return PortMap{}, fmt.Errorf("%q: %q is not an IP address", s, ip)
+			return container.PortMap{}, fmt.Errorf("%q: %q is not an IP address", s, ip)
 		}
 		m.HostIP = ip
 		hostPart = hostPart[j+1:]
 	}
 	var err error
 	if m.HostPort, err = parsePortNumber(hostPart); err != nil {
-		return PortMap{}, fmt.Errorf("%q: host port %v", s, err)
+		return container.PortMap{}, fmt.Errorf("%q: host port %v", s, err)
 	}
 	if m.ContainerPort, err = parsePortNumber(ctr); err != nil {
-		return PortMap{}, fmt.Errorf("%q: container port %v", s, err)
+		return container.PortMap{}, fmt.Errorf("%q: container port %v", s, err)
 	}
 	return m, nil
 }

@@ -26,10 +26,10 @@ type archInfo struct {
 
 // Return values of the filter.
 const (
-	retAllow       = unix.SECCOMP_RET_ALLOW
-	retEPERM       = unix.SECCOMP_RET_ERRNO | uint32(unix.EPERM)
-	retENOSYS      = unix.SECCOMP_RET_ERRNO | uint32(unix.ENOSYS)
-	retKillProcess = unix.SECCOMP_RET_KILL_PROCESS
+	retAllow       uint32 = unix.SECCOMP_RET_ALLOW
+	retEPERM       uint32 = unix.SECCOMP_RET_ERRNO | uint32(unix.EPERM)
+	retENOSYS      uint32 = unix.SECCOMP_RET_ERRNO | uint32(unix.ENOSYS)
+	retKillProcess uint32 = unix.SECCOMP_RET_KILL_PROCESS
 )
 
 // Offsets in struct seccomp_data (nr, arch, instruction_pointer, args[6]).

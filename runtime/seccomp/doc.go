@@ -28,8 +28,9 @@
 //     Docker also admits i386/x32 and AArch32 binaries; devbox does not.
 //
 // The program is a balanced binary search over ranges of syscall numbers with
-// one action (66 ranges, 153 instructions on amd64): at most 9 comparisons to
-// reach a decision, arch checks included, instead of a chain of hundreds.
+// one action (66 ranges, 153 instructions on amd64): at most 9 comparisons,
+// arch checks included, to reach a syscall's action (the argument checks of
+// clone, socket and personality add 1 to 6), instead of a chain of hundreds.
 // Since Linux 5.11 the kernel also caches, when the filter is installed, the
 // numbers the program always allows, so getpid, read, write, ... skip the
 // program entirely; the search matters for refused and argument-checked

@@ -35,6 +35,8 @@ func containerConfig(dir state.Env, s *spec.Spec) (container.Config, error) {
 		Work:     dir.Work(),
 		Rootfs:   dir.Rootfs(),
 		Network:  container.NetworkMode(s.Network.Mode),
+
+		NoSeccomp: s.Security.Seccomp == "unconfined",
 	}
 	for _, d := range []string{c.Upper, c.Work, c.Rootfs} {
 		if err := os.MkdirAll(d, 0o755); err != nil {

@@ -9,6 +9,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/devbox/devbox/runtime/seccomp"
 )
 
 // defaultCaps is Docker's default capability set: enough for apt, chown,
@@ -40,8 +42,15 @@ type spawnResult struct {
 	err error
 }
 
-func newSpawner(cgroup2 bool) (*spawner, error) {
+func newSpawner(cgroup2, noSeccomp bool) (*spawner, error) {
 	s := &spawner{reqs: make(chan spawnReq)}
+	var filter []unix.SockFilter
+	if !noSeccomp {
+		var err error
+		if filter, err = seccomp.Default(); err != nil {
+			return nil, fmt.Errorf("seccomp: %w", err)
+		}
+	}
 	ready := make(chan error)
 	go func() {
 		// Never unlocked: the thread dies with the goroutine, so its
@@ -58,6 +67,15 @@ func newSpawner(cgroup2 bool) (*spawner, error) {
 		if cgroup2 {
 			if err := mountCgroup2(); err != nil {
 				ready <- err
+				return
+			}
+		}
+		// Docker's default seccomp profile, installed while the thread
+		// still has CAP_SYS_ADMIN: no no_new_privs is needed, so setuid
+		// programs (sudo, su) keep working inside.
+		if filter != nil {
+			if err := seccomp.Install(filter); err != nil {
+				ready <- fmt.Errorf("seccomp: %w", err)
 				return
 			}
 		}

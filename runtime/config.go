@@ -26,6 +26,9 @@ type Config struct {
 	// Cgroup2 is set on a cgroup v2 host: the init mounts its own cgroup
 	// (the root of its cgroup namespace) read-only at /sys/fs/cgroup.
 	Cgroup2 bool `json:"cgroup2,omitempty"`
+	// NoSeccomp runs the container's processes without Docker's default
+	// seccomp profile (spec: [security] seccomp = "unconfined").
+	NoSeccomp bool `json:"no_seccomp,omitempty"`
 	// Ports are published ports: the listening socket of Ports[i] is
 	// file descriptor firstPortFD+i in the init.
 	Ports []int `json:"ports"`

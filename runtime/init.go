@@ -110,7 +110,7 @@ func initRun(c *Config, files map[string][]byte, ctrl *os.File, service Service)
 	}
 	sigs := make(chan os.Signal, 32)
 	signal.Notify(sigs, unix.SIGCHLD, unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2, unix.SIGWINCH)
-	sp, err := newSpawner(c.Cgroup2)
+	sp, err := newSpawner(c.Cgroup2, c.NoSeccomp)
 	if err != nil {
 		return 1, err
 	}

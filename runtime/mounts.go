@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
+	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	"golang.org/x/sys/unix"
 )
 
@@ -42,6 +43,11 @@ func setupRootfs(c *Config) error {
 		return err
 	}
 	root := c.Rootfs
+	null, err := hostNull()
+	if err != nil {
+		return err
+	}
+	defer null.Close()
 	steps := []func() error{
 		func() error { return mountProc(root) },
 		func() error { return mountSys(root, c.Network) },
@@ -63,7 +69,7 @@ func setupRootfs(c *Config) error {
 		}
 	}
 	for _, p := range maskedPaths {
-		if err := mask(root, p); err != nil {
+		if err := mask(root, p, null); err != nil {
 			return err
 		}
 	}
@@ -215,12 +221,33 @@ func inRoot(root, p string) (string, error) {
 	return securejoin.SecureJoin(root, p)
 }
 
-func mountProc(root string) error {
-	dst, err := inRoot(root, "/proc")
-	if err != nil {
-		return err
+// kernelDir is the image's /proc, /sys or /dev (name), made if missing. It
+// must be a plain directory: were it a symlink, the kernel file system
+// would be mounted where the link points and every mask and read-only path
+// under it would miss (runc's CVE-2019-19921, CVE-2023-27561).
+func kernelDir(root, name string, mode os.FileMode) (string, error) {
+	dst := filepath.Join(root, name) // right under the root: nothing to resolve
+	fi, err := os.Lstat(dst)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		if err := os.Mkdir(dst, mode); err != nil {
+			return "", fmt.Errorf("make /%s: %w", name, err)
+		}
+		return dst, nil
+	case err != nil:
+		return "", err
+	case fi.Mode()&os.ModeSymlink != 0:
+		target, _ := os.Readlink(dst)
+		return "", fmt.Errorf("the image's /%s is a symbolic link (to %s): refused, a kernel file system must be mounted on a directory of its own", name, target)
+	case !fi.IsDir():
+		return "", fmt.Errorf("the image's /%s is not a directory (%s): refused", name, fi.Mode().Type())
 	}
-	if err := os.MkdirAll(dst, 0o555); err != nil {
+	return dst, nil
+}
+
+func mountProc(root string) error {
+	dst, err := kernelDir(root, "proc", 0o555)
+	if err != nil {
 		return err
 	}
 	if err := unix.Mount("proc", dst, "proc", unix.MS_NOSUID|unix.MS_NOEXEC|unix.MS_NODEV, ""); err != nil {
@@ -230,11 +257,8 @@ func mountProc(root string) error {
 }
 
 func mountSys(root string, mode NetworkMode) error {
-	dst, err := inRoot(root, "/sys")
+	dst, err := kernelDir(root, "sys", 0o555)
 	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(dst, 0o555); err != nil {
 		return err
 	}
 	flags := uintptr(unix.MS_NOSUID | unix.MS_NOEXEC | unix.MS_NODEV | unix.MS_RDONLY)
@@ -253,11 +277,8 @@ func mountSys(root string, mode NetworkMode) error {
 }
 
 func mountDev(root string) error {
-	dev, err := inRoot(root, "/dev")
+	dev, err := kernelDir(root, "dev", 0o755)
 	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(dev, 0o755); err != nil {
 		return err
 	}
 	if err := unix.Mount("tmpfs", dev, "tmpfs", unix.MS_NOSUID|unix.MS_STRICTATIME, "mode=755,size=65536k"); err != nil {
@@ -347,18 +368,56 @@ func setReadonly(p string) error {
 	return nil
 }
 
-func mask(root, p string) error {
-	dst := filepath.Join(root, p) // under /proc or /sys: kernel file systems, no symlinks to follow
-	fi, err := os.Lstat(dst)
+// hostNull is the host's /dev/null, opened before anything of the
+// container can be in the way, and checked to be the null device: masks
+// bind it, and a mask bound from a file the container controls would be
+// no mask (runc's CVE-2025-31133).
+func hostNull() (*os.File, error) {
+	f, err := os.OpenFile("/dev/null", unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open the host's /dev/null: %w", err)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFCHR || st.Rdev != unix.Mkdev(1, 3) {
+		f.Close()
+		return nil, errors.New("the host's /dev/null is not the null device (1:3)")
+	}
+	return f, nil
+}
+
+// openInRoot opens p inside root as O_PATH, every component resolved as
+// if root were / (no link leads out); nil if it does not exist. Mounting
+// onto /proc/self/fd/N of it then mounts exactly there, whatever the path
+// might resolve to by the time of the mount.
+func openInRoot(root, p string) (*os.File, error) {
+	f, err := pathrs.OpenInRoot(root, p)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	} else if err != nil {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("resolve %s in the container: %w", p, err)
+	}
+	return f, nil
+}
+
+func fdPath(f *os.File) string { return "/proc/self/fd/" + strconv.Itoa(int(f.Fd())) }
+
+// mask hides p: an empty read-only tmpfs over a directory, the host's
+// /dev/null over anything else.
+func mask(root, p string, null *os.File) error {
+	f, err := openInRoot(root, p)
+	if f == nil || err != nil {
 		return err
 	}
-	if fi.IsDir() {
-		err = unix.Mount("tmpfs", dst, "tmpfs", unix.MS_RDONLY, "size=0")
+	defer f.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return err
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		err = unix.Mount("tmpfs", fdPath(f), "tmpfs", unix.MS_RDONLY, "size=0")
 	} else {
-		err = unix.Mount(filepath.Join(root, "dev", "null"), dst, "", unix.MS_BIND, "")
+		err = unix.Mount(fdPath(null), fdPath(f), "", unix.MS_BIND, "")
 	}
 	if err != nil {
 		return fmt.Errorf("mask %s: %w", p, err)
@@ -366,15 +425,23 @@ func mask(root, p string) error {
 	return nil
 }
 
+// readonly binds p read-only over itself, resolved inside root.
 func readonly(root, p string) error {
-	dst := filepath.Join(root, p)
-	if _, err := os.Lstat(dst); errors.Is(err, os.ErrNotExist) {
-		return nil
+	f, err := openInRoot(root, p)
+	if f == nil || err != nil {
+		return err
 	}
-	if err := unix.Mount(dst, dst, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+	defer f.Close()
+	if err := unix.Mount(fdPath(f), fdPath(f), "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 		return fmt.Errorf("bind %s: %w", p, err)
 	}
-	return setReadonly(dst)
+	// The bind is a new mount on top: reopen to reach it, not the one below.
+	g, err := openInRoot(root, p)
+	if g == nil || err != nil {
+		return fmt.Errorf("bind %s: gone", p)
+	}
+	defer g.Close()
+	return setReadonly(fdPath(g))
 }
 
 // pivotRoot makes root the container's / and detaches the host's tree.

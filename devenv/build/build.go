@@ -60,6 +60,9 @@ func Run(ctx context.Context, store *rootfs.Store, s *spec.Spec, o Options) (*Re
 	}
 	plan := NewPlan(s, img.Digest)
 	n := len(plan.Steps)
+	for _, w := range s.Warnings() {
+		fmt.Fprintf(o.Out, "security: %s\n", w)
+	}
 	fmt.Fprintf(o.Out, "[1/%d] %s … %s\n", n, plan.Steps[0].Summary, shortDur(time.Since(start)))
 	b := &Result{Lower: store.LowerDirs(img), Image: img, Plan: plan}
 	for i, st := range plan.Steps[1:] {
@@ -222,6 +225,8 @@ func runInBuild(ctx context.Context, s *spec.Spec, b *Result, tmp string, args, 
 		Work:     filepath.Join(tmp, "work"),
 		Rootfs:   filepath.Join(tmp, "rootfs"),
 		Network:  container.NetworkBridge,
+
+		NoSeccomp: s.Security.Seccomp == "unconfined",
 	}
 	if s.Network.Mode == string(container.NetworkHost) {
 		cfg.Network = container.NetworkHost

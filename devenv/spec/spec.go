@@ -47,6 +47,7 @@ type Spec struct {
 	Run       []RunStep         `toml:"run"`
 	Resources Resources         `toml:"resources"`
 	Network   Network           `toml:"network"`
+	Security  Security          `toml:"security"`
 
 	// File is the spec's path and Dir its directory (absolute).
 	File string `toml:"-"`
@@ -104,6 +105,32 @@ type Resources struct {
 
 	// MemoryBytes is Memory parsed; 0 means no limit.
 	MemoryBytes int64 `toml:"-"`
+}
+
+// Security holds the opt-outs and opt-ins of the container's isolation;
+// each one that weakens it is printed whenever the spec builds or runs.
+type Security struct {
+	// Seccomp is "default" (Docker's default profile) or "unconfined".
+	Seccomp string `toml:"seccomp"`
+	// Devices are host device nodes the container may use besides the
+	// standard ones, e.g. "/dev/fuse".
+	Devices []string `toml:"devices"`
+}
+
+// Warnings are the spec's choices that weaken the container's isolation,
+// one line each, to be printed.
+func (s *Spec) Warnings() []string {
+	var w []string
+	if s.Security.Seccomp == "unconfined" {
+		w = append(w, `seccomp is off: [security] seccomp = "unconfined"`)
+	}
+	for _, d := range s.Security.Devices {
+		w = append(w, "the host device "+d+" is open to the container: [security] devices")
+	}
+	if s.Network.Mode == "host" {
+		w = append(w, `the container shares the host's network: [network] mode = "host"`)
+	}
+	return w
 }
 
 type Network struct {

@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -121,6 +122,9 @@ func (p *parser) validate(s *Spec, md toml.MetaData) error {
 	} else if !slices.Contains(NetworkModes, s.Network.Mode) {
 		return p.errorf("network.mode", "%q is not one of %s", s.Network.Mode, strings.Join(NetworkModes, ", "))
 	}
+	if err := p.validateSecurity(s); err != nil {
+		return err
+	}
 	if s.Network.Subnet != "" {
 		ip, n, err := net.ParseCIDR(s.Network.Subnet)
 		if err != nil || ip.To4() == nil {
@@ -128,6 +132,30 @@ func (p *parser) validate(s *Spec, md toml.MetaData) error {
 		}
 		if ones, _ := n.Mask.Size(); ones > 29 {
 			return p.errorf("network.subnet", "%q is too small for containers (at most /29)", s.Network.Subnet)
+		}
+	}
+	return nil
+}
+
+func (p *parser) validateSecurity(s *Spec) error {
+	switch s.Security.Seccomp {
+	case "":
+		s.Security.Seccomp = "default"
+	case "default", "unconfined":
+	default:
+		return p.errorf("security.seccomp", "%q is not \"default\" or \"unconfined\"", s.Security.Seccomp)
+	}
+	for i, d := range s.Security.Devices {
+		key := fmt.Sprintf("security.devices.%d", i)
+		if !path.IsAbs(d) || !strings.HasPrefix(path.Clean(d), "/dev/") {
+			return p.errorf(key, "%q is not a device under /dev", d)
+		}
+		fi, err := os.Stat(d)
+		if err != nil {
+			return p.errorf(key, "%s: %v", d, errors.Unwrap(err))
+		}
+		if fi.Mode()&os.ModeDevice == 0 {
+			return p.errorf(key, "%s is not a device node", d)
 		}
 	}
 	return nil

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"syscall"
 	"time"
 
 	"golang.org/x/crypto/ssh/agent"
@@ -28,6 +29,8 @@ func main() {
 		return os.Args[i]
 	}
 	switch os.Args[1] {
+	case "probe": // try what a container must not do; print one line each
+		probe()
 	case "alloc": // allocate and touch MB megabytes, then report
 		mb, _ := strconv.Atoi(arg(2))
 		var keep [][]byte
@@ -122,4 +125,53 @@ func echo(ln net.Listener) {
 			c.(interface{ CloseWrite() error }).CloseWrite()
 		}()
 	}
+}
+
+// probe tries syscalls Docker's default seccomp profile refuses, and
+// device access the device policy refuses, and prints "NAME errno" (or
+// "NAME ok") for each.
+func probe() {
+	report := func(name string, err error) {
+		if err == nil {
+			fmt.Println(name, "ok")
+			return
+		}
+		fmt.Println(name, err.(syscall.Errno).Error())
+	}
+	_, _, e := syscall.RawSyscall(syscall.SYS_KEYCTL, 0 /* KEYCTL_GET_KEYRING_ID */, 0xfffffffc /* the session keyring */, 0)
+	report("keyctl", errnoOrNil(e))
+	report("unshare-user", syscall.Unshare(syscall.CLONE_NEWUSER))
+	report("mount", syscall.Mount("none", "/tmp", "tmpfs", 0, ""))
+	_, _, e = syscall.RawSyscall(435 /* clone3 */, 0, 0, 0)
+	report("clone3", errnoOrNil(e))
+	// A block device node of the host (loop0, 7:0), made and opened.
+	err := syscall.Mknod("/tmp/probe-loop0", syscall.S_IFBLK|0o600, 7<<8|0)
+	report("mknod-block", err)
+	if err == nil {
+		f, err := os.OpenFile("/tmp/probe-loop0", os.O_RDWR, 0)
+		if err == nil {
+			f.Close()
+		}
+		report("open-block", errOf(err))
+		os.Remove("/tmp/probe-loop0")
+	}
+	f, err := os.OpenFile("/dev/null", os.O_RDWR, 0)
+	if err == nil {
+		f.Close()
+	}
+	report("open-null", errOf(err))
+}
+
+func errnoOrNil(e syscall.Errno) error {
+	if e == 0 {
+		return nil
+	}
+	return e
+}
+
+func errOf(err error) error {
+	if pe, ok := err.(*os.PathError); ok {
+		return pe.Err
+	}
+	return err
 }

@@ -1,0 +1,111 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/devbox/devbox/internal/testenv"
+)
+
+// busyboxBase is a minimal image tree with busybox as /bin/sh; hostile
+// changes it to make the image hostile.
+func busyboxBase(t *testing.T, hostile func(base string)) string {
+	t.Helper()
+	bb, err := exec.LookPath("busybox")
+	if err != nil {
+		t.Fatal("busybox-static is not installed (make test installs it)")
+	}
+	base := t.TempDir()
+	for _, d := range []string{"bin", "etc", "tmp"} {
+		os.MkdirAll(filepath.Join(base, d), 0o755)
+	}
+	data, _ := os.ReadFile(bb)
+	os.WriteFile(filepath.Join(base, "bin/busybox"), data, 0o755)
+	os.Symlink("busybox", filepath.Join(base, "bin/sh"))
+	os.WriteFile(filepath.Join(base, "etc/passwd"), []byte("root:x:0:0:root:/root:/bin/sh\n"), 0o644)
+	hostile(base)
+	return base
+}
+
+// TestHostileKernelDirs: an image whose /proc, /sys or /dev is a symlink
+// (or not a directory) is refused with a clear error; mounting procfs
+// where the link points would leave /proc/sys writable (runc's
+// CVE-2019-19921 class).
+func TestHostileKernelDirs(t *testing.T) {
+	testenv.NeedRoot(t)
+	cases := map[string]func(base string){
+		"proc-symlink": func(b string) { os.Symlink("/tmp/fakeproc", filepath.Join(b, "proc")) },
+		"sys-symlink":  func(b string) { os.Symlink("tmp", filepath.Join(b, "sys")) },
+		"dev-file":     func(b string) { os.WriteFile(filepath.Join(b, "dev"), nil, 0o644) },
+	}
+	root := t.TempDir()
+	for name, hostile := range cases {
+		t.Run(name, func(t *testing.T) {
+			base := busyboxBase(t, hostile)
+			dir := t.TempDir()
+			os.WriteFile(filepath.Join(dir, "devbox.toml"), []byte(fmt.Sprintf("base = \"dir:%s\"\n[network]\nmode = \"none\"\n", base)), 0o644)
+			r := devbox(t, dir, "--root", root, "run", "--", "/bin/sh", "-c", "echo ran")
+			if r.code == 0 || strings.Contains(r.stdout, "ran") {
+				t.Fatalf("a hostile image ran: %d %q", r.code, r.stdout)
+			}
+			if !strings.Contains(r.stderr, "refused") {
+				t.Errorf("error does not say why: %s", r.stderr)
+			}
+		})
+	}
+}
+
+// TestKernelFilesProtected: /proc/sys and the other read-only paths stay
+// read-only for root in the container, masked files show nothing.
+func TestKernelFilesProtected(t *testing.T) {
+	rs := newRunSpace(t, "")
+	before, _ := os.ReadFile("/proc/sys/kernel/core_pattern")
+	r := rs.sh(t, `echo '|/tmp/evil' > /proc/sys/kernel/core_pattern && echo WROTE; echo 1 > /proc/sys/kernel/sysrq && echo SYSRQ; true`)
+	after, _ := os.ReadFile("/proc/sys/kernel/core_pattern")
+	if strings.Contains(r.stdout, "WROTE") || strings.Contains(r.stdout, "SYSRQ") || string(before) != string(after) {
+		t.Errorf("root in the container wrote a host kernel setting: %q (core_pattern %q -> %q)", r.stdout, before, after)
+	}
+	// Masked files that this kernel has read as empty inside.
+	for _, f := range []string{"/proc/keys", "/proc/timer_list", "/proc/sched_debug", "/proc/kcore", "/proc/latency_stats"} {
+		if _, err := os.Stat(f); err != nil {
+			continue
+		}
+		if r := rs.sh(t, "wc -c < "+f); strings.TrimSpace(r.stdout) != "0" {
+			t.Errorf("%s shows %s bytes inside (masked: 0) %s", f, strings.TrimSpace(r.stdout), r.stderr)
+		}
+	}
+}
+
+// TestSeccompDefault: Docker's default profile holds inside; opting out
+// is possible, explicit and printed.
+func TestSeccompDefault(t *testing.T) {
+	rs := newRunSpace(t, "")
+	r := rs.run(t, "/helper", "probe")
+	got := map[string]string{}
+	for _, l := range strings.Split(r.stdout, "\n") {
+		if name, res, ok := strings.Cut(l, " "); ok {
+			got[name] = res
+		}
+	}
+	for name, want := range map[string]string{
+		"keyctl": "operation not permitted", "unshare-user": "operation not permitted",
+		"mount": "operation not permitted", "clone3": "function not implemented", "open-null": "ok",
+	} {
+		if got[name] != want {
+			t.Errorf("%s: %q, want %q (all: %q)", name, got[name], want, r.stdout)
+		}
+	}
+
+	open := newRunSpace(t, "[security]\nseccomp = \"unconfined\"\n")
+	r = open.run(t, "/helper", "probe")
+	if !strings.Contains(r.stderr, `seccomp is off`) {
+		t.Errorf("the opt-out was not printed: %s", r.stderr)
+	}
+	if strings.Contains(r.stdout, "keyctl operation not permitted") || strings.Contains(r.stdout, "clone3 function not implemented") {
+		t.Errorf("seccomp = \"unconfined\" still filters: %q", r.stdout)
+	}
+}

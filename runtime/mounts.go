@@ -113,7 +113,7 @@ func mountOverlay(c *Config) error {
 	if err := unix.FsconfigCreate(fd); err != nil {
 		return fmt.Errorf("overlay: create: %w", err)
 	}
-	mfd, err := unix.Fsmount(fd, unix.FSMOUNT_CLOEXEC, 0)
+	mfd, err := unix.Fsmount(fd, unix.FSMOUNT_CLOEXEC, unix.MOUNT_ATTR_NODEV) // devices only in /dev
 	if err != nil {
 		return fmt.Errorf("overlay: fsmount: %w", err)
 	}
@@ -188,7 +188,7 @@ func mountOverlayClassic(c *Config) error {
 		return fmt.Errorf("overlay: %w", err)
 	}
 	defer unix.Chdir("/")
-	if err := unix.Mount("overlay", c.Rootfs, "overlay", 0, opts); err != nil {
+	if err := unix.Mount("overlay", c.Rootfs, "overlay", unix.MS_NODEV, opts); err != nil { // devices only in /dev
 		return fmt.Errorf("overlay: mount %d layers: %w", len(lower), err)
 	}
 	return nil
@@ -351,19 +351,25 @@ func bindMount(root string, m Mount, file bool) error {
 	if err := unix.Mount(m.Source, dst, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 		return fmt.Errorf("mount %s on %s: %w", m.Source, m.Target, err)
 	}
+	// A device node in a bound host directory opens nothing: devices
+	// only in /dev.
+	attrs := uint64(unix.MOUNT_ATTR_NODEV)
 	if m.Readonly {
-		return setReadonly(dst)
+		attrs |= unix.MOUNT_ATTR_RDONLY
 	}
-	return nil
+	return setAttrs(dst, attrs)
 }
 
 // setReadonly makes the mount at p, and every mount under it, read-only.
-func setReadonly(p string) error {
-	attr := &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}
+func setReadonly(p string) error { return setAttrs(p, unix.MOUNT_ATTR_RDONLY) }
+
+// setAttrs sets mount attributes on the mount at p and every mount under it.
+func setAttrs(p string, attrs uint64) error {
+	attr := &unix.MountAttr{Attr_set: attrs}
 	if err := unix.MountSetattr(unix.AT_FDCWD, p, unix.AT_RECURSIVE, attr); errors.Is(err, unix.ENOSYS) {
-		return fmt.Errorf("make %s read-only: mount_setattr needs kernel 5.12 (devbox needs 5.15): %w", p, err)
+		return fmt.Errorf("mount attributes of %s: mount_setattr needs kernel 5.12 (devbox needs 5.15): %w", p, err)
 	} else if err != nil {
-		return fmt.Errorf("make %s read-only: %w", p, err)
+		return fmt.Errorf("mount attributes of %s: %w", p, err)
 	}
 	return nil
 }

@@ -144,16 +144,20 @@ func probe() {
 	report("mount", syscall.Mount("none", "/tmp", "tmpfs", 0, ""))
 	_, _, e = syscall.RawSyscall(435 /* clone3 */, 0, 0, 0)
 	report("clone3", errnoOrNil(e))
-	// A block device node of the host (loop0, 7:0), made and opened.
-	err := syscall.Mknod("/tmp/probe-loop0", syscall.S_IFBLK|0o600, 7<<8|0)
-	report("mknod-block", err)
-	if err == nil {
-		f, err := os.OpenFile("/tmp/probe-loop0", os.O_RDWR, 0)
+	// A block device node of the host (loop0, 7:0), made and opened: in
+	// /tmp (a nodev mount) and in /dev (where devices live).
+	for _, dir := range []string{"/tmp", "/dev"} {
+		node := dir + "/probe-loop0"
+		err := syscall.Mknod(node, syscall.S_IFBLK|0o600, 7<<8|0)
+		report("mknod-block-"+dir[1:], err)
 		if err == nil {
-			f.Close()
+			f, err := os.OpenFile(node, os.O_RDWR, 0)
+			if err == nil {
+				f.Close()
+			}
+			report("open-block-"+dir[1:], errOf(err))
+			os.Remove(node)
 		}
-		report("open-block", errOf(err))
-		os.Remove("/tmp/probe-loop0")
 	}
 	f, err := os.OpenFile("/dev/null", os.O_RDWR, 0)
 	if err == nil {

@@ -16,19 +16,9 @@ import (
 // distroless images are) still gets its SSH user with a password.
 func TestUserWithoutTools(t *testing.T) {
 	testenv.NeedRoot(t)
-	bb, err := exec.LookPath("busybox")
-	if err != nil {
-		t.Fatal("busybox-static is not installed (make test installs it)")
-	}
-	base := t.TempDir()
-	for _, d := range []string{"bin", "etc", "tmp"} {
-		os.MkdirAll(filepath.Join(base, d), 0o755)
-	}
-	data, _ := os.ReadFile(bb)
-	os.WriteFile(filepath.Join(base, "bin/busybox"), data, 0o755)
-	os.Symlink("busybox", filepath.Join(base, "bin/sh"))
-	os.WriteFile(filepath.Join(base, "etc/passwd"), []byte("root:x:0:0:root:/root:/bin/sh\n"), 0o644)
-	os.WriteFile(filepath.Join(base, "etc/group"), []byte("root:x:0:\n"), 0o644)
+	base := busyboxBase(t, func(base string) {
+		os.WriteFile(filepath.Join(base, "etc/group"), []byte("root:x:0:\n"), 0o644)
+	})
 
 	dir := t.TempDir()
 	port := freePort(t)

@@ -13,6 +13,8 @@ import (
 
 	"github.com/gliderlabs/ssh"
 	"golang.org/x/sys/unix"
+
+	"github.com/devbox/devbox/internal/seqpacket"
 )
 
 // netAccess dials and listens for one connection's login account, with
@@ -94,6 +96,9 @@ func (l *dirListener) Close() error {
 	return err
 }
 
+// maxHelperMsg bounds a helper request or reply.
+const maxHelperMsg = 64 << 10
+
 // helperRequest and helperReply are the net helper's protocol: one
 // SOCK_SEQPACKET message each, the reply carrying a descriptor.
 type helperRequest struct {
@@ -125,11 +130,10 @@ type helperResult struct {
 }
 
 func (s *Server) startNetHelper(acct *account) (*netHelper, error) {
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	ours, theirs, err := seqpacket.Pair("helper")
 	if err != nil {
 		return nil, err
 	}
-	ours, theirs := os.NewFile(uintptr(fds[0]), "helper"), os.NewFile(uintptr(fds[1]), "helper-child")
 	defer theirs.Close()
 	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
 	if err != nil {
@@ -155,7 +159,7 @@ func (s *Server) startNetHelper(acct *account) (*netHelper, error) {
 func (h *netHelper) readReplies() {
 	defer h.failAll()
 	for {
-		msg, f, err := recvWithFile(h.sock)
+		msg, f, err := seqpacket.Recv(h.sock, maxHelperMsg)
 		if err != nil {
 			return
 		}
@@ -202,7 +206,7 @@ func (h *netHelper) call(req helperRequest) (*os.File, helperReply, error) {
 	h.waiting[req.ID] = ch
 	h.mu.Unlock()
 	data, _ := json.Marshal(req)
-	if err := unix.Sendmsg(int(h.sock.Fd()), data, nil, nil, 0); err != nil {
+	if err := seqpacket.Send(h.sock, data, nil); err != nil {
 		return nil, helperReply{}, err
 	}
 	r := <-ch
@@ -248,31 +252,4 @@ func (h *netHelper) AgentListener() (net.Listener, string, error) {
 func (h *netHelper) close() {
 	unix.Shutdown(int(h.sock.Fd()), unix.SHUT_RDWR)
 	h.sock.Close()
-}
-
-func recvWithFile(sock *os.File) ([]byte, *os.File, error) {
-	buf := make([]byte, 64<<10)
-	oob := make([]byte, unix.CmsgSpace(4))
-	for {
-		n, oobn, _, _, err := unix.Recvmsg(int(sock.Fd()), buf, oob, unix.MSG_CMSG_CLOEXEC)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return nil, nil, err
-		}
-		if n == 0 && oobn == 0 {
-			return nil, nil, errors.New("closed")
-		}
-		var file *os.File
-		if msgs, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil && len(msgs) > 0 {
-			if fds, err := unix.ParseUnixRights(&msgs[0]); err == nil && len(fds) > 0 {
-				file = os.NewFile(uintptr(fds[0]), "from-helper")
-				for _, fd := range fds[1:] {
-					unix.Close(fd)
-				}
-			}
-		}
-		return buf[:n], file, nil
-	}
 }

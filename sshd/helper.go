@@ -10,7 +10,8 @@ import (
 	"time"
 
 	"github.com/pkg/sftp"
-	"golang.org/x/sys/unix"
+
+	"github.com/devbox/devbox/internal/seqpacket"
 )
 
 // Helper processes run the devbox binary again, as the login user: from
@@ -74,7 +75,7 @@ func netMain(sock *os.File) int {
 	}()
 	var send sync.Mutex
 	for {
-		msg, _, err := recvWithFile(sock)
+		msg, _, err := seqpacket.Recv(sock, maxHelperMsg)
 		if err != nil {
 			return 0
 		}
@@ -90,13 +91,11 @@ func netMain(sock *os.File) int {
 				mu.Unlock()
 			}
 			data, _ := json.Marshal(reply.helperReply)
-			var oob []byte
 			if f != nil {
-				oob = unix.UnixRights(int(f.Fd()))
 				defer f.Close()
 			}
 			send.Lock()
-			unix.Sendmsg(int(sock.Fd()), data, oob, nil, 0)
+			seqpacket.Send(sock, data, f)
 			send.Unlock()
 		}()
 	}

@@ -55,10 +55,18 @@ type result struct {
 	code           int
 }
 
-// devbox runs the binary in dir with a private state root.
+// devbox runs the binary in dir.
 func devbox(t *testing.T, dir string, args ...string) result {
 	t.Helper()
-	cmd := exec.Command(devboxBin, args...)
+	return devboxIn(t, nil, dir, args...)
+}
+
+// devboxIn runs the binary in dir under the command prefix wrap (ip netns
+// exec …, unshare -m), if any.
+func devboxIn(t *testing.T, wrap []string, dir string, args ...string) result {
+	t.Helper()
+	argv := append(append(wrap[:len(wrap):len(wrap)], devboxBin), args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = dir
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -39,23 +38,6 @@ func callerNamespaces(t *testing.T) map[string][]string {
 		"ip-netns-exec": {"ip", "netns", "exec", testNetns(t)},
 		"unshare-m":     {"unshare", "-m"},
 	}
-}
-
-// devboxIn runs the binary under the command prefix wrap.
-func devboxIn(t *testing.T, wrap []string, dir string, args ...string) result {
-	t.Helper()
-	cmd := exec.Command(wrap[0], append(append(wrap[1:len(wrap):len(wrap)], devboxBin), args...)...)
-	cmd.Dir = dir
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("run devbox %v: %v", args, err)
-	}
-	return result{out.String(), errb.String(), code}
 }
 
 // TestRunFromOtherNamespaces: `devbox run` works, limits included, when

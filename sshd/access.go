@@ -28,14 +28,16 @@ type netAccess interface {
 	AgentListener() (net.Listener, string, error)
 }
 
-const netAccessKey ctxKey = "devbox-net-access"
-
 // netAccessFor returns the connection's netAccess, starting it on first
 // use: in-process for root, a helper process running as the user else.
+// It is kept in the server, not in the connection's context: gliderlabs'
+// Context.SetValue is not safe beside concurrent readers once channels
+// are open.
 func (s *Server) netAccessFor(ctx ssh.Context) (netAccess, error) {
 	s.accessMu.Lock()
 	defer s.accessMu.Unlock()
-	if a, ok := ctx.Value(netAccessKey).(netAccess); ok {
+	id := ctx.SessionID()
+	if a, ok := s.access[id]; ok {
 		return a, nil
 	}
 	acct, err := lookupAccount(s.Config.User)
@@ -43,15 +45,26 @@ func (s *Server) netAccessFor(ctx ssh.Context) (netAccess, error) {
 		return nil, err
 	}
 	var a netAccess = rootAccess{}
+	var h *netHelper
 	if acct.uid != 0 {
-		h, err := s.startNetHelper(acct)
-		if err != nil {
+		if h, err = s.startNetHelper(acct); err != nil {
 			return nil, fmt.Errorf("start helper as %s: %w", acct.name, err)
 		}
-		go func() { <-ctx.Done(); h.close() }()
 		a = h
 	}
-	ctx.SetValue(netAccessKey, a)
+	if s.access == nil {
+		s.access = map[string]netAccess{}
+	}
+	s.access[id] = a
+	go func() { // the connection's end
+		<-ctx.Done()
+		s.accessMu.Lock()
+		delete(s.access, id)
+		s.accessMu.Unlock()
+		if h != nil {
+			h.close()
+		}
+	}()
 	return a, nil
 }
 

@@ -58,7 +58,8 @@ type Server struct {
 
 	once     sync.Once
 	initErr  error
-	accessMu sync.Mutex // starting a connection's netAccess
+	accessMu sync.Mutex
+	access   map[string]netAccess // by session id: each connection's
 	srv      *ssh.Server
 	auth     *authenticator
 	sessions sync.Map // *session → struct{}

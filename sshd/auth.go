@@ -91,7 +91,7 @@ func (a *authenticator) accept(ctx ssh.Context, conn net.Conn) net.Conn {
 		return nil // gliderlabs/ssh closes it
 	}
 	conn.SetDeadline(time.Now().Add(handshakeTimeout))
-	rc, p, err := readPreamble(conn, handshakeTimeout)
+	rc, p, err := readPreamble(conn)
 	if err != nil {
 		a.leave(st)
 		return nil

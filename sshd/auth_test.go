@@ -1,6 +1,8 @@
 package sshd
 
 import (
+	"io"
+	"net"
 	"slices"
 	"strings"
 	"testing"
@@ -102,5 +104,36 @@ func TestShellQuote(t *testing.T) {
 	got := ShellQuote([]string{"sh", "-c", "echo 'a b'; exit 3", "", "x=y"})
 	if want := `sh -c 'echo '\''a b'\''; exit 3' '' x=y`; got != want {
 		t.Errorf("ShellQuote = %s, want %s", got, want)
+	}
+}
+
+// TestPreambleKeepsLoginTimeout: a client that sends its identification
+// and then nothing is cut off by the login timeout, which reading the
+// preamble must not lift.
+func TestPreambleKeepsLoginTimeout(t *testing.T) {
+	srv, cli := net.Pipe()
+	defer cli.Close()
+	go io.Copy(io.Discard, cli) // the server's identification
+	srv.SetDeadline(time.Now().Add(200 * time.Millisecond))
+	go cli.Write([]byte("SSH-2.0-OpenSSH_9.2\r\n"))
+	rc, p, err := readPreamble(srv)
+	if err != nil || p.ident != "SSH-2.0-OpenSSH_9.2" {
+		t.Fatalf("preamble: %v %+v", err, p)
+	}
+	done := make(chan struct{})
+	go func() {
+		buf := make([]byte, 64)
+		for {
+			if _, err := rc.Read(buf); err != nil {
+				close(done)
+				return
+			}
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(3 * time.Second):
+		srv.Close()
+		t.Error("a silent client was held past its login timeout")
 	}
 }

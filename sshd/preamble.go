@@ -9,7 +9,6 @@ import (
 	"net"
 	"slices"
 	"strings"
-	"time"
 )
 
 // Version is the software version the server identifies itself with. It
@@ -54,13 +53,11 @@ func (p *preamble) serverCiphers() []string {
 // client's identification and KEXINIT, which every client sends without
 // waiting for the server's KEXINIT. The returned conn replays what was
 // read and swallows x/crypto/ssh's own identification, already sent.
-// A client that sends no KEXINIT in time gets every cipher.
-func readPreamble(c net.Conn, timeout time.Duration) (net.Conn, *preamble, error) {
+// The caller's deadline (the login timeout) bounds the reads.
+func readPreamble(c net.Conn) (net.Conn, *preamble, error) {
 	if _, err := c.Write(identLine); err != nil {
 		return nil, nil, err
 	}
-	c.SetReadDeadline(time.Now().Add(timeout))
-	defer c.SetReadDeadline(time.Time{})
 	var seen bytes.Buffer
 	r := bufio.NewReaderSize(io.TeeReader(c, &seen), 4096)
 	p := &preamble{}

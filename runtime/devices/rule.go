@@ -174,7 +174,7 @@ func FromPath(path string) (Rule, error) {
 		if errors.Is(err, unix.ENOENT) {
 			return Rule{}, fmt.Errorf("devices: %s: no such device node on the host", path)
 		}
-		return Rule{}, fmt.Errorf("devices: %s: %w", path, &fs.PathError{Op: "stat", Path: path, Err: err})
+		return Rule{}, fmt.Errorf("devices: %w", &fs.PathError{Op: "stat", Path: path, Err: err})
 	}
 	var t Type
 	switch st.Mode & unix.S_IFMT {

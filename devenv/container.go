@@ -37,6 +37,7 @@ func containerConfig(dir state.Env, s *spec.Spec) (container.Config, error) {
 		Network:  container.NetworkMode(s.Network.Mode),
 
 		NoSeccomp: s.Security.Seccomp == "unconfined",
+		Devices:   s.Security.Devices,
 	}
 	for _, d := range []string{c.Upper, c.Work, c.Rootfs} {
 		if err := os.MkdirAll(d, 0o755); err != nil {

@@ -109,3 +109,28 @@ func TestSeccompDefault(t *testing.T) {
 		t.Errorf("seccomp = \"unconfined\" still filters: %q", r.stdout)
 	}
 }
+
+// TestDevicePolicy: the container has exactly the standard nodes; making
+// or opening any other device fails for its root, in /dev and elsewhere;
+// a host device named in [security] devices is there and usable.
+func TestDevicePolicy(t *testing.T) {
+	rs := newRunSpace(t, "")
+	r := rs.run(t, "/helper", "probe")
+	for _, want := range []string{"mknod-block-tmp operation not permitted", "mknod-block-dev operation not permitted", "open-null ok"} {
+		if !strings.Contains(r.stdout, want+"\n") {
+			t.Errorf("want %q in:\n%s%s", want, r.stdout, r.stderr)
+		}
+	}
+	r = rs.sh(t, "ls /dev | sort | tr '\\n' ' '")
+	if got := strings.TrimSpace(r.stdout); got != "core fd full mqueue null ptmx pts random shm stderr stdin stdout tty urandom zero" {
+		t.Errorf("/dev holds: %s", got)
+	}
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		t.Skip("no /dev/fuse on this host to open to a container")
+	}
+	fuse := newRunSpace(t, "[security]\ndevices = [\"/dev/fuse\"]\n")
+	r = fuse.sh(t, "exec 3<>/dev/fuse && echo fuse-opened")
+	if !strings.Contains(r.stdout, "fuse-opened") || !strings.Contains(r.stderr, "/dev/fuse is open to the container") {
+		t.Errorf("[security] devices: %q %s", r.stdout, r.stderr)
+	}
+}

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/devbox/devbox/runtime/devices"
 )
 
 const cgroupRoot = "/sys/fs/cgroup"
@@ -25,24 +27,25 @@ type cgroup struct {
 // newCgroup creates the cgroup for id with limits, or returns nil when
 // there is nothing to limit. It goes under devbox's own cgroup, so that a
 // limit devbox runs under also holds for its containers.
-func newCgroup(id string, l Limits) (*cgroup, error) {
-	// On v2 every container gets a cgroup, limits or not: it is the root
-	// of what the container sees in /sys/fs/cgroup (cgroupns), and the
-	// caller's own cgroup must not show instead.
-	if l.CPUs == 0 && l.MemoryBytes == 0 && l.Pids == 0 && !cgroupV2() {
-		return nil, nil
+// Every container gets a cgroup, limits or not: it carries the device
+// policy (rules), which no container may run without, and on v2 it is the
+// root of what the container sees in /sys/fs/cgroup (cgroupns).
+func newCgroup(id string, l Limits, rules []devices.Rule) (*cgroup, error) {
+	if !cgroupV2() {
+		return newCgroupV1(id, l, rules)
 	}
-	if cgroupV2() {
-		cg, err := newCgroupV2(id, l)
-		if err != nil && l == (Limits{}) {
-			return nil, nil // only the view was wanted: the caller's cgroup will do
-		}
-		return cg, err
+	cg, err := newCgroupV2(id, l)
+	if err != nil {
+		return nil, err
 	}
-	return newCgroupV1(id, l)
+	if err := devices.AttachV2(resolveCgroup(cg.dirs[0]), rules); err != nil {
+		cg.remove()
+		return nil, fmt.Errorf("device policy: %w", err)
+	}
+	return cg, nil
 }
 
-func newCgroupV1(id string, l Limits) (*cgroup, error) {
+func newCgroupV1(id string, l Limits, rules []devices.Rule) (*cgroup, error) {
 	own, err := ownCgroups()
 	if err != nil {
 		return nil, err
@@ -60,6 +63,7 @@ func newCgroupV1(id string, l Limits) (*cgroup, error) {
 	if l.CPUs > 0 {
 		want["cpu"] = []setting{{"cpu.cfs_period_us", "100000"}, {"cpu.cfs_quota_us", strconv.Itoa(int(l.CPUs * 100000))}}
 	}
+	want["devices"] = nil // the policy, below
 	for ctrl, settings := range want {
 		mnt, err := cgroupV1FS(ctrl)
 		if err != nil {
@@ -71,6 +75,13 @@ func newCgroupV1(id string, l Limits) (*cgroup, error) {
 		if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
 			cg.remove()
 			return nil, fmt.Errorf("cgroup: %w", err)
+		}
+		if ctrl == "devices" {
+			if err := devices.ApplyV1(dir, rules); err != nil {
+				cg.dirs = append(cg.dirs, filepath.Join(cgroupRoot, ctrl, own[ctrl], "devbox-"+id))
+				cg.remove()
+				return nil, fmt.Errorf("device policy: %w", err)
+			}
 		}
 		// Recorded under /sys/fs/cgroup whatever mnt is, so that a later
 		// `devbox down` finds it from its own mount namespace.

@@ -29,6 +29,9 @@ type Config struct {
 	// NoSeccomp runs the container's processes without Docker's default
 	// seccomp profile (spec: [security] seccomp = "unconfined").
 	NoSeccomp bool `json:"no_seccomp,omitempty"`
+	// Devices are host device nodes the container gets in its /dev, and
+	// may use, besides the standard ones.
+	Devices []string `json:"devices,omitempty"`
 	// Ports are published ports: the listening socket of Ports[i] is
 	// file descriptor firstPortFD+i in the init.
 	Ports []int `json:"ports"`

@@ -24,8 +24,8 @@ var maskedPaths = []string{
 // readonlyPaths are visible but read-only (runc's defaults).
 var readonlyPaths = []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"}
 
-// devices are the nodes of the container's /dev.
-var devices = []struct {
+// standardNodes are the nodes of the container's /dev.
+var standardNodes = []struct {
 	name         string
 	major, minor uint32
 }{
@@ -51,7 +51,7 @@ func setupRootfs(c *Config) error {
 	steps := []func() error{
 		func() error { return mountProc(root) },
 		func() error { return mountSys(root, c.Network) },
-		func() error { return mountDev(root) },
+		func() error { return mountDev(root, c.Devices) },
 	}
 	for _, step := range steps {
 		if err := step(); err != nil {
@@ -276,7 +276,7 @@ func mountSys(root string, mode NetworkMode) error {
 	return nil
 }
 
-func mountDev(root string) error {
+func mountDev(root string, extra []string) error {
 	dev, err := kernelDir(root, "dev", 0o755)
 	if err != nil {
 		return err
@@ -284,12 +284,17 @@ func mountDev(root string) error {
 	if err := unix.Mount("tmpfs", dev, "tmpfs", unix.MS_NOSUID|unix.MS_STRICTATIME, "mode=755,size=65536k"); err != nil {
 		return fmt.Errorf("mount /dev: %w", err)
 	}
-	for _, d := range devices {
+	for _, d := range standardNodes {
 		p := filepath.Join(dev, d.name)
 		if err := unix.Mknod(p, unix.S_IFCHR|0o666, int(unix.Mkdev(d.major, d.minor))); err != nil {
 			return fmt.Errorf("mknod %s: %w", p, err)
 		}
 		if err := unix.Chmod(p, 0o666); err != nil { // mknod is subject to umask
+			return err
+		}
+	}
+	for _, p := range extra {
+		if err := copyNode(p, dev); err != nil {
 			return err
 		}
 	}
@@ -321,6 +326,31 @@ func mountDev(root string) error {
 		}
 	}
 	return nil
+}
+
+// copyNode makes the host's device node hostPath (the host's tree is
+// still visible here, before pivot_root) at the same path in the
+// container's /dev, with its type, number and mode.
+func copyNode(hostPath, dev string) error {
+	var st unix.Stat_t
+	if err := unix.Stat(hostPath, &st); err != nil {
+		return fmt.Errorf("device %s: %w", hostPath, err)
+	}
+	if t := st.Mode & unix.S_IFMT; t != unix.S_IFCHR && t != unix.S_IFBLK {
+		return fmt.Errorf("device %s is not a device node", hostPath)
+	}
+	rel, ok := strings.CutPrefix(filepath.Clean(hostPath), "/dev/")
+	if !ok {
+		return fmt.Errorf("device %s is not under /dev", hostPath)
+	}
+	p := filepath.Join(dev, rel)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	if err := unix.Mknod(p, st.Mode, int(st.Rdev)); err != nil {
+		return fmt.Errorf("mknod %s: %w", p, err)
+	}
+	return unix.Chmod(p, st.Mode&0o7777) // mknod is subject to umask
 }
 
 // bindMount binds m.Source over m.Target inside root, creating the target

@@ -11,6 +11,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/devbox/devbox/runtime/devices"
 )
 
 // Options are what a container needs from the host besides its Config.
@@ -237,19 +239,34 @@ func sendConfig(ctl *os.File, o Options) error {
 	return sendMsg(ctl, string(cfg), nil)
 }
 
+// deviceRules are the standard nodes and the host devices at paths.
+func deviceRules(paths []string) ([]devices.Rule, error) {
+	rules := devices.Default()
+	for _, p := range paths {
+		r, err := devices.FromPath(p)
+		if err != nil {
+			return nil, err
+		}
+		rules = append(rules, r)
+	}
+	return rules, nil
+}
+
 // limitAndConnect puts the init in its cgroup and, in bridge mode, on the
 // bridge; the init is building the root file system meanwhile.
 func (c *Container) limitAndConnect(o Options) error {
-	cg, err := newCgroup(o.Config.ID, o.Limits)
+	rules, err := deviceRules(o.Config.Devices)
 	if err != nil {
 		return err
 	}
-	if cg != nil {
-		c.leftovers.Cgroups = cg.dirs
-		c.cleanup = append(c.cleanup, cg.remove)
-		if err := cg.add(c.Pid); err != nil {
-			return err
-		}
+	cg, err := newCgroup(o.Config.ID, o.Limits, rules)
+	if err != nil {
+		return err
+	}
+	c.leftovers.Cgroups = cg.dirs
+	c.cleanup = append(c.cleanup, cg.remove)
+	if err := cg.add(c.Pid); err != nil {
+		return err
 	}
 	if o.Config.Network != NetworkBridge {
 		return nil

@@ -90,8 +90,9 @@ func (a *authenticator) accept(ctx ssh.Context, conn net.Conn) net.Conn {
 	if !a.enter(st.source) {
 		return nil // gliderlabs/ssh closes it
 	}
-	conn.SetDeadline(time.Now().Add(handshakeTimeout))
-	rc, p, err := readPreamble(conn)
+	login := time.Now().Add(handshakeTimeout)
+	conn.SetDeadline(login)
+	rc, p, err := readPreamble(conn, login)
 	if err != nil {
 		a.leave(st)
 		return nil

@@ -114,9 +114,10 @@ func TestPreambleKeepsLoginTimeout(t *testing.T) {
 	srv, cli := net.Pipe()
 	defer cli.Close()
 	go io.Copy(io.Discard, cli) // the server's identification
-	srv.SetDeadline(time.Now().Add(200 * time.Millisecond))
+	login := time.Now().Add(200 * time.Millisecond)
+	srv.SetDeadline(login)
 	go cli.Write([]byte("SSH-2.0-OpenSSH_9.2\r\n"))
-	rc, p, err := readPreamble(srv)
+	rc, p, err := readPreamble(srv, login)
 	if err != nil || p.ident != "SSH-2.0-OpenSSH_9.2" {
 		t.Fatalf("preamble: %v %+v", err, p)
 	}
@@ -135,5 +136,32 @@ func TestPreambleKeepsLoginTimeout(t *testing.T) {
 	case <-time.After(3 * time.Second):
 		srv.Close()
 		t.Error("a silent client was held past its login timeout")
+	}
+}
+
+// TestPreambleWithoutKexinit: a client that sends its identification but
+// holds its KEXINIT back is served after kexinitWait with every cipher,
+// and x/crypto/ssh still reads its identification.
+func TestPreambleWithoutKexinit(t *testing.T) {
+	srv, cli := net.Pipe()
+	defer cli.Close()
+	go io.Copy(io.Discard, cli)
+	login := time.Now().Add(20 * time.Second)
+	go cli.Write([]byte("SSH-2.0-waiter\r\n"))
+	start := time.Now()
+	rc, p, err := readPreamble(srv, login)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > kexinitWait+time.Second {
+		t.Errorf("waited %s for a KEXINIT", d)
+	}
+	if got := p.serverCiphers(); !slices.Contains(got, "aes128-ctr") {
+		t.Errorf("ciphers %v", got)
+	}
+	buf := make([]byte, 64)
+	n, _ := rc.Read(buf)
+	if string(buf[:n]) != "SSH-2.0-waiter\r\n" {
+		t.Errorf("replayed %q", buf[:n])
 	}
 }

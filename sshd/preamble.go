@@ -9,6 +9,7 @@ import (
 	"net"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Version is the software version the server identifies itself with. It
@@ -53,8 +54,10 @@ func (p *preamble) serverCiphers() []string {
 // client's identification and KEXINIT, which every client sends without
 // waiting for the server's KEXINIT. The returned conn replays what was
 // read and swallows x/crypto/ssh's own identification, already sent.
-// The caller's deadline (the login timeout) bounds the reads.
-func readPreamble(c net.Conn) (net.Conn, *preamble, error) {
+// The login deadline bounds the reads; the KEXINIT gets at most
+// kexinitWait of it: a client that waited for the server's KEXINIT first
+// (none is known to) then gets every cipher rather than a stall.
+func readPreamble(c net.Conn, login time.Time) (net.Conn, *preamble, error) {
 	if _, err := c.Write(identLine); err != nil {
 		return nil, nil, err
 	}
@@ -72,9 +75,21 @@ func readPreamble(c net.Conn) (net.Conn, *preamble, error) {
 			break
 		}
 	}
+	c.SetReadDeadline(minTime(login, time.Now().Add(kexinitWait)))
 	p.ciphers = readKexinitCiphers(r)
+	c.SetReadDeadline(login)
 	// What the bufio reader consumed beyond what we parsed is in seen too.
 	return &replayConn{Conn: c, replay: seen.Bytes(), skip: identLine}, p, nil
+}
+
+// kexinitWait is how long the server waits for the client's KEXINIT.
+const kexinitWait = 2 * time.Second
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }
 
 // readKexinitCiphers parses the client's first packet, a KEXINIT, for its

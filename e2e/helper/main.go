@@ -148,7 +148,7 @@ func probe() {
 	// /tmp (a nodev mount) and in /dev (where devices live).
 	for _, dir := range []string{"/tmp", "/dev"} {
 		node := dir + "/probe-loop0"
-		err := syscall.Mknod(node, syscall.S_IFBLK|0o600, 7<<8|0)
+		err := syscall.Mknod(node, syscall.S_IFBLK|0o600, 7<<8) // 7:0
 		report("mknod-block-"+dir[1:], err)
 		if err == nil {
 			f, err := os.OpenFile(node, os.O_RDWR, 0)

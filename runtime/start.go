@@ -288,10 +288,14 @@ func (c *Container) limitAndConnect(o Options) error {
 // letGo lets the init start the main process (or its service) and waits
 // for it to say it did, or why not.
 func (c *Container) letGo(ctl *os.File, o Options) error {
-	if err := sendMsg(ctl, "go", nil); err != nil {
-		return fmt.Errorf("container init: %w", c.initFailure(err))
-	}
+	// An init that failed while building the root file system has said why
+	// and exited: the go then meets a closed socket, and the reason is
+	// still there to read.
+	sendErr := sendMsg(ctl, "go", nil)
 	msg, tty, err := recvMsg(ctl)
+	if sendErr != nil && err == nil && !strings.HasPrefix(string(msg), "error: ") {
+		err = sendErr
+	}
 	if err != nil {
 		return fmt.Errorf("container init: %w", c.initFailure(err))
 	}

@@ -27,6 +27,33 @@ type cgroup struct {
 // newCgroup creates the cgroup for id with limits, or returns nil when
 // there is nothing to limit. It goes under devbox's own cgroup, so that a
 // limit devbox runs under also holds for its containers.
+// plannedCgroups are the directories (as recorded: under /sys/fs/cgroup)
+// that newCgroup makes for id, named before any exists, so that a record
+// written first covers them whenever devbox is killed. On v1 it names
+// every controller devbox may use; those never made are simply absent.
+func plannedCgroups(id string) []string {
+	name := "devbox-" + id
+	if cgroupV2() {
+		own, err := ownCgroupV2()
+		if err != nil {
+			return nil
+		}
+		if filepath.Base(own) == leafName {
+			own = filepath.Dir(own)
+		}
+		return []string{filepath.Join(cgroupRoot, own, name)}
+	}
+	own, err := ownCgroups()
+	if err != nil {
+		return nil
+	}
+	var dirs []string
+	for _, ctrl := range []string{"devices", "memory", "pids", "cpu"} {
+		dirs = append(dirs, filepath.Join(cgroupRoot, ctrl, own[ctrl], name))
+	}
+	return dirs
+}
+
 // Every container gets a cgroup, limits or not: it carries the device
 // policy (rules), which no container may run without, and on v2 it is the
 // root of what the container sees in /sys/fs/cgroup (cgroupns).

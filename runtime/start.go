@@ -127,6 +127,7 @@ func Start(o Options) (*Container, error) {
 	if err != nil {
 		return nil, err
 	}
+	c.leftovers.Cgroups = plannedCgroups(o.Config.ID)
 	if err := c.record(o); err != nil {
 		return nil, err
 	}

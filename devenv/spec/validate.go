@@ -293,6 +293,13 @@ func ParseAuthorizedKeys(data []byte) ([]string, error) {
 			return nil, fmt.Errorf("key %q has options (%s), which devbox does not enforce; remove them", comment, strings.Join(options, ","))
 		}
 		line := strings.TrimSpace(string(gossh.MarshalAuthorizedKey(key)))
+		// A comment is only a label: what could break a line goes.
+		comment = strings.TrimSpace(strings.Map(func(r rune) rune {
+			if r < 0x20 || r == 0x7f {
+				return -1
+			}
+			return r
+		}, comment))
 		if comment != "" {
 			line += " " + comment
 		}

@@ -320,11 +320,15 @@ func (cg *cgroup) add(pid int) error {
 func (cg *cgroup) remove() {
 	for _, d := range cg.dirs {
 		d = resolveCgroup(d)
-		for i := 0; i < 50; i++ {
-			if err := os.Remove(d); err == nil || errors.Is(err, os.ErrNotExist) {
+		// The kernel releases a cgroup whose last task just exited a
+		// little later: poll from 100 µs up, about half a second in all,
+		// rather than make every container end pay a coarse sleep.
+		for wait := 100 * time.Microsecond; ; wait *= 2 {
+			err := os.Remove(d)
+			if err == nil || errors.Is(err, os.ErrNotExist) || wait > 256*time.Millisecond {
 				break
 			}
-			time.Sleep(10 * time.Millisecond)
+			time.Sleep(wait)
 		}
 	}
 }

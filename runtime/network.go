@@ -109,7 +109,9 @@ func releaseAddr(dir string, addr net.IP) {
 			live++
 		}
 	}
-	if live == 0 {
+	// Only an address that was given up can leave the bridge unused: a
+	// sweep with nothing to release runs no nft or iptables.
+	if live == 0 && (addr != nil || len(left) > 0) {
 		teardownBridge()
 	}
 }

@@ -86,7 +86,7 @@ func find(lines []string, name string) int {
 	return -1
 }
 
-// ensureUser adds a an account with its own group and a home directory
+// ensureUser adds an account with its own group and a home directory
 // with the base's skeleton files, unless the image has the user already.
 func (u *userFiles) ensureUser(a account) error {
 	if find(u.passwd, a.name) >= 0 {

@@ -32,16 +32,12 @@ type cgroup struct {
 // written first covers them whenever devbox is killed. On v1 it names
 // every controller devbox may use; those never made are simply absent.
 func plannedCgroups(id string) []string {
-	name := "devbox-" + id
 	if cgroupV2() {
-		own, err := ownCgroupV2()
+		own, err := parentCgroupV2()
 		if err != nil {
 			return nil
 		}
-		if filepath.Base(own) == leafName {
-			own = filepath.Dir(own)
-		}
-		return []string{filepath.Join(cgroupRoot, own, name)}
+		return []string{filepath.Join(cgroupRoot, own, cgroupName(id))}
 	}
 	own, err := ownCgroups()
 	if err != nil {
@@ -49,9 +45,29 @@ func plannedCgroups(id string) []string {
 	}
 	var dirs []string
 	for _, ctrl := range []string{"devices", "memory", "pids", "cpu"} {
-		dirs = append(dirs, filepath.Join(cgroupRoot, ctrl, own[ctrl], name))
+		dirs = append(dirs, v1Dir(ctrl, own[ctrl], id))
 	}
 	return dirs
+}
+
+// cgroupName is the name of container id's cgroup.
+func cgroupName(id string) string { return "devbox-" + id }
+
+// v1Dir is the recorded directory of container id's cgroup in the v1
+// hierarchy of ctrl, under own, the caller's cgroup there.
+func v1Dir(ctrl, own, id string) string { return filepath.Join(cgroupRoot, ctrl, own, cgroupName(id)) }
+
+// parentCgroupV2 is the v2 cgroup containers go under: the caller's own,
+// or its parent when an earlier devbox moved the caller into devbox-leaf.
+func parentCgroupV2() (string, error) {
+	own, err := ownCgroupV2()
+	if err != nil {
+		return "", err
+	}
+	if filepath.Base(own) == leafName {
+		own = filepath.Dir(own)
+	}
+	return own, nil
 }
 
 // Every container gets a cgroup, limits or not: it carries the device
@@ -98,21 +114,20 @@ func newCgroupV1(id string, l Limits, rules []devices.Rule) (*cgroup, error) {
 			return nil, err
 		}
 		reclaimStale(filepath.Join(mnt, own[ctrl]))
-		dir := filepath.Join(mnt, own[ctrl], "devbox-"+id)
+		dir := filepath.Join(mnt, own[ctrl], cgroupName(id))
 		if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
 			cg.remove()
 			return nil, fmt.Errorf("cgroup: %w", err)
 		}
+		// Recorded under /sys/fs/cgroup whatever mnt is, so that a later
+		// `devbox down` finds it from its own mount namespace.
+		cg.dirs = append(cg.dirs, v1Dir(ctrl, own[ctrl], id))
 		if ctrl == "devices" {
 			if err := devices.ApplyV1(dir, rules); err != nil {
-				cg.dirs = append(cg.dirs, filepath.Join(cgroupRoot, ctrl, own[ctrl], "devbox-"+id))
 				cg.remove()
 				return nil, fmt.Errorf("device policy: %w", err)
 			}
 		}
-		// Recorded under /sys/fs/cgroup whatever mnt is, so that a later
-		// `devbox down` finds it from its own mount namespace.
-		cg.dirs = append(cg.dirs, filepath.Join(cgroupRoot, ctrl, own[ctrl], "devbox-"+id))
 		for _, s := range settings {
 			p := filepath.Join(dir, s.file)
 			if _, err := os.Stat(p); err != nil && s.file == "memory.memsw.limit_in_bytes" {
@@ -141,18 +156,15 @@ func newCgroupV2(id string, l Limits) (*cgroup, error) {
 	if err != nil {
 		return nil, err
 	}
-	own, err := ownCgroupV2()
+	own, err := parentCgroupV2()
 	if err != nil {
 		return nil, err
-	}
-	if filepath.Base(own) == leafName {
-		own = filepath.Dir(own) // moved there by an earlier devbox
 	}
 	base := filepath.Join(fs, own)
 	reclaimStale(base)
 	// Recorded under /sys/fs/cgroup whatever fs is, so that a later
 	// `devbox down` finds it from its own mount namespace (resolveCgroup).
-	canonical := filepath.Join(cgroupRoot, own, "devbox-"+id)
+	canonical := filepath.Join(cgroupRoot, own, cgroupName(id))
 	var settings [][2]string
 	var need []string
 	if l.MemoryBytes > 0 {
@@ -170,7 +182,7 @@ func newCgroupV2(id string, l Limits) (*cgroup, error) {
 	if err := enableControllers(base, need); err != nil {
 		return nil, err
 	}
-	dir := filepath.Join(base, "devbox-"+id)
+	dir := filepath.Join(base, cgroupName(id))
 	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
 		return nil, fmt.Errorf("cgroup: %w", err)
 	}

@@ -71,11 +71,16 @@ var ErrServerClosed = ssh.ErrServerClosed
 // Serve accepts connections on ln until Shutdown. It may be called for
 // several listeners at once.
 func (s *Server) Serve(ln net.Listener) error {
-	s.once.Do(func() { s.initErr = s.init() })
-	if s.initErr != nil {
-		return s.initErr
+	if err := s.setup(); err != nil {
+		return err
 	}
 	return s.srv.Serve(ln)
+}
+
+// setup makes the server from its fields, once.
+func (s *Server) setup() error {
+	s.once.Do(func() { s.initErr = s.init() })
+	return s.initErr
 }
 
 func (s *Server) init() error {
@@ -175,9 +180,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // ServeAll serves every listener until ctx ends, then shuts down within a
 // second; ready is called once all are being served.
 func (s *Server) ServeAll(ctx context.Context, listeners []net.Listener, ready func()) error {
-	s.once.Do(func() { s.initErr = s.init() })
-	if s.initErr != nil {
-		return s.initErr
+	if err := s.setup(); err != nil {
+		return err
 	}
 	for _, ln := range listeners {
 		go func() {

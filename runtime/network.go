@@ -77,12 +77,12 @@ func connectBridge(dir, subnet, id string, pid int) (ip string, release func(), 
 	if err != nil {
 		return "", nil, err
 	}
-	release = func() { releaseAddr(dir, addr) }
 	if err := plugVeth(br, pid, addr, ipnet, gw); err != nil {
-		release()
+		// The lock is ours already: releaseAddr would wait for it forever.
+		os.Remove(filepath.Join(dir, "ip-"+addr.String()))
 		return "", nil, err
 	}
-	return addr.String(), release, nil
+	return addr.String(), func() { releaseAddr(dir, addr) }, nil
 }
 
 // releaseAddr frees the address (nil: only what dead containers hold)

@@ -3,16 +3,19 @@ package runtime
 import (
 	"encoding/json"
 	"os"
+
+	"github.com/devbox/devbox/runtime/userns"
 )
 
 // Config is everything the container's init needs. The parent sends it as
-// JSON over a pipe; nothing in it is secret.
+// JSON over the control socket, private to the two of them.
 type Config struct {
 	ID       string `json:"id"`
 	Hostname string `json:"hostname"`
 	// Lower are the image layers, top first; Upper and Work the writable
 	// layer; Rootfs the empty directory the overlay is mounted on (inside
-	// the container's mount namespace only).
+	// the container's mount namespace only). The parent mounts them (see
+	// hostMounts); the init gets the mounts, not the paths.
 	Lower  []string `json:"lower"`
 	Upper  string   `json:"upper"`
 	Work   string   `json:"work"`
@@ -21,6 +24,12 @@ type Config struct {
 	// /etc/hostname, /etc/hosts, /etc/resolv.conf.
 	Files  []Mount `json:"files"`
 	Mounts []Mount `json:"mounts"`
+
+	// UserNS, if set, gives the container a user namespace: its ids
+	// [0, Size) are the host's UserNS.UID and UserNS.GID onwards, the
+	// image layers and binds are idmapped into it, and Upper is stored in
+	// the range's ids.
+	UserNS *userns.IDMap `json:"userns,omitempty"`
 
 	Network NetworkMode `json:"network"`
 	// Cgroup2 is set on a cgroup v2 host: the init mounts its own cgroup
@@ -44,9 +53,10 @@ type Config struct {
 	// ServiceListeners is how many listening sockets the service gets;
 	// they follow the published ports' descriptors.
 	ServiceListeners int `json:"service_listeners,omitempty"`
-	// ServiceFiles are host files the service reads before the host's
-	// tree goes away (a host key), by name.
+	// ServiceFiles are host files the service gets (a host key), by
+	// name; the parent reads them into ServiceData.
 	ServiceFiles map[string]string `json:"service_files,omitempty"`
+	ServiceData  map[string][]byte `json:"service_data,omitempty"`
 }
 
 // Process is a command to run in the container.
@@ -70,6 +80,16 @@ type Mount struct {
 	Source   string `json:"source" toml:"source"`
 	Target   string `json:"target" toml:"target"`
 	Readonly bool   `json:"readonly" toml:"readonly"`
+	// Owner, with a user namespace, is the container user that the
+	// source's host owner appears as, and whose new files the host sees
+	// as that owner's (an idmapped mount).
+	Owner *Owner `json:"owner,omitempty" toml:"-"`
+}
+
+// Owner is a container user and group.
+type Owner struct {
+	UID uint32 `json:"uid"`
+	GID uint32 `json:"gid"`
 }
 
 // NetworkMode is how a container reaches the network.

@@ -8,7 +8,8 @@ import (
 )
 
 // The parent and the init talk over a SOCK_SEQPACKET socket pair: one
-// message a step, and a descriptor (a TTY's master) can ride along.
+// message a step, and descriptors (the container's mounts, a TTY's
+// master) can ride along.
 
 const maxMsg = 1 << 20
 
@@ -29,3 +30,18 @@ func recvMsg(f *os.File) ([]byte, *os.File, error) {
 
 // socketPair returns the parent's and the init's ends of a control socket.
 func socketPair() (parent, child *os.File, err error) { return seqpacket.Pair("control") }
+
+func sendMsgFiles(f *os.File, msg string, files []*os.File) error {
+	if err := seqpacket.SendFiles(f, []byte(msg), files); err != nil {
+		return fmt.Errorf("control: send: %w", err)
+	}
+	return nil
+}
+
+func recvMsgFiles(f *os.File) ([]byte, []*os.File, error) {
+	msg, files, err := seqpacket.RecvFiles(f, maxMsg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("control: receive: %w", err)
+	}
+	return msg, files, nil
+}

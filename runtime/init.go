@@ -26,8 +26,7 @@ type Service func(ctx context.Context, env ServiceEnv) error
 type ServiceEnv struct {
 	Config    json.RawMessage
 	Listeners []net.Listener
-	// Files are the contents of Config.ServiceFiles, read before the
-	// host's tree was detached.
+	// Files are the contents of Config.ServiceFiles.
 	Files map[string][]byte
 	// Start starts a process with the container's reduced capabilities
 	// and returns a channel for its wait status.
@@ -61,10 +60,15 @@ func InitMain(service Service) int {
 // initSetup reads the config and prepares the container up to the
 // parent's go.
 func initSetup(ctrl *os.File) (*Config, map[string][]byte, error) {
-	msg, _, err := recvMsg(ctrl)
+	msg, mounts, err := recvMsgFiles(ctrl)
 	if err != nil {
 		return nil, nil, fmt.Errorf("read config: %w", err)
 	}
+	defer func() {
+		for _, f := range mounts {
+			f.Close()
+		}
+	}()
 	var c Config
 	if err := json.Unmarshal(msg, &c); err != nil {
 		return nil, nil, fmt.Errorf("decode config: %w", err)
@@ -73,15 +77,7 @@ func initSetup(ctrl *os.File) (*Config, map[string][]byte, error) {
 	for fd := configFD; fd < firstPortFD+len(c.Ports)+c.ServiceListeners; fd++ {
 		unix.CloseOnExec(fd)
 	}
-	files := map[string][]byte{}
-	for name, p := range c.ServiceFiles {
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return nil, nil, err
-		}
-		files[name] = data
-	}
-	if err := setupRootfs(&c); err != nil {
+	if err := setupRootfs(&c, mounts); err != nil {
 		return nil, nil, err
 	}
 	if err := unix.Sethostname([]byte(c.Hostname)); err != nil {
@@ -97,7 +93,7 @@ func initSetup(ctrl *os.File) (*Config, map[string][]byte, error) {
 	if err != nil || string(msg) != "go" {
 		return nil, nil, fmt.Errorf("waiting for go: %q %v", msg, err)
 	}
-	return &c, files, nil
+	return &c, c.ServiceData, nil
 }
 
 func initRun(c *Config, files map[string][]byte, ctrl *os.File, service Service) (int, error) {

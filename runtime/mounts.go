@@ -33,16 +33,18 @@ var standardNodes = []struct {
 }
 
 // setupRootfs builds the container's root file system and pivots into it.
-// It runs in the init, in the container's fresh mount namespace.
-func setupRootfs(c *Config) error {
+// It runs in the init, in the container's fresh mount namespace; the
+// overlay (attached) and the binds (detached) come made by the parent
+// (see hostMounts), in the order hostMounts.files gives.
+func setupRootfs(c *Config, mounts []*os.File) error {
+	if want := 1 + len(c.Mounts) + len(c.Files); len(mounts) != want {
+		return fmt.Errorf("got %d mounts from the parent, want %d", len(mounts), want)
+	}
 	// Nothing mounted from here on may propagate back to the host.
 	if err := unix.Mount("", "/", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
 		return fmt.Errorf("make / rslave: %w", err)
 	}
-	if err := mountOverlay(c); err != nil {
-		return err
-	}
-	root := c.Rootfs
+	root, binds := fdPath(mounts[0]), mounts[1:]
 	null, err := hostNull()
 	if err != nil {
 		return err
@@ -51,20 +53,15 @@ func setupRootfs(c *Config) error {
 	steps := []func() error{
 		func() error { return mountProc(root) },
 		func() error { return mountSys(root, c.Network) },
-		func() error { return mountDev(root, c.Devices) },
+		func() error { return mountDev(root, c.Devices, c.UserNS != nil) },
 	}
 	for _, step := range steps {
 		if err := step(); err != nil {
 			return err
 		}
 	}
-	for _, m := range c.Mounts {
-		if err := bindMount(root, m, false); err != nil {
-			return err
-		}
-	}
-	for _, f := range c.Files {
-		if err := bindMount(root, f, true); err != nil {
+	for i, m := range append(append([]Mount{}, c.Mounts...), c.Files...) {
+		if err := attachBind(root, m, binds[i]); err != nil {
 			return err
 		}
 	}
@@ -79,141 +76,6 @@ func setupRootfs(c *Config) error {
 		}
 	}
 	return pivotRoot(root)
-}
-
-// mountOverlay mounts the layers. The new mount API takes the lower
-// layers one at a time (lowerdir+, kernel 6.8), so any stack fits; older
-// kernels get one classic option string (see mountOverlayClassic).
-func mountOverlay(c *Config) error {
-	fd, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
-	if err != nil {
-		return mountOverlayClassic(c) // kernel < 5.2 or no fsopen for overlay
-	}
-	defer unix.Close(fd)
-	if len(c.Lower) == 0 || !overlayAppendsLower(fd, c.Lower[0]) {
-		return mountOverlayClassic(c)
-	}
-	set := func(k, v string) error {
-		if err := unix.FsconfigSetString(fd, k, v); err != nil {
-			return fmt.Errorf("overlay: %s=%s: %w", k, v, err)
-		}
-		return nil
-	}
-	for _, l := range c.Lower[1:] {
-		if err := set("lowerdir+", l); err != nil {
-			return err
-		}
-	}
-	if err := set("upperdir", c.Upper); err != nil {
-		return err
-	}
-	if err := set("workdir", c.Work); err != nil {
-		return err
-	}
-	if err := unix.FsconfigCreate(fd); err != nil {
-		return fmt.Errorf("overlay: create: %w", err)
-	}
-	mfd, err := unix.Fsmount(fd, unix.FSMOUNT_CLOEXEC, unix.MOUNT_ATTR_NODEV) // devices only in /dev
-	if err != nil {
-		return fmt.Errorf("overlay: fsmount: %w", err)
-	}
-	defer unix.Close(mfd)
-	if err := unix.MoveMount(mfd, "", unix.AT_FDCWD, c.Rootfs, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
-		return fmt.Errorf("overlay: move_mount to %s: %w", c.Rootfs, err)
-	}
-	return nil
-}
-
-// overlayAppendsLower sets first as the top layer with lowerdir+ and
-// reports whether the overlay context fd understood it (kernel 6.8).
-// Before 6.5 overlay had no fs_context of its own: the generic "legacy"
-// one stores any key and fails only at create (EINVAL), so a key that no
-// overlay knows must be refused as well. A refused key leaves a native
-// context usable.
-func overlayAppendsLower(fd int, first string) bool {
-	if unix.FsconfigSetString(fd, "lowerdir+", first) != nil {
-		return false // 6.5–6.7: native context without lowerdir+
-	}
-	return unix.FsconfigSetFlag(fd, "devbox-probe") != nil
-}
-
-// pageSize is the kernel's limit for mount(2)'s option string, with its
-// terminating NUL (copy_mount_options copies one page).
-const pageSize = 4096
-
-// mountOverlayClassic mounts with mount(2) and one lowerdir= string, which
-// must fit in a page. Absolute layer paths in the store (~90 bytes each)
-// would allow some 40 layers; instead every directory is opened O_PATH and
-// named by its descriptor number relative to /proc/self/fd as the working
-// directory ("lowerdir=7:8:9"), 2–4 bytes a layer. That fits overlay's own
-// maximum of 500 layers, needs no escaping of ':' or ',' in paths, and
-// unlike per-container symlinks leaves nothing to clean up on the host.
-// The init is one process with one working directory at this point.
-func mountOverlayClassic(c *Config) error {
-	var fds []int
-	defer func() {
-		for _, fd := range fds {
-			unix.Close(fd)
-		}
-	}()
-	open := func(p string) (int, error) {
-		fd, err := unix.Open(p, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return 0, fmt.Errorf("overlay: open %s: %w", p, err)
-		}
-		fds = append(fds, fd)
-		return fd, nil
-	}
-	var lower []int
-	for _, l := range c.Lower {
-		fd, err := open(l)
-		if err != nil {
-			return err
-		}
-		lower = append(lower, fd)
-	}
-	upper, err := open(c.Upper)
-	if err != nil {
-		return err
-	}
-	work, err := open(c.Work)
-	if err != nil {
-		return err
-	}
-	opts, err := overlayOptions(lower, upper, work)
-	if err != nil {
-		return err
-	}
-	if err := unix.Chdir("/proc/self/fd"); err != nil {
-		return fmt.Errorf("overlay: %w", err)
-	}
-	defer unix.Chdir("/")
-	if err := unix.Mount("overlay", c.Rootfs, "overlay", unix.MS_NODEV, opts); err != nil { // devices only in /dev
-		return fmt.Errorf("overlay: mount %d layers: %w", len(lower), err)
-	}
-	return nil
-}
-
-// overlayOptions is the classic overlay option string for directories
-// given as descriptor numbers, or an error when it exceeds a page.
-func overlayOptions(lower []int, upper, work int) (string, error) {
-	if len(lower) == 0 {
-		return "", errors.New("overlay: no lower layers")
-	}
-	var b strings.Builder
-	b.WriteString("lowerdir=")
-	for i, fd := range lower {
-		if i > 0 {
-			b.WriteByte(':')
-		}
-		b.WriteString(strconv.Itoa(fd))
-	}
-	fmt.Fprintf(&b, ",upperdir=%d,workdir=%d", upper, work)
-	if b.Len() >= pageSize {
-		return "", fmt.Errorf("overlay: %d layers need %d bytes of mount options, over the kernel's %d; "+
-			"this kernel has no lowerdir+ (needs kernel 6.8): use an image with fewer layers", len(lower), b.Len(), pageSize-1)
-	}
-	return b.String(), nil
 }
 
 // inRoot resolves p inside root, following symlinks as if root were /.
@@ -276,7 +138,12 @@ func mountSys(root string, mode NetworkMode) error {
 	return nil
 }
 
-func mountDev(root string, extra []string) error {
+// mountDev makes the container's /dev: a tmpfs with the standard nodes
+// and the extra host devices. In a user namespace nodes cannot be made,
+// and would open nothing on a tmpfs mounted there: the host's nodes are
+// bound instead (as rootless runc and podman do), each checked to be the
+// device it is named for.
+func mountDev(root string, extra []string, userns bool) error {
 	dev, err := kernelDir(root, "dev", 0o755)
 	if err != nil {
 		return err
@@ -286,15 +153,18 @@ func mountDev(root string, extra []string) error {
 	}
 	for _, d := range standardNodes {
 		p := filepath.Join(dev, d.name)
-		if err := unix.Mknod(p, unix.S_IFCHR|0o666, int(unix.Mkdev(d.major, d.minor))); err != nil {
-			return fmt.Errorf("mknod %s: %w", p, err)
+		rdev := unix.Mkdev(d.major, d.minor)
+		if userns {
+			err = bindNode("/dev/"+d.name, p, &rdev)
+		} else {
+			err = makeNode(p, unix.S_IFCHR|0o666, rdev)
 		}
-		if err := unix.Chmod(p, 0o666); err != nil { // mknod is subject to umask
+		if err != nil {
 			return err
 		}
 	}
 	for _, p := range extra {
-		if err := copyNode(p, dev); err != nil {
+		if err := copyNode(p, dev, userns); err != nil {
 			return err
 		}
 	}
@@ -330,8 +200,9 @@ func mountDev(root string, extra []string) error {
 
 // copyNode makes the host's device node hostPath (the host's tree is
 // still visible here, before pivot_root) at the same path in the
-// container's /dev, with its type, number and mode.
-func copyNode(hostPath, dev string) error {
+// container's /dev, with its type, number and mode; bound, in a user
+// namespace.
+func copyNode(hostPath, dev string, userns bool) error {
 	var st unix.Stat_t
 	if err := unix.Stat(hostPath, &st); err != nil {
 		return fmt.Errorf("device %s: %w", hostPath, err)
@@ -347,24 +218,61 @@ func copyNode(hostPath, dev string) error {
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return err
 	}
-	if err := unix.Mknod(p, st.Mode, int(st.Rdev)); err != nil {
-		return fmt.Errorf("mknod %s: %w", p, err)
+	if userns {
+		return bindNode(hostPath, p, nil)
 	}
-	return unix.Chmod(p, st.Mode&0o7777) // mknod is subject to umask
+	return makeNode(p, st.Mode, st.Rdev)
 }
 
-// bindMount binds m.Source over m.Target inside root, creating the target
-// (a directory or an empty file, like the source) if it does not exist.
-func bindMount(root string, m Mount, file bool) error {
+// makeNode makes a device node with exactly mode (mknod is subject to
+// umask).
+func makeNode(p string, mode uint32, rdev uint64) error {
+	if err := unix.Mknod(p, mode, int(rdev)); err != nil {
+		return fmt.Errorf("mknod %s: %w", p, err)
+	}
+	return unix.Chmod(p, mode&0o7777)
+}
+
+// bindNode binds the host's device node hostPath over a new empty file p;
+// with want set, the node must be that device (a node the host has
+// replaced is not bound).
+func bindNode(hostPath, p string, want *uint64) error {
+	src, err := os.OpenFile(hostPath, unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("device %s: %w", hostPath, err)
+	}
+	defer src.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(src.Fd()), &st); err != nil {
+		return err
+	}
+	if t := st.Mode & unix.S_IFMT; (t != unix.S_IFCHR && t != unix.S_IFBLK) || (want != nil && st.Rdev != *want) {
+		return fmt.Errorf("device %s is not the device node it should be", hostPath)
+	}
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_RDONLY|unix.O_CLOEXEC, 0o666)
+	if err != nil {
+		return err
+	}
+	f.Close()
+	if err := unix.Mount(fdPath(src), p, "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("bind device %s: %w", hostPath, err)
+	}
+	return nil
+}
+
+// attachBind attaches the detached bind mount src at m.Target inside
+// root, creating the target (a directory or an empty file, like the
+// source) if it does not exist.
+func attachBind(root string, m Mount, src *os.File) error {
 	dst, err := inRoot(root, m.Target)
 	if err != nil {
 		return err
 	}
-	fi, err := os.Stat(m.Source)
-	if err != nil {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(src.Fd()), &st); err != nil {
 		return fmt.Errorf("mount %s: %w", m.Source, err)
 	}
-	if fi.IsDir() {
+	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
 		if err := os.MkdirAll(dst, 0o755); err != nil {
 			return fmt.Errorf("mount %s: %w", m.Target, err)
 		}
@@ -378,16 +286,17 @@ func bindMount(root string, m Mount, file bool) error {
 		}
 		f.Close()
 	}
-	if err := unix.Mount(m.Source, dst, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+	// Resolved again inside the root, now that it exists: the mount goes
+	// exactly there.
+	target, err := openInRoot(root, m.Target)
+	if err != nil || target == nil {
+		return fmt.Errorf("mount %s: target gone: %v", m.Target, err)
+	}
+	defer target.Close()
+	if err := unix.MoveMount(int(src.Fd()), "", int(target.Fd()), "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH); err != nil {
 		return fmt.Errorf("mount %s on %s: %w", m.Source, m.Target, err)
 	}
-	// A device node in a bound host directory opens nothing: devices
-	// only in /dev.
-	attrs := uint64(unix.MOUNT_ATTR_NODEV)
-	if m.Readonly {
-		attrs |= unix.MOUNT_ATTR_RDONLY
-	}
-	return setAttrs(dst, attrs)
+	return nil
 }
 
 // setReadonly makes the mount at p, and every mount under it, read-only.

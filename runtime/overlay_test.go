@@ -4,11 +4,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	goruntime "runtime"
 	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/devbox/devbox/runtime/userns"
 )
 
 func TestOverlayOptions(t *testing.T) {
@@ -39,7 +40,7 @@ func TestOverlayOptions(t *testing.T) {
 
 // TestOverlayDeepStack mounts 150 layers with long paths, more than one
 // page of absolute lowerdir= options, through both the kernel's best
-// path and the classic mount(2) fallback that kernels < 6.8 take.
+// path and the one that kernels < 6.8 take.
 func TestOverlayDeepStack(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to mount overlays")
@@ -53,46 +54,70 @@ func TestOverlayDeepStack(t *testing.T) {
 		must(t, os.WriteFile(filepath.Join(l, fmt.Sprintf("f%03d", i)), []byte("x"), 0o644))
 		lower = append(lower, l)
 	}
-	for name, mount := range map[string]func(*Config) error{"best": mountOverlay, "classic": mountOverlayClassic} {
+	for name, tryAppend := range map[string]bool{"best": true, "classic": false} {
 		t.Run(name, func(t *testing.T) {
-			c := &Config{Lower: lower, Upper: filepath.Join(dir, name, "upper"),
-				Work: filepath.Join(dir, name, "work"), Rootfs: filepath.Join(dir, name, "root")}
-			for _, d := range []string{c.Upper, c.Work, c.Rootfs} {
+			c := &Config{Lower: lower, Upper: filepath.Join(dir, name, "upper"), Work: filepath.Join(dir, name, "work")}
+			for _, d := range []string{c.Upper, c.Work} {
 				must(t, os.MkdirAll(d, 0o755))
 			}
-			inMountNS(t, func() error {
-				if err := mount(c); err != nil {
-					return err
+			ov, err := inPrivateMountNS(func() (*os.File, error) {
+				var fds []int
+				for _, l := range append(append([]string{}, lower...), c.Upper, c.Work) {
+					f, err := os.Open(l)
+					if err != nil {
+						return nil, err
+					}
+					defer f.Close()
+					fds = append(fds, int(f.Fd()))
 				}
-				ents, err := os.ReadDir(c.Rootfs)
-				if err != nil || len(ents) != 150 {
-					return fmt.Errorf("merged root has %d entries (%v), want 150", len(ents), err)
-				}
-				return nil
+				return mountOverlay(fds[:150], fds[150], fds[151], c.Work, tryAppend)
 			})
+			must(t, err)
+			defer ov.Close()
+			ents, err := os.ReadDir(fdPath(ov))
+			if err != nil || len(ents) != 150 {
+				t.Fatalf("merged root has %d entries (%v), want 150", len(ents), err)
+			}
 		})
 	}
 }
 
-// inMountNS runs f on a thread of its own in a private mount namespace
-// (with its own working directory), so that nothing it mounts outlives it.
-func inMountNS(t *testing.T, f func() error) {
-	t.Helper()
-	errc := make(chan error)
-	go func() {
-		goruntime.LockOSThread() // never unlocked: the thread dies with its namespace
-		if err := unix.Unshare(unix.CLONE_NEWNS | unix.CLONE_FS); err != nil {
-			errc <- err
-			return
-		}
-		if err := unix.Mount("", "/", "", unix.MS_PRIVATE|unix.MS_REC, ""); err != nil {
-			errc <- err
-			return
-		}
-		errc <- f()
-	}()
-	if err := <-errc; err != nil {
+// TestOverlayIdmapped: through a user namespace's mapping the layers'
+// root-owned files appear as the range's first id, and what the
+// container writes lands in the writable layer in the range's ids while
+// the lower layer keeps its own.
+func TestOverlayIdmapped(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to make idmapped mounts")
+	}
+	dir := t.TempDir()
+	c := &Config{Lower: []string{filepath.Join(dir, "lower")}, Upper: filepath.Join(dir, "upper"), Work: filepath.Join(dir, "work")}
+	for _, d := range []string{c.Lower[0], c.Upper, c.Work} {
+		must(t, os.MkdirAll(d, 0o755))
+	}
+	must(t, os.WriteFile(filepath.Join(c.Lower[0], "f"), []byte("x"), 0o644))
+	m := userns.IDMap{UID: 3000000, GID: 3100000, Size: userns.Size}
+	ns, err := userns.New(m.UIDMappings(), m.GIDMappings())
+	must(t, err)
+	defer ns.Close()
+	ov, err := makeOverlay(c, ns)
+	if err != nil {
 		t.Fatal(err)
+	}
+	defer ov.Close()
+	var st unix.Stat_t
+	must(t, unix.Stat(filepath.Join(fdPath(ov), "f"), &st))
+	if st.Uid != m.UID || st.Gid != m.GID {
+		t.Errorf("lower file through the overlay: %d:%d, want %d:%d", st.Uid, st.Gid, m.UID, m.GID)
+	}
+	must(t, os.WriteFile(filepath.Join(fdPath(ov), "f"), []byte("y"), 0o644))
+	must(t, unix.Stat(filepath.Join(c.Upper, "f"), &st))
+	if st.Uid != m.UID || st.Gid != m.GID {
+		t.Errorf("copied up: %d:%d on disk, want %d:%d", st.Uid, st.Gid, m.UID, m.GID)
+	}
+	must(t, unix.Stat(filepath.Join(c.Lower[0], "f"), &st))
+	if st.Uid != 0 {
+		t.Errorf("lower file now owned by %d", st.Uid)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	goruntime "runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -89,7 +90,10 @@ type Container struct {
 	// status is the init's wait status once reaped.
 	status *unix.WaitStatus
 	// TTY is the master of the main process's terminal, when it has one.
-	TTY       *os.File
+	TTY *os.File
+	// Warnings are what the container could not get as asked (a mount
+	// that could not be idmapped), to be told to the user.
+	Warnings  []string
 	cleanup   []func()
 	files     []*os.File // our copies of the container's sockets
 	leftovers Leftovers
@@ -131,7 +135,7 @@ func Start(o Options) (*Container, error) {
 	if err := c.record(o); err != nil {
 		return nil, err
 	}
-	if err := sendConfig(ctl, o); err != nil {
+	if err := c.sendConfig(ctl, o); err != nil {
 		return nil, err
 	}
 	if err := c.limitAndConnect(o); err != nil {
@@ -203,15 +207,45 @@ func (c *Container) fork(o *Options) (*os.File, error) {
 		return nil, err
 	}
 	defer exeCopy.Close()
-	// syscall.ForkExec rather than os/exec: the latter first probes for
-	// pidfd support with a fork of its own, a millisecond per start.
-	pid, err := syscall.ForkExec(exePath, []string{"devbox-init", initArg},
-		&syscall.ProcAttr{Env: []string{}, Files: files, Sys: cloneAttr(*o)})
+	pid, err := c.forkExec(exePath, files, cloneAttr(*o))
 	if err != nil {
 		return nil, fmt.Errorf("start container: %w", err)
 	}
 	c.Pid = pid
 	return parent, nil
+}
+
+// forkExec starts the init. The parent-death signal of a container that
+// dies with us is sent when the thread that forked it exits, not the
+// process, and threads that joined other namespaces are thrown away (see
+// onThread): so the init is forked from a thread locked for the
+// container's life, released by Cleanup. syscall.ForkExec rather than
+// os/exec: the latter first probes for pidfd support with a fork of its
+// own, a millisecond per start.
+func (c *Container) forkExec(path string, files []uintptr, sys *syscall.SysProcAttr) (int, error) {
+	if sys.Pdeathsig == 0 {
+		return syscall.ForkExec(path, []string{"devbox-init", initArg}, &syscall.ProcAttr{Env: []string{}, Files: files, Sys: sys})
+	}
+	type result struct {
+		pid int
+		err error
+	}
+	done := make(chan result)
+	release := make(chan struct{})
+	go func() {
+		goruntime.LockOSThread()
+		defer goruntime.UnlockOSThread()
+		pid, err := syscall.ForkExec(path, []string{"devbox-init", initArg}, &syscall.ProcAttr{Env: []string{}, Files: files, Sys: sys})
+		done <- result{pid, err}
+		if err == nil {
+			<-release
+		}
+	}()
+	r := <-done
+	if r.err == nil {
+		c.cleanup = append(c.cleanup, func() { close(release) })
+	}
+	return r.pid, r.err
 }
 
 // cloneAttr are the init's namespaces and its tie to us.
@@ -221,23 +255,52 @@ func cloneAttr(o Options) *syscall.SysProcAttr {
 		flags |= unix.CLONE_NEWNET
 	}
 	sys := &syscall.SysProcAttr{Cloneflags: flags, Setsid: o.Detach}
+	if m := o.Config.UserNS; m != nil {
+		// Go writes the maps before the child goes on to exec the init.
+		sys.Cloneflags |= unix.CLONE_NEWUSER
+		sys.UidMappings, sys.GidMappings = m.UIDMappings(), m.GIDMappings()
+		sys.GidMappingsEnableSetgroups = true
+	}
 	if !o.Detach {
 		sys.Pdeathsig = unix.SIGKILL
 	}
 	return sys
 }
 
-// sendConfig sends the init its config.
-func sendConfig(ctl *os.File, o Options) error {
+// sendConfig sends the init its config, with the mounts it gets from the
+// host and the service's files.
+func (c *Container) sendConfig(ctl *os.File, o Options) error {
 	o.Config.Ports = nil
 	for _, p := range o.PortMaps {
 		o.Config.Ports = append(o.Config.Ports, p.ContainerPort)
 	}
+	o.Config.ServiceData = map[string][]byte{}
+	for name, p := range o.Config.ServiceFiles {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		o.Config.ServiceData[name] = data
+	}
+	var ns *os.File
+	if o.Config.UserNS != nil {
+		var err error
+		if ns, err = os.Open("/proc/" + strconv.Itoa(c.Pid) + "/ns/user"); err != nil {
+			return fmt.Errorf("container user namespace: %w", err)
+		}
+		defer ns.Close()
+	}
+	mounts, err := prepareMounts(&o.Config, c.Pid, ns)
+	if err != nil {
+		return err
+	}
+	defer mounts.close() // the init has its own copies once sent
+	c.Warnings = append(c.Warnings, mounts.warnings...)
 	cfg, err := json.Marshal(o.Config)
 	if err != nil {
 		return err
 	}
-	return sendMsg(ctl, string(cfg), nil)
+	return sendMsgFiles(ctl, string(cfg), mounts.files())
 }
 
 // deviceRules are the standard nodes and the host devices at paths.

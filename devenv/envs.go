@@ -14,6 +14,7 @@ import (
 	"github.com/devbox/devbox/internal/lockfile"
 	"github.com/devbox/devbox/internal/proc"
 	"github.com/devbox/devbox/internal/state"
+	"github.com/devbox/devbox/internal/subid"
 	container "github.com/devbox/devbox/runtime"
 )
 
@@ -176,7 +177,10 @@ func (e *Envs) Rm(name string, timeout time.Duration) error {
 	if _, err := e.Down(name, timeout); err != nil {
 		return err
 	}
-	return os.RemoveAll(e.dir(name).Dir())
+	if err := os.RemoveAll(e.dir(name).Dir()); err != nil {
+		return err
+	}
+	return subid.New(e.root).ReleaseEnv(name)
 }
 
 // writeJSON writes v to path atomically.

@@ -12,6 +12,7 @@ import (
 	"github.com/devbox/devbox/devenv/spec"
 	"github.com/devbox/devbox/internal/proc"
 	"github.com/devbox/devbox/internal/state"
+	"github.com/devbox/devbox/internal/subid"
 	"github.com/devbox/devbox/rootfs"
 	container "github.com/devbox/devbox/runtime"
 )
@@ -33,7 +34,7 @@ type RunOptions struct {
 // Run starts a one-shot container of the spec's environment with a
 // throw-away writable layer. The caller waits on the container; its Wait
 // removes the layer.
-func Run(ctx context.Context, store *rootfs.Store, s *spec.Spec, o RunOptions) (*container.Container, error) {
+func Run(ctx context.Context, store *rootfs.Store, s *spec.Spec, o RunOptions) (c *container.Container, err error) {
 	built, err := build.Run(ctx, store, s, o.Build)
 	if err != nil {
 		return nil, err
@@ -64,6 +65,22 @@ func Run(ctx context.Context, store *rootfs.Store, s *spec.Spec, o RunOptions) (
 	}
 	cfg.ID = id
 	cfg.Lower = built.Lower
+	if built.UserNS {
+		m, release, err := subid.New(root).Transient()
+		if err != nil {
+			os.RemoveAll(dir.Dir())
+			return nil, fmt.Errorf("run: %w", err)
+		}
+		cfg.UserNS = &m
+		cfg.Mounts = mountsOwnedBy(cfg.Mounts, uid, gid)
+		defer func() {
+			if c == nil {
+				release()
+			} else {
+				c.OnCleanup(release)
+			}
+		}()
+	}
 	cfg.Process = &container.Process{
 		Args: o.Args,
 		Env:  s.Environ(img.Config, append(append([]string{"HOSTNAME=" + s.Hostname, "HOME=/root"}, s.UpEnv()...), o.Env...)...),
@@ -74,7 +91,7 @@ func Run(ctx context.Context, store *rootfs.Store, s *spec.Spec, o RunOptions) (
 		Rows: o.Rows,
 		Cols: o.Cols,
 	}
-	c, err := container.Start(container.Options{
+	c, err = container.Start(container.Options{
 		Config:   cfg,
 		PortMaps: s.PortMaps,
 		Limits:   s.Limits(),

@@ -103,6 +103,16 @@ func (e *Envs) upOptions(s *spec.Spec, built *build.Result) (o container.Options
 	}
 	cfg.ID = "env-" + s.Name
 	cfg.Lower = built.Lower
+	if cfg.UserNS, err = e.envUserNS(s.Name, built.UserNS); err != nil {
+		return o, nil, err
+	}
+	if cfg.UserNS != nil && len(cfg.Mounts) > 0 {
+		uid, gid, err := lookupUser(built.Lower, s.SSH.User)
+		if err != nil {
+			return o, nil, err
+		}
+		cfg.Mounts = mountsOwnedBy(cfg.Mounts, uid, gid)
+	}
 	cfg.Service = service
 	cfg.ServiceFiles = map[string]string{hostKeyFile: dir.HostKey()}
 

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -20,19 +21,31 @@ import (
 // is not root, a password, rsync, git and scp inside (the build installs
 // them from Debian's archive), and a host directory mounted at
 // /run/hostsock for a root-only socket, the shape of a mounted docker.sock.
-func clientsEnv(t *testing.T) (*sshEnv, string) {
+func clientsEnv(t *testing.T) (e *sshEnv, sockDir, project string) {
 	t.Helper()
-	sockDir := t.TempDir()
+	sockDir = t.TempDir()
 	os.Chmod(sockDir, 0o755)
+	project = t.TempDir()
+	os.Chown(project, projectOwner, projectOwner)
+	os.WriteFile(filepath.Join(project, "theirs"), nil, 0o644)
+	os.Chown(filepath.Join(project, "theirs"), projectOwner, projectOwner)
 	extra := fmt.Sprintf(`[packages]
 install = ["rsync", "git", "openssh-client"]
 
 [[mounts]]
 source = %q
 target = "/run/hostsock"
-`, sockDir)
-	return upEnvWith(t, "clients", extra, `user = "dev"`), sockDir
+
+[[mounts]]
+source = %q
+target = "/project"
+`, sockDir, project)
+	return upEnvWith(t, "clients", extra, `user = "dev"`), sockDir, project
 }
+
+// projectOwner owns the project directory that clientsEnv mounts: a
+// developer's uid on the host, not the container user's.
+const projectOwner = 4321
 
 // inEnv runs a shell command in the environment as its user over OpenSSH.
 func (e *sshEnv) inEnv(t *testing.T, cmd string) string {
@@ -68,7 +81,7 @@ func mustRun(t *testing.T, stdin string, cmd *exec.Cmd) string {
 // each doing what it is used for: a command with its exit status, a file
 // up and back, a symlink, with key and password.
 func TestSSHClients(t *testing.T) {
-	e, _ := clientsEnv(t)
+	e, _, _ := clientsEnv(t)
 	port := strconv.Itoa(e.port)
 	home := "/home/dev"
 	blob := filepath.Join(t.TempDir(), "blob")
@@ -274,7 +287,7 @@ func checkSame(t *testing.T, a, b string) {
 // TestSSHUserRights: a login user who is not root forwards, listens and
 // gets an agent socket with its own rights, not the server's.
 func TestSSHUserRights(t *testing.T) {
-	e, sockDir := clientsEnv(t)
+	e, sockDir, project := clientsEnv(t)
 	port := strconv.Itoa(e.port)
 	// A root-only socket on the host, mounted in: what dev must not reach.
 	sock := filepath.Join(sockDir, "root.sock")
@@ -307,6 +320,17 @@ func TestSSHUserRights(t *testing.T) {
 	case <-reached:
 		t.Error("dev reached a root-only socket through ssh -L")
 	case <-time.After(time.Second):
+	}
+
+	// The project owner's files are dev's inside; dev's new files are
+	// the project owner's on the host (an idmapped mount), not a range
+	// id's or root's.
+	if got := e.inEnv(t, "stat -c %U /project/theirs; touch /project/by-dev"); got != "dev" {
+		t.Errorf("the project owner's file is %q's inside, want dev's", got)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(filepath.Join(project, "by-dev"), &st); err != nil || st.Uid != projectOwner || st.Gid != projectOwner {
+		t.Errorf("dev's file in the project is %d:%d on the host (%v), want %d", st.Uid, st.Gid, err, projectOwner)
 	}
 
 	// -R: a port below 1024 needs root; a high one is dev's.

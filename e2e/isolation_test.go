@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/devbox/devbox/internal/testenv"
@@ -135,4 +136,63 @@ func TestDevicePolicy(t *testing.T) {
 			t.Errorf("[security] devices: %q %s", r.stdout, r.stderr)
 		}
 	})
+}
+
+// TestUserNamespace: container root is an unprivileged range of host ids,
+// files it makes in a project mount belong to the project's owner on the
+// host and the owner's files are root's inside, build layers stay owned
+// by canonical ids, and the opt-out is explicit and printed.
+func TestUserNamespace(t *testing.T) {
+	project := t.TempDir()
+	const owner = 4321
+	os.Chown(project, owner, owner)
+	os.WriteFile(filepath.Join(project, "mine"), []byte("x"), 0o644)
+	os.Chown(filepath.Join(project, "mine"), owner, owner)
+	rs := newRunSpace(t, fmt.Sprintf("[[run]]\ncommand = \"touch /built-in-userns\"\n\n[[mounts]]\nsource = %q\ntarget = \"/project\"\n", project))
+	r := rs.sh(t, "cat /proc/self/uid_map; stat -c '%u:%g' /project/mine /built-in-userns; touch /project/new && echo made")
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if len(lines) < 4 {
+		t.Fatalf("got %q %s", r.stdout, r.stderr)
+	}
+	var inside, host, size uint64
+	fmt.Sscan(lines[0], &inside, &host, &size)
+	if inside != 0 || host < 1<<16 || size != 65536 {
+		t.Errorf("uid_map %q: container root is not an unprivileged range of host ids", lines[0])
+	}
+	if lines[1] != "0:0" {
+		t.Errorf("the project owner's file is %s inside, want root's (0:0)", lines[1])
+	}
+	if lines[2] != "0:0" {
+		t.Errorf("a file from a build step is %s inside, want 0:0", lines[2])
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(filepath.Join(project, "new"), &st); err != nil {
+		t.Fatalf("made in the project mount: %v (%q %s)", err, r.stdout, r.stderr)
+	}
+	if st.Uid != owner || st.Gid != owner {
+		t.Errorf("a file container root made in the project is %d:%d on the host, want the project owner %d", st.Uid, st.Gid, owner)
+	}
+	// No file of the store's layers or builds is owned by a range's ids.
+	for _, dir := range []string{"layers", "builds"} {
+		filepath.WalkDir(filepath.Join(rs.root, dir), func(p string, d os.DirEntry, err error) error {
+			if err != nil {
+				return nil
+			}
+			var st syscall.Stat_t
+			if syscall.Lstat(p, &st) == nil && (st.Uid >= 1<<16 && st.Uid != 65534 || st.Gid >= 1<<16 && st.Gid != 65534) {
+				t.Errorf("%s is owned by %d:%d, an id of a user namespace's range", p, st.Uid, st.Gid)
+				return filepath.SkipAll
+			}
+			return nil
+		})
+	}
+
+	off := newRunSpace(t, "[security]\nuserns = false\n")
+	r = off.sh(t, "cat /proc/self/uid_map")
+	if f := strings.Fields(r.stdout); len(f) != 3 || f[1] != "0" {
+		t.Errorf("userns = false: uid_map %q", r.stdout)
+	}
+	if !strings.Contains(r.stderr, "user namespaces are off") {
+		t.Errorf("the opt-out was not printed: %s", r.stderr)
+	}
 }

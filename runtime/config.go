@@ -82,7 +82,8 @@ type Mount struct {
 	Readonly bool   `json:"readonly" toml:"readonly"`
 	// Owner, with a user namespace, is the container user that the
 	// source's host owner appears as, and whose new files the host sees
-	// as that owner's (an idmapped mount).
+	// as that owner's (an idmapped mount); not for a source the host's
+	// root owns (see idmapBind).
 	Owner *Owner `json:"owner,omitempty" toml:"-"`
 }
 

@@ -23,8 +23,10 @@ type hostMounts struct {
 	// root is the overlay, attached in the init's mount namespace at
 	// Config.Rootfs (a mount must be attached in a namespace to be mounted
 	// on, and only the parent can reach that path).
-	root  *os.File
-	binds []*os.File // Config.Mounts, then Config.Files, detached
+	root *os.File
+	// binds are Config.Mounts, then Config.Files, then with a user
+	// namespace Config.Devices, detached.
+	binds []*os.File
 	// warnings say what could not be idmapped.
 	warnings []string
 }
@@ -68,8 +70,61 @@ func prepareMounts(c *Config, pid int, ns *os.File) (*hostMounts, error) {
 		}
 		h.binds = append(h.binds, f)
 	}
+	if c.UserNS != nil && len(c.Devices) > 0 {
+		devs, err := deviceNodes(c.Devices, c.UserNS)
+		if err != nil {
+			return nil, err
+		}
+		h.binds = append(h.binds, devs...)
+	}
 	ok = true
 	return h, nil
+}
+
+// deviceNodes makes the host devices at paths for a container with a user
+// namespace, where the init can neither make a node nor open the host's
+// own (root's, and often 0600): copies made on a detached tmpfs of the
+// host's, owned by the container's root, each cloned as a bind to attach.
+func deviceNodes(paths []string, m *userns.IDMap) ([]*os.File, error) {
+	fs, err := unix.Fsopen("tmpfs", unix.FSOPEN_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("devices: %w", err)
+	}
+	defer unix.Close(fs)
+	if err := unix.FsconfigCreate(fs); err != nil {
+		return nil, fmt.Errorf("devices: %w", err)
+	}
+	dir, err := unix.Fsmount(fs, unix.FSMOUNT_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("devices: %w", err)
+	}
+	defer unix.Close(dir)
+	var nodes []*os.File
+	for i, p := range paths {
+		var st unix.Stat_t
+		if err := unix.Stat(p, &st); err != nil {
+			return nil, fmt.Errorf("device %s: %w", p, err)
+		}
+		if t := st.Mode & unix.S_IFMT; t != unix.S_IFCHR && t != unix.S_IFBLK {
+			return nil, fmt.Errorf("device %s is not a device node", p)
+		}
+		name := strconv.Itoa(i)
+		if err := unix.Mknodat(dir, name, st.Mode, int(st.Rdev)); err != nil {
+			return nil, fmt.Errorf("device %s: %w", p, err)
+		}
+		if err := unix.Fchmodat(dir, name, st.Mode&0o7777, 0); err != nil {
+			return nil, err
+		}
+		if err := unix.Fchownat(dir, name, int(m.UID), int(m.GID), 0); err != nil {
+			return nil, err
+		}
+		fd, err := unix.OpenTree(dir, name, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+		if err != nil {
+			return nil, fmt.Errorf("device %s: %w", p, err)
+		}
+		nodes = append(nodes, os.NewFile(uintptr(fd), p))
+	}
+	return nodes, nil
 }
 
 // attachRoot attaches the detached overlay at dir in the mount namespace
@@ -90,7 +145,7 @@ func attachRoot(overlay *os.File, pid int, dir string) (*os.File, error) {
 			return nil, fmt.Errorf("join container mount namespace: %w", err)
 		}
 		if err := unix.Mount("", "/", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
-			return nil, fmt.Errorf("make / rslave: %w", err)
+			return nil, fmt.Errorf("container mount namespace: make / rslave: %w", err)
 		}
 		if err := unix.MoveMount(int(overlay.Fd()), "", unix.AT_FDCWD, dir, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
 			return nil, fmt.Errorf("attach the root file system at %s: %w", dir, err)
@@ -133,13 +188,18 @@ func (h *hostMounts) bind(m Mount, ns *os.File, idmap *userns.IDMap) (*os.File, 
 	return f, nil
 }
 
+// idmapBind idmaps a bind through the container's mapping, or, for a
+// source owned by someone other than the host's root, through the one that
+// makes its owner m.Owner. A root-owned source keeps the plain mapping:
+// lending root's rights over it to the container's user would hand that
+// user, say, a root-only socket in it.
 func idmapBind(f *os.File, m Mount, ns *os.File, idmap *userns.IDMap) error {
-	if m.Owner == nil {
-		return userns.Idmap(int(f.Fd()), ns)
-	}
 	var st unix.Stat_t
 	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
 		return err
+	}
+	if m.Owner == nil || st.Uid == 0 {
+		return userns.Idmap(int(f.Fd()), ns)
 	}
 	uids, gids := idmap.OwnerMap(st.Uid, st.Gid, m.Owner.UID, m.Owner.GID)
 	owner, err := userns.New(uids, gids)
@@ -190,6 +250,11 @@ func makeOverlay(c *Config, ns *os.File) (*os.File, error) {
 			}
 			lower = append(lower, fd)
 		}
+		if c.UserNS != nil {
+			if err := ownUpper(c.Upper, c.UserNS); err != nil {
+				return nil, fmt.Errorf("overlay: %w", err)
+			}
+		}
 		upper, err := open(c.Upper)
 		if err != nil {
 			return nil, err
@@ -202,9 +267,15 @@ func makeOverlay(c *Config, ns *os.File) (*os.File, error) {
 	})
 }
 
-// attachIdmapped mounts an idmapped clone of dir over dir itself.
+// attachIdmapped mounts an idmapped clone of dir over dir itself (a
+// symbolic link to it is followed).
 func attachIdmapped(dir string, ns *os.File) error {
-	fd, err := unix.OpenTree(unix.AT_FDCWD, dir, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+	d, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(d)
+	fd, err := unix.OpenTree(d, "", unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_EMPTY_PATH)
 	if err != nil {
 		return err
 	}
@@ -212,7 +283,21 @@ func attachIdmapped(dir string, ns *os.File) error {
 	if err := userns.Idmap(fd, ns); err != nil {
 		return err
 	}
-	return unix.MoveMount(fd, "", unix.AT_FDCWD, dir, unix.MOVE_MOUNT_F_EMPTY_PATH)
+	return unix.MoveMount(fd, "", d, "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH)
+}
+
+// ownUpper gives the writable layer's root to the container's root: the
+// overlay's root directory is the upper's, and one owned by an id outside
+// the range would be nobody's inside, where root could not write to /.
+func ownUpper(upper string, m *userns.IDMap) error {
+	var st unix.Stat_t
+	if err := unix.Lstat(upper, &st); err != nil {
+		return err
+	}
+	if st.Uid >= m.UID && st.Uid-m.UID < m.Size {
+		return nil
+	}
+	return unix.Lchown(upper, int(m.UID), int(m.GID))
 }
 
 // inPrivateMountNS runs f on a thread of its own, in a private copy of

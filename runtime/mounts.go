@@ -37,7 +37,11 @@ var standardNodes = []struct {
 // overlay (attached) and the binds (detached) come made by the parent
 // (see hostMounts), in the order hostMounts.files gives.
 func setupRootfs(c *Config, mounts []*os.File) error {
-	if want := 1 + len(c.Mounts) + len(c.Files); len(mounts) != want {
+	want := 1 + len(c.Mounts) + len(c.Files)
+	if c.UserNS != nil {
+		want += len(c.Devices)
+	}
+	if len(mounts) != want {
 		return fmt.Errorf("got %d mounts from the parent, want %d", len(mounts), want)
 	}
 	// Nothing mounted from here on may propagate back to the host.
@@ -45,6 +49,7 @@ func setupRootfs(c *Config, mounts []*os.File) error {
 		return fmt.Errorf("make / rslave: %w", err)
 	}
 	root, binds := fdPath(mounts[0]), mounts[1:]
+	devices := binds[len(c.Mounts)+len(c.Files):]
 	null, err := hostNull()
 	if err != nil {
 		return err
@@ -53,7 +58,7 @@ func setupRootfs(c *Config, mounts []*os.File) error {
 	steps := []func() error{
 		func() error { return mountProc(root) },
 		func() error { return mountSys(root, c.Network) },
-		func() error { return mountDev(root, c.Devices, c.UserNS != nil) },
+		func() error { return mountDev(root, c.Devices, devices, c.UserNS != nil) },
 	}
 	for _, step := range steps {
 		if err := step(); err != nil {
@@ -140,10 +145,11 @@ func mountSys(root string, mode NetworkMode) error {
 
 // mountDev makes the container's /dev: a tmpfs with the standard nodes
 // and the extra host devices. In a user namespace nodes cannot be made,
-// and would open nothing on a tmpfs mounted there: the host's nodes are
-// bound instead (as rootless runc and podman do), each checked to be the
-// device it is named for.
-func mountDev(root string, extra []string, userns bool) error {
+// and would open nothing on a tmpfs mounted there: the host's standard
+// nodes (all 0666) are bound instead, as rootless runc and podman do, each
+// checked to be the device it is named for, and the extra ones come from
+// the parent as detached binds (deviceNodes), in the order of extra.
+func mountDev(root string, extra []string, extraBinds []*os.File, userns bool) error {
 	dev, err := kernelDir(root, "dev", 0o755)
 	if err != nil {
 		return err
@@ -155,7 +161,7 @@ func mountDev(root string, extra []string, userns bool) error {
 		p := filepath.Join(dev, d.name)
 		rdev := unix.Mkdev(d.major, d.minor)
 		if userns {
-			err = bindNode("/dev/"+d.name, p, &rdev)
+			err = bindNode("/dev/"+d.name, p, rdev)
 		} else {
 			err = makeNode(p, unix.S_IFCHR|0o666, rdev)
 		}
@@ -163,8 +169,13 @@ func mountDev(root string, extra []string, userns bool) error {
 			return err
 		}
 	}
-	for _, p := range extra {
-		if err := copyNode(p, dev, userns); err != nil {
+	for i, p := range extra {
+		if userns {
+			err = attachBind(root, Mount{Source: p, Target: p}, extraBinds[i])
+		} else {
+			err = copyNode(p, dev)
+		}
+		if err != nil {
 			return err
 		}
 	}
@@ -200,9 +211,8 @@ func mountDev(root string, extra []string, userns bool) error {
 
 // copyNode makes the host's device node hostPath (the host's tree is
 // still visible here, before pivot_root) at the same path in the
-// container's /dev, with its type, number and mode; bound, in a user
-// namespace.
-func copyNode(hostPath, dev string, userns bool) error {
+// container's /dev, with its type, number and mode.
+func copyNode(hostPath, dev string) error {
 	var st unix.Stat_t
 	if err := unix.Stat(hostPath, &st); err != nil {
 		return fmt.Errorf("device %s: %w", hostPath, err)
@@ -218,9 +228,6 @@ func copyNode(hostPath, dev string, userns bool) error {
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return err
 	}
-	if userns {
-		return bindNode(hostPath, p, nil)
-	}
 	return makeNode(p, st.Mode, st.Rdev)
 }
 
@@ -234,9 +241,8 @@ func makeNode(p string, mode uint32, rdev uint64) error {
 }
 
 // bindNode binds the host's device node hostPath over a new empty file p;
-// with want set, the node must be that device (a node the host has
-// replaced is not bound).
-func bindNode(hostPath, p string, want *uint64) error {
+// it must be the device want (a node the host has replaced is not bound).
+func bindNode(hostPath, p string, want uint64) error {
 	src, err := os.OpenFile(hostPath, unix.O_PATH|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("device %s: %w", hostPath, err)
@@ -246,7 +252,7 @@ func bindNode(hostPath, p string, want *uint64) error {
 	if err := unix.Fstat(int(src.Fd()), &st); err != nil {
 		return err
 	}
-	if t := st.Mode & unix.S_IFMT; (t != unix.S_IFCHR && t != unix.S_IFBLK) || (want != nil && st.Rdev != *want) {
+	if t := st.Mode & unix.S_IFMT; (t != unix.S_IFCHR && t != unix.S_IFBLK) || st.Rdev != want {
 		return fmt.Errorf("device %s is not the device node it should be", hostPath)
 	}
 	f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_RDONLY|unix.O_CLOEXEC, 0o666)

@@ -260,6 +260,9 @@ func cloneAttr(o Options) *syscall.SysProcAttr {
 		sys.Cloneflags |= unix.CLONE_NEWUSER
 		sys.UidMappings, sys.GidMappings = m.UIDMappings(), m.GIDMappings()
 		sys.GidMappingsEnableSetgroups = true
+		// The init's host uid 0 is not mapped: it becomes the namespace's
+		// root, or exec would leave it no capabilities.
+		sys.Credential = &syscall.Credential{Uid: 0, Gid: 0}
 	}
 	if !o.Detach {
 		sys.Pdeathsig = unix.SIGKILL

@@ -12,8 +12,10 @@ import (
 	"time"
 
 	"github.com/devbox/devbox/devenv/spec"
+	"github.com/devbox/devbox/internal/subid"
 	"github.com/devbox/devbox/rootfs"
 	container "github.com/devbox/devbox/runtime"
+	"github.com/devbox/devbox/runtime/userns"
 )
 
 // Options tune a build.
@@ -33,6 +35,11 @@ type Result struct {
 	Lower []string
 	Image *rootfs.Image
 	Plan  *Plan
+	// UserNS says whether containers over these layers get a user
+	// namespace: the spec asks for one (the default) and the host can.
+	UserNS bool
+	// ids gives build steps their ranges when UserNS.
+	ids *subid.Allocator
 	// NodeVersion is the exact Node.js version installed, if any.
 	NodeVersion string
 }
@@ -65,6 +72,11 @@ func Run(ctx context.Context, store *rootfs.Store, s *spec.Spec, o Options) (*Re
 	}
 	fmt.Fprintf(o.Out, "[1/%d] %s … %s\n", n, plan.Steps[0].Summary, shortDur(time.Since(start)))
 	b := &Result{Lower: store.LowerDirs(img), Image: img, Plan: plan}
+	b.UserNS = useUserNS(s, b.Lower, o.Out)
+	if b.UserNS {
+		ids := subid.New(store.Root())
+		b.ids = &ids
+	}
 	for i, st := range plan.Steps[1:] {
 		header := fmt.Sprintf("[%d/%d] %s", i+2, n, st.Summary)
 		if store.HasBuild(st.Key) && !o.NoCache {
@@ -253,6 +265,14 @@ func runInBuild(ctx context.Context, s *spec.Spec, b *Result, tmp string, args, 
 		Env:  s.Environ(b.Image.Config, append([]string{"HOME=/root", "HOSTNAME=" + s.Hostname}, env...)...),
 		Cwd:  cwd,
 	}
+	if b.ids != nil {
+		m, release, err := b.ids.Transient()
+		if err != nil {
+			return err
+		}
+		defer release()
+		cfg.UserNS = &m
+	}
 	c, err := container.Start(container.Options{Config: cfg, Limits: s.Limits(), Subnet: s.Network.Subnet, Stdout: o.Stdout, Stderr: o.Stderr})
 	if err != nil {
 		return err
@@ -261,6 +281,10 @@ func runInBuild(ctx context.Context, s *spec.Spec, b *Result, tmp string, args, 
 	defer stop()
 	code, err := c.Wait()
 	if err != nil {
+		return err
+	}
+	// A layer is stored in canonical ids, whoever mounts it.
+	if err := userns.Shift(cfg.Upper, cfg.UserNS, nil); err != nil {
 		return err
 	}
 	if ctx.Err() != nil {

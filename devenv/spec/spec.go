@@ -115,7 +115,13 @@ type Security struct {
 	// Devices are host device nodes the container may use besides the
 	// standard ones, e.g. "/dev/fuse".
 	Devices []string `toml:"devices"`
+	// UserNS false runs the container without a user namespace: its root
+	// is the host's root (default true).
+	UserNS *bool `toml:"userns"`
 }
+
+// UserNS reports whether the spec wants a user namespace (the default).
+func (s *Spec) UserNS() bool { return s.Security.UserNS == nil || *s.Security.UserNS }
 
 // Warnings are the spec's choices that weaken the container's isolation,
 // one line each, to be printed.
@@ -123,6 +129,9 @@ func (s *Spec) Warnings() []string {
 	var w []string
 	if s.Security.Seccomp == "unconfined" {
 		w = append(w, `seccomp is off: [security] seccomp = "unconfined"`)
+	}
+	if !s.UserNS() {
+		w = append(w, "user namespaces are off, container root is the host's root: [security] userns = false")
 	}
 	for _, d := range s.Security.Devices {
 		w = append(w, "the host device "+d+" is open to the container: [security] devices")

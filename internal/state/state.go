@@ -83,6 +83,10 @@ func (r Root) Locks() string { return r.join("locks") }
 // Network holds bridge address allocations.
 func (r Root) Network() string { return r.join("network") }
 
+// IDs is where the ranges of host ids given to user namespaces are
+// recorded (see internal/subid).
+func (r Root) IDs() string { return r.join("userns") }
+
 // Runs holds one-shot containers; Run is one of them.
 func (r Root) Runs() string { return r.join("run") }
 
@@ -101,6 +105,7 @@ func (r Root) Env(name string) Env { return Env(r.join("envs", name)) }
 // Env is an environment's directory:
 //
 //	upper/ work/ rootfs/   its writable layer, overlay work dir, mount point
+//	upper-ids.json         the id range upper/'s owners are stored in
 //	state.json             its record while it runs
 //	host_key, host_key.pub its SSH host key, kept across down/up and rebuilds
 //	known_hosts            that key pinned for OpenSSH clients
@@ -126,6 +131,9 @@ func (e Env) Socket() string     { return e.join("ssh.sock") }
 func (e Env) Image() string      { return e.join("image.json") }
 func (e Env) Log() string        { return e.join("log") }
 func (e Env) Lock() string       { return e.join("lock") }
+
+// UpperIDs records the id range the writable layer's owners are stored in.
+func (e Env) UpperIDs() string { return e.join("upper-ids.json") }
 
 // File is one of the files bound into the container (hostname, hosts,
 // resolv.conf), or the owner file of a one-shot container.

@@ -36,13 +36,6 @@ func (m IDMap) GIDMappings() []syscall.SysProcIDMap {
 	return []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(m.GID), Size: int(m.Size)}}
 }
 
-// HostUID is the host uid of container uid id, and ok false when id is
-// outside the range.
-func (m IDMap) HostUID(id uint32) (uint32, bool) { return m.UID + id, id < m.Size }
-
-// HostGID is the host gid of container gid id.
-func (m IDMap) HostGID(id uint32) (uint32, bool) { return m.GID + id, id < m.Size }
-
 // OwnerMap is the mapping of an idmapped bind mount that shows the files
 // of host owner (ouid, ogid) as container user (cuid, cgid) of a container
 // mapped by m, and stores that user's files as the host owner's: the ids
@@ -139,4 +132,36 @@ func Idmap(mfd int, ns *os.File) error {
 		return fmt.Errorf("%w (%v)", ErrNoIDMap, err)
 	}
 	return err
+}
+
+// Check reports why a container over the image layer dir cannot have a
+// user namespace on this host, or nil: overlay takes idmapped layers from
+// kernel 5.19, and the layer's file system must support idmapped mounts
+// (ext4, xfs and btrfs do; tmpfs from 6.3).
+func Check(dir string) error {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return err
+	}
+	release := unix.ByteSliceToString(u.Release[:])
+	var major, minor int
+	fmt.Sscanf(release, "%d.%d", &major, &minor)
+	if major < 5 || major == 5 && minor < 19 {
+		return fmt.Errorf("overlay takes idmapped layers from kernel 5.19; this is %s", release)
+	}
+	one := []syscall.SysProcIDMap{{ContainerID: 0, HostID: 0, Size: 1}}
+	ns, err := New(one, one)
+	if err != nil {
+		return err
+	}
+	defer ns.Close()
+	fd, err := unix.OpenTree(unix.AT_FDCWD, dir, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	if err := Idmap(fd, ns); err != nil {
+		return fmt.Errorf("the file system of %s: %w", dir, err)
+	}
+	return nil
 }

@@ -1,0 +1,80 @@
+package devenv
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/devbox/devbox/internal/subid"
+	"github.com/devbox/devbox/rootfs"
+	container "github.com/devbox/devbox/runtime"
+	"github.com/devbox/devbox/runtime/userns"
+)
+
+// envUserNS returns the id range of environment name's containers, or nil
+// without a user namespace, and moves its writable layer's owners into it
+// when they are stored in another: the spec's opt-out or the host's
+// support changed, or the layer dates from before user namespaces. Ranges
+// never overlap, nor the canonical ids below them, so a shift that was
+// cut short is finished by the next one.
+func (e *Envs) envUserNS(name string, on bool) (*userns.IDMap, error) {
+	dir := e.dir(name)
+	var m *userns.IDMap
+	if on {
+		got, err := subid.New(e.root).Env(name)
+		if err != nil {
+			return nil, err
+		}
+		m = &got
+	}
+	var stored *userns.IDMap
+	if data, err := os.ReadFile(dir.UpperIDs()); err == nil {
+		if err := json.Unmarshal(data, &stored); err != nil {
+			return nil, fmt.Errorf("%s: %w", dir.UpperIDs(), err)
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	if err := userns.Shift(dir.Upper(), stored, m); err != nil {
+		return nil, err
+	}
+	return m, writeJSON(dir.UpperIDs(), m)
+}
+
+// mountsOwnedBy makes the spec's mounts show their host owner as the
+// container user uid:gid (with a user namespace; see container.Mount).
+func mountsOwnedBy(mounts []container.Mount, uid, gid int) []container.Mount {
+	out := make([]container.Mount, len(mounts))
+	for i, m := range mounts {
+		m.Owner = &container.Owner{UID: uint32(uid), GID: uint32(gid)}
+		out[i] = m
+	}
+	return out
+}
+
+// lookupUser finds name's uid and gid in the image's /etc/passwd.
+func lookupUser(lower []string, name string) (uid, gid int, err error) {
+	data, _, err := rootfs.ReadFromLayers(lower, "etc/passwd")
+	if err != nil {
+		return 0, 0, fmt.Errorf("user %s: %w", name, err)
+	}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for sc.Scan() {
+		f := strings.Split(sc.Text(), ":")
+		if len(f) < 4 || f[0] != name {
+			continue
+		}
+		uid, err1 := strconv.Atoi(f[2])
+		gid, err2 := strconv.Atoi(f[3])
+		if err1 != nil || err2 != nil {
+			return 0, 0, fmt.Errorf("user %s: bad /etc/passwd line", name)
+		}
+		return uid, gid, nil
+	}
+	return 0, 0, fmt.Errorf("user %s: not in the image's /etc/passwd", name)
+}

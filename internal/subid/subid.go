@@ -1,0 +1,212 @@
+package subid
+
+import (
+	"bufio"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/devbox/devbox/internal/lockfile"
+	"github.com/devbox/devbox/internal/proc"
+	"github.com/devbox/devbox/internal/state"
+	"github.com/devbox/devbox/runtime/userns"
+)
+
+// User is the name devbox's subordinate ids are listed under.
+const User = "devbox"
+
+// defaultCount is how many ids devbox adds for itself when it has none:
+// 1024 slots.
+const defaultCount = 1024 * userns.Size
+
+// Allocator allocates slots under Dir, one file per slot in use, named
+// for the slot and holding its owner.
+type Allocator struct {
+	Root   state.Root
+	Dir    string
+	SubUID string // /etc/subuid
+	SubGID string // /etc/subgid
+}
+
+// New is the allocator of a state root, with the host's subordinate id
+// files.
+func New(root state.Root) Allocator {
+	return Allocator{Root: root, Dir: root.IDs(), SubUID: "/etc/subuid", SubGID: "/etc/subgid"}
+}
+
+// Env returns environment name's range, the same at every up until
+// ReleaseEnv.
+func (a Allocator) Env(name string) (userns.IDMap, error) { return a.acquire(envOwner(name)) }
+
+// ReleaseEnv gives back environment name's range (devbox rm).
+func (a Allocator) ReleaseEnv(name string) error { return a.release(envOwner(name)) }
+
+// Transient returns a range for one build step or one-shot run of this
+// process, and the function that gives it back; if the process dies
+// first, the range is taken back by a later Acquire.
+func (a Allocator) Transient() (userns.IDMap, func(), error) {
+	b := make([]byte, 8)
+	rand.Read(b)
+	owner := "pid " + proc.Self().String() + " " + hex.EncodeToString(b)
+	m, err := a.acquire(owner)
+	if err != nil {
+		return m, nil, err
+	}
+	return m, func() { a.release(owner) }, nil
+}
+
+func envOwner(name string) string { return "env " + name }
+
+// stale reports whether a slot's owner is gone: an environment whose
+// directory was removed, a process that died.
+func (a Allocator) stale(owner string) bool {
+	if name, ok := strings.CutPrefix(owner, "env "); ok {
+		_, err := os.Stat(a.Root.Env(name).Dir())
+		return errors.Is(err, os.ErrNotExist)
+	}
+	if rest, ok := strings.CutPrefix(owner, "pid "); ok {
+		return !proc.Parse(rest).Alive()
+	}
+	return false
+}
+
+// acquire returns owner's slot: the one it has, or a free one. A slot
+// whose owner is gone is free.
+func (a Allocator) acquire(owner string) (userns.IDMap, error) {
+	if err := os.MkdirAll(a.Dir, 0o700); err != nil {
+		return userns.IDMap{}, err
+	}
+	unlock, err := lockfile.Lock(filepath.Join(a.Dir, "lock"))
+	if err != nil {
+		return userns.IDMap{}, err
+	}
+	defer unlock()
+	uids, err := ensureRange(a.SubUID)
+	if err != nil {
+		return userns.IDMap{}, err
+	}
+	gids, err := ensureRange(a.SubGID)
+	if err != nil {
+		return userns.IDMap{}, err
+	}
+	slots := min(uids.count, gids.count) / userns.Size
+	slot := func(i uint32) userns.IDMap {
+		return userns.IDMap{UID: uids.start + i*userns.Size, GID: gids.start + i*userns.Size, Size: userns.Size}
+	}
+	free := -1
+	for i := uint32(0); i < slots; i++ {
+		data, err := os.ReadFile(a.path(i))
+		switch {
+		case err == nil && string(data) == owner:
+			return slot(i), nil
+		case free >= 0:
+		case errors.Is(err, os.ErrNotExist), err == nil && a.stale(string(data)):
+			free = int(i)
+		}
+	}
+	if free < 0 {
+		return userns.IDMap{}, fmt.Errorf("user namespace: all %d ranges of %s's ids in %s and %s are in use", slots, User, a.SubUID, a.SubGID)
+	}
+	if err := os.WriteFile(a.path(uint32(free)), []byte(owner), 0o600); err != nil {
+		return userns.IDMap{}, err
+	}
+	return slot(uint32(free)), nil
+}
+
+// release gives back the slot of owner, if it has one.
+func (a Allocator) release(owner string) error {
+	unlock, err := lockfile.Lock(filepath.Join(a.Dir, "lock"))
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	entries, _ := os.ReadDir(a.Dir)
+	for _, e := range entries {
+		p := filepath.Join(a.Dir, e.Name())
+		if data, err := os.ReadFile(p); err == nil && string(data) == owner && e.Name() != "lock" {
+			return os.Remove(p)
+		}
+	}
+	return nil
+}
+
+func (a Allocator) path(slot uint32) string {
+	return filepath.Join(a.Dir, strconv.FormatUint(uint64(slot), 10))
+}
+
+// idRange is one line of /etc/subuid: start and count.
+type idRange struct{ start, count uint32 }
+
+// ensureRange returns devbox's range in the file at path, added above
+// every other range (aligned, and past the ids useradd gives out) when it
+// has none.
+func ensureRange(path string) (idRange, error) {
+	ranges, err := readRanges(path)
+	if err != nil {
+		return idRange{}, err
+	}
+	if r, ok := ranges[User]; ok {
+		if r.count < userns.Size {
+			return idRange{}, fmt.Errorf("%s: %s has %d ids, a container needs %d", path, User, r.count, userns.Size)
+		}
+		return r, nil
+	}
+	end := uint64(1 << 20)
+	for _, r := range ranges {
+		end = max(end, uint64(r.start)+uint64(r.count))
+	}
+	start := (end + userns.Size - 1) / userns.Size * userns.Size
+	if start+defaultCount > 1<<32-1 {
+		return idRange{}, fmt.Errorf("%s: no room for %d ids for %s above the other ranges", path, defaultCount, User)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return idRange{}, err
+	}
+	defer f.Close()
+	line := fmt.Sprintf("%s:%d:%d\n", User, start, defaultCount)
+	if _, err := f.WriteString(line); err != nil {
+		return idRange{}, fmt.Errorf("add %s's ids to %s: %w", User, path, err)
+	}
+	return idRange{uint32(start), defaultCount}, nil
+}
+
+// readRanges reads NAME:START:COUNT lines; a missing file has none. Of a
+// name listed twice the first line counts, as for newuidmap it is the
+// first that fits.
+func readRanges(path string) (map[string]idRange, error) {
+	ranges := map[string]idRange{}
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return ranges, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		parts := strings.Split(line, ":")
+		if len(parts) != 3 {
+			return nil, fmt.Errorf("%s:%d: want NAME:START:COUNT", path, n)
+		}
+		start, err1 := strconv.ParseUint(parts[1], 10, 32)
+		count, err2 := strconv.ParseUint(parts[2], 10, 32)
+		if err1 != nil || err2 != nil {
+			return nil, fmt.Errorf("%s:%d: want NAME:START:COUNT", path, n)
+		}
+		if _, seen := ranges[parts[0]]; !seen {
+			ranges[parts[0]] = idRange{uint32(start), uint32(count)}
+		}
+	}
+	return ranges, sc.Err()
+}

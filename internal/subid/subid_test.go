@@ -1,0 +1,88 @@
+package subid
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/devbox/devbox/internal/state"
+	"github.com/devbox/devbox/runtime/userns"
+)
+
+func testAllocator(t *testing.T, subuid string) Allocator {
+	dir := t.TempDir()
+	a := New(state.Root(dir))
+	a.SubUID, a.SubGID = filepath.Join(dir, "subuid"), filepath.Join(dir, "subgid")
+	if subuid != "" {
+		os.WriteFile(a.SubUID, []byte(subuid), 0o644)
+	}
+	return a
+}
+
+// TestAddsRangeAboveOthers: with no entry of its own devbox adds one,
+// aligned, above every other user's range, and uses it.
+func TestAddsRangeAboveOthers(t *testing.T) {
+	a := testAllocator(t, "alice:100000:65536\nbob:2000000:70000\n")
+	m, err := a.Env("web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.UID < 2070000 || m.UID%userns.Size != 0 || m.Size != userns.Size {
+		t.Errorf("range %v overlaps another user's or is not aligned", m)
+	}
+	data, _ := os.ReadFile(a.SubUID)
+	if !strings.Contains(string(data), "\ndevbox:") {
+		t.Errorf("/etc/subuid not extended: %q", data)
+	}
+	if again, _ := a.Env("web"); again != m {
+		t.Errorf("second up: %v, want the same %v", again, m)
+	}
+}
+
+// TestSlots: environments get distinct ranges and keep them; a released
+// one and one whose process died are given out again.
+func TestSlots(t *testing.T) {
+	a := testAllocator(t, "devbox:1000000:196608\n") // three slots
+	web, _ := a.Env("web")
+	os.MkdirAll(a.Root.Env("web").Dir(), 0o700)
+	db, _ := a.Env("db")
+	os.MkdirAll(a.Root.Env("db").Dir(), 0o700)
+	if web == db || web.UID != 1000000 || db.UID != 1000000+userns.Size {
+		t.Fatalf("web %v db %v", web, db)
+	}
+	tr, release, err := a.Transient()
+	if err != nil || tr == web || tr == db {
+		t.Fatalf("transient %v %v", tr, err)
+	}
+	if _, err := a.Env("full"); err == nil {
+		t.Error("a fourth range out of three")
+	}
+	release()
+	if m, err := a.Env("cache"); err != nil || m != tr {
+		t.Errorf("after release: %v %v, want %v", m, err, tr)
+	}
+	// An environment whose directory is gone (rm killed half-way) frees
+	// its range.
+	os.RemoveAll(a.Root.Env("db").Dir())
+	if m, err := a.Env("next"); err != nil || m != db {
+		t.Errorf("after db's removal: %v %v, want %v", m, err, db)
+	}
+	// A dead process's transient range is free.
+	os.WriteFile(a.path(0), []byte("pid 999999999 1 x"), 0o600)
+	a.ReleaseEnv("cache")
+	if m, _, err := a.Transient(); err != nil || m != web {
+		t.Errorf("a dead owner's range: %v %v, want %v", m, err, web)
+	}
+}
+
+func TestBadSubuid(t *testing.T) {
+	a := testAllocator(t, "devbox:x:65536\n")
+	if _, err := a.Env("web"); err == nil || !strings.Contains(err.Error(), "subuid:1") {
+		t.Errorf("bad line: %v", err)
+	}
+	a = testAllocator(t, "devbox:1000000:100\n")
+	if _, err := a.Env("web"); err == nil {
+		t.Error("a range too small for a container")
+	}
+}

@@ -326,7 +326,7 @@ func TestRunNetworks(t *testing.T) {
 	ifs, _ := net.Interfaces()
 	for _, i := range ifs {
 		if !strings.Contains(r.stdout, i.Name) {
-			t.Errorf("host: %s missing from %q", i.Name, r.stdout)
+			t.Errorf("host: %s missing from %q %s", i.Name, r.stdout, r.stderr)
 		}
 	}
 }

@@ -148,8 +148,24 @@ func lastCap() uintptr {
 // mountCgroup2 shows the container its own cgroup, read-only, at
 // /sys/fs/cgroup (Docker's cgroupns=private).
 func mountCgroup2() error {
-	flags := uintptr(unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC)
-	if err := unix.Mount("cgroup2", "/sys/fs/cgroup", "cgroup2", flags, ""); err != nil {
+	fd, err := unix.Fsopen("cgroup2", unix.FSOPEN_CLOEXEC)
+	if err != nil {
+		return fmt.Errorf("mount /sys/fs/cgroup: %w", err)
+	}
+	defer unix.Close(fd)
+	if err := unix.FsconfigCreate(fd); err != nil {
+		return fmt.Errorf("mount /sys/fs/cgroup: %w", err)
+	}
+	attrs := unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV | unix.MOUNT_ATTR_NOEXEC
+	mfd, err := unix.Fsmount(fd, unix.FSMOUNT_CLOEXEC, attrs)
+	if err != nil {
+		return fmt.Errorf("mount /sys/fs/cgroup: %w", err)
+	}
+	defer unix.Close(mfd)
+	// Attached rather than mounted: over the host's /sys of a container
+	// in the host's network (bound, with its own cgroup2 mount there),
+	// mount(2) refuses the same file system on the same place.
+	if err := unix.MoveMount(mfd, "", unix.AT_FDCWD, "/sys/fs/cgroup", unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
 		return fmt.Errorf("mount /sys/fs/cgroup: %w", err)
 	}
 	return nil

@@ -48,6 +48,17 @@ func run(devbox string, runs int) error {
 		cmd.Dir = work
 		return cmd
 	}
+	// The same without a user namespace: what the default costs.
+	plain := filepath.Join(work, "plain")
+	os.MkdirAll(plain, 0o755)
+	if err := os.WriteFile(filepath.Join(plain, "devbox.toml"), []byte(spec+"[security]\nuserns = false\n"), 0o644); err != nil {
+		return err
+	}
+	plainCmd := func() *exec.Cmd {
+		cmd := devboxCmd()
+		cmd.Dir = plain
+		return cmd
+	}
 
 	// runc: `runc spec`'s default (its own namespaces, read-only root).
 	bundle := filepath.Join(work, "bundle")
@@ -72,7 +83,7 @@ func run(devbox string, runs int) error {
 	tools := []struct {
 		name string
 		cmd  func() *exec.Cmd
-	}{{"devbox run", devboxCmd}, {"runc run", runcCmd}, {"bwrap --unshare-all", bwrapCmd}}
+	}{{"devbox run", devboxCmd}, {"devbox run, userns=false", plainCmd}, {"runc run", runcCmd}, {"bwrap --unshare-all", bwrapCmd}}
 	times := make([][]time.Duration, len(tools))
 	for i := 0; i < runs+3; i++ {
 		for j, tool := range tools { // interleaved, so drift hits all alike
@@ -89,7 +100,7 @@ func run(devbox string, runs int) error {
 	d := median(times[0])
 	for j, tool := range tools {
 		m := median(times[j])
-		fmt.Printf("%-20s median %8v  p90 %8v  devbox/this %.2f\n", tool.name, m.Round(10*time.Microsecond), pct(times[j], 90).Round(10*time.Microsecond), float64(d)/float64(m))
+		fmt.Printf("%-26s median %8v  p90 %8v  devbox/this %.2f\n", tool.name, m.Round(10*time.Microsecond), pct(times[j], 90).Round(10*time.Microsecond), float64(d)/float64(m))
 	}
 	return nil
 }

@@ -98,14 +98,28 @@ func (a Allocator) acquire(owner string) (userns.IDMap, error) {
 	slot := func(i uint32) userns.IDMap {
 		return userns.IDMap{UID: uids.start + i*userns.Size, GID: gids.start + i*userns.Size, Size: userns.Size}
 	}
+	owners := map[uint32]string{}
+	entries, err := os.ReadDir(a.Dir)
+	if err != nil {
+		return userns.IDMap{}, err
+	}
+	for _, e := range entries {
+		i, err := strconv.ParseUint(e.Name(), 10, 32)
+		if err != nil {
+			continue // the lock
+		}
+		data, err := os.ReadFile(filepath.Join(a.Dir, e.Name()))
+		if err != nil {
+			return userns.IDMap{}, err
+		}
+		if string(data) == owner {
+			return slot(uint32(i)), nil
+		}
+		owners[uint32(i)] = string(data)
+	}
 	free := -1
-	for i := uint32(0); i < slots; i++ {
-		data, err := os.ReadFile(a.path(i))
-		switch {
-		case err == nil && string(data) == owner:
-			return slot(i), nil
-		case free >= 0:
-		case errors.Is(err, os.ErrNotExist), err == nil && a.stale(string(data)):
+	for i := uint32(0); i < slots && free < 0; i++ {
+		if o, used := owners[i]; !used || a.stale(o) {
 			free = int(i)
 		}
 	}

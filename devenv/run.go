@@ -108,6 +108,7 @@ func Run(ctx context.Context, store *rootfs.Store, s *spec.Spec, o RunOptions) (
 		os.RemoveAll(dir.Dir())
 		return nil, fmt.Errorf("run: %w", err)
 	}
+	printWarnings(o.Build.Out, c.Warnings)
 	c.OnCleanup(func() { removeRunDir(dir) })
 	return c, nil
 }

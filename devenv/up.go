@@ -70,6 +70,7 @@ func (e *Envs) Up(ctx context.Context, store *rootfs.Store, s *spec.Spec, o UpOp
 		os.Remove(e.dir(s.Name).State())
 		return nil, fmt.Errorf("up %s: %w", s.Name, err)
 	}
+	printWarnings(o.Build.Out, c.Warnings)
 	env.IP = c.IP
 	env.Leftovers = c.Detach()
 	if err := e.record(env, s, built, hostKey.PublicKey()); err != nil {

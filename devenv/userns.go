@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -77,4 +78,14 @@ func lookupUser(lower []string, name string) (uid, gid int, err error) {
 		return uid, gid, nil
 	}
 	return 0, 0, fmt.Errorf("user %s: not in the image's /etc/passwd", name)
+}
+
+// printWarnings prints what a container could not get as asked.
+func printWarnings(out io.Writer, warnings []string) {
+	if out == nil {
+		return
+	}
+	for _, w := range warnings {
+		fmt.Fprintf(out, "warning: %s\n", w)
+	}
 }

@@ -196,3 +196,33 @@ func TestUserNamespace(t *testing.T) {
 		t.Errorf("the opt-out was not printed: %s", r.stderr)
 	}
 }
+
+// TestUserNamespaceToggle: an environment's writable layer follows its
+// range when the opt-out is turned on and off: what root wrote stays
+// root's and writable inside, and is stored in the range's ids on the
+// host only while the namespace is on.
+func TestUserNamespaceToggle(t *testing.T) {
+	e := upEnvWith(t, "toggle", "[security]\nuserns = false\n", "")
+	e.inEnv(t, "echo x > /etc/made-by-root")
+	upper := filepath.Join(e.root, "envs", e.name, "upper", "etc", "made-by-root")
+	spec := filepath.Join(e.dir, "devbox.toml")
+	for _, on := range []bool{true, false} {
+		data, _ := os.ReadFile(spec)
+		os.WriteFile(spec, []byte(strings.Replace(string(data), fmt.Sprintf("userns = %v", !on), fmt.Sprintf("userns = %v", on), 1)), 0o644)
+		if r := devbox(t, e.dir, "--root", e.root, "down"); r.code != 0 {
+			t.Fatalf("down: %s", r.stderr)
+		}
+		if r := devbox(t, e.dir, "--root", e.root, "up"); r.code != 0 {
+			t.Fatalf("up with userns = %v: %s", on, r.stderr)
+		}
+		got := e.inEnv(t, "stat -c %u:%g /etc/made-by-root; echo y >> /etc/made-by-root && echo writable; awk '{print $2}' /proc/self/uid_map")
+		lines := strings.Fields(got)
+		if len(lines) != 3 || lines[0] != "0:0" || lines[1] != "writable" || (lines[2] == "0") == on {
+			t.Errorf("userns = %v: %q", on, got)
+		}
+		var st syscall.Stat_t
+		if err := syscall.Stat(upper, &st); err != nil || (st.Uid == 0) == on {
+			t.Errorf("userns = %v: the file is stored as uid %d on the host (%v)", on, st.Uid, err)
+		}
+	}
+}

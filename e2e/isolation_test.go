@@ -149,7 +149,8 @@ func TestUserNamespace(t *testing.T) {
 	os.WriteFile(filepath.Join(project, "mine"), []byte("x"), 0o644)
 	os.Chown(filepath.Join(project, "mine"), owner, owner)
 	rs := newRunSpace(t, fmt.Sprintf("[[run]]\ncommand = \"touch /built-in-userns\"\n\n[[mounts]]\nsource = %q\ntarget = \"/project\"\n", project))
-	r := rs.sh(t, "cat /proc/self/uid_map; stat -c '%u:%g' /project/mine /built-in-userns; touch /project/new && echo made")
+	r := rs.sh(t, "cat /proc/self/uid_map; stat -c '%u:%g' /project/mine /built-in-userns; touch /project/new && echo made; "+
+		"touch /project/rootfile && chown 1:1 /project/rootfile 2>/dev/null && echo CHOWNED; stat -c %U /project/mine /project/rootfile")
 	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
 	if len(lines) < 4 {
 		t.Fatalf("got %q %s", r.stdout, r.stderr)
@@ -164,6 +165,11 @@ func TestUserNamespace(t *testing.T) {
 	}
 	if lines[2] != "0:0" {
 		t.Errorf("a file from a build step is %s inside, want 0:0", lines[2])
+	}
+	// Only the project's owner is mapped: container root cannot make a
+	// file of the project another host user's (root's, setuid and all).
+	if strings.Contains(r.stdout, "CHOWNED") {
+		t.Errorf("container root gave a file in the project to another host user: %q", r.stdout)
 	}
 	var st syscall.Stat_t
 	if err := syscall.Stat(filepath.Join(project, "new"), &st); err != nil {

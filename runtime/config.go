@@ -83,7 +83,8 @@ type Mount struct {
 	// Owner, with a user namespace, is the container user that the
 	// source's host owner appears as, and whose new files the host sees
 	// as that owner's (an idmapped mount); not for a source the host's
-	// root owns (see idmapBind).
+	// root owns (see idmapBind). A writable bind without one shows every
+	// file as nobody's.
 	Owner *Owner `json:"owner,omitempty" toml:"-"`
 }
 
@@ -113,3 +114,7 @@ const initArg = "__devbox_init"
 
 // IsInit reports whether this process was started as a container's init.
 func IsInit() bool { return len(os.Args) > 1 && os.Args[1] == initArg }
+
+// binds are the bind mounts in the order the parent passes them to the
+// init: the spec's mounts, then the host files.
+func (c *Config) binds() []Mount { return append(append([]Mount{}, c.Mounts...), c.Files...) }

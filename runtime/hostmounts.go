@@ -63,7 +63,7 @@ func prepareMounts(c *Config, pid int, ns *os.File) (*hostMounts, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, m := range append(append([]Mount{}, c.Mounts...), c.Files...) {
+	for _, m := range c.binds() {
 		f, err := h.bind(m, ns, c.UserNS)
 		if err != nil {
 			return nil, err
@@ -100,6 +100,14 @@ func deviceNodes(paths []string, m *userns.IDMap) ([]*os.File, error) {
 	}
 	defer unix.Close(dir)
 	var nodes []*os.File
+	ok := false
+	defer func() {
+		for _, n := range nodes {
+			if !ok {
+				n.Close()
+			}
+		}
+	}()
 	for i, p := range paths {
 		var st unix.Stat_t
 		if err := unix.Stat(p, &st); err != nil {
@@ -124,6 +132,7 @@ func deviceNodes(paths []string, m *userns.IDMap) ([]*os.File, error) {
 		}
 		nodes = append(nodes, os.NewFile(uintptr(fd), p))
 	}
+	ok = true
 	return nodes, nil
 }
 
@@ -154,60 +163,79 @@ func attachRoot(overlay *os.File, pid int, dir string) (*os.File, error) {
 	})
 }
 
-// bind clones m.Source as a detached mount, read-only if asked. With a
-// user namespace it is idmapped: through the container's mapping, or,
-// when m.Owner is set, through one that shows the source's owner as that
-// container user. A file system that cannot be idmapped is bound as it is,
-// and said.
+// bind clones m.Source as a detached mount, nodev, read-only if asked.
+// With a user namespace a read-only bind is idmapped through the
+// container's mapping (it shows its true owners, and nothing can be
+// written through it); a writable one only when m.Owner says whose it is
+// (see idmapBind). What cannot be idmapped is bound as it is: its files
+// show as nobody's.
 func (h *hostMounts) bind(m Mount, ns *os.File, idmap *userns.IDMap) (*os.File, error) {
 	fd, err := unix.OpenTree(unix.AT_FDCWD, m.Source, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE)
 	if err != nil {
 		return nil, fmt.Errorf("mount %s: %w", m.Source, err)
 	}
 	f := os.NewFile(uintptr(fd), m.Source)
-	if ns != nil {
-		if err := idmapBind(f, m, ns, idmap); errors.Is(err, userns.ErrNoIDMap) {
-			if m.Owner != nil {
-				h.warnings = append(h.warnings, fmt.Sprintf("mount %s: %v: its files keep their host owners, which the container does not map", m.Source, err))
-			}
-		} else if err != nil {
+	ok := false
+	defer func() {
+		if !ok {
 			f.Close()
-			return nil, fmt.Errorf("mount %s: %w", m.Source, err)
 		}
-	}
-	// A device node in a bound host directory opens nothing: devices
-	// only in /dev.
+	}()
+	// Read-only before idmapped: no moment when the clone is writable
+	// through a mapping.
 	attr := &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_NODEV}
 	if m.Readonly {
 		attr.Attr_set |= unix.MOUNT_ATTR_RDONLY
 	}
 	if err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, attr); err != nil {
-		f.Close()
 		return nil, fmt.Errorf("mount %s: attributes: %w", m.Source, err)
 	}
+	if ns != nil {
+		warning, err := idmapBind(f, m, ns, idmap)
+		if err != nil {
+			return nil, fmt.Errorf("mount %s: %w", m.Source, err)
+		}
+		if warning != "" {
+			h.warnings = append(h.warnings, fmt.Sprintf("mount %s: %s", m.Source, warning))
+		}
+	}
+	ok = true
 	return f, nil
 }
 
-// idmapBind idmaps a bind through the container's mapping, or, for a
-// source owned by someone other than the host's root, through the one that
-// makes its owner m.Owner. A root-owned source keeps the plain mapping:
-// lending root's rights over it to the container's user would hand that
-// user, say, a root-only socket in it.
-func idmapBind(f *os.File, m Mount, ns *os.File, idmap *userns.IDMap) error {
+// idmapBind idmaps a bind for a container with a user namespace, or says
+// why it stays as it is. A writable bind is mapped only for its owner,
+// shown as m.Owner (userns.OwnerMap); not when the host's root owns it:
+// its files would be root's on the host, setuid ones included, and the
+// container's user would get root's rights over what is in it.
+func idmapBind(f *os.File, m Mount, ns *os.File, idmap *userns.IDMap) (warning string, err error) {
 	var st unix.Stat_t
 	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
-		return err
+		return "", err
 	}
-	if m.Owner == nil || st.Uid == 0 {
-		return userns.Idmap(int(f.Fd()), ns)
+	switch {
+	case m.Readonly:
+		err = userns.Idmap(int(f.Fd()), ns)
+	case m.Owner == nil:
+		return "", nil
+	case st.Uid == 0:
+		return "owned by the host's root, so not mapped for the container's user: its files show as nobody's; give it to the user who works in it (chown)", nil
+	default:
+		uids, gids, err := idmap.OwnerMap(st.Uid, st.Gid, m.Owner.UID, m.Owner.GID)
+		if err != nil {
+			return "", err
+		}
+		owner, err := userns.New(uids, gids)
+		if err != nil {
+			return "", err
+		}
+		defer owner.Close()
+		err = userns.Idmap(int(f.Fd()), owner)
 	}
-	uids, gids := idmap.OwnerMap(st.Uid, st.Gid, m.Owner.UID, m.Owner.GID)
-	owner, err := userns.New(uids, gids)
-	if err != nil {
-		return err
+	if errors.Is(err, userns.ErrNoIDMap) {
+		return fmt.Sprintf("%v: its files show as nobody's", err), nil
 	}
-	defer owner.Close()
-	return userns.Idmap(int(f.Fd()), owner)
+	return "", err
 }
 
 // makeOverlay mounts the layers as a detached overlay. Overlay takes its

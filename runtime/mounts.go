@@ -65,7 +65,7 @@ func setupRootfs(c *Config, mounts []*os.File) error {
 			return err
 		}
 	}
-	for i, m := range append(append([]Mount{}, c.Mounts...), c.Files...) {
+	for i, m := range c.binds() {
 		if err := attachBind(root, m, binds[i]); err != nil {
 			return err
 		}

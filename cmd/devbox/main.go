@@ -7,12 +7,19 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	goruntime "runtime"
 	"strings"
 
 	"github.com/devbox/devbox/devenv"
 	container "github.com/devbox/devbox/runtime"
 	"github.com/devbox/devbox/sshd"
 )
+
+// init keeps the main goroutine on the main thread, so that no other
+// goroutine ever runs there: runtime throws away threads that joined a
+// namespace when their goroutine ends, and Go cannot throw away the main
+// thread (it would park it, still in the namespace). runc does the same.
+func init() { goruntime.LockOSThread() }
 
 func main() {
 	// The same binary is the container's init: runtime decides by argv.

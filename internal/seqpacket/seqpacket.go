@@ -71,7 +71,7 @@ func RecvFiles(sock *os.File, max int) ([]byte, []*os.File, error) {
 	buf := make([]byte, max)
 	oob := make([]byte, unix.CmsgSpace(4*MaxFiles))
 	for {
-		n, oobn, _, _, err := unix.Recvmsg(int(sock.Fd()), buf, oob, unix.MSG_CMSG_CLOEXEC)
+		n, oobn, flags, _, err := unix.Recvmsg(int(sock.Fd()), buf, oob, unix.MSG_CMSG_CLOEXEC)
 		if err == unix.EINTR {
 			continue
 		}
@@ -81,7 +81,14 @@ func RecvFiles(sock *os.File, max int) ([]byte, []*os.File, error) {
 		if n == 0 && oobn == 0 {
 			return nil, nil, ErrClosed
 		}
-		return buf[:n], filesOf(oob[:oobn]), nil
+		files := filesOf(oob[:oobn])
+		if flags&(unix.MSG_CTRUNC|unix.MSG_TRUNC) != 0 {
+			for _, f := range files {
+				f.Close()
+			}
+			return nil, nil, errors.New("message or descriptors truncated")
+		}
+		return buf[:n], files, nil
 	}
 }
 

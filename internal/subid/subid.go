@@ -10,6 +10,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/devbox/devbox/internal/lockfile"
 	"github.com/devbox/devbox/internal/proc"
@@ -105,8 +108,8 @@ func (a Allocator) acquire(owner string) (userns.IDMap, error) {
 	}
 	for _, e := range entries {
 		i, err := strconv.ParseUint(e.Name(), 10, 32)
-		if err != nil {
-			continue // the lock
+		if err != nil || uint32(i) >= slots {
+			continue // the lock, temporary files, or a slot of a larger range than /etc/subuid now gives
 		}
 		data, err := os.ReadFile(filepath.Join(a.Dir, e.Name()))
 		if err != nil {
@@ -126,7 +129,12 @@ func (a Allocator) acquire(owner string) (userns.IDMap, error) {
 	if free < 0 {
 		return userns.IDMap{}, fmt.Errorf("user namespace: all %d ranges of %s's ids in %s and %s are in use", slots, User, a.SubUID, a.SubGID)
 	}
-	if err := os.WriteFile(a.path(uint32(free)), []byte(owner), 0o600); err != nil {
+	// Atomically: a torn owner would be neither live nor stale.
+	tmp := a.path(uint32(free)) + ".tmp"
+	if err := os.WriteFile(tmp, []byte(owner), 0o600); err != nil {
+		return userns.IDMap{}, err
+	}
+	if err := os.Rename(tmp, a.path(uint32(free))); err != nil {
 		return userns.IDMap{}, err
 	}
 	return slot(uint32(free)), nil
@@ -178,12 +186,26 @@ func ensureRange(path string) (idRange, error) {
 	if start+defaultCount > 1<<32-1 {
 		return idRange{}, fmt.Errorf("%s: no room for %d ids for %s above the other ranges", path, defaultCount, User)
 	}
+	// Under shadow-utils' own lock, so that a concurrent useradd does
+	// not write the file over this line.
+	unlock, err := shadowLock(path)
+	if err != nil {
+		return idRange{}, err
+	}
+	defer unlock()
+	old, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return idRange{}, err
+	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 	if err != nil {
 		return idRange{}, err
 	}
 	defer f.Close()
 	line := fmt.Sprintf("%s:%d:%d\n", User, start, defaultCount)
+	if len(old) > 0 && old[len(old)-1] != '\n' {
+		line = "\n" + line
+	}
 	if _, err := f.WriteString(line); err != nil {
 		return idRange{}, fmt.Errorf("add %s's ids to %s: %w", User, path, err)
 	}
@@ -223,4 +245,30 @@ func readRanges(path string) (map[string]idRange, error) {
 		}
 	}
 	return ranges, sc.Err()
+}
+
+// shadowLock takes shadow-utils' lock of path (path.lock, made by link(2)
+// from a file naming the holder, as lckpwdf does), waiting up to 15 s.
+func shadowLock(path string) (unlock func(), err error) {
+	lock := path + ".lock"
+	tmp := fmt.Sprintf("%s.%d", lock, os.Getpid())
+	if err := os.WriteFile(tmp, []byte(strconv.Itoa(os.Getpid())), 0o600); err != nil {
+		return nil, err
+	}
+	defer os.Remove(tmp)
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		err := os.Link(tmp, lock)
+		if err == nil {
+			return func() { os.Remove(lock) }, nil
+		}
+		if !errors.Is(err, os.ErrExist) || time.Now().After(deadline) {
+			return nil, fmt.Errorf("lock %s (held by useradd or another tool?): %w", path, err)
+		}
+		// A holder that died left its lock: shadow-utils takes it over too.
+		if data, err := os.ReadFile(lock); err == nil {
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(data))); err == nil && pid > 0 && unix.Kill(pid, 0) == unix.ESRCH {
+				os.Remove(lock)
+			}
+		}
+	}
 }

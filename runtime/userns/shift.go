@@ -2,9 +2,11 @@ package userns
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
 
 	"golang.org/x/sys/unix"
@@ -12,14 +14,67 @@ import (
 
 // Shift moves the owners of every file under dir from one id range to
 // another: from nil means canonical ids (container id = host id), as does
-// to nil. Owners outside from's range are left alone. File capabilities
-// follow: set inside a user namespace, they are stored with the host uid
-// of its root (VFS_CAP_REVISION_3); shifted to canonical ids they become
-// plain ones again, valid wherever the layer is mounted.
+// to nil. Owners outside from's range are left alone. POSIX ACLs follow,
+// and file capabilities too: set inside a user namespace, they are stored
+// with the host uid of its root (VFS_CAP_REVISION_3); shifted to canonical
+// ids they become plain ones again, valid wherever the layer is mounted.
+//
+// chown drops set-id bits and capabilities, which are put back after it.
+// Files that have them are first written to a journal beside dir, so that
+// a shift cut short between the chown and the putting back is finished,
+// bits included, by the next Shift of dir.
 func Shift(dir string, from, to *IDMap) error {
-	if from == to || (from != nil && to != nil && *from == *to) {
-		return nil
+	if err := shift(dir, from, to); err != nil {
+		return fmt.Errorf("shift owners of %s from %s to %s: %w", dir, describe(from), describe(to), err)
 	}
+	return nil
+}
+
+func shift(dir string, from, to *IDMap) error {
+	j := journalPath(dir)
+	pending, err := readJournal(j)
+	if err != nil {
+		return err
+	}
+	if from != to && (from == nil || to == nil || *from != *to) {
+		files, special, err := collect(dir, from, to)
+		if err != nil {
+			return err
+		}
+		pending = append(pending, special...)
+		if len(special) > 0 {
+			if err := writeJournal(j, pending); err != nil {
+				return err
+			}
+		}
+		for _, f := range files {
+			if err := f.chown(from, to); err != nil {
+				return err
+			}
+		}
+	}
+	for _, e := range pending {
+		if err := e.restore(dir); err != nil {
+			return err
+		}
+	}
+	if err := os.Remove(j); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// owned is a file whose owner is in the range being shifted from.
+type owned struct {
+	path     string
+	uid, gid uint32
+}
+
+// collect lists the files under dir owned by from's ids, and of them the
+// ones with set-id bits or capabilities, as they must be after the shift.
+func collect(dir string, from, to *IDMap) ([]owned, []journalEntry, error) {
+	var files []owned
+	var special []journalEntry
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -33,31 +88,99 @@ func Shift(dir string, from, to *IDMap) error {
 		if !uok && !gok {
 			return nil
 		}
-		// chown drops file capabilities and set-id bits: read them first
-		// and put them back.
-		var caps []byte
-		if st.Mode&unix.S_IFMT == unix.S_IFREG {
-			if caps, err = readCaps(p); err != nil {
-				return err
-			}
+		files = append(files, owned{p, uid, gid})
+		if st.Mode&unix.S_IFMT != unix.S_IFREG {
+			return nil
 		}
-		if err := unix.Lchown(p, int(uid), int(gid)); err != nil {
+		caps, err := readCaps(p)
+		if err != nil {
 			return err
 		}
-		if st.Mode&(unix.S_ISUID|unix.S_ISGID) != 0 && st.Mode&unix.S_IFMT != unix.S_IFLNK {
-			if err := unix.Chmod(p, st.Mode&0o7777); err != nil {
-				return err
-			}
-		}
-		if caps != nil {
-			return unix.Lsetxattr(p, capXattr, shiftCaps(caps, from, to), 0)
+		if caps != nil || st.Mode&(unix.S_ISUID|unix.S_ISGID) != 0 {
+			rel, _ := filepath.Rel(dir, p)
+			special = append(special, journalEntry{Path: rel, Mode: st.Mode & 0o7777, Caps: shiftCaps(caps, from, to)})
 		}
 		return nil
 	})
-	if err != nil {
-		return fmt.Errorf("shift owners of %s from %s to %s: %w", dir, from, to, err)
+	return files, special, err
+}
+
+// chown gives the file its shifted owner, and shifts its ACLs.
+func (f owned) chown(from, to *IDMap) error {
+	if err := unix.Lchown(f.path, int(f.uid), int(f.gid)); err != nil {
+		return err
+	}
+	return shiftACLs(f.path, from, to)
+}
+
+// journalEntry is a file's mode and capabilities after a shift.
+type journalEntry struct {
+	Path string `json:"path"` // relative to the shifted directory
+	Mode uint32 `json:"mode"`
+	Caps []byte `json:"caps,omitempty"`
+}
+
+func (e journalEntry) restore(dir string) error {
+	p := filepath.Join(dir, e.Path)
+	if err := unix.Chmod(p, e.Mode); err != nil {
+		return err
+	}
+	if e.Caps != nil {
+		return unix.Lsetxattr(p, capXattr, e.Caps, 0)
 	}
 	return nil
+}
+
+func journalPath(dir string) string {
+	return filepath.Join(filepath.Dir(dir), "."+filepath.Base(dir)+".shift.json")
+}
+
+func readJournal(path string) ([]journalEntry, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var entries []journalEntry
+	if err := json.Unmarshal(data, &entries); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return entries, nil
+}
+
+// writeJournal writes the journal durably: it must be on disk before the
+// first chown that drops what it records.
+func writeJournal(path string, entries []journalEntry) error {
+	data, err := json.Marshal(entries)
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// describe names a mapping for messages; nil is canonical ids.
+func describe(m *IDMap) string {
+	if m == nil {
+		return "canonical ids"
+	}
+	return m.String()
 }
 
 // The range's bases; a nil map is the identity, of all 32-bit ids.
@@ -133,4 +256,50 @@ func shiftCaps(buf []byte, from, to *IDMap) []byte {
 	}
 	binary.LittleEndian.PutUint32(buf[capV2Size:], root)
 	return buf
+}
+
+// POSIX ACL xattrs: a header, then entries of tag, permissions and id.
+const (
+	aclHeaderSize = 4
+	aclEntrySize  = 8
+	aclUser       = 0x02
+	aclGroup      = 0x08
+)
+
+// shiftACLs moves the named users and groups of p's access and default
+// ACLs from one range to the other.
+func shiftACLs(p string, from, to *IDMap) error {
+	for _, name := range []string{"system.posix_acl_access", "system.posix_acl_default"} {
+		buf := make([]byte, 1024)
+		n, err := unix.Lgetxattr(p, name, buf)
+		if errors.Is(err, unix.ENODATA) || errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ERANGE) {
+			continue // none, or more than 127 entries: left as they are
+		}
+		if err != nil {
+			return err
+		}
+		acl, changed := buf[:n], false
+		for off := aclHeaderSize; off+aclEntrySize <= len(acl); off += aclEntrySize {
+			tag := binary.LittleEndian.Uint16(acl[off:])
+			id := binary.LittleEndian.Uint32(acl[off+4:])
+			var moved uint32
+			var ok bool
+			switch tag {
+			case aclUser:
+				moved, ok = shiftID(id, from.uid(), to.uid(), from.size())
+			case aclGroup:
+				moved, ok = shiftID(id, from.gid(), to.gid(), from.size())
+			}
+			if ok {
+				binary.LittleEndian.PutUint32(acl[off+4:], moved)
+				changed = true
+			}
+		}
+		if changed {
+			if err := unix.Lsetxattr(p, name, acl, 0); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

@@ -38,47 +38,19 @@ func (m IDMap) GIDMappings() []syscall.SysProcIDMap {
 
 // OwnerMap is the mapping of an idmapped bind mount that shows the files
 // of host owner (ouid, ogid) as container user (cuid, cgid) of a container
-// mapped by m, and stores that user's files as the host owner's: the ids
-// the mount shows are m's, with the two swapped. A disk id d appears as
-// host id HostID(d) in the mount, i.e. as container id d, except ouid
-// (shown as cuid) and cuid (shown as ouid, if ouid is in range at all).
-func (m IDMap) OwnerMap(ouid, ogid, cuid, cgid uint32) (uids, gids []syscall.SysProcIDMap) {
-	return swapped(ouid, cuid, m.UID, m.Size), swapped(ogid, cgid, m.GID, m.Size)
-}
-
-// swapped maps disk ids to host ids base+d for d in [0, size), except that
-// owner maps to base+as and, when owner is in range, as maps to
-// base+owner.
-func swapped(owner, as, base, size uint32) []syscall.SysProcIDMap {
-	var maps []syscall.SysProcIDMap
-	add := func(disk, host, n uint32) {
-		if n > 0 {
-			maps = append(maps, syscall.SysProcIDMap{ContainerID: int(disk), HostID: int(host), Size: int(n)})
-		}
+// mapped by m, and stores that user's new files as the host owner's. It
+// maps nothing else: every other owner shows as nobody, and no process of
+// the container can make a file on the host owned by anyone but the
+// owner (container root's chown to another id fails with EOVERFLOW). A
+// mapping of the whole range would store container root's files as the
+// host's root, setuid bit and all.
+func (m IDMap) OwnerMap(ouid, ogid, cuid, cgid uint32) (uids, gids []syscall.SysProcIDMap, err error) {
+	if cuid >= m.Size || cgid >= m.Size {
+		return nil, nil, fmt.Errorf("container user %d:%d is outside the user namespace's %d ids", cuid, cgid, m.Size)
 	}
-	if owner == as {
-		add(0, base, size)
-		return maps
-	}
-	// The identity part over [0, size), with holes at as and at owner.
-	holes := []uint32{as}
-	if owner < size {
-		holes = append(holes, owner)
-	}
-	if len(holes) == 2 && holes[1] < holes[0] {
-		holes[0], holes[1] = holes[1], holes[0]
-	}
-	start := uint32(0)
-	for _, h := range holes {
-		add(start, base+start, h-start)
-		start = h + 1
-	}
-	add(start, base+start, size-start)
-	add(owner, base+as, 1)
-	if owner < size {
-		add(as, base+owner, 1)
-	}
-	return maps
+	uids = []syscall.SysProcIDMap{{ContainerID: int(ouid), HostID: int(m.UID + cuid), Size: 1}}
+	gids = []syscall.SysProcIDMap{{ContainerID: int(ogid), HostID: int(m.GID + cgid), Size: 1}}
+	return uids, gids, nil
 }
 
 // New makes a user namespace with the given mappings and returns it, open;

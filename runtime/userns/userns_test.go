@@ -1,6 +1,7 @@
 package userns
 
 import (
+	"encoding/binary"
 	"os"
 	"reflect"
 	"syscall"
@@ -12,27 +13,15 @@ import (
 
 func TestOwnerMap(t *testing.T) {
 	m := IDMap{UID: 1 << 20, GID: 2 << 20, Size: Size}
-	id := func(d, h, n int) syscall.SysProcIDMap {
-		return syscall.SysProcIDMap{ContainerID: d, HostID: h, Size: n}
+	uids, gids, err := m.OwnerMap(1000, 1001, 0, 5)
+	want := func(disk, host int) []syscall.SysProcIDMap {
+		return []syscall.SysProcIDMap{{ContainerID: disk, HostID: host, Size: 1}}
 	}
-	b := 1 << 20
-	cases := []struct {
-		name      string
-		owner, as uint32
-		want      []syscall.SysProcIDMap
-	}{
-		{"same", 1000, 1000, []syscall.SysProcIDMap{id(0, b, Size)}},
-		{"root user, owner 1000", 1000, 0, []syscall.SysProcIDMap{
-			id(1, b+1, 999), id(1001, b+1001, Size-1001), id(1000, b, 1), id(0, b+1000, 1)}},
-		{"user 1000, owner root", 0, 1000, []syscall.SysProcIDMap{
-			id(1, b+1, 999), id(1001, b+1001, Size-1001), id(0, b+1000, 1), id(1000, b, 1)}},
-		{"owner out of range", 200000, 0, []syscall.SysProcIDMap{id(1, b+1, Size-1), id(200000, b, 1)}},
+	if err != nil || !reflect.DeepEqual(uids, want(1000, 1<<20)) || !reflect.DeepEqual(gids, want(1001, 2<<20+5)) {
+		t.Errorf("got %v %v %v", uids, gids, err)
 	}
-	for _, c := range cases {
-		uids, _ := m.OwnerMap(c.owner, 0, c.as, 0)
-		if !reflect.DeepEqual(uids, c.want) {
-			t.Errorf("%s: got %v, want %v", c.name, uids, c.want)
-		}
+	if _, _, err := m.OwnerMap(1000, 1000, Size, 0); err == nil {
+		t.Error("a container user outside the range")
 	}
 }
 
@@ -97,5 +86,66 @@ func TestShift(t *testing.T) {
 	got, err := readCaps(f)
 	if err != nil || len(got) != capV2Size || got[3] != 2 || got[5] != 1<<5 {
 		t.Errorf("capability after the shift back: % x, %v (want revision 2, cap_net_raw)", got, err)
+	}
+}
+
+// TestShiftResumes: a shift killed after its chowns (which drop set-id
+// bits) is finished by the next one, bits included; ACL entries move.
+func TestShiftResumes(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to chown")
+	}
+	base := t.TempDir()
+	dir := base + "/upper"
+	os.Mkdir(dir, 0o755)
+	f := dir + "/sudo"
+	os.WriteFile(f, []byte("x"), 0o755)
+	unix.Chmod(f, 0o4755)
+	m := &IDMap{UID: 1 << 20, GID: 2 << 20, Size: Size}
+	// What a shift does up to the chowns, then dies.
+	files, special, err := collect(dir, nil, m)
+	if err != nil || len(special) != 1 {
+		t.Fatalf("collect: %v %v", special, err)
+	}
+	if err := writeJournal(journalPath(dir), special); err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range files {
+		o.chown(nil, m)
+	}
+	var st unix.Stat_t
+	unix.Lstat(f, &st)
+	if st.Mode&unix.S_ISUID != 0 {
+		t.Skip("chown kept the setuid bit here; nothing to resume")
+	}
+	// The next up shifts from the recorded range (the chowns are done).
+	if err := Shift(dir, m, m); err != nil {
+		t.Fatal(err)
+	}
+	unix.Lstat(f, &st)
+	if st.Mode&unix.S_ISUID == 0 || st.Uid != m.UID {
+		t.Errorf("after the resumed shift: uid %d mode %o", st.Uid, st.Mode)
+	}
+	if _, err := os.Stat(journalPath(dir)); !os.IsNotExist(err) {
+		t.Errorf("journal left: %v", err)
+	}
+
+	// A named user in an ACL moves with the files.
+	acl := []byte{2, 0, 0, 0, 1, 0, 6, 0, 0xff, 0xff, 0xff, 0xff, 2, 0, 6, 0, 0xe8, 3, 0, 0, 4, 0, 4, 0, 0xff, 0xff, 0xff, 0xff, 0x10, 0, 6, 0, 0xff, 0xff, 0xff, 0xff, 0x20, 0, 4, 0, 0xff, 0xff, 0xff, 0xff}
+	g := dir + "/shared"
+	os.WriteFile(g, nil, 0o644)
+	if err := unix.Lsetxattr(g, "system.posix_acl_access", acl, 0); err != nil {
+		t.Skipf("no ACLs here: %v", err)
+	}
+	if err := Shift(dir, m, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := Shift(dir, nil, m); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 256)
+	n, _ := unix.Lgetxattr(g, "system.posix_acl_access", buf)
+	if n < 16 || binary.LittleEndian.Uint32(buf[16:]) != m.UID+1000 {
+		t.Errorf("ACL user entry after the shift: % x", buf[:n])
 	}
 }

@@ -221,21 +221,27 @@ func idmapBind(f *os.File, m Mount, ns *os.File, idmap *userns.IDMap) (warning s
 	case st.Uid == 0:
 		return "owned by the host's root, so not mapped for the container's user: its files show as nobody's; give it to the user who works in it (chown)", nil
 	default:
-		uids, gids, err := idmap.OwnerMap(st.Uid, st.Gid, m.Owner.UID, m.Owner.GID)
-		if err != nil {
-			return "", err
-		}
-		owner, err := userns.New(uids, gids)
-		if err != nil {
-			return "", err
-		}
-		defer owner.Close()
-		err = userns.Idmap(int(f.Fd()), owner)
+		err = idmapOwner(f, st, *m.Owner, idmap)
 	}
 	if errors.Is(err, userns.ErrNoIDMap) {
 		return fmt.Sprintf("%v: its files show as nobody's", err), nil
 	}
 	return "", err
+}
+
+// idmapOwner idmaps f so that its owner (st) shows as the container user
+// owner.
+func idmapOwner(f *os.File, st unix.Stat_t, owner Owner, idmap *userns.IDMap) error {
+	uids, gids, err := idmap.OwnerMap(st.Uid, st.Gid, owner.UID, owner.GID)
+	if err != nil {
+		return err
+	}
+	ns, err := userns.New(uids, gids)
+	if err != nil {
+		return err
+	}
+	defer ns.Close()
+	return userns.Idmap(int(f.Fd()), ns)
 }
 
 // makeOverlay mounts the layers as a detached overlay. Overlay takes its

@@ -209,22 +209,26 @@ func regexpMatch(expr, s string) bool {
 	return mustCompile(expr).MatchString(s)
 }
 
-// TestNodeMirrorChecksum: a download that does not match the mirror's
-// SHASUMS256.txt is refused; a matching one installs.
-func TestNodeMirrorChecksum(t *testing.T) {
-	testenv.NeedRoot(t)
-	testbase.Debian(t)
-	// A nodejs.org-style mirror on loopback with a tiny fake distribution.
-	version := "99.1.2"
+// nodeMirror is a nodejs.org-style mirror on loopback with a tiny fake
+// distribution of version; its SHASUMS256.txt lies while *good is false.
+type nodeMirror struct {
+	*httptest.Server
+	sum  string // the tarball's real sha256, hex
+	good bool
+}
+
+func newNodeMirror(t *testing.T, version string) *nodeMirror {
 	file := fmt.Sprintf("node-v%s-linux-x64.tar.xz", version)
 	archive := fakeNodeDist(t, version)
 	sum := sha256.Sum256(archive)
-	good := true
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	m := &nodeMirror{sum: hex.EncodeToString(sum[:]), good: true}
+	m.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
+		case "/index.json":
+			fmt.Fprintf(w, `[{"version":"v%s","lts":false}]`, version)
 		case "/v" + version + "/SHASUMS256.txt":
-			s := hex.EncodeToString(sum[:])
-			if !good {
+			s := m.sum
+			if !m.good {
 				s = strings.Repeat("0", 64)
 			}
 			fmt.Fprintf(w, "%s  %s\n", s, file)
@@ -234,18 +238,28 @@ func TestNodeMirrorChecksum(t *testing.T) {
 			http.NotFound(w, r)
 		}
 	}))
-	defer srv.Close()
+	t.Cleanup(m.Close)
+	return m
+}
+
+// TestNodeMirrorChecksum: a download that does not match the mirror's
+// SHASUMS256.txt is refused; a matching one installs.
+func TestNodeMirrorChecksum(t *testing.T) {
+	testenv.NeedRoot(t)
+	testbase.Debian(t)
+	version := "99.1.2"
+	srv := newNodeMirror(t, version)
 	dir := t.TempDir()
 	root := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "devbox.toml"), []byte(fmt.Sprintf("base = %q\n[node]\nversion = %q\nmirror = %q\n[network]\nmode = \"none\"\n", testbase.DebianRef, version, srv.URL)), 0o644)
 	// Share the cached base without touching the cache's builds.
 	linkBase(t, root)
-	good = false
+	srv.good = false
 	r := devbox(t, dir, "--root", root, "build")
 	if r.code == 0 || !strings.Contains(r.stderr, "checksum mismatch") {
 		t.Errorf("bad checksum: exit %d %s", r.code, tail(r.stderr))
 	}
-	good = true
+	srv.good = true
 	r = devbox(t, dir, "--root", root, "run", "--", "/usr/local/bin/node")
 	if r.code != 0 || !strings.Contains(r.stdout, "fake node "+version) {
 		t.Errorf("good checksum: %d %q %s", r.code, r.stdout, tail(r.stderr))
@@ -321,5 +335,70 @@ func TestBuildKilledMidStep(t *testing.T) {
 	}
 	if left, _ := os.ReadDir(filepath.Join(root, "tmp")); len(left) != 0 {
 		t.Errorf("tmp/ after the rerun: %v", left)
+	}
+}
+
+// TestLockfile: build writes devbox.lock (the base's digest, the exact
+// Node with its tarball's sha256, every step's key and layer diffID) and
+// keeps it byte for byte while nothing changes; --locked refuses an edited
+// spec with the difference; a lock that pins another Node tarball fails
+// the build even with the step cached; lock --update takes what the
+// source gives now and says what changed.
+func TestLockfile(t *testing.T) {
+	testenv.NeedRoot(t)
+	testbase.Debian(t)
+	m := newNodeMirror(t, "99.1.2")
+	dir, root := t.TempDir(), t.TempDir()
+	linkBase(t, root)
+	specPath, lockPath := filepath.Join(dir, "devbox.toml"), filepath.Join(dir, "devbox.lock")
+	spec := fmt.Sprintf("base = %q\n[node]\nversion = \"99\"\nmirror = %q\n[network]\nmode = \"none\"\n", testbase.DebianRef, m.URL)
+	os.WriteFile(specPath, []byte(spec), 0o644)
+	build := func(args ...string) result {
+		return devbox(t, dir, append([]string{"--root", root}, args...)...)
+	}
+	if r := build("build"); r.code != 0 {
+		t.Fatalf("build: %s", tail(r.stderr))
+	}
+	first, err := os.ReadFile(lockPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`version = "99.1.2"`, `digest = "sha256:` + m.sum + `"`, `ref = "` + testbase.DebianRef + `"`, `kind = "node"`, `diff_id = "sha256:`} {
+		if !strings.Contains(string(first), want) {
+			t.Errorf("devbox.lock lacks %s:\n%s", want, first)
+		}
+	}
+	if r := build("build"); r.code != 0 || strings.Contains(r.stderr, "change(s)") {
+		t.Errorf("second build: %d %s", r.code, tail(r.stderr))
+	}
+	if again, _ := os.ReadFile(lockPath); string(again) != string(first) {
+		t.Errorf("the lock changed with nothing else:\n%s\n---\n%s", first, again)
+	}
+
+	os.WriteFile(specPath, []byte(spec+"[[run]]\ncommand = \"touch /x\"\n"), 0o644)
+	r := build("build", "--locked")
+	if r.code == 0 || !strings.Contains(r.stderr, "--locked") || !strings.Contains(r.stderr, "+ step 4 run touch /x") {
+		t.Errorf("--locked with an edited spec: %d %s", r.code, tail(r.stderr))
+	}
+	if again, _ := os.ReadFile(lockPath); string(again) != string(first) {
+		t.Error("--locked wrote the lock")
+	}
+	os.WriteFile(specPath, []byte(spec), 0o644)
+
+	os.WriteFile(lockPath, []byte(strings.ReplaceAll(string(first), m.sum, strings.Repeat("0", 64))), 0o644)
+	if r := build("build"); r.code == 0 || !strings.Contains(r.stderr, "devbox.lock pins sha256:000") {
+		t.Errorf("a lock pinning another tarball: %d %s", r.code, tail(r.stderr))
+	}
+	r = build("lock", "--update")
+	if r.code != 0 || !strings.Contains(r.stderr, "- node 99.1.2 sha256:000") || !strings.Contains(r.stderr, "+ node 99.1.2 sha256:"+m.sum) {
+		t.Errorf("lock --update: %d %s", r.code, tail(r.stderr))
+	}
+	// The node layer was built again, so its diffID is new; the rest is
+	// what it was.
+	if again, _ := os.ReadFile(lockPath); !strings.Contains(string(again), `digest = "sha256:`+m.sum+`"`) {
+		t.Errorf("after --update the lock is not what the source gives:\n%s", again)
+	}
+	if r := build("build", "--locked"); r.code != 0 {
+		t.Errorf("--locked after --update: %s", tail(r.stderr))
 	}
 }

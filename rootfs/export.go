@@ -3,6 +3,8 @@ package rootfs
 import (
 	"archive/tar"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"io/fs"
@@ -223,6 +225,16 @@ func Export(ctx context.Context, layerDirs []string, cfg Config) (v1.Image, erro
 	cf.Config.Env, cf.Config.WorkingDir, cf.Config.User = cfg.Env, cfg.WorkingDir, cfg.User
 	cf.Config.Cmd, cf.Config.Entrypoint = cfg.Cmd, cfg.Entrypoint
 	return mutate.ConfigFile(img, cf)
+}
+
+// DiffID is the digest of the layer directory dir (overlay form) as the
+// uncompressed tar that Export makes of it.
+func DiffID(ctx context.Context, dir string) (string, error) {
+	h := sha256.New()
+	if err := WriteLayerTar(ctx, dir, h, true); err != nil {
+		return "", fmt.Errorf("diffID of %s: %w", dir, err)
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // Push exports a stack of layer directories (bottom first) with cfg and

@@ -356,6 +356,12 @@ type BuildRecord struct {
 	Took    time.Duration `json:"took"`
 	// Node is the exact Node.js version a node step installed.
 	Node string `json:"node,omitempty"`
+	// Resolved is what else the step resolved, for devbox.lock: where
+	// Node and npm came from and their digests, the packages installed.
+	Resolved map[string]string `json:"resolved,omitempty"`
+	// DiffID is the digest of the step's layer as a tar (what push and a
+	// cache publish), computed when the lock first needs it.
+	DiffID string `json:"diff_id,omitempty"`
 	// BaseLayers are the image layers the step was built on, which prune
 	// keeps while the step exists.
 	BaseLayers []string `json:"base_layers"`
@@ -368,10 +374,22 @@ func (s *Store) Build(key string) (BuildRecord, error) {
 	return rec, err
 }
 
+// UpdateBuild rewrites the record of a committed build step.
+func (s *Store) UpdateBuild(rec BuildRecord) error {
+	if !s.HasBuild(rec.Key) {
+		return fmt.Errorf("build %s: not committed", rec.Key)
+	}
+	return writeJSON(s.root.Tmp(), s.BuildDir(rec.Key)+".json", rec)
+}
+
 // CommitBuild moves a finished build step's layer dir into place under
 // rec.Key, with its record; until the record is written the step counts
-// as not built, so a build killed at any point reruns cleanly.
-func (s *Store) CommitBuild(dir string, rec BuildRecord) error {
+// as not built, so a build killed at any point reruns cleanly. A step
+// already built under the key (by a concurrent build) is kept, unless
+// replace: a step built again on purpose (--no-cache, a lock's pins)
+// replaces it, the old layer moved out of the way first. An environment
+// running over the old layer keeps the files it has open.
+func (s *Store) CommitBuild(dir string, rec BuildRecord, replace bool) error {
 	key := rec.Key
 	final := s.BuildDir(key)
 	unlock, err := s.lock("build-" + key)
@@ -379,11 +397,22 @@ func (s *Store) CommitBuild(dir string, rec BuildRecord) error {
 		return err
 	}
 	defer unlock()
-	if s.HasBuild(key) { // a concurrent build made the same step
+	if s.HasBuild(key) && !replace { // a concurrent build made the same step
 		return os.RemoveAll(dir)
 	}
-	if err := os.RemoveAll(final); err != nil {
+	// The record goes first: a kill from here on leaves the step unbuilt.
+	if err := os.Remove(final + ".json"); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
+	}
+	if _, err := os.Lstat(final); err == nil {
+		old, err := s.TempDir("replaced-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(old)
+		if err := os.Rename(final, filepath.Join(old, "layer")); err != nil {
+			return err
+		}
 	}
 	if err := os.Rename(dir, final); err != nil {
 		return err

@@ -21,6 +21,7 @@ type app struct {
 	root   string // state root
 	debug  bool
 	file   string // spec path
+	locked bool   // --locked: the build must be what devbox.lock says
 	stdout io.Writer
 	stderr io.Writer
 }
@@ -49,8 +50,9 @@ container whose init serves SSH. No daemon, no Dockerfile.`,
 		a.initCommand(),
 		a.templatesCommand(),
 		a.withFile(a.planCommand()),
-		a.withFile(a.buildCommand()),
-		a.withFile(a.upCommand()),
+		a.withLocked(a.withFile(a.buildCommand())),
+		a.withFile(a.lockCommand()),
+		a.withLocked(a.withFile(a.upCommand())),
 		a.withFile(a.downCommand()),
 		a.withFile(a.rmCommand()),
 		a.psCommand(),
@@ -58,7 +60,7 @@ container whose init serves SSH. No daemon, no Dockerfile.`,
 		a.withFile(a.sshCommand()),
 		a.withFile(a.sshConfigCommand()),
 		a.logsCommand(),
-		a.withFile(a.runCommand()),
+		a.withLocked(a.withFile(a.runCommand())),
 		a.imageCommand(),
 		a.withFile(a.pushCommand()),
 		a.versionCommand(),
@@ -84,6 +86,12 @@ func usageArgs(check cobra.PositionalArgs) cobra.PositionalArgs {
 // `logs -f` means follow, as in docker and tail.
 func (a *app) withFile(cmd *cobra.Command) *cobra.Command {
 	cmd.Flags().StringVarP(&a.file, "file", "f", devspec.FileName, "path of the spec")
+	return cmd
+}
+
+// withLocked gives a command that builds the --locked flag.
+func (a *app) withLocked(cmd *cobra.Command) *cobra.Command {
+	cmd.Flags().BoolVar(&a.locked, "locked", false, "fail, with the difference, if the build would change devbox.lock")
 	return cmd
 }
 

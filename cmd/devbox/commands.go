@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/devbox/devbox/devenv/build"
+	"github.com/devbox/devbox/devenv/lock"
 	"github.com/devbox/devbox/templates"
 )
 
@@ -137,7 +138,45 @@ func (a *app) buildCommand() *cobra.Command {
 // buildOptions shows a build's steps on stderr and its commands' output
 // as it comes.
 func (a *app) buildOptions(pr *progress) build.Options {
-	return build.Options{Pull: pullOptions(pr), Out: a.stderr, Stdout: os.Stderr, Stderr: os.Stderr, Log: pr.Log}
+	o := build.Options{Pull: pullOptions(pr), Out: a.stderr, Stdout: os.Stderr, Stderr: os.Stderr, Log: pr.Log}
+	if a.locked {
+		o.Lock = build.LockLocked
+	}
+	return o
+}
+
+func (a *app) lockCommand() *cobra.Command {
+	var update bool
+	cmd := &cobra.Command{
+		Use:   "lock [-f SPEC] [--update]",
+		Short: "Write devbox.lock: what the spec resolves to (base digest, Node, packages, layers)",
+		Long: `Build the spec and write devbox.lock beside it, as build and up do. With
+--update, resolve the packages and Node afresh instead of installing what the
+lock pins, and print what changed. Commit devbox.lock, like go.sum.`,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(*cobra.Command, []string) error {
+			spec, store, err := a.specAndStore()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := signalContext()
+			defer cancel()
+			pr := newProgress(a.stderr)
+			o := a.buildOptions(pr)
+			if update {
+				o.Lock = build.LockUpdate
+			}
+			b, err := build.Run(ctx, store, spec, o)
+			pr.Wait()
+			if err != nil {
+				return err
+			}
+			a.printf("%s: build %s\n", lock.Path(spec.File), b.Lock.Build[:12])
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&update, "update", false, "resolve packages and Node afresh, ignoring the lock")
+	return cmd
 }
 
 func (a *app) pushCommand() *cobra.Command {

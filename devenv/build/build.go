@@ -8,9 +8,11 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sort"
 	"strings"
 	"time"
 
+	"github.com/devbox/devbox/devenv/lock"
 	"github.com/devbox/devbox/devenv/spec"
 	"github.com/devbox/devbox/internal/subid"
 	"github.com/devbox/devbox/rootfs"
@@ -28,6 +30,8 @@ type Options struct {
 	Out            io.Writer
 	Stdout, Stderr *os.File
 	Log            func(string)
+	// Lock is what the build does with devbox.lock.
+	Lock LockMode
 }
 
 // Result is a built environment: its layers, top first, over its image.
@@ -40,6 +44,11 @@ type Result struct {
 	UserNS bool
 	// ids gives build steps their ranges when UserNS.
 	ids *subid.Allocator
+	// Lock is what the build resolved to, as devbox.lock says it (nil
+	// when the spec has no file or locks are off).
+	Lock *lock.File
+	// records are the steps' build records, Plan.Steps[1:]'s order.
+	records []rootfs.BuildRecord
 	// NodeVersion is the exact Node.js version installed, if any.
 	NodeVersion string
 }
@@ -61,8 +70,15 @@ func Run(ctx context.Context, store *rootfs.Store, s *spec.Spec, o Options) (*Re
 	}
 	defer leave()
 	start := time.Now()
+	pins, err := readPins(s, o.Lock)
+	if err != nil {
+		return nil, err
+	}
 	img, err := store.Resolve(ctx, s.BaseRef, o.Pull)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkBase(pins, s, img); err != nil {
 		return nil, err
 	}
 	plan := NewPlan(s, img.Digest)
@@ -79,26 +95,48 @@ func Run(ctx context.Context, store *rootfs.Store, s *spec.Spec, o Options) (*Re
 	}
 	for i, st := range plan.Steps[1:] {
 		header := fmt.Sprintf("[%d/%d] %s", i+2, n, st.Summary)
-		if store.HasBuild(st.Key) && !o.NoCache {
-			// A broken record leaves the version unknown; the layer is what matters.
-			if rec, err := store.Build(st.Key); err == nil && rec.Node != "" {
+		if rec, ok := cachedStep(store, st, pins, o); ok {
+			if rec.Node != "" {
 				b.NodeVersion = rec.Node
 			}
 			fmt.Fprintf(o.Out, "%s … cached\n", header)
 			b.Lower = append([]string{store.BuildDir(st.Key)}, b.Lower...)
+			b.records = append(b.records, rec)
 			continue
 		}
 		fmt.Fprintf(o.Out, "%s …\n", header)
 		t0 := time.Now()
-		rec, err := runStep(ctx, store, s, b, st, o)
+		rec, err := runStep(ctx, store, s, b, st, pinsFor(pins, st), o)
 		if err != nil {
 			return nil, fmt.Errorf("step [%d/%d] %s: %w", i+2, n, st.Kind, err)
 		}
 		rec.Took = time.Since(t0)
 		fmt.Fprintf(o.Out, "%s … %s\n", header, shortDur(rec.Took))
 		b.Lower = append([]string{store.BuildDir(st.Key)}, b.Lower...)
+		b.records = append(b.records, *rec)
+	}
+	if err := settleLock(ctx, store, s, b, pins, o); err != nil {
+		return nil, err
 	}
 	return b, nil
+}
+
+// cachedStep returns the record of st's cached layer, if it may be used:
+// not with --no-cache, nor for the steps `devbox lock --update` resolves
+// afresh, nor when it is not what the lock pins. A broken record is
+// rebuilt.
+func cachedStep(store *rootfs.Store, st Step, pins *lock.File, o Options) (rootfs.BuildRecord, bool) {
+	if o.NoCache || !store.HasBuild(st.Key) {
+		return rootfs.BuildRecord{}, false
+	}
+	if o.Lock == LockUpdate && (st.Kind == StepNode || st.Kind == StepPackages) {
+		return rootfs.BuildRecord{}, false
+	}
+	rec, err := store.Build(st.Key)
+	if err != nil || conflicts(pins, st, rec) {
+		return rootfs.BuildRecord{}, false
+	}
+	return rec, true
 }
 
 func shortDur(d time.Duration) string {
@@ -109,7 +147,7 @@ func shortDur(d time.Duration) string {
 }
 
 // runStep makes one step's layer in tmp/ and commits it.
-func runStep(ctx context.Context, store *rootfs.Store, s *spec.Spec, b *Result, st Step, o Options) (*rootfs.BuildRecord, error) {
+func runStep(ctx context.Context, store *rootfs.Store, s *spec.Spec, b *Result, st Step, pins *lock.File, o Options) (*rootfs.BuildRecord, error) {
 	tmp, err := store.TempDir("build-" + st.Key[:12] + "-")
 	if err != nil {
 		return nil, err
@@ -119,16 +157,28 @@ func runStep(ctx context.Context, store *rootfs.Store, s *spec.Spec, b *Result, 
 	if err := os.Mkdir(upper, 0o755); err != nil {
 		return nil, err
 	}
+	// Built already, it is built again on purpose (--no-cache, a lock's
+	// pins) and replaces the old; built meanwhile, it was a concurrent
+	// build's, which is kept.
+	replace := store.HasBuild(st.Key)
 	rec := &rootfs.BuildRecord{Key: st.Key, Kind: string(st.Kind), Summary: st.Summary, Built: time.Now().UTC(), BaseLayers: b.Image.Layers}
 	switch st.Kind {
 	case StepPackages:
-		err = packagesStep(ctx, s, b, tmp, o)
+		rec.Resolved, err = packagesStep(ctx, s, b, tmp, pins, o)
 	case StepNode:
 		musl := existsInLayers(b.Lower, "lib/ld-musl-x86_64.so.1") || existsInLayers(b.Lower, "lib/ld-musl-aarch64.so.1")
-		rec.Node, err = installNode(ctx, newDownloads(store.Root().Downloads(), o.Log), s, musl, upper)
-		b.NodeVersion = rec.Node
-		if err == nil && s.Node.Version != rec.Node {
-			o.Log(fmt.Sprintf("node %s resolved to %s", s.Node.Version, rec.Node))
+		var pin *lock.Node
+		if pins != nil {
+			pin = pins.Node
+		}
+		var node *lock.Node
+		node, err = installNode(ctx, newDownloads(store.Root().Downloads(), o.Log), s, musl, upper, pin)
+		if err == nil {
+			rec.Node, rec.Resolved = node.Version, nodeResolved(node)
+			b.NodeVersion = rec.Node
+			if s.Node.Version != rec.Node {
+				o.Log(fmt.Sprintf("node %s resolved to %s", s.Node.Version, rec.Node))
+			}
 		}
 	case StepNPM:
 		err = writeFile(filepath.Join(upper, "usr/local/etc/npmrc"), s.NPMRC())
@@ -144,10 +194,18 @@ func runStep(ctx context.Context, store *rootfs.Store, s *spec.Spec, b *Result, 
 	if err != nil {
 		return nil, err
 	}
-	if err := store.CommitBuild(upper, *rec); err != nil {
+	if rec.DiffID, err = rootfs.DiffID(ctx, upper); err != nil {
 		return nil, err
 	}
-	return rec, nil
+	if err := store.CommitBuild(upper, *rec, replace); err != nil {
+		return nil, err
+	}
+	// What is stored, which a concurrent build may have made instead.
+	stored, err := store.Build(st.Key)
+	if err != nil {
+		return nil, err
+	}
+	return &stored, nil
 }
 
 func writeFile(p, content string) error {
@@ -157,20 +215,35 @@ func writeFile(p, content string) error {
 	return os.WriteFile(p, []byte(content), 0o644)
 }
 
-func packagesStep(ctx context.Context, s *spec.Spec, b *Result, tmp string, o Options) error {
+// packagesStep installs the spec's packages, each at the version the lock
+// pins, and returns what the manager then reports installed.
+func packagesStep(ctx context.Context, s *spec.Spec, b *Result, tmp string, pins *lock.File, o Options) (map[string]string, error) {
 	manager := s.Packages.Manager
 	if manager == "auto" {
 		var err error
 		if manager, err = detectManager(b.Lower); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	names, notes := translatePackages(manager, s.Packages.Install)
 	for _, n := range notes {
 		o.Log("  " + n)
 	}
+	names = pinVersions(manager, names, pins)
 	vault := s.Packages.CentOSVault == nil || *s.Packages.CentOSVault
-	return runInBuild(ctx, s, b, tmp, []string{"/bin/sh", "-c", packageScript(manager, names, vault)}, nil, o)
+	script := packageScript(manager, names, vault) + "; " + installedQuery(manager, "/"+installedFile)
+	if err := runInBuild(ctx, s, b, tmp, []string{"/bin/sh", "-c", script}, nil, o); err != nil {
+		return nil, err
+	}
+	p := filepath.Join(tmp, "upper", installedFile)
+	data, err := os.ReadFile(p)
+	if err != nil {
+		return nil, fmt.Errorf("installed packages: %w", err)
+	}
+	os.Remove(p)
+	installed := strings.Fields(string(data))
+	sort.Strings(installed)
+	return map[string]string{resManager: manager, resInstalled: strings.Join(installed, "\n")}, nil
 }
 
 // userStep makes the SSH user (with a home and login shell) and sets its

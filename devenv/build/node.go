@@ -2,6 +2,7 @@ package build
 
 import (
 	"errors"
+
 	"github.com/devbox/devbox/devenv/spec"
 
 	"archive/tar"
@@ -18,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/devbox/devbox/devenv/lock"
 	"github.com/devbox/devbox/rootfs"
 )
 
@@ -47,67 +49,95 @@ func registryURL(registry, pkg string) string {
 // registry's node-linux-ARCH package (plus the npm package), or from a
 // nodejs.org-style mirror's tar.xz checked against SHASUMS256.txt. It
 // returns the exact version installed.
-func installNode(ctx context.Context, d *downloads, s *spec.Spec, musl bool, layer string) (string, error) {
+// With pin (from devbox.lock) it installs exactly the pinned version and
+// refuses tarballs whose digests are not the pinned ones. It returns what
+// it installed, for the lock.
+func installNode(ctx context.Context, d *downloads, s *spec.Spec, musl bool, layer string, pin *lock.Node) (*lock.Node, error) {
 	local := filepath.Join(layer, "usr", "local")
 	if err := os.MkdirAll(local, 0o755); err != nil {
-		return "", err
+		return nil, err
 	}
 	if s.Node.Mirror == "npm" {
 		if musl {
-			return "", fmt.Errorf("node: the base uses musl (Alpine) and the npm registry's node-linux-%s is built for glibc; set [node] mirror to one with musl builds", nodeArch())
+			return nil, fmt.Errorf("node: the base uses musl (Alpine) and the npm registry's node-linux-%s is built for glibc; set [node] mirror to one with musl builds", nodeArch())
 		}
-		return installNodeFromNPM(ctx, d, s, local)
+		return installNodeFromNPM(ctx, d, s, local, pin)
 	}
-	return installNodeFromMirror(ctx, d, s, musl, local)
+	return installNodeFromMirror(ctx, d, s, musl, local, pin)
 }
 
-func installNodeFromNPM(ctx context.Context, d *downloads, s *spec.Spec, local string) (string, error) {
+// checkPin refuses a digest other than the lock's.
+func checkPin(what, got, pinned string) error {
+	if pinned != "" && got != pinned {
+		return fmt.Errorf("%s: the source now gives digest %s, devbox.lock pins %s: the release was replaced (devbox lock --update accepts it)", what, got, pinned)
+	}
+	return nil
+}
+
+func installNodeFromNPM(ctx context.Context, d *downloads, s *spec.Spec, local string, pin *lock.Node) (*lock.Node, error) {
 	reg := s.NPMRegistry()
 	pkg := "node-linux-" + nodeArch()
 	var meta npmPackument
 	if err := d.getJSON(ctx, registryURL(reg, pkg), &meta, "application/vnd.npm.install-v1+json"); err != nil {
-		return "", fmt.Errorf("node: %w", err)
+		return nil, fmt.Errorf("node: %w", err)
 	}
 	var versions []string
 	for v := range meta.Versions {
 		versions = append(versions, v)
 	}
-	version, err := resolveVersion(s.Node.Version, versions)
+	want, wantNPM := s.Node.Version, ""
+	if pin != nil {
+		want, wantNPM = pin.Version, pin.NPM
+	}
+	version, err := resolveVersion(want, versions)
 	if err != nil {
-		return "", fmt.Errorf("node %s: %w in %s", s.Node.Version, err, registryURL(reg, pkg))
+		return nil, fmt.Errorf("node %s: %w in %s", want, err, registryURL(reg, pkg))
 	}
 	dist := meta.Versions[version].Dist
+	if pin != nil {
+		if err := checkPin("node "+version, dist.Integrity, pin.Digest); err != nil {
+			return nil, err
+		}
+	}
 	if err := fetchPackage(ctx, d, dist.Tarball, dist.Integrity, local, ""); err != nil {
-		return "", fmt.Errorf("node %s: %w", version, err)
+		return nil, fmt.Errorf("node %s: %w", version, err)
 	}
 	// The node package has no npm: add the npm of that Node's era.
 	var npmMeta npmPackument
 	if err := d.getJSON(ctx, registryURL(reg, "npm"), &npmMeta, "application/vnd.npm.install-v1+json"); err != nil {
-		return "", fmt.Errorf("npm: %w", err)
+		return nil, fmt.Errorf("npm: %w", err)
 	}
 	var npmVersions []string
 	for v := range npmMeta.Versions {
 		npmVersions = append(npmVersions, v)
 	}
-	npmVersion, err := resolveVersion(npmMajorFor(version), npmVersions)
+	if wantNPM == "" {
+		wantNPM = npmMajorFor(version)
+	}
+	npmVersion, err := resolveVersion(wantNPM, npmVersions)
 	if err != nil {
-		return "", fmt.Errorf("npm for node %s: %w", version, err)
+		return nil, fmt.Errorf("npm for node %s: %w", version, err)
 	}
 	nd := npmMeta.Versions[npmVersion].Dist
+	if pin != nil {
+		if err := checkPin("npm "+npmVersion, nd.Integrity, pin.NPMDigest); err != nil {
+			return nil, err
+		}
+	}
 	if err := fetchPackage(ctx, d, nd.Tarball, nd.Integrity, local, "lib/node_modules/npm"); err != nil {
-		return "", fmt.Errorf("npm %s: %w", npmVersion, err)
+		return nil, fmt.Errorf("npm %s: %w", npmVersion, err)
 	}
 	bin := filepath.Join(local, "bin")
 	for name, target := range map[string]string{"npm": "npm-cli.js", "npx": "npx-cli.js"} {
 		os.Remove(filepath.Join(bin, name))
 		if err := os.Symlink("../lib/node_modules/npm/bin/"+target, filepath.Join(bin, name)); err != nil {
-			return "", err
+			return nil, err
 		}
 		os.Chmod(filepath.Join(local, "lib/node_modules/npm/bin", target), 0o755)
 	}
 	os.Chmod(filepath.Join(bin, "node"), 0o755)
 	d.log(fmt.Sprintf("node %s with npm %s from %s", version, npmVersion, reg))
-	return version, nil
+	return &lock.Node{Version: version, URL: dist.Tarball, Digest: dist.Integrity, NPM: npmVersion, NPMURL: nd.Tarball, NPMDigest: nd.Integrity}, nil
 }
 
 // npmMajorFor is the npm major that shipped with a Node major, so that
@@ -158,11 +188,15 @@ func fetchPackage(ctx context.Context, d *downloads, url, integrity, dir, sub st
 	})
 }
 
-func installNodeFromMirror(ctx context.Context, d *downloads, s *spec.Spec, musl bool, local string) (string, error) {
+func installNodeFromMirror(ctx context.Context, d *downloads, s *spec.Spec, musl bool, local string, pin *lock.Node) (*lock.Node, error) {
 	mirror := strings.TrimSuffix(s.Node.Mirror, "/")
-	version, err := mirrorVersion(ctx, d, mirror, s.Node.Version)
+	want := s.Node.Version
+	if pin != nil {
+		want = pin.Version
+	}
+	version, err := mirrorVersion(ctx, d, mirror, want)
 	if err != nil {
-		return "", fmt.Errorf("node %s: %w", s.Node.Version, err)
+		return nil, fmt.Errorf("node %s: %w", want, err)
 	}
 	platform := "linux-" + nodeArch()
 	if musl {
@@ -172,19 +206,25 @@ func installNodeFromMirror(ctx context.Context, d *downloads, s *spec.Spec, musl
 	sum, err := mirrorChecksum(ctx, d, mirror, version, file)
 	if err != nil {
 		if musl && errors.Is(err, errNotListed) {
-			return "", fmt.Errorf("node %s: %s has no musl build (%s) for this Alpine base", version, mirror, file)
+			return nil, fmt.Errorf("node %s: %s has no musl build (%s) for this Alpine base", version, mirror, file)
 		}
-		return "", fmt.Errorf("node %s: %w", version, err)
+		return nil, fmt.Errorf("node %s: %w", version, err)
 	}
-	archive, err := d.fetch(ctx, fmt.Sprintf("%s/v%s/%s", mirror, version, file), digest{"sha256", sum})
+	if pin != nil {
+		if err := checkPin("node "+version, "sha256:"+sum, pin.Digest); err != nil {
+			return nil, err
+		}
+	}
+	url := fmt.Sprintf("%s/v%s/%s", mirror, version, file)
+	archive, err := d.fetch(ctx, url, digest{"sha256", sum})
 	if err != nil {
-		return "", fmt.Errorf("node %s: %w", version, err)
+		return nil, fmt.Errorf("node %s: %w", version, err)
 	}
 	if err := extractNodeTarXz(ctx, archive, strings.TrimSuffix(file, ".tar.xz")+"/", local); err != nil {
-		return "", err
+		return nil, err
 	}
 	d.log(fmt.Sprintf("node %s from %s", version, mirror))
-	return version, nil
+	return &lock.Node{Version: version, URL: url, Digest: "sha256:" + sum}, nil
 }
 
 // mirrorVersion resolves "lts" or a major to an exact version with the

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/devbox/devbox/devenv/lock"
 	"github.com/devbox/devbox/rootfs"
 )
 
@@ -117,3 +118,42 @@ func packageScript(manager string, names []string, centosVault bool) string {
 // centos7Vault points CentOS 7's repositories at vault.centos.org: the
 // distribution is end-of-life and mirrorlist.centos.org is gone.
 const centos7Vault = `if grep -q 'release 7' /etc/centos-release 2>/dev/null; then sed -i -e 's|^mirrorlist=|#mirrorlist=|' -e 's|^#\?baseurl=http://mirror.centos.org|baseurl=http://vault.centos.org|' /etc/yum.repos.d/CentOS-*.repo; fi`
+
+// installedFile is where the packages step's script leaves the list of
+// installed packages, read and removed from the layer afterwards.
+const installedFile = ".devbox-installed"
+
+// installedQuery is the shell command that writes every installed package
+// as NAME=VERSION, one a line, to path.
+func installedQuery(manager, path string) string {
+	switch manager {
+	case "apt":
+		return "dpkg-query -W -f '${Package}=${Version}\\n' > " + path
+	case "apk":
+		// apk prints NAME-VERSION-rN; the version is what follows the
+		// last dash that precedes a digit.
+		return "apk info -v 2>/dev/null | sed -E 's/-([0-9][^-]*-r[0-9]+)$/=\\1/' > " + path
+	}
+	return "rpm -qa --qf '%{NAME}=%{VERSION}-%{RELEASE}\\n' > " + path
+}
+
+// pinVersions adds to each name the version the lock pins for it, in the
+// manager's syntax: apt pkg=version, dnf and yum pkg-version, apk and
+// zypper pkg=version.
+func pinVersions(manager string, names []string, pins *lock.File) []string {
+	if pins == nil || pins.Packages == nil || pins.Packages.Manager != manager {
+		return names
+	}
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = n
+		if v, ok := pins.Installed(n); ok {
+			sep := "="
+			if manager == "dnf" || manager == "yum" {
+				sep = "-"
+			}
+			out[i] = n + sep + v
+		}
+	}
+	return out
+}

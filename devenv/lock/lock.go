@@ -1,0 +1,197 @@
+package lock
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+)
+
+// FileName is the lock's name beside the spec.
+const FileName = "devbox.lock"
+
+// Version is the lock format's version.
+const Version = 1
+
+// File is devbox.lock.
+type File struct {
+	Version int `toml:"version"`
+	// Build is the last step's cache key: the build as a whole.
+	Build    string    `toml:"build"`
+	Base     Base      `toml:"base"`
+	Node     *Node     `toml:"node,omitempty"`
+	Packages *Packages `toml:"packages,omitempty"`
+	Steps    []Step    `toml:"steps"`
+}
+
+// Base is the base image as resolved.
+type Base struct {
+	Ref string `toml:"ref"`
+	// Digest is the manifest digest of an image, or the digest of the
+	// tree of a dir: or debootstrap: base.
+	Digest string `toml:"digest"`
+}
+
+// Node is the Node.js and npm a node step installed, with where their
+// tarballs came from and their digests ("sha256:…" or an npm integrity
+// string, "sha512-…").
+type Node struct {
+	Version   string `toml:"version"`
+	URL       string `toml:"url"`
+	Digest    string `toml:"digest"`
+	NPM       string `toml:"npm,omitempty"`
+	NPMURL    string `toml:"npm_url,omitempty"`
+	NPMDigest string `toml:"npm_digest,omitempty"`
+}
+
+// Packages are every package installed after the packages step, as
+// NAME=VERSION, sorted.
+type Packages struct {
+	Manager   string   `toml:"manager"`
+	Installed []string `toml:"installed"`
+}
+
+// Step is one build step: what it is, its cache key and the diffID of the
+// layer it made.
+type Step struct {
+	Kind    string `toml:"kind"`
+	Summary string `toml:"summary"`
+	Key     string `toml:"key"`
+	DiffID  string `toml:"diff_id,omitempty"`
+}
+
+// Path is the lock beside the spec file spec.
+func Path(spec string) string { return filepath.Join(filepath.Dir(spec), FileName) }
+
+// Read reads the lock at path; a missing lock is nil, no error.
+func Read(path string) (*File, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var f File
+	md, err := toml.Decode(string(data), &f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if keys := md.Undecoded(); len(keys) > 0 {
+		return nil, fmt.Errorf("%s: unknown key %s", path, keys[0])
+	}
+	if f.Version != Version {
+		return nil, fmt.Errorf("%s: version %d, this devbox reads version %d", path, f.Version, Version)
+	}
+	return &f, nil
+}
+
+// Bytes is the lock as written: a header line, then TOML.
+func (f *File) Bytes() []byte {
+	if f.Packages != nil {
+		sort.Strings(f.Packages.Installed)
+	}
+	var b bytes.Buffer
+	b.WriteString("# devbox.lock: what devbox.toml resolved to. Written by devbox build and up;\n# commit it. `devbox lock --update` resolves afresh.\n")
+	enc := toml.NewEncoder(&b)
+	enc.Indent = ""
+	enc.Encode(f) // a File always encodes
+	return b.Bytes()
+}
+
+// Write writes the lock to path atomically.
+func (f *File) Write(path string) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, f.Bytes(), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// Equal reports whether two locks say the same.
+func Equal(a, b *File) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return bytes.Equal(a.Bytes(), b.Bytes())
+}
+
+// Diff lists what changes from old to new, one readable line each:
+// "- node 20.18.0", "+ node 20.19.1", "~ step 4 run make: key …".
+func Diff(old, new *File) []string {
+	before, after := lines(old), lines(new)
+	var out []string
+	for _, l := range before {
+		if !contains(after, l) {
+			out = append(out, "- "+l)
+		}
+	}
+	for _, l := range after {
+		if !contains(before, l) {
+			out = append(out, "+ "+l)
+		}
+	}
+	return out
+}
+
+// lines are a lock's facts, one per line, for Diff.
+func lines(f *File) []string {
+	if f == nil {
+		return nil
+	}
+	l := []string{"base " + f.Base.Ref + " " + f.Base.Digest}
+	if n := f.Node; n != nil {
+		l = append(l, "node "+n.Version+" "+n.Digest)
+		if n.NPM != "" {
+			l = append(l, "npm "+n.NPM+" "+n.NPMDigest)
+		}
+	}
+	if p := f.Packages; p != nil {
+		for _, i := range p.Installed {
+			l = append(l, "package "+i)
+		}
+	}
+	for i, s := range f.Steps {
+		l = append(l, fmt.Sprintf("step %d %s %s: %s", i+1, s.Kind, strings.TrimPrefix(s.Summary, s.Kind+" "), s.Key[:min(12, len(s.Key))]))
+	}
+	return l
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Installed returns the pinned version of package name, if any.
+func (f *File) Installed(name string) (string, bool) {
+	if f == nil || f.Packages == nil {
+		return "", false
+	}
+	for _, i := range f.Packages.Installed {
+		if n, v, ok := strings.Cut(i, "="); ok && n == name {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+// StepByKey returns the locked step with cache key key.
+func (f *File) StepByKey(key string) (Step, bool) {
+	if f != nil {
+		for _, s := range f.Steps {
+			if s.Key == key {
+				return s, true
+			}
+		}
+	}
+	return Step{}, false
+}

@@ -1,0 +1,68 @@
+package lock
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func sample() *File {
+	return &File{
+		Version: Version, Build: "top",
+		Base:     Base{Ref: "debian:bookworm", Digest: "sha256:aa"},
+		Node:     &Node{Version: "20.18.0", URL: "https://nodejs.org/dist/v20.18.0/x.tar.xz", Digest: "sha256:bb"},
+		Packages: &Packages{Manager: "apt", Installed: []string{"zlib1g=1:1.2.13", "gcc=4:12.2.0-3"}},
+		Steps:    []Step{{Kind: "packages", Summary: "packages (apt) gcc", Key: "k1", DiffID: "sha256:cc"}},
+	}
+}
+
+// TestRoundTrip: a lock reads back as written, in a stable order.
+func TestRoundTrip(t *testing.T) {
+	p := filepath.Join(t.TempDir(), FileName)
+	f := sample()
+	if err := f.Write(p); err != nil {
+		t.Fatal(err)
+	}
+	g, err := Read(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !Equal(f, g) || len(Diff(f, g)) != 0 {
+		t.Errorf("read back differs: %v", Diff(f, g))
+	}
+	if v, ok := g.Installed("gcc"); !ok || v != "4:12.2.0-3" {
+		t.Errorf("gcc pinned at %q %v", v, ok)
+	}
+	data, _ := os.ReadFile(p)
+	if strings.Index(string(data), "gcc=") > strings.Index(string(data), "zlib1g=") {
+		t.Errorf("packages not sorted:\n%s", data)
+	}
+}
+
+func TestDiff(t *testing.T) {
+	a, b := sample(), sample()
+	b.Node.Version, b.Node.Digest = "20.19.0", "sha256:dd"
+	got := strings.Join(Diff(a, b), "\n")
+	if got != "- node 20.18.0 sha256:bb\n+ node 20.19.0 sha256:dd" {
+		t.Errorf("diff:\n%s", got)
+	}
+}
+
+func TestReadRefuses(t *testing.T) {
+	dir := t.TempDir()
+	for name, content := range map[string]string{
+		"unknown key": "version = 1\nbuild = \"x\"\nsurprise = 1\n",
+		"version":     "version = 9\n",
+		"syntax":      "version = \n",
+	} {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, []byte(content), 0o644)
+		if _, err := Read(p); err == nil {
+			t.Errorf("%s: read without error", name)
+		}
+	}
+	if f, err := Read(filepath.Join(dir, "missing")); f != nil || err != nil {
+		t.Errorf("missing lock: %v %v", f, err)
+	}
+}

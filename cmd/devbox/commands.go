@@ -12,6 +12,7 @@ import (
 
 	"github.com/devbox/devbox/devenv/build"
 	"github.com/devbox/devbox/devenv/lock"
+	devspec "github.com/devbox/devbox/devenv/spec"
 	"github.com/devbox/devbox/templates"
 )
 
@@ -112,18 +113,8 @@ func (a *app) buildCommand() *cobra.Command {
 		Short: "Build the spec's environment, reusing cached steps",
 		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(*cobra.Command, []string) error {
-			spec, store, err := a.specAndStore()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := signalContext()
-			defer cancel()
-			pr := newProgress(a.stderr)
-			o := a.buildOptions(pr)
-			o.NoCache = noCache
 			start := time.Now()
-			b, err := build.Run(ctx, store, spec, o)
-			pr.Wait()
+			spec, b, err := a.build(func(o *build.Options) { o.NoCache = noCache })
 			if err != nil {
 				return err
 			}
@@ -133,6 +124,22 @@ func (a *app) buildCommand() *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&noCache, "no-cache", false, "rebuild every step")
 	return cmd
+}
+
+// build builds the spec named by -f with the options set changes.
+func (a *app) build(set func(*build.Options)) (*devspec.Spec, *build.Result, error) {
+	spec, store, err := a.specAndStore()
+	if err != nil {
+		return nil, nil, err
+	}
+	ctx, cancel := signalContext()
+	defer cancel()
+	pr := newProgress(a.stderr)
+	o := a.buildOptions(pr)
+	set(&o)
+	b, err := build.Run(ctx, store, spec, o)
+	pr.Wait()
+	return spec, b, err
 }
 
 // buildOptions shows a build's steps on stderr and its commands' output
@@ -155,19 +162,11 @@ func (a *app) lockCommand() *cobra.Command {
 lock pins, and print what changed. Commit devbox.lock, like go.sum.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(*cobra.Command, []string) error {
-			spec, store, err := a.specAndStore()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := signalContext()
-			defer cancel()
-			pr := newProgress(a.stderr)
-			o := a.buildOptions(pr)
-			if update {
-				o.Lock = build.LockUpdate
-			}
-			b, err := build.Run(ctx, store, spec, o)
-			pr.Wait()
+			spec, b, err := a.build(func(o *build.Options) {
+				if update {
+					o.Lock = build.LockUpdate
+				}
+			})
 			if err != nil {
 				return err
 			}

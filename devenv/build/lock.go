@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -102,21 +103,9 @@ func conflicts(pins *lock.File, st Step, rec rootfs.BuildRecord) bool {
 	case StepNode:
 		return pins.Node != nil && (rec.Node != pins.Node.Version || rec.Resolved[resNodeDig] != pins.Node.Digest)
 	case StepPackages:
-		return pins.Packages != nil && !slicesEqual(packagesOf(rec).Installed, pins.Packages.Installed)
+		return pins.Packages != nil && !slices.Equal(packagesOf(rec).Installed, pins.Packages.Installed)
 	}
 	return false
-}
-
-func slicesEqual(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // lockFile is the lock of a finished build. Layers whose diffID is not

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -127,12 +128,12 @@ func Diff(old, new *File) []string {
 	before, after := lines(old), lines(new)
 	var out []string
 	for _, l := range before {
-		if !contains(after, l) {
+		if !slices.Contains(after, l) {
 			out = append(out, "- "+l)
 		}
 	}
 	for _, l := range after {
-		if !contains(before, l) {
+		if !slices.Contains(before, l) {
 			out = append(out, "+ "+l)
 		}
 	}
@@ -160,15 +161,6 @@ func lines(f *File) []string {
 		l = append(l, fmt.Sprintf("step %d %s %s: %s", i+1, s.Kind, strings.TrimPrefix(s.Summary, s.Kind+" "), s.Key[:min(12, len(s.Key))]))
 	}
 	return l
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // Installed returns the pinned version of package name, if any.

@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -44,14 +45,14 @@ func (l *locator) find(path []string) int {
 			idx := counts[strings.Join(name, ".")]
 			counts[strings.Join(name, ".")]++
 			table = append(name, strconv.Itoa(idx))
-			if equalKeys(table, path) || equalKeys(name, path) && idx == 0 {
+			if slices.Equal(table, path) || slices.Equal(name, path) && idx == 0 {
 				return i + 1
 			}
 			continue
 		}
 		if strings.HasPrefix(s, "[") && strings.HasSuffix(s, "]") {
 			table = splitKey(strings.TrimSpace(s[1 : len(s)-1]))
-			if equalKeys(table, path) {
+			if slices.Equal(table, path) {
 				return i + 1
 			}
 			continue
@@ -64,7 +65,7 @@ func (l *locator) find(path []string) int {
 		if !hasIndex(path) {
 			key = withoutIndex(key)
 		}
-		if equalKeys(key, path) || hasPrefixKeys(key, path) {
+		if slices.Equal(key, path) || hasPrefixKeys(key, path) {
 			return i + 1
 		}
 	}
@@ -97,22 +98,10 @@ func withoutIndex(key []string) []string {
 	return out
 }
 
-func equalKeys(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
 // hasPrefixKeys reports whether a dotted assignment (ssh.port = 1) defines
 // path or a key under it.
 func hasPrefixKeys(key, path []string) bool {
-	return len(key) > len(path) && equalKeys(key[:len(path)], path)
+	return len(key) > len(path) && slices.Equal(key[:len(path)], path)
 }
 
 func splitKey(s string) []string {

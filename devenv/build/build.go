@@ -88,7 +88,7 @@ func Run(ctx context.Context, store *rootfs.Store, s *spec.Spec, o Options) (*Re
 	}
 	fmt.Fprintf(o.Out, "[1/%d] %s … %s\n", n, plan.Steps[0].Summary, shortDur(time.Since(start)))
 	b := &Result{Lower: store.LowerDirs(img), Image: img, Plan: plan}
-	b.UserNS = useUserNS(s, b.Lower, o.Out)
+	b.UserNS = useUserNS(store.Root(), s, b.Lower, o.Out)
 	if b.UserNS {
 		ids := subid.New(store.Root())
 		b.ids = &ids

@@ -3,21 +3,52 @@ package build
 import (
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/devbox/devbox/devenv/spec"
+	"github.com/devbox/devbox/internal/state"
 	"github.com/devbox/devbox/runtime/userns"
 )
 
 // useUserNS reports whether containers over lower get a user namespace:
 // when the spec does not opt out and the host can. Why the host cannot is
 // printed with the spec's own security warnings.
-func useUserNS(s *spec.Spec, lower []string, out io.Writer) bool {
+func useUserNS(root state.Root, s *spec.Spec, lower []string, out io.Writer) bool {
 	if !s.UserNS() {
 		return false
 	}
-	if err := userns.Check(lower[len(lower)-1]); err != nil {
+	if err := checkUserNS(root, lower[len(lower)-1]); err != nil {
 		fmt.Fprintf(out, "security: user namespaces are off, container root is the host's root: %v\n", err)
 		return false
 	}
 	return true
+}
+
+// checkUserNS is userns.Check of the layer dir, whose success is kept
+// under the state root for this kernel and this file system: the probe
+// forks a process, a millisecond of every build and run.
+func checkUserNS(root state.Root, dir string) error {
+	var u unix.Utsname
+	var st unix.Stat_t
+	if err := unix.Uname(&u); err != nil {
+		return err
+	}
+	if err := unix.Stat(dir, &st); err != nil {
+		return err
+	}
+	stamp := fmt.Sprintf("%s %d\n", unix.ByteSliceToString(u.Release[:]), st.Dev)
+	cache := filepath.Join(root.IDs(), "idmap-ok")
+	if data, err := os.ReadFile(cache); err == nil && string(data) == stamp {
+		return nil
+	}
+	if err := userns.Check(dir); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(root.IDs(), 0o700); err == nil {
+		os.WriteFile(cache, []byte(stamp), 0o600) // only a cache
+	}
+	return nil
 }

@@ -45,6 +45,7 @@ func InitMain(service Service) int {
 	c, files, err := initSetup(ctrl)
 	if err != nil {
 		sendMsg(ctrl, "error: "+err.Error(), nil)
+		awaitGo(ctrl)
 		return 1
 	}
 	code, err := initRun(c, files, ctrl, service)
@@ -55,6 +56,16 @@ func InitMain(service Service) int {
 		}
 	}
 	return code
+}
+
+// awaitGo waits (a little) for the parent's go after a failed set-up and
+// takes it: a socket closed with a message unread resets the connection,
+// and the parent, reading, would get ECONNRESET instead of the error
+// message queued before it.
+func awaitGo(ctrl *os.File) {
+	tv := unix.Timeval{Sec: 2}
+	unix.SetsockoptTimeval(int(ctrl.Fd()), unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
+	recvMsg(ctrl)
 }
 
 // initSetup reads the config and prepares the container up to the

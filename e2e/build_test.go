@@ -402,3 +402,53 @@ func TestLockfile(t *testing.T) {
 		t.Errorf("--locked after --update: %s", tail(r.stderr))
 	}
 }
+
+// TestBuildCache: a teammate's machine (a second state root) with the
+// same spec and lock pulls every step from the team's cache repository
+// instead of running it: no step runs, the layers are the same (the run
+// step's timestamp is the first machine's) and so are their diffIDs, so
+// `build --locked` passes.
+func TestBuildCache(t *testing.T) {
+	testenv.NeedRoot(t)
+	base := debianRegistry(t)
+	cache := testenv.Registry(t) + "/team/cache"
+	m := newNodeMirror(t, "99.1.2")
+	spec := fmt.Sprintf("base = %q\n[node]\nversion = \"99\"\nmirror = %q\n[cache]\nimage = %q\n[network]\nmode = \"none\"\n\n[[run]]\ncommand = \"date +%%s%%N > /stamp\"\n", base, m.URL, cache)
+	mine, theirs := t.TempDir(), t.TempDir()
+	myRoot, theirRoot := t.TempDir(), t.TempDir()
+	os.WriteFile(filepath.Join(mine, "devbox.toml"), []byte(spec), 0o644)
+	if r := devbox(t, mine, "--root", myRoot, "build"); r.code != 0 {
+		t.Fatalf("build: %s", tail(r.stderr))
+	}
+	r := devbox(t, mine, "--root", myRoot, "cache", "push")
+	if r.code != 0 || strings.Count(r.stdout, "… pushed") != 4 {
+		t.Fatalf("cache push: %d %q %s", r.code, r.stdout, tail(r.stderr))
+	}
+	lockFile, _ := os.ReadFile(filepath.Join(mine, "devbox.lock"))
+	os.WriteFile(filepath.Join(theirs, "devbox.toml"), []byte(spec), 0o644)
+	os.WriteFile(filepath.Join(theirs, "devbox.lock"), lockFile, 0o644)
+	r = devbox(t, theirs, "--root", theirRoot, "build", "--locked")
+	if r.code != 0 || strings.Count(r.stderr, "… pulled") != 4 {
+		t.Fatalf("teammate's build: %d %s", r.code, tail(r.stderr))
+	}
+	if strings.Contains(r.stderr, "node 99.1.2 from") {
+		t.Error("the node step ran on the teammate's machine")
+	}
+	stamp := func(dir, root string) string {
+		r := devbox(t, dir, "--root", root, "run", "--", "cat", "/stamp")
+		if r.code != 0 {
+			t.Fatalf("run: %s", tail(r.stderr))
+		}
+		return r.stdout
+	}
+	if a, b := stamp(mine, myRoot), stamp(theirs, theirRoot); a != b {
+		t.Errorf("the run step ran again: %q here, %q there", a, b)
+	}
+	if again, _ := os.ReadFile(filepath.Join(theirs, "devbox.lock")); string(again) != string(lockFile) {
+		t.Errorf("the teammate's lock differs:\n%s", again)
+	}
+	// Pushing again finds everything there.
+	if r := devbox(t, mine, "--root", myRoot, "cache", "push"); strings.Count(r.stdout, "… present") != 4 {
+		t.Errorf("second push: %q", r.stdout)
+	}
+}

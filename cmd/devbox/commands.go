@@ -13,6 +13,7 @@ import (
 	"github.com/devbox/devbox/devenv/build"
 	"github.com/devbox/devbox/devenv/lock"
 	devspec "github.com/devbox/devbox/devenv/spec"
+	"github.com/devbox/devbox/rootfs"
 	"github.com/devbox/devbox/templates"
 )
 
@@ -114,7 +115,7 @@ func (a *app) buildCommand() *cobra.Command {
 		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(*cobra.Command, []string) error {
 			start := time.Now()
-			spec, b, err := a.build(func(o *build.Options) { o.NoCache = noCache })
+			spec, _, b, err := a.build(func(o *build.Options) { o.NoCache = noCache })
 			if err != nil {
 				return err
 			}
@@ -126,11 +127,51 @@ func (a *app) buildCommand() *cobra.Command {
 	return cmd
 }
 
+func (a *app) cacheCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "cache",
+		Short: "Share built steps through a registry ([cache] image in the spec)",
+		Args:  usageArgs(cobra.NoArgs),
+		RunE:  helpOnly,
+	}
+	push := &cobra.Command{
+		Use:   "push [-f SPEC]",
+		Short: "Build the spec and publish each step's layer to its cache repository",
+		Args:  usageArgs(cobra.NoArgs),
+		RunE: func(*cobra.Command, []string) error {
+			spec, store, b, err := a.build(func(*build.Options) {})
+			if err != nil {
+				return err
+			}
+			if spec.Cache.Image == "" {
+				return fmt.Errorf("%s has no [cache] image to push to", spec.File)
+			}
+			ctx, cancel := signalContext()
+			defer cancel()
+			n := len(b.Plan.Steps)
+			for i, st := range b.Plan.Steps[1:] {
+				pushed, err := store.PushBuild(ctx, spec.Cache.Image, st.Key, rootfs.PullOptions{})
+				if err != nil {
+					return err
+				}
+				state := "present"
+				if pushed {
+					state = "pushed"
+				}
+				a.printf("[%d/%d] %s … %s\n", i+2, n, st.Summary, state)
+			}
+			return nil
+		},
+	}
+	cmd.AddCommand(a.withFile(push))
+	return cmd
+}
+
 // build builds the spec named by -f with the options set changes.
-func (a *app) build(set func(*build.Options)) (*devspec.Spec, *build.Result, error) {
+func (a *app) build(set func(*build.Options)) (*devspec.Spec, *rootfs.Store, *build.Result, error) {
 	spec, store, err := a.specAndStore()
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	ctx, cancel := signalContext()
 	defer cancel()
@@ -139,7 +180,7 @@ func (a *app) build(set func(*build.Options)) (*devspec.Spec, *build.Result, err
 	set(&o)
 	b, err := build.Run(ctx, store, spec, o)
 	pr.Wait()
-	return spec, b, err
+	return spec, store, b, err
 }
 
 // buildOptions shows a build's steps on stderr and its commands' output
@@ -162,7 +203,7 @@ func (a *app) lockCommand() *cobra.Command {
 lock pins, and print what changed. Commit devbox.lock, like go.sum.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(*cobra.Command, []string) error {
-			spec, b, err := a.build(func(o *build.Options) {
+			spec, _, b, err := a.build(func(o *build.Options) {
 				if update {
 					o.Lock = build.LockUpdate
 				}

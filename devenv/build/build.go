@@ -106,6 +106,15 @@ func Run(ctx context.Context, store *rootfs.Store, s *spec.Spec, o Options) (*Re
 		}
 		fmt.Fprintf(o.Out, "%s …\n", header)
 		t0 := time.Now()
+		if rec, ok := pullStep(ctx, store, s, b, st, pins, o); ok {
+			fmt.Fprintf(o.Out, "%s … pulled %s\n", header, shortDur(time.Since(t0)))
+			if rec.Node != "" {
+				b.NodeVersion = rec.Node
+			}
+			b.Lower = append([]string{store.BuildDir(st.Key)}, b.Lower...)
+			b.records = append(b.records, rec)
+			continue
+		}
 		rec, err := runStep(ctx, store, s, b, st, pinsFor(pins, st), o)
 		if err != nil {
 			return nil, fmt.Errorf("step [%d/%d] %s: %w", i+2, n, st.Kind, err)
@@ -119,6 +128,22 @@ func Run(ctx context.Context, store *rootfs.Store, s *spec.Spec, o Options) (*Re
 		return nil, err
 	}
 	return b, nil
+}
+
+// pullStep fetches st from the spec's cache repository, if it has one and
+// the step is there and is what the lock pins. The cache only saves work:
+// when it cannot be reached, the step is built here, and the build says
+// why.
+func pullStep(ctx context.Context, store *rootfs.Store, s *spec.Spec, b *Result, st Step, pins *lock.File, o Options) (rootfs.BuildRecord, bool) {
+	if s.Cache.Image == "" || o.NoCache || (o.Lock == LockUpdate && (st.Kind == StepNode || st.Kind == StepPackages)) {
+		return rootfs.BuildRecord{}, false
+	}
+	rec, ok, err := store.PullBuild(ctx, s.Cache.Image, st.Key, b.Lower, o.Pull)
+	if err != nil {
+		fmt.Fprintf(o.Out, "warning: %v; building the step here\n", err)
+		return rec, false
+	}
+	return rec, ok && !conflicts(pins, st, rec)
 }
 
 // cachedStep returns the record of st's cached layer, if it may be used:

@@ -48,6 +48,7 @@ type Spec struct {
 	Resources Resources         `toml:"resources"`
 	Network   Network           `toml:"network"`
 	Security  Security          `toml:"security"`
+	Cache     Cache             `toml:"cache"`
 
 	// File is the spec's path and Dir its directory (absolute).
 	File string `toml:"-"`
@@ -105,6 +106,13 @@ type Resources struct {
 
 	// MemoryBytes is Memory parsed; 0 means no limit.
 	MemoryBytes int64 `toml:"-"`
+}
+
+// Cache is a registry repository of prebuilt build steps, shared by a
+// team: `devbox cache push` publishes each step's layer there under its
+// cache key, and builds pull the steps whose keys it has.
+type Cache struct {
+	Image string `toml:"image"` // REGISTRY/REPO
 }
 
 // Security holds the opt-outs and opt-ins of the container's isolation;

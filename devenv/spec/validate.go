@@ -125,6 +125,9 @@ func (p *parser) validate(s *Spec, md toml.MetaData) error {
 	if err := p.validateSecurity(s); err != nil {
 		return err
 	}
+	if err := p.validateCache(s); err != nil {
+		return err
+	}
 	if s.Network.Subnet != "" {
 		ip, n, err := net.ParseCIDR(s.Network.Subnet)
 		if err != nil || ip.To4() == nil {
@@ -133,6 +136,16 @@ func (p *parser) validate(s *Spec, md toml.MetaData) error {
 		if ones, _ := n.Mask.Size(); ones > 29 {
 			return p.errorf("network.subnet", "%q is too small for containers (at most /29)", s.Network.Subnet)
 		}
+	}
+	return nil
+}
+
+func (p *parser) validateCache(s *Spec) error {
+	if s.Cache.Image == "" {
+		return nil
+	}
+	if _, err := rootfs.CacheRepository(s.Cache.Image); err != nil {
+		return p.errorf("cache.image", "%q is not a registry repository (REGISTRY/REPO): %v", s.Cache.Image, err)
 	}
 	return nil
 }

@@ -73,6 +73,8 @@ func TestMalformedSpecs(t *testing.T) {
 		{"bad memory", "base = \"centos:7\"\n[resources]\nmemory = \"lots\"\n", "devbox.toml:3: resources.memory: "},
 		{"missing mount source", "base = \"centos:7\"\n[[mounts]]\nsource = \"./gone\"\ntarget = \"/w\"\n", "devbox.toml:3: mounts.0.source: "},
 		{"relative mount target", "base = \"centos:7\"\n[[mounts]]\nsource = \".\"\ntarget = \"w\"\n", "devbox.toml:4: mounts.0.target: "},
+		{"bad cache repository", "base = \"centos:7\"\n[cache]\nimage = \"Not A/Repo\"\n", "devbox.toml:3: cache.image: "},
+		{"bad userns", "base = \"centos:7\"\n[security]\nuserns = \"no\"\n", "devbox.toml:3: "},
 		{"syntax error", "base = \"centos:7\n", "devbox.toml:1: "},
 	}
 	for _, c := range cases {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -13,11 +12,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/devbox/devbox/internal/idle"
 )
@@ -71,38 +67,17 @@ func (s *Store) PushBuild(ctx context.Context, repo, key string, opts PullOption
 	if err != nil {
 		return false, fmt.Errorf("cache push %s: not built here: %w", key[:12], err)
 	}
-	dir := s.BuildDir(key)
-	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
-		pr, pw := io.Pipe()
-		go func() { pw.CloseWithError(WriteLayerTar(ctx, dir, pw, true)) }()
-		return pr, nil
-	})
-	if err != nil {
-		return false, err
-	}
-	img, err := mutate.AppendLayers(empty.Image, layer)
-	if err != nil {
-		return false, err
-	}
 	if rec.DiffID == "" {
-		id, err := layer.DiffID()
-		if err != nil {
+		if rec.DiffID, err = DiffID(ctx, s.BuildDir(key)); err != nil {
 			return false, err
 		}
-		rec.DiffID = id.String()
 	}
 	data, err := json.Marshal(rec)
 	if err != nil {
 		return false, err
 	}
-	cf, err := img.ConfigFile()
+	img, err := Export(ctx, []string{s.BuildDir(key)}, Config{Labels: map[string]string{recordLabel: string(data)}})
 	if err != nil {
-		return false, err
-	}
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = HostPlatform().OS, HostPlatform().Architecture
-	cf.Config.Labels = map[string]string{recordLabel: string(data)}
-	if img, err = mutate.ConfigFile(img, cf); err != nil {
 		return false, err
 	}
 	if err := remote.Write(tag, img, ropts...); err != nil {

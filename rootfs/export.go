@@ -224,6 +224,7 @@ func Export(ctx context.Context, layerDirs []string, cfg Config) (v1.Image, erro
 	cf.OS, cf.Architecture = HostPlatform().OS, HostPlatform().Architecture
 	cf.Config.Env, cf.Config.WorkingDir, cf.Config.User = cfg.Env, cfg.WorkingDir, cfg.User
 	cf.Config.Cmd, cf.Config.Entrypoint = cfg.Cmd, cfg.Entrypoint
+	cf.Config.Labels = cfg.Labels
 	return mutate.ConfigFile(img, cf)
 }
 

@@ -52,11 +52,13 @@ type Image struct {
 
 // Config is the part of an image config an environment uses.
 type Config struct {
-	Env        []string `json:"env,omitempty"`
-	WorkingDir string   `json:"working_dir,omitempty"`
-	User       string   `json:"user,omitempty"`
-	Cmd        []string `json:"cmd,omitempty"`
-	Entrypoint []string `json:"entrypoint,omitempty"`
+	Env []string `json:"env,omitempty"`
+	// Labels go into exported images only (a build cache's record).
+	Labels     map[string]string `json:"-"`
+	WorkingDir string            `json:"working_dir,omitempty"`
+	User       string            `json:"user,omitempty"`
+	Cmd        []string          `json:"cmd,omitempty"`
+	Entrypoint []string          `json:"entrypoint,omitempty"`
 }
 
 // Open opens the store at root, creating its directories.

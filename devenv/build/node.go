@@ -2,6 +2,8 @@ package build
 
 import (
 	"errors"
+	"maps"
+	"slices"
 
 	"github.com/devbox/devbox/devenv/spec"
 
@@ -34,11 +36,14 @@ func nodeArch() string {
 // npmPackument is the abbreviated npm registry metadata of a package.
 type npmPackument struct {
 	Versions map[string]struct {
-		Dist struct {
-			Tarball   string `json:"tarball"`
-			Integrity string `json:"integrity"`
-		} `json:"dist"`
+		Dist npmDist `json:"dist"`
 	} `json:"versions"`
+}
+
+// npmDist is where a package version's tarball is and its integrity.
+type npmDist struct {
+	Tarball   string `json:"tarball"`
+	Integrity string `json:"integrity"`
 }
 
 func registryURL(registry, pkg string) string {
@@ -76,56 +81,21 @@ func checkPin(what, got, pinned string) error {
 
 func installNodeFromNPM(ctx context.Context, d *downloads, s *spec.Spec, local string, pin *lock.Node) (*lock.Node, error) {
 	reg := s.NPMRegistry()
-	pkg := "node-linux-" + nodeArch()
-	var meta npmPackument
-	if err := d.getJSON(ctx, registryURL(reg, pkg), &meta, "application/vnd.npm.install-v1+json"); err != nil {
-		return nil, fmt.Errorf("node: %w", err)
-	}
-	var versions []string
-	for v := range meta.Versions {
-		versions = append(versions, v)
-	}
-	want, wantNPM := s.Node.Version, ""
+	want, wantNPM, pinNode, pinNPM := s.Node.Version, "", "", ""
 	if pin != nil {
-		want, wantNPM = pin.Version, pin.NPM
+		want, wantNPM, pinNode, pinNPM = pin.Version, pin.NPM, pin.Digest, pin.NPMDigest
 	}
-	version, err := resolveVersion(want, versions)
+	version, dist, err := npmRelease(ctx, d, reg, "node-linux-"+nodeArch(), want, pinNode, local, "")
 	if err != nil {
-		return nil, fmt.Errorf("node %s: %w in %s", want, err, registryURL(reg, pkg))
-	}
-	dist := meta.Versions[version].Dist
-	if pin != nil {
-		if err := checkPin("node "+version, dist.Integrity, pin.Digest); err != nil {
-			return nil, err
-		}
-	}
-	if err := fetchPackage(ctx, d, dist.Tarball, dist.Integrity, local, ""); err != nil {
-		return nil, fmt.Errorf("node %s: %w", version, err)
+		return nil, fmt.Errorf("node %s: %w", want, err)
 	}
 	// The node package has no npm: add the npm of that Node's era.
-	var npmMeta npmPackument
-	if err := d.getJSON(ctx, registryURL(reg, "npm"), &npmMeta, "application/vnd.npm.install-v1+json"); err != nil {
-		return nil, fmt.Errorf("npm: %w", err)
-	}
-	var npmVersions []string
-	for v := range npmMeta.Versions {
-		npmVersions = append(npmVersions, v)
-	}
 	if wantNPM == "" {
 		wantNPM = npmMajorFor(version)
 	}
-	npmVersion, err := resolveVersion(wantNPM, npmVersions)
+	npmVersion, nd, err := npmRelease(ctx, d, reg, "npm", wantNPM, pinNPM, local, "lib/node_modules/npm")
 	if err != nil {
 		return nil, fmt.Errorf("npm for node %s: %w", version, err)
-	}
-	nd := npmMeta.Versions[npmVersion].Dist
-	if pin != nil {
-		if err := checkPin("npm "+npmVersion, nd.Integrity, pin.NPMDigest); err != nil {
-			return nil, err
-		}
-	}
-	if err := fetchPackage(ctx, d, nd.Tarball, nd.Integrity, local, "lib/node_modules/npm"); err != nil {
-		return nil, fmt.Errorf("npm %s: %w", npmVersion, err)
 	}
 	bin := filepath.Join(local, "bin")
 	for name, target := range map[string]string{"npm": "npm-cli.js", "npx": "npx-cli.js"} {
@@ -138,6 +108,28 @@ func installNodeFromNPM(ctx context.Context, d *downloads, s *spec.Spec, local s
 	os.Chmod(filepath.Join(bin, "node"), 0o755)
 	d.log(fmt.Sprintf("node %s with npm %s from %s", version, npmVersion, reg))
 	return &lock.Node{Version: version, URL: dist.Tarball, Digest: dist.Integrity, NPM: npmVersion, NPMURL: nd.Tarball, NPMDigest: nd.Integrity}, nil
+}
+
+// npmRelease resolves want among the versions of the npm registry's
+// package pkg, refuses a tarball whose integrity is not pinned (when
+// pinned is set), and unpacks it into dir/sub.
+func npmRelease(ctx context.Context, d *downloads, reg, pkg, want, pinned, dir, sub string) (string, npmDist, error) {
+	var meta npmPackument
+	if err := d.getJSON(ctx, registryURL(reg, pkg), &meta, "application/vnd.npm.install-v1+json"); err != nil {
+		return "", npmDist{}, err
+	}
+	version, err := resolveVersion(want, slices.Collect(maps.Keys(meta.Versions)))
+	if err != nil {
+		return "", npmDist{}, fmt.Errorf("%w in %s", err, registryURL(reg, pkg))
+	}
+	dist := meta.Versions[version].Dist
+	if err := checkPin(pkg+" "+version, dist.Integrity, pinned); err != nil {
+		return "", npmDist{}, err
+	}
+	if err := fetchPackage(ctx, d, dist.Tarball, dist.Integrity, dir, sub); err != nil {
+		return "", npmDist{}, fmt.Errorf("%s %s: %w", pkg, version, err)
+	}
+	return version, dist, nil
 }
 
 // npmMajorFor is the npm major that shipped with a Node major, so that

@@ -58,10 +58,11 @@ func mountsOwnedBy(mounts []container.Mount, uid, gid int) []container.Mount {
 	return out
 }
 
-// lookupUser finds name's uid and gid in the image's /etc/passwd.
+// lookupUser finds name's uid and gid in the image's /etc/passwd; root
+// needs no entry there, as for the SSH server (sshd.lookupAccount).
 func lookupUser(lower []string, name string) (uid, gid int, err error) {
 	data, _, err := rootfs.ReadFromLayers(lower, "etc/passwd")
-	if err != nil {
+	if err != nil && name != "root" {
 		return 0, 0, fmt.Errorf("user %s: %w", name, err)
 	}
 	sc := bufio.NewScanner(bytes.NewReader(data))
@@ -76,6 +77,9 @@ func lookupUser(lower []string, name string) (uid, gid int, err error) {
 			return 0, 0, fmt.Errorf("user %s: bad /etc/passwd line", name)
 		}
 		return uid, gid, nil
+	}
+	if name == "root" {
+		return 0, 0, nil
 	}
 	return 0, 0, fmt.Errorf("user %s: not in the image's /etc/passwd", name)
 }

@@ -223,8 +223,10 @@ func (c *Container) fork(o *Options) (*os.File, error) {
 // os/exec: the latter first probes for pidfd support with a fork of its
 // own, a millisecond per start.
 func (c *Container) forkExec(path string, files []uintptr, sys *syscall.SysProcAttr) (int, error) {
+	attr := &syscall.ProcAttr{Env: []string{}, Files: files, Sys: sys}
+	argv := []string{"devbox-init", initArg}
 	if sys.Pdeathsig == 0 {
-		return syscall.ForkExec(path, []string{"devbox-init", initArg}, &syscall.ProcAttr{Env: []string{}, Files: files, Sys: sys})
+		return syscall.ForkExec(path, argv, attr)
 	}
 	type result struct {
 		pid int
@@ -235,7 +237,7 @@ func (c *Container) forkExec(path string, files []uintptr, sys *syscall.SysProcA
 	go func() {
 		goruntime.LockOSThread()
 		defer goruntime.UnlockOSThread()
-		pid, err := syscall.ForkExec(path, []string{"devbox-init", initArg}, &syscall.ProcAttr{Env: []string{}, Files: files, Sys: sys})
+		pid, err := syscall.ForkExec(path, argv, attr)
 		done <- result{pid, err}
 		if err == nil {
 			<-release

@@ -1,6 +1,7 @@
 package seccomp
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"runtime"
@@ -51,43 +52,44 @@ func linearFilter(b *testing.B) []unix.SockFilter {
 	return append(prog, ret(retEPERM))
 }
 
-func BenchmarkGetpid(b *testing.B) {
-	tree, err := Default()
-	if err != nil {
-		b.Skip(err)
-	}
-	for _, c := range []struct {
-		name   string
-		filter []unix.SockFilter
-	}{{"unconfined", nil}, {"tree", tree}, {"linear", linearFilter(b)}} {
-		b.Run(c.name, func(b *testing.B) {
-			onConfinedThread(b, c.filter, func() {
-				for b.Loop() {
-					unix.RawSyscall(unix.SYS_GETPID, 0, 0, 0)
-				}
-			})
-		})
-	}
+// filterCase is a filter under a benchmark's name for it (nil: none).
+type filterCase struct {
+	name   string
+	filter []unix.SockFilter
 }
 
-// BenchmarkRefused is a syscall the filter refuses (add_key → EPERM). The
-// kernel caches "always allowed" numbers in a bitmap when the filter is
-// installed (Linux ≥ 5.11), so getpid above never runs the program; a refused
-// or argument-checked syscall does, and this is where the search tree counts.
-func BenchmarkRefused(b *testing.B) {
+// filters are the named cases of which: "unconfined", "tree" (Default)
+// and "linear" (linearFilter).
+func filters(b *testing.B, which ...string) []filterCase {
 	tree, err := Default()
 	if err != nil {
 		b.Skip(err)
 	}
-	for _, c := range []struct {
-		name   string
-		filter []unix.SockFilter
-	}{{"tree", tree}, {"linear", linearFilter(b)}} {
+	var out []filterCase
+	for _, w := range which {
+		c := filterCase{name: w}
+		switch w {
+		case "tree":
+			c.filter = tree
+		case "linear":
+			c.filter = linearFilter(b)
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// benchConfined runs call in b.Loop on a thread confined by each case,
+// until it fails (reported from here: the thread is not the test's, where
+// b.Fatal may not be called).
+func benchConfined(b *testing.B, cases []filterCase, call func() error) {
+	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {
 			onConfinedThread(b, c.filter, func() {
 				for b.Loop() {
-					if _, _, e := unix.RawSyscall(unix.SYS_ADD_KEY, 0, 0, 0); e != unix.EPERM {
-						b.Fatalf("add_key: %v", e)
+					if err := call(); err != nil {
+						b.Error(err)
+						return
 					}
 				}
 			})
@@ -95,37 +97,38 @@ func BenchmarkRefused(b *testing.B) {
 	}
 }
 
+func BenchmarkGetpid(b *testing.B) {
+	benchConfined(b, filters(b, "unconfined", "tree", "linear"), func() error {
+		unix.RawSyscall(unix.SYS_GETPID, 0, 0, 0)
+		return nil
+	})
+}
+
+// BenchmarkRefused is a syscall the filter refuses (add_key → EPERM). The
+// kernel caches "always allowed" numbers in a bitmap when the filter is
+// installed (Linux ≥ 5.11), so getpid above never runs the program; a refused
+// or argument-checked syscall does, and this is where the search tree counts.
+func BenchmarkRefused(b *testing.B) {
+	benchConfined(b, filters(b, "tree", "linear"), func() error {
+		if _, _, e := unix.RawSyscall(unix.SYS_ADD_KEY, 0, 0, 0); e != unix.EPERM {
+			return fmt.Errorf("add_key: %v, want EPERM", e)
+		}
+		return nil
+	})
+}
+
 // BenchmarkPersonality is an argument-checked syscall (never cached).
 func BenchmarkPersonality(b *testing.B) {
-	tree, err := Default()
-	if err != nil {
-		b.Skip(err)
-	}
-	for _, c := range []struct {
-		name   string
-		filter []unix.SockFilter
-	}{{"unconfined", nil}, {"tree", tree}} {
-		b.Run(c.name, func(b *testing.B) {
-			onConfinedThread(b, c.filter, func() {
-				for b.Loop() {
-					unix.RawSyscall(unix.SYS_PERSONALITY, 0xffffffff, 0, 0)
-				}
-			})
-		})
-	}
+	benchConfined(b, filters(b, "unconfined", "tree"), func() error {
+		unix.RawSyscall(unix.SYS_PERSONALITY, 0xffffffff, 0, 0)
+		return nil
+	})
 }
 
 // BenchmarkThread is the cost of a fresh locked thread, with and without
 // installing the filter on it: the difference is what Install costs.
 func BenchmarkThread(b *testing.B) {
-	f, err := Default()
-	if err != nil {
-		b.Skip(err)
-	}
-	for _, c := range []struct {
-		name   string
-		filter []unix.SockFilter
-	}{{"bare", nil}, {"install", f}} {
+	for _, c := range filters(b, "unconfined", "tree") {
 		b.Run(c.name, func(b *testing.B) {
 			for b.Loop() {
 				onConfinedThread(b, c.filter, func() {})
@@ -137,23 +140,7 @@ func BenchmarkThread(b *testing.B) {
 // BenchmarkExecTrue is fork+exec+wait of /bin/true from a confined thread:
 // every syscall of the child (dynamic loader included) goes through the filter.
 func BenchmarkExecTrue(b *testing.B) {
-	f, err := Default()
-	if err != nil {
-		b.Skip(err)
-	}
-	for _, c := range []struct {
-		name   string
-		filter []unix.SockFilter
-	}{{"unconfined", nil}, {"confined", f}} {
-		b.Run(c.name, func(b *testing.B) {
-			onConfinedThread(b, c.filter, func() {
-				for b.Loop() {
-					if err := exec.Command("/bin/true").Run(); err != nil {
-						b.Error(err)
-						return
-					}
-				}
-			})
-		})
-	}
+	benchConfined(b, filters(b, "unconfined", "tree"), func() error {
+		return exec.Command("/bin/true").Run()
+	})
 }

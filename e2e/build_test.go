@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -401,6 +402,22 @@ func TestLockfile(t *testing.T) {
 	if r := build("build", "--locked"); r.code != 0 {
 		t.Errorf("--locked after --update: %s", tail(r.stderr))
 	}
+
+	// A debootstrap base is made on each machine: another machine's tree
+	// digest fails --locked, and a plain build records this one's.
+	current, _ := os.ReadFile(lockPath)
+	digest := regexp.MustCompile(`(?m)^digest = "(sha256:[0-9a-f]{64})"`).FindSubmatch(current)
+	if digest == nil {
+		t.Fatalf("no base digest in:\n%s", current)
+	}
+	other := "sha256:" + strings.Repeat("1", 64)
+	os.WriteFile(lockPath, []byte(strings.Replace(string(current), string(digest[1]), other, 1)), 0o644)
+	if r := build("build", "--locked"); r.code == 0 || !strings.Contains(r.stderr, "- base "+testbase.DebianRef+" "+other) {
+		t.Errorf("--locked with another machine's tree digest: %d %s", r.code, tail(r.stderr))
+	}
+	if r := build("build"); r.code != 0 || !strings.Contains(r.stderr, "+ base "+testbase.DebianRef+" "+string(digest[1])) {
+		t.Errorf("build with another machine's tree digest: %d %s", r.code, tail(r.stderr))
+	}
 }
 
 // TestBuildCache: a teammate's machine (a second state root) with the
@@ -446,6 +463,12 @@ func TestBuildCache(t *testing.T) {
 	}
 	if again, _ := os.ReadFile(filepath.Join(theirs, "devbox.lock")); string(again) != string(lockFile) {
 		t.Errorf("the teammate's lock differs:\n%s", again)
+	}
+	// An image base whose digest is not the lock's is refused.
+	moved := strings.Replace(string(lockFile), `ref = "`+base+`"`+"\ndigest = \"sha256:", `ref = "`+base+`"`+"\ndigest = \"sha256:0", 1)
+	os.WriteFile(filepath.Join(theirs, "devbox.lock"), []byte(moved), 0o644)
+	if r := devbox(t, theirs, "--root", theirRoot, "build"); r.code == 0 || !strings.Contains(r.stderr, "the base changed") {
+		t.Errorf("a moved image base: %d %s", r.code, tail(r.stderr))
 	}
 	// Pushing again finds everything there.
 	if r := devbox(t, mine, "--root", myRoot, "cache", "push"); strings.Count(r.stdout, "… present") != 4 {

@@ -45,9 +45,15 @@ func readPins(s *spec.Spec, mode LockMode) (*lock.File, error) {
 	return pins, nil
 }
 
-// checkBase refuses a base that is not the one the lock pins.
+// checkBase refuses an image base that is not the one the lock pins. A
+// tree base (dir:, debootstrap:) is made on each machine and its digest
+// differs from one to the next: it is recorded, and a change shows in the
+// lock's diff (and fails --locked), but cannot be refused.
 func checkBase(pins *lock.File, s *spec.Spec, img *rootfs.Image) error {
 	if pins == nil || pins.Base.Ref != s.Base || pins.Base.Digest == img.Digest {
+		return nil
+	}
+	if k := s.BaseRef.Kind; k == rootfs.KindDir || k == rootfs.KindDebootstrap {
 		return nil
 	}
 	return fmt.Errorf("base %s is %s here, %s pins %s: the base changed (devbox lock --update accepts it)", s.Base, img.Digest, lock.FileName, pins.Base.Digest)

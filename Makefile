@@ -7,7 +7,7 @@ LDFLAGS   := -s -w -X main.version=$(VERSION)
 # Host packages devbox needs to run, and what the tests need on top.
 HOST_PKGS := debootstrap nftables iproute2 xz-utils ca-certificates
 TEST_PKGS := $(HOST_PKGS) iptables openssh-client openssh-server sshpass runc bubblewrap git \
-             dropbear-bin putty-tools python3-paramiko python3-asyncssh ansible-core rsync sshfs busybox-static
+             dropbear-bin putty-tools python3-paramiko python3-asyncssh ansible-core rsync sshfs busybox-static podman
 BENCH_PKGS := $(TEST_PKGS) hyperfine
 
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2

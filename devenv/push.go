@@ -7,26 +7,108 @@ import (
 	"os"
 	"slices"
 
+	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/devbox/devbox/devenv/kube"
+	"github.com/devbox/devbox/devenv/portable"
 	"github.com/devbox/devbox/devenv/spec"
 	"github.com/devbox/devbox/rootfs"
 )
 
-// Push publishes an environment's build as an OCI image at ref. Its
-// writable layer is not included: the image is what the spec builds.
-func (e *Envs) Push(ctx context.Context, name, ref string, insecure bool) (string, error) {
+// Pushed is where Push last published an environment.
+type Pushed struct {
+	Ref    string `json:"ref"`
+	Digest string `json:"digest"`
+}
+
+// Image is the pushed image by digest.
+func (p Pushed) Image() string { return p.Ref + "@" + p.Digest }
+
+// Push publishes an environment's build as an OCI image at ref that runs
+// anywhere: the build's layers (not the writable layer: the image is what
+// the spec builds) and devbox's own layer, whose SSH server is the
+// entrypoint (devenv/portable).
+func (e *Envs) Push(ctx context.Context, name, ref string, insecure bool) (Pushed, error) {
+	bi, err := e.builtImage(name)
+	if err != nil {
+		return Pushed{}, err
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return Pushed{}, fmt.Errorf("push %s: %w", name, err)
+	}
+	layer, err := portable.Layer(exe, *bi.SSH)
+	if err != nil {
+		return Pushed{}, fmt.Errorf("push %s: %w", name, err)
+	}
+	cfg := portable.ImageConfig(bi.Config, bi.Ports)
+	cfg.Labels["dev.devbox.env"] = name
+	bottomFirst := slices.Clone(bi.Lower)
+	slices.Reverse(bottomFirst)
+	d, err := rootfs.Push(ctx, bottomFirst, cfg, ref, insecure, layer)
+	if err != nil {
+		return Pushed{}, err
+	}
+	p := Pushed{Ref: ref, Digest: d.String()}
+	return p, writeJSON(e.dir(name).Pushed(), p)
+}
+
+// LastPushed is where Push last published name.
+func (e *Envs) LastPushed(name string) (Pushed, error) {
+	var p Pushed
+	data, err := os.ReadFile(e.dir(name).Pushed())
+	if err != nil {
+		return p, fmt.Errorf("%s: not pushed from here yet (devbox push %s REF): %w", name, name, err)
+	}
+	return p, json.Unmarshal(data, &p)
+}
+
+// builtImage reads what name's last build was.
+func (e *Envs) builtImage(name string) (*builtImage, error) {
 	if err := spec.CheckName(name); err != nil {
-		return "", err
+		return nil, err
 	}
 	data, err := os.ReadFile(e.dir(name).Image())
 	if err != nil {
-		return "", fmt.Errorf("push %s: not built here yet (devbox up): %w", name, err)
+		return nil, fmt.Errorf("%s: not built here yet (devbox up): %w", name, err)
 	}
 	var bi builtImage
 	if err := json.Unmarshal(data, &bi); err != nil {
-		return "", err
+		return nil, fmt.Errorf("%s: %w", e.dir(name).Image(), err)
 	}
-	bottomFirst := slices.Clone(bi.Lower)
-	slices.Reverse(bottomFirst)
-	d, err := rootfs.Push(ctx, bottomFirst, bi.Config, ref, insecure)
-	return d.String(), err
+	if bi.SSH == nil {
+		return nil, fmt.Errorf("%s: built by an older devbox: run devbox up once more", name)
+	}
+	return &bi, nil
+}
+
+// Kube is the Kubernetes manifests (devenv/kube) that run name's pushed
+// image: image, or else the image Push last published. The host key in
+// their Secret is made once per environment and kept, so that applying
+// them again does not change it; its fingerprint comes back for the
+// user to check on first login.
+func (e *Envs) Kube(name, image, namespace string) (manifests []byte, fingerprint string, err error) {
+	bi, err := e.builtImage(name)
+	if err != nil {
+		return nil, "", err
+	}
+	if image == "" {
+		p, err := e.LastPushed(name)
+		if err != nil {
+			return nil, "", err
+		}
+		image = p.Image()
+	}
+	path := e.dir(name).KubeHostKey()
+	signer, err := ensureKey(path)
+	if err != nil {
+		return nil, "", fmt.Errorf("kube %s: host key: %w", name, err)
+	}
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, "", err
+	}
+	m, err := kube.Manifests(kube.Env{Name: name, Namespace: namespace, Image: image,
+		HostKey: pem, AuthorizedKeys: bi.SSH.AuthorizedKeys, Ports: bi.Ports})
+	return m, gossh.FingerprintSHA256(signer.PublicKey()), err
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -15,6 +16,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/devbox/devbox/devenv/build"
+	"github.com/devbox/devbox/devenv/portable"
 	"github.com/devbox/devbox/devenv/spec"
 	"github.com/devbox/devbox/internal/proc"
 	"github.com/devbox/devbox/rootfs"
@@ -170,9 +172,21 @@ func openLog(path, name string) (*os.File, error) {
 func (e *Envs) record(env *Env, s *spec.Spec, built *build.Result, hostKey gossh.PublicKey) error {
 	dir := e.dir(s.Name)
 	img := built.Image.Config
+	ssh := portableConfig(s, img)
+	var ports []int
+	for _, p := range s.PortMaps {
+		// The image's SSH server has port 22 to itself.
+		if p.ContainerPort != portable.SSHPort {
+			ports = append(ports, p.ContainerPort)
+		}
+	}
+	slices.Sort(ports)
+	ports = slices.Compact(ports)
 	if err := writeJSON(dir.Image(), &builtImage{
 		Lower:  built.Lower,
 		Config: rootfs.Config{Env: s.Environ(img), WorkingDir: s.StartDir(img), User: img.User, Cmd: img.Cmd},
+		SSH:    &ssh,
+		Ports:  ports,
 	}); err != nil {
 		return err
 	}
@@ -182,24 +196,32 @@ func (e *Envs) record(env *Env, s *spec.Spec, built *build.Result, hostKey gossh
 	return writeKnownHosts(dir.KnownHosts(), hostKey, s.SSH)
 }
 
-// serviceConfig is the SSH server's configuration for spec s.
+// serviceConfig is the SSH server's configuration for spec s: the image's
+// (portableConfig), devbox's own client key and the password.
 func serviceConfig(s *spec.Spec, img *rootfs.Image, client gossh.Signer) ([]byte, error) {
-	keys := append([]string{string(gossh.MarshalAuthorizedKey(client.PublicKey()))}, s.SSH.Keys...)
-	hash, err := s.PasswordHash()
-	if err != nil {
+	cfg := portableConfig(s, img.Config)
+	cfg.AuthorizedKeys = append([]string{string(gossh.MarshalAuthorizedKey(client.PublicKey()))}, cfg.AuthorizedKeys...)
+	cfg.Env = s.Environ(img.Config, s.UpEnv()...)
+	var err error
+	if cfg.PasswordHash, err = s.PasswordHash(); err != nil {
 		return nil, err
 	}
-	return json.Marshal(sshd.Config{
+	return json.Marshal(cfg)
+}
+
+// portableConfig is the SSH server's configuration that may go into an
+// image: no password, no token, no key of this host's.
+func portableConfig(s *spec.Spec, img rootfs.Config) sshd.Config {
+	return sshd.Config{
 		User:           s.SSH.User,
-		AuthorizedKeys: keys,
-		PasswordHash:   hash,
-		Env:            s.Environ(img.Config, s.UpEnv()...),
+		AuthorizedKeys: s.SSH.Keys,
+		Env:            s.Environ(img),
 		Workdir:        s.Workdir,
 		Shell:          s.Shell,
 		// Off only when the spec says false.
 		NoForwarding:      s.SSH.Forwarding != nil && !*s.SSH.Forwarding,
 		NoAgentForwarding: s.SSH.AgentForwarding != nil && !*s.SSH.AgentForwarding,
-	})
+	}
 }
 
 func listenFile(network, addr string) (*os.File, error) {
@@ -247,4 +269,9 @@ func waitBanner(addr string, timeout time.Duration) error {
 type builtImage struct {
 	Lower  []string      `json:"lower"`
 	Config rootfs.Config `json:"config"`
+	// SSH is the server's configuration fit for an image, and Ports the
+	// spec's container ports: what push adds to make the image portable.
+	// Records written before push did so have neither.
+	SSH   *sshd.Config `json:"ssh,omitempty"`
+	Ports []int        `json:"ports,omitempty"`
 }

@@ -277,13 +277,13 @@ func linkBase(t *testing.T, root string) {
 }
 
 // fakeNodeDist is a node-vX-linux-x64.tar.xz whose bin/node is a shell
-// script.
+// script that answers --version as node does.
 func fakeNodeDist(t *testing.T, version string) []byte {
 	t.Helper()
 	top := t.TempDir()
 	d := filepath.Join(top, fmt.Sprintf("node-v%s-linux-x64", version))
 	os.MkdirAll(filepath.Join(d, "bin"), 0o755)
-	os.WriteFile(filepath.Join(d, "bin", "node"), []byte("#!/bin/sh\necho fake node "+version+"\n"), 0o755)
+	os.WriteFile(filepath.Join(d, "bin", "node"), []byte("#!/bin/sh\n[ \"$1\" = --version ] && exec echo v"+version+"\necho fake node "+version+"\n"), 0o755)
 	out := filepath.Join(top, "node.tar.xz")
 	cmd := execCommand("tar", "-C", top, "-cJf", out, filepath.Base(d))
 	if b, err := cmd.CombinedOutput(); err != nil {

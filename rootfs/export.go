@@ -197,9 +197,10 @@ func getXattr(p, name string) ([]byte, error) {
 	return buf[:sz], err
 }
 
-// Export turns a stack of store layer directories (bottom first) into an
-// OCI image with the given config: the reverse of Pull, for `devbox push`.
-func Export(ctx context.Context, layerDirs []string, cfg Config) (v1.Image, error) {
+// Export turns a stack of store layer directories (bottom first), and
+// extra layers above them, into an OCI image with the given config: the
+// reverse of Pull, for `devbox push`.
+func Export(ctx context.Context, layerDirs []string, cfg Config, extra ...v1.Layer) (v1.Image, error) {
 	var layers []v1.Layer
 	for _, dir := range layerDirs {
 		l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
@@ -212,7 +213,7 @@ func Export(ctx context.Context, layerDirs []string, cfg Config) (v1.Image, erro
 		}
 		layers = append(layers, l)
 	}
-	img, err := mutate.AppendLayers(empty.Image, layers...)
+	img, err := mutate.AppendLayers(empty.Image, append(layers, extra...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -225,6 +226,12 @@ func Export(ctx context.Context, layerDirs []string, cfg Config) (v1.Image, erro
 	cf.Config.Env, cf.Config.WorkingDir, cf.Config.User = cfg.Env, cfg.WorkingDir, cfg.User
 	cf.Config.Cmd, cf.Config.Entrypoint = cfg.Cmd, cfg.Entrypoint
 	cf.Config.Labels = cfg.Labels
+	if len(cfg.ExposedPorts) > 0 {
+		cf.Config.ExposedPorts = map[string]struct{}{}
+		for _, p := range cfg.ExposedPorts {
+			cf.Config.ExposedPorts[p] = struct{}{}
+		}
+	}
 	return mutate.ConfigFile(img, cf)
 }
 
@@ -238,9 +245,9 @@ func DiffID(ctx context.Context, dir string) (string, error) {
 	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// Push exports a stack of layer directories (bottom first) with cfg and
-// writes the image to a registry reference.
-func Push(ctx context.Context, layerDirs []string, cfg Config, ref string, insecure bool) (v1.Hash, error) {
+// Push exports a stack of layer directories (bottom first) and extra
+// layers with cfg and writes the image to a registry reference.
+func Push(ctx context.Context, layerDirs []string, cfg Config, ref string, insecure bool, extra ...v1.Layer) (v1.Hash, error) {
 	var opts []name.Option
 	if insecure {
 		opts = append(opts, name.Insecure)
@@ -249,7 +256,7 @@ func Push(ctx context.Context, layerDirs []string, cfg Config, ref string, insec
 	if err != nil {
 		return v1.Hash{}, fmt.Errorf("push %s: %w", ref, err)
 	}
-	img, err := Export(ctx, layerDirs, cfg)
+	img, err := Export(ctx, layerDirs, cfg, extra...)
 	if err != nil {
 		return v1.Hash{}, err
 	}

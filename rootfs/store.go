@@ -54,11 +54,13 @@ type Image struct {
 type Config struct {
 	Env []string `json:"env,omitempty"`
 	// Labels go into exported images only (a build cache's record).
-	Labels     map[string]string `json:"-"`
-	WorkingDir string            `json:"working_dir,omitempty"`
-	User       string            `json:"user,omitempty"`
-	Cmd        []string          `json:"cmd,omitempty"`
-	Entrypoint []string          `json:"entrypoint,omitempty"`
+	Labels map[string]string `json:"-"`
+	// ExposedPorts ("22/tcp") go into exported images only.
+	ExposedPorts []string `json:"-"`
+	WorkingDir   string   `json:"working_dir,omitempty"`
+	User         string   `json:"user,omitempty"`
+	Cmd          []string `json:"cmd,omitempty"`
+	Entrypoint   []string `json:"entrypoint,omitempty"`
 }
 
 // Open opens the store at root, creating its directories.

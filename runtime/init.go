@@ -121,7 +121,7 @@ func initRun(c *Config, files map[string][]byte, ctrl *os.File, service Service)
 	if err != nil {
 		return 1, err
 	}
-	reaper := newReaper()
+	reaper := NewReaper()
 	start := func(path string, args []string, attr *syscall.ProcAttr) (int, <-chan unix.WaitStatus, error) {
 		return reaper.Start(func() (int, error) { return sp.start(path, args, attr) })
 	}
@@ -150,7 +150,7 @@ func runMain(p *Process, start StartFunc, reaper *Reaper, sigs <-chan os.Signal,
 		select {
 		case sig := <-sigs:
 			if sig == unix.SIGCHLD {
-				reaper.reap()
+				reaper.Reap()
 			} else {
 				unix.Kill(pid, sig.(syscall.Signal))
 			}
@@ -196,7 +196,7 @@ func runService(service Service, env ServiceEnv, reaper *Reaper, sigs <-chan os.
 		case sig := <-sigs:
 			switch sig {
 			case unix.SIGCHLD:
-				reaper.reap()
+				reaper.Reap()
 			case unix.SIGTERM, unix.SIGINT, unix.SIGHUP:
 				cancel()
 			}

@@ -15,7 +15,8 @@ type Reaper struct {
 	waiters map[int]chan unix.WaitStatus
 }
 
-func newReaper() *Reaper {
+// NewReaper returns a Reaper; call its Reap on every SIGCHLD.
+func NewReaper() *Reaper {
 	return &Reaper{waiters: map[int]chan unix.WaitStatus{}}
 }
 
@@ -34,8 +35,8 @@ func (r *Reaper) Start(start func() (int, error)) (int, <-chan unix.WaitStatus, 
 	return pid, ch, nil
 }
 
-// reap collects every exited child; call it on SIGCHLD.
-func (r *Reaper) reap() {
+// Reap collects every exited child; call it on SIGCHLD.
+func (r *Reaper) Reap() {
 	for {
 		var ws unix.WaitStatus
 		pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)

@@ -10,7 +10,7 @@ import (
 )
 
 func TestReaperHandsStatusToItsWaiter(t *testing.T) {
-	r := newReaper()
+	r := NewReaper()
 	// An orphan-like child nobody waits for, and one we wait for.
 	orphan := exec.Command("/bin/sh", "-c", "exit 9")
 	if err := orphan.Start(); err != nil {
@@ -23,7 +23,7 @@ func TestReaperHandsStatusToItsWaiter(t *testing.T) {
 		t.Fatal(err)
 	}
 	for {
-		r.reap()
+		r.Reap()
 		select {
 		case ws := <-status:
 			if ws.ExitStatus() != 7 {

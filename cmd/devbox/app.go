@@ -63,7 +63,9 @@ container whose init serves SSH. No daemon, no Dockerfile.`,
 		a.logsCommand(),
 		a.withLocked(a.withFile(a.runCommand())),
 		a.imageCommand(),
-		a.withFile(a.pushCommand()),
+		a.pushCommand(),
+		a.kubeCommand(),
+		a.serveCommand(),
 		a.versionCommand(),
 	)
 	return root

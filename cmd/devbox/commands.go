@@ -218,25 +218,3 @@ lock pins, and print what changed. Commit devbox.lock, like go.sum.`,
 	cmd.Flags().BoolVar(&update, "update", false, "resolve packages and Node afresh, ignoring the lock")
 	return cmd
 }
-
-func (a *app) pushCommand() *cobra.Command {
-	var insecure bool
-	cmd := &cobra.Command{
-		Use:   "push NAME REF",
-		Short: "Publish a built environment as an OCI image",
-		Long:  "Publish the layers of NAME's build (base, packages, Node, …; not its writable layer) as an OCI image at REF.",
-		Args:  usageArgs(cobra.ExactArgs(2)),
-		RunE: func(_ *cobra.Command, args []string) error {
-			ctx, cancel := signalContext()
-			defer cancel()
-			d, err := a.envs().Push(ctx, args[0], args[1], insecure)
-			if err != nil {
-				return err
-			}
-			a.printf("pushed %s as %s@%s\n", args[0], args[1], d)
-			return nil
-		},
-	}
-	cmd.Flags().BoolVar(&insecure, "insecure", false, "allow plain HTTP to a registry that is not local")
-	return cmd
-}

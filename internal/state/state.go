@@ -111,6 +111,8 @@ func (r Root) Env(name string) Env { return Env(r.join("envs", name)) }
 //	known_hosts            that key pinned for OpenSSH clients
 //	ssh.sock               the SSH server's socket for devbox exec
 //	image.json             what its last build was, for push
+//	pushed.json            where push last published it, for kube
+//	kube_host_key          the host key kube puts in its Secret
 //	log                    the init's output
 //	lock                   serialises lifecycle commands on it
 //	hostname hosts resolv.conf  files bound into the container
@@ -121,16 +123,18 @@ func (e Env) Dir() string { return string(e) }
 
 func (e Env) join(name string) string { return filepath.Join(string(e), name) }
 
-func (e Env) Upper() string      { return e.join("upper") }
-func (e Env) Work() string       { return e.join("work") }
-func (e Env) Rootfs() string     { return e.join("rootfs") }
-func (e Env) State() string      { return e.join("state.json") }
-func (e Env) HostKey() string    { return e.join("host_key") }
-func (e Env) KnownHosts() string { return e.join("known_hosts") }
-func (e Env) Socket() string     { return e.join("ssh.sock") }
-func (e Env) Image() string      { return e.join("image.json") }
-func (e Env) Log() string        { return e.join("log") }
-func (e Env) Lock() string       { return e.join("lock") }
+func (e Env) Upper() string       { return e.join("upper") }
+func (e Env) Work() string        { return e.join("work") }
+func (e Env) Rootfs() string      { return e.join("rootfs") }
+func (e Env) State() string       { return e.join("state.json") }
+func (e Env) HostKey() string     { return e.join("host_key") }
+func (e Env) KnownHosts() string  { return e.join("known_hosts") }
+func (e Env) Socket() string      { return e.join("ssh.sock") }
+func (e Env) Image() string       { return e.join("image.json") }
+func (e Env) Pushed() string      { return e.join("pushed.json") }
+func (e Env) KubeHostKey() string { return e.join("kube_host_key") }
+func (e Env) Log() string         { return e.join("log") }
+func (e Env) Lock() string        { return e.join("lock") }
 
 // UpperIDs records the id range the writable layer's owners are stored in.
 func (e Env) UpperIDs() string { return e.join("upper-ids.json") }

@@ -1,0 +1,129 @@
+package kube
+
+import (
+	"bytes"
+	"fmt"
+	"strconv"
+	"strings"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"sigs.k8s.io/yaml"
+
+	"github.com/devbox/devbox/devenv/portable"
+)
+
+// Env is what the manifests are made of.
+type Env struct {
+	// Name is the environment's: the objects' name and label.
+	Name string
+	// Namespace is the objects' namespace; empty leaves it to kubectl.
+	Namespace string
+	// Image is the pushed image, by digest.
+	Image string
+	// HostKey is the server's private key (OpenSSH PEM) and
+	// AuthorizedKeys are authorized_keys lines, both for the Secret.
+	HostKey        []byte
+	AuthorizedKeys []string
+	// Ports are the spec's container ports, published by the Service
+	// next to SSH.
+	Ports []int
+}
+
+// Manifests are e's objects as a YAML stream: the Secret, the Deployment
+// and the Service.
+func Manifests(e Env) ([]byte, error) {
+	var out bytes.Buffer
+	for _, obj := range []any{secret(e), deployment(e), service(e)} {
+		data, err := yaml.Marshal(obj)
+		if err != nil {
+			return nil, fmt.Errorf("kube %s: %w", e.Name, err)
+		}
+		out.WriteString("---\n")
+		out.Write(data)
+	}
+	return out.Bytes(), nil
+}
+
+// SecretName is the name of e's Secret.
+func SecretName(name string) string { return name + "-ssh" }
+
+func meta(e Env, name string) metav1.ObjectMeta {
+	return metav1.ObjectMeta{Name: name, Namespace: e.Namespace, Labels: labels(e)}
+}
+
+func labels(e Env) map[string]string {
+	return map[string]string{"app.kubernetes.io/name": e.Name, "app.kubernetes.io/managed-by": "devbox"}
+}
+
+func secret(e Env) *corev1.Secret {
+	keys := strings.Join(e.AuthorizedKeys, "\n")
+	if keys != "" {
+		keys += "\n"
+	}
+	return &corev1.Secret{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
+		ObjectMeta: meta(e, SecretName(e.Name)),
+		Type:       corev1.SecretTypeOpaque,
+		StringData: map[string]string{"host_key": string(e.HostKey), "authorized_keys": keys},
+	}
+}
+
+// containerPorts are SSH's and the spec's.
+func containerPorts(e Env) []corev1.ContainerPort {
+	ports := []corev1.ContainerPort{{Name: "ssh", ContainerPort: portable.SSHPort, Protocol: corev1.ProtocolTCP}}
+	for _, p := range e.Ports {
+		ports = append(ports, corev1.ContainerPort{Name: "port-" + strconv.Itoa(p), ContainerPort: int32(p), Protocol: corev1.ProtocolTCP})
+	}
+	return ports
+}
+
+func deployment(e Env) *appsv1.Deployment {
+	one := int32(1)
+	secretMode := int32(0o400)
+	pod := corev1.PodSpec{
+		Containers: []corev1.Container{{
+			Name:  "devbox",
+			Image: e.Image,
+			Ports: containerPorts(e),
+			VolumeMounts: []corev1.VolumeMount{{
+				Name: "ssh", MountPath: portable.SecretDir, ReadOnly: true,
+			}},
+			ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{
+				TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromString("ssh")},
+			}},
+		}},
+		Volumes: []corev1.Volume{{
+			Name: "ssh",
+			VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+				SecretName: SecretName(e.Name), DefaultMode: &secretMode,
+			}},
+		}},
+	}
+	return &appsv1.Deployment{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
+		ObjectMeta: meta(e, e.Name),
+		Spec: appsv1.DeploymentSpec{
+			Replicas: &one,
+			// One environment, one writable tree: never two pods at once.
+			Strategy: appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType},
+			Selector: &metav1.LabelSelector{MatchLabels: labels(e)},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels(e)}, Spec: pod},
+		},
+	}
+}
+
+func service(e Env) *corev1.Service {
+	var ports []corev1.ServicePort
+	for _, p := range containerPorts(e) {
+		ports = append(ports, corev1.ServicePort{Name: p.Name, Port: p.ContainerPort,
+			TargetPort: intstr.FromString(p.Name), Protocol: corev1.ProtocolTCP})
+	}
+	return &corev1.Service{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
+		ObjectMeta: meta(e, e.Name),
+		Spec:       corev1.ServiceSpec{Type: corev1.ServiceTypeClusterIP, Selector: labels(e), Ports: ports},
+	}
+}

@@ -60,7 +60,10 @@ func (e *Envs) LastPushed(name string) (Pushed, error) {
 	if err != nil {
 		return p, fmt.Errorf("%s: not pushed from here yet (devbox push %s REF): %w", name, name, err)
 	}
-	return p, json.Unmarshal(data, &p)
+	if err := json.Unmarshal(data, &p); err != nil {
+		return p, fmt.Errorf("%s: %w", e.dir(name).Pushed(), err)
+	}
+	return p, nil
 }
 
 // builtImage reads what name's last build was.
@@ -77,7 +80,7 @@ func (e *Envs) builtImage(name string) (*builtImage, error) {
 		return nil, fmt.Errorf("%s: %w", e.dir(name).Image(), err)
 	}
 	if bi.SSH == nil {
-		return nil, fmt.Errorf("%s: built by an older devbox: run devbox up once more", name)
+		return nil, fmt.Errorf("%s: recorded by an older devbox: devbox down %s && devbox up, then push again", name, name)
 	}
 	return &bi, nil
 }

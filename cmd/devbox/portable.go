@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
 
 	"github.com/spf13/cobra"
 
@@ -78,7 +77,7 @@ func (a *app) serveCommand() *cobra.Command {
 		Hidden: true,
 		Args:   usageArgs(cobra.NoArgs),
 		RunE: func(*cobra.Command, []string) error {
-			return portable.Serve(portable.ProcessSource(), os.Stderr)
+			return portable.Serve(portable.ProcessSource(), a.stderr)
 		},
 	}
 }

@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/yaml"
 
 	"github.com/devbox/devbox/devenv/portable"
@@ -35,6 +36,10 @@ type Env struct {
 // Manifests are e's objects as a YAML stream: the Secret, the Deployment
 // and the Service.
 func Manifests(e Env) ([]byte, error) {
+	// The Service's name is the strictest: a DNS-1035 label.
+	if errs := validation.IsDNS1035Label(e.Name); len(errs) > 0 {
+		return nil, fmt.Errorf("kube: %q cannot name a Service: %s", e.Name, strings.Join(errs, "; "))
+	}
 	var out bytes.Buffer
 	for _, obj := range []any{secret(e), deployment(e), service(e)} {
 		data, err := yaml.Marshal(obj)
@@ -83,7 +88,14 @@ func containerPorts(e Env) []corev1.ContainerPort {
 func deployment(e Env) *appsv1.Deployment {
 	one := int32(1)
 	secretMode := int32(0o400)
+	off := false
 	pod := corev1.PodSpec{
+		// Every SSH user could read the token; the environment needs no
+		// access to the cluster's API.
+		AutomountServiceAccountToken: &off,
+		// Service links would put FOO_PORT=tcp://… variables in every
+		// session, and a Service named devbox-ssh would set DEVBOX_SSH_PORT.
+		EnableServiceLinks: &off,
 		Containers: []corev1.Container{{
 			Name:  "devbox",
 			Image: e.Image,

@@ -62,4 +62,16 @@ func TestManifests(t *testing.T) {
 	if svc.Spec.Selector["app.kubernetes.io/name"] != dep.Spec.Template.Labels["app.kubernetes.io/name"] {
 		t.Error("the Service does not select the Deployment's pods")
 	}
+	for i, p := range svc.Spec.Ports {
+		if p.TargetPort.StrVal != c.Ports[i].Name {
+			t.Errorf("service port %s targets %q, the container's is %q", p.Name, p.TargetPort.StrVal, c.Ports[i].Name)
+		}
+	}
+	pod := dep.Spec.Template.Spec
+	if pod.AutomountServiceAccountToken == nil || *pod.AutomountServiceAccountToken || pod.EnableServiceLinks == nil || *pod.EnableServiceLinks {
+		t.Error("the pod mounts the service account token or gets service links")
+	}
+	if _, err := Manifests(Env{Name: "1web", Image: "x"}); err == nil {
+		t.Error("a name that cannot name a Service was accepted")
+	}
 }

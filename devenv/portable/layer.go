@@ -33,9 +33,6 @@ const (
 	SSHPort = 22
 )
 
-// layerTime is every entry's modification time: the same binary and
-// configuration make the same layer, whenever pushed.
-var layerTime = time.Unix(0, 0)
 
 // Layer is the layer that makes a build runnable anywhere: the devbox
 // binary at binary (a static one: this very executable) and cfg, the SSH
@@ -107,9 +104,11 @@ func checkStatic(binary string) error {
 	return nil
 }
 
+// header is an entry owned by root with the epoch as its time: the same
+// binary and configuration make the same layer, whenever pushed.
 func header(name string, typ byte, mode, size int64) *tar.Header {
 	return &tar.Header{Name: name[1:], Typeflag: typ, Mode: mode, Size: size,
-		ModTime: layerTime, Format: tar.FormatPAX}
+		ModTime: time.Unix(0, 0), Format: tar.FormatPAX}
 }
 
 // ImageConfig is the config of the image made of a build whose config is

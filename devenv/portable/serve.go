@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	gossh "golang.org/x/crypto/ssh"
 	"golang.org/x/sys/unix"
@@ -32,8 +33,12 @@ const (
 	EnvAuthorizedKeys = "DEVBOX_AUTHORIZED_KEYS"
 	EnvPasswordHash   = "DEVBOX_PASSWORD_HASH"
 	EnvPort           = "DEVBOX_SSH_PORT"
-	envPrefix         = "DEVBOX_"
 )
+
+// isSetting says k is one of the variables kept from sessions.
+func isSetting(k string) bool {
+	return k == EnvAuthorizedKeys || k == EnvPasswordHash || k == EnvPort
+}
 
 // The files of SecretDir.
 const (
@@ -66,8 +71,10 @@ type Setup struct {
 	Generated bool
 }
 
-// Load reads src into the server's configuration. The runtime's keys
-// come after the image's; its password hash is the only one there is.
+// Load reads src into the server's configuration. A mounted
+// authorized_keys replaces the image's keys (a Secret decides who logs
+// in, and can revoke a key the image carries); DEVBOX_AUTHORIZED_KEYS
+// adds to them. The runtime's password hash is the only one there is.
 func Load(src Source) (*Setup, error) {
 	data, err := os.ReadFile(src.ConfigPath)
 	if err != nil {
@@ -85,6 +92,10 @@ func Load(src Source) (*Setup, error) {
 	if st.Config.PasswordHash, err = setting(src.SecretDir, passwordHashFile, env, EnvPasswordHash); err != nil {
 		return nil, err
 	}
+	if len(st.Config.AuthorizedKeys) == 0 && st.Config.PasswordHash == "" {
+		return nil, fmt.Errorf("serve: nobody could log in: give keys (%s, or %s) or a password hash (%s, or %s)",
+			EnvAuthorizedKeys, filepath.Join(src.SecretDir, authorizedKeysFile), EnvPasswordHash, filepath.Join(src.SecretDir, passwordHashFile))
+	}
 	if st.Port, err = port(env[EnvPort]); err != nil {
 		return nil, err
 	}
@@ -92,40 +103,61 @@ func Load(src Source) (*Setup, error) {
 	return &st, err
 }
 
-// loadKeys adds the runtime's authorized keys to the image's.
+// loadKeys takes the mounted keys instead of the image's, then adds the
+// variable's. Every line must be a key: a mistyped one is an error, not
+// a key silently left out.
 func loadKeys(cfg *sshd.Config, secretDir string, env map[string]string) error {
-	for _, from := range []struct{ name, data string }{
-		{filepath.Join(secretDir, authorizedKeysFile), readOptional(filepath.Join(secretDir, authorizedKeysFile))},
-		{EnvAuthorizedKeys, env[EnvAuthorizedKeys]},
-	} {
-		if strings.TrimSpace(from.data) == "" {
-			continue
-		}
-		keys, err := spec.ParseAuthorizedKeys([]byte(from.data))
-		if err != nil {
-			return fmt.Errorf("serve: %s: %w", from.name, err)
-		}
-		cfg.AuthorizedKeys = append(cfg.AuthorizedKeys, keys...)
+	file := filepath.Join(secretDir, authorizedKeysFile)
+	data, err := readOptional(file)
+	if err != nil {
+		return err
 	}
-	return nil
+	if data != nil {
+		if cfg.AuthorizedKeys, err = parseKeys(file, string(data)); err != nil {
+			return err
+		}
+	}
+	more, err := parseKeys(EnvAuthorizedKeys, env[EnvAuthorizedKeys])
+	cfg.AuthorizedKeys = append(cfg.AuthorizedKeys, more...)
+	return err
 }
 
-// setting is the secret file's content or else the variable's, trimmed.
+// parseKeys parses authorized_keys content line by line.
+func parseKeys(from, data string) ([]string, error) {
+	var keys []string
+	for i, line := range strings.Split(data, "\n") {
+		if line = strings.TrimSpace(line); line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		k, err := spec.ParseAuthorizedKeys([]byte(line))
+		if err != nil {
+			return nil, fmt.Errorf("serve: %s line %d: %w", from, i+1, err)
+		}
+		keys = append(keys, k...)
+	}
+	return keys, nil
+}
+
+// setting is the secret file's content or else the variable's, trimmed;
+// an empty file counts as none.
 func setting(secretDir, file string, env map[string]string, name string) (string, error) {
-	p := filepath.Join(secretDir, file)
-	data, err := os.ReadFile(p)
-	switch {
-	case err == nil:
-		return strings.TrimSpace(string(data)), nil
-	case !errors.Is(err, fs.ErrNotExist):
-		return "", fmt.Errorf("serve: %w", err)
+	data, err := readOptional(filepath.Join(secretDir, file))
+	if v := strings.TrimSpace(string(data)); err != nil || v != "" {
+		return v, err
 	}
 	return strings.TrimSpace(env[name]), nil
 }
 
-func readOptional(p string) string {
-	data, _ := os.ReadFile(p)
-	return string(data)
+// readOptional reads p; a file that is not there is nil, nil.
+func readOptional(p string) ([]byte, error) {
+	data, err := os.ReadFile(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("serve: %w", err)
+	}
+	return data, nil
 }
 
 func port(s string) (int, error) {
@@ -171,7 +203,7 @@ func sessionEnv(image, runtimeEnv []string) []string {
 	}
 	for _, kv := range runtimeEnv {
 		k, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(k, envPrefix) {
+		if isSetting(k) {
 			continue
 		}
 		if i, ok := index[k]; ok {
@@ -195,7 +227,8 @@ func envMap(environ []string) map[string]string {
 
 // Serve is the image's entrypoint: it loads src, serves SSH on all of the
 // container's addresses until SIGTERM or SIGINT, and reaps every process
-// left to it meanwhile.
+// left to it meanwhile. As PID 1 it then stops every process of the
+// container, as an init does, before its own exit kills them.
 func Serve(src Source, logw io.Writer) error {
 	st, err := Load(src)
 	if err != nil {
@@ -222,7 +255,34 @@ func Serve(src Source, logw io.Writer) error {
 			return reaper.Start(func() (int, error) { return syscall.ForkExec(path, args, attr) })
 		},
 	}
-	return srv.ServeAll(ctx, []net.Listener{ln}, func() { announce(logw, st, ln.Addr()) })
+	err = srv.ServeAll(ctx, []net.Listener{ln}, func() { announce(logw, st, ln.Addr()) })
+	if os.Getpid() == 1 {
+		stopAll(reaper, stopGrace)
+	}
+	return err
+}
+
+// stopGrace is how long processes get between SIGTERM and SIGKILL, well
+// inside Docker's 10 s and Kubernetes' 30 s.
+const stopGrace = 5 * time.Second
+
+// stopAll ends every other process of the container (PID 1's kill(-1)
+// reaches exactly those): SIGTERM, then SIGKILL after grace.
+func stopAll(reaper *container.Reaper, grace time.Duration) {
+	unix.Kill(-1, unix.SIGTERM)
+	deadline := time.Now().Add(grace)
+	for {
+		reaper.Reap()
+		var info unix.Siginfo
+		if err := unix.Waitid(unix.P_ALL, 0, &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil); err == unix.ECHILD {
+			return
+		}
+		if time.Now().After(deadline) {
+			unix.Kill(-1, unix.SIGKILL)
+			deadline = time.Now().Add(grace)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // watch reaps on SIGCHLD and ends the server on a stop signal.

@@ -58,7 +58,8 @@ func TestLoadMergesImageAndRuntime(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{authorizedKey(baked), authorizedKey(mounted), authorizedKey(fromEnv)}
+	// The mounted file replaces the image's keys; the variable adds.
+	want := []string{authorizedKey(mounted), authorizedKey(fromEnv)}
 	if !slices.Equal(st.Config.AuthorizedKeys, want) {
 		t.Errorf("keys %q, want %q", st.Config.AuthorizedKeys, want)
 	}
@@ -93,15 +94,26 @@ func TestLoadRefusesBadInput(t *testing.T) {
 		src  Source
 		want string
 	}{
-		"bad key variable": {source(t, cfg, nil, EnvAuthorizedKeys+"=ssh-ed25519 notbase64"), EnvAuthorizedKeys},
-		"key with options": {source(t, cfg, map[string]string{"authorized_keys": `command="x" ` + authorizedKey(k)}), "options"},
-		"bad port":         {source(t, cfg, nil, EnvPort+"=http"), EnvPort},
-		"bad host key":     {source(t, cfg, map[string]string{"host_key": "not a key"}), "host key"},
-		"no config":        {Source{ConfigPath: "/nonexistent/sshd.json"}, "not an image made by devbox push"},
+		"bad key variable":       {source(t, cfg, nil, EnvAuthorizedKeys+"=ssh-ed25519 notbase64"), EnvAuthorizedKeys},
+		"bad line by a good one": {source(t, cfg, map[string]string{"authorized_keys": authorizedKey(k) + "\nssh-ed25519 AAAAmistyped\n"}), "authorized_keys line 2"},
+		"nobody could log in":    {source(t, sshd.Config{User: "root"}, map[string]string{"password_hash": "\n"}), "nobody could log in"},
+		"key with options":       {source(t, cfg, map[string]string{"authorized_keys": `command="x" ` + authorizedKey(k)}), "options"},
+		"bad port":               {source(t, cfg, nil, EnvPort+"=http"), EnvPort},
+		"bad host key":           {source(t, cfg, map[string]string{"host_key": "not a key"}), "host key"},
+		"no config":              {Source{ConfigPath: "/nonexistent/sshd.json"}, "not an image made by devbox push"},
 	} {
 		if _, err := Load(c.src); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v, want an error about %q", name, err, c.want)
 		}
+	}
+}
+
+// TestSessionEnvKeepsOthers: only devbox's settings leave the sessions'
+// environment, not a user's DEVBOX_ variable.
+func TestSessionEnvKeepsOthers(t *testing.T) {
+	got := sessionEnv([]string{"PATH=/bin"}, []string{EnvPasswordHash + "=x", "DEVBOX_THEME=dark", EnvAuthorizedKeys + "=k"})
+	if want := []string{"PATH=/bin", "DEVBOX_THEME=dark"}; !slices.Equal(got, want) {
+		t.Errorf("env %q, want %q", got, want)
 	}
 }
 

@@ -3,10 +3,7 @@ package devenv
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"fmt"
 	"os"
-	"strconv"
-	"strings"
 
 	"github.com/devbox/devbox/devenv/spec"
 	"github.com/devbox/devbox/internal/state"
@@ -55,24 +52,4 @@ func containerConfig(dir state.Env, s *spec.Spec) (container.Config, error) {
 	}
 	c.Mounts = s.Mounts
 	return c, nil
-}
-
-// imageUser maps an image's User to a uid and gid; only numeric forms are
-// understood (a name would need the image's /etc/passwd).
-func imageUser(u string) (int, int, error) {
-	if u == "" || u == "root" || u == "0" {
-		return 0, 0, nil
-	}
-	us, gs, _ := strings.Cut(u, ":")
-	uid, err := strconv.Atoi(us)
-	if err != nil {
-		return 0, 0, fmt.Errorf("image user %q: only numeric users are supported", u)
-	}
-	gid := uid
-	if gs != "" {
-		if gid, err = strconv.Atoi(gs); err != nil {
-			return 0, 0, fmt.Errorf("image user %q: only numeric groups are supported", u)
-		}
-	}
-	return uid, gid, nil
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/devbox/devbox/devenv/spec"
+	"github.com/devbox/devbox/rootfs"
 	"github.com/devbox/devbox/sshd"
 )
 
@@ -102,4 +104,44 @@ func (e *Envs) Dial(env *Env) (*gossh.Client, error) {
 		return nil, fmt.Errorf("connect to %s: %w", env.Name, err)
 	}
 	return client, nil
+}
+
+// imageLogins are the logins the image sets up for user: the keys in its
+// ~/.ssh/authorized_keys and its crypt hash in /etc/shadow (none when
+// locked or empty). A key line with options is refused, as in a spec. A
+// hash the SSH server cannot check (yescrypt, Debian's default since 11)
+// comes back as a note, and password login stays off.
+func imageLogins(lower []string, user string) (keys []string, hash, note string, err error) {
+	home := "/root"
+	if data, _, err := rootfs.ReadFromLayers(lower, "etc/passwd"); err == nil {
+		if f := accountFields(data, user); len(f) > 5 && f[5] != "" {
+			home = f[5]
+		}
+	}
+	rel := strings.TrimPrefix(path.Join(home, ".ssh/authorized_keys"), "/")
+	if data, _, err := rootfs.ReadFromLayers(lower, rel); err == nil && len(strings.TrimSpace(string(data))) > 0 {
+		if keys, err = spec.ParseAuthorizedKeys(data); err != nil {
+			return nil, "", "", fmt.Errorf("the image's /%s: %w", rel, err)
+		}
+	}
+	if data, _, err := rootfs.ReadFromLayers(lower, "etc/shadow"); err == nil {
+		if f := accountFields(data, user); len(f) > 1 && strings.HasPrefix(f[1], "$") {
+			hash = f[1]
+		}
+	}
+	if hash != "" && !sshd.HashSupported(hash) {
+		scheme, _, _ := strings.Cut(strings.TrimPrefix(hash, "$"), "$")
+		return keys, "", fmt.Sprintf("the image's password for %s is a $%s$ hash, which devbox cannot check: password login stays off (set [ssh] password, or make the image use SHA-512: chpasswd -c SHA512)", user, scheme), nil
+	}
+	return keys, hash, "", nil
+}
+
+// accountFields is user's line of an account file, split.
+func accountFields(data []byte, user string) []string {
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Split(line, ":"); f[0] == user {
+			return f
+		}
+	}
+	return nil
 }

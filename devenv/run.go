@@ -40,9 +40,9 @@ func Run(ctx context.Context, store *rootfs.Store, s *spec.Spec, o RunOptions) (
 		return nil, err
 	}
 	img := built.Image
-	uid, gid, err := imageUser(img.Config.User)
+	uid, gid, err := build.LookupUser(built.Lower, img.Config.User)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("image user: %w", err)
 	}
 	id := newID()
 	root := store.Root()

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"slices"
@@ -51,7 +52,7 @@ func (e *Envs) Up(ctx context.Context, store *rootfs.Store, s *spec.Spec, o UpOp
 	if err != nil {
 		return nil, err
 	}
-	opts, closeFiles, err := e.upOptions(s, built)
+	opts, closeFiles, err := e.upOptions(s, built, o.Build.Out)
 	if err != nil {
 		return nil, err
 	}
@@ -90,13 +91,13 @@ func (e *Envs) Up(ctx context.Context, store *rootfs.Store, s *spec.Spec, o UpOp
 // the host: its directories and files, the SSH server's configuration, the
 // sockets it serves (the published SSH port, the exec socket) and its log.
 // closeFiles closes our copies once the init has its own.
-func (e *Envs) upOptions(s *spec.Spec, built *build.Result) (o container.Options, closeFiles func(), err error) {
+func (e *Envs) upOptions(s *spec.Spec, built *build.Result, out io.Writer) (o container.Options, closeFiles func(), err error) {
 	dir := e.dir(s.Name)
 	clientKey, err := ensureKey(e.ClientKeyPath())
 	if err != nil {
 		return o, nil, err
 	}
-	service, err := serviceConfig(s, built.Image, clientKey)
+	service, err := serviceConfig(s, built, clientKey, out)
 	if err != nil {
 		return o, nil, err
 	}
@@ -198,7 +199,8 @@ func (e *Envs) record(env *Env, s *spec.Spec, built *build.Result, hostKey gossh
 
 // serviceConfig is the SSH server's configuration for spec s: the image's
 // (portableConfig), devbox's own client key and the password.
-func serviceConfig(s *spec.Spec, img *rootfs.Image, client gossh.Signer) ([]byte, error) {
+func serviceConfig(s *spec.Spec, built *build.Result, client gossh.Signer, out io.Writer) ([]byte, error) {
+	img := built.Image
 	cfg := portableConfig(s, img.Config)
 	cfg.AuthorizedKeys = append([]string{string(gossh.MarshalAuthorizedKey(client.PublicKey()))}, cfg.AuthorizedKeys...)
 	cfg.Env = s.Environ(img.Config, s.UpEnv()...)
@@ -206,7 +208,34 @@ func serviceConfig(s *spec.Spec, img *rootfs.Image, client gossh.Signer) ([]byte
 	if cfg.PasswordHash, err = s.PasswordHash(); err != nil {
 		return nil, err
 	}
+	if *s.SSH.ImageLogins {
+		keys, hash, note, err := imageLogins(built.Lower, s.SSH.User)
+		if err != nil {
+			return nil, err
+		}
+		if note != "" && out != nil {
+			fmt.Fprintf(out, "warning: %s\n", note)
+		}
+		cfg.AuthorizedKeys = append(cfg.AuthorizedKeys, keys...)
+		if cfg.PasswordHash == "" {
+			cfg.PasswordHash = hash
+		}
+		if out != nil && (len(keys) > 0 || hash != "") {
+			fmt.Fprintf(out, "ssh: %s may also log in as the image sets up: %d key(s) from its authorized_keys%s ([ssh] image_logins = false turns this off)\n",
+				s.SSH.User, len(keys), map[bool]string{true: " and its password in /etc/shadow", false: ""}[hash != "" && cfg.PasswordHash == hash])
+		}
+	}
 	return json.Marshal(cfg)
+}
+
+// loginDir is where sessions start: the spec's workdir, else the image's
+// (a Dockerfile's WORKDIR, as docker exec starts there), else the user's
+// home.
+func loginDir(s *spec.Spec, img rootfs.Config) string {
+	if s.Workdir == "" && (img.WorkingDir == "" || img.WorkingDir == "/") {
+		return ""
+	}
+	return s.StartDir(img)
 }
 
 // portableConfig is the SSH server's configuration that may go into an
@@ -216,7 +245,7 @@ func portableConfig(s *spec.Spec, img rootfs.Config) sshd.Config {
 		User:           s.SSH.User,
 		AuthorizedKeys: s.SSH.Keys,
 		Env:            s.Environ(img),
-		Workdir:        s.Workdir,
+		Workdir:        loginDir(s, img),
 		Shell:          s.Shell,
 		// Off only when the spec says false.
 		NoForwarding:      s.SSH.Forwarding != nil && !*s.SSH.Forwarding,

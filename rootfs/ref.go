@@ -19,6 +19,9 @@ const (
 	KindDockerArchive Kind = "docker-archive"
 	KindDir           Kind = "dir"
 	KindDebootstrap   Kind = "debootstrap"
+	// KindDockerfile is a Dockerfile that devenv/build builds; the store
+	// never resolves one itself.
+	KindDockerfile Kind = "dockerfile"
 )
 
 // Ref is a parsed base reference: what the spec's `base` and
@@ -72,6 +75,12 @@ func ParseRef(s, dir string) (Ref, error) {
 			return Ref{}, fmt.Errorf("%q: docker-archive: needs a file (docker-archive:FILE)", s)
 		}
 		return Ref{Kind: KindDockerArchive, Name: abs(p)}, nil
+	case strings.HasPrefix(s, "dockerfile:"):
+		p := strings.TrimPrefix(s, "dockerfile:")
+		if p == "" {
+			return Ref{}, fmt.Errorf("%q: dockerfile: needs a file (dockerfile:PATH)", s)
+		}
+		return Ref{Kind: KindDockerfile, Name: abs(p)}, nil
 	case strings.HasPrefix(s, "dir:"):
 		p := strings.TrimPrefix(s, "dir:")
 		if p == "" {

@@ -476,3 +476,12 @@ func overlayOptions(lower []int, upper, work int) (string, error) {
 	}
 	return b.String(), nil
 }
+
+// MountLayers mounts layers (top first) as a detached overlay whose
+// writable layer is upper, work being its overlay work directory: a tree
+// devbox changes itself, without a container (a Dockerfile's COPY). Files
+// show with the ids they are stored with. Close the result to unmount;
+// its path is /proc/self/fd/N while open.
+func MountLayers(lower []string, upper, work string) (*os.File, error) {
+	return makeOverlay(&Config{Lower: lower, Upper: upper, Work: work}, nil)
+}

@@ -57,7 +57,7 @@ func newAuthenticator(cfg Config) (*authenticator, error) {
 		}
 		a.keys = append(a.keys, k)
 	}
-	if a.passwordHash != "" && !crypt.IsHashSupported(a.passwordHash) {
+	if a.passwordHash != "" && !HashSupported(a.passwordHash) {
 		return nil, fmt.Errorf("sshd: password hash: unsupported scheme (use $1$, $5$ or $6$)")
 	}
 	// gliderlabs/ssh lets everyone in when no handler is set: refuse to
@@ -213,3 +213,7 @@ func (a *authenticator) penalized(key penaltyKey) bool {
 	}
 	return left > penaltyThreshold
 }
+
+// HashSupported says the server can check passwords against a crypt(3)
+// hash of this scheme ($1$, $5$ or $6$).
+func HashSupported(hash string) bool { return crypt.IsHashSupported(hash) }

@@ -94,10 +94,16 @@ func (a *app) planCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			plan := build.NewPlan(spec, store.BaseID(spec.BaseRef))
+			plan, err := build.NewPlan(spec, func(ref rootfs.Ref) (*rootfs.Image, error) {
+				img, _ := store.Image(ref)
+				return img, nil
+			})
+			if err != nil {
+				return err
+			}
 			for i, st := range plan.Steps {
 				status := "not built"
-				if (i == 0 && store.BaseID(spec.BaseRef) != "") || (i > 0 && store.HasBuild(st.Key)) {
+				if (!st.Layered() && st.Image != nil) || (st.Layered() && store.HasBuild(st.Key)) {
 					status = "built"
 				}
 				a.printf("[%d/%d] %-8s %s  %s  %s\n", i+1, len(plan.Steps), st.Kind, st.Key[:12], status, st.Summary)
@@ -148,8 +154,8 @@ func (a *app) cacheCommand() *cobra.Command {
 			}
 			ctx, cancel := signalContext()
 			defer cancel()
-			n := len(b.Plan.Steps)
-			for i, st := range b.Plan.Steps[1:] {
+			steps := b.Plan.Layered()
+			for i, st := range steps {
 				pushed, err := store.PushBuild(ctx, spec.Cache.Image, st.Key, rootfs.PullOptions{})
 				if err != nil {
 					return err
@@ -158,7 +164,7 @@ func (a *app) cacheCommand() *cobra.Command {
 				if pushed {
 					state = "pushed"
 				}
-				a.printf("[%d/%d] %s … %s\n", i+2, n, st.Summary, state)
+				a.printf("[%d/%d] %s … %s\n", i+1, len(steps), st.Summary, state)
 			}
 			return nil
 		},

@@ -47,7 +47,7 @@ type Result struct {
 	// Lock is what the build resolved to, as devbox.lock says it (nil
 	// when the spec has no file or locks are off).
 	Lock *lock.File
-	// records are the steps' build records, Plan.Steps[1:]'s order.
+	// records are the build records of Plan.Layered(), in its order.
 	records []rootfs.BuildRecord
 	// NodeVersion is the exact Node.js version installed, if any.
 	NodeVersion string
@@ -74,60 +74,136 @@ func Run(ctx context.Context, store *rootfs.Store, s *spec.Spec, o Options) (*Re
 	if err != nil {
 		return nil, err
 	}
-	img, err := store.Resolve(ctx, s.BaseRef, o.Pull)
+	plan, err := NewPlan(s, func(ref rootfs.Ref) (*rootfs.Image, error) { return store.Resolve(ctx, ref, o.Pull) })
 	if err != nil {
 		return nil, err
 	}
+	img := baseImage(s, plan)
 	if err := checkBase(pins, s, img); err != nil {
 		return nil, err
 	}
-	plan := NewPlan(s, img.Digest)
-	n := len(plan.Steps)
 	for _, w := range s.Warnings() {
 		fmt.Fprintf(o.Out, "security: %s\n", w)
 	}
-	fmt.Fprintf(o.Out, "[1/%d] %s … %s\n", n, plan.Steps[0].Summary, shortDur(time.Since(start)))
-	b := &Result{Lower: store.LowerDirs(img), Image: img, Plan: plan}
-	b.UserNS = useUserNS(store.Root(), s, b.Lower, o.Out)
+	if plan.Dockerfile != nil {
+		dockerfileNotes(o.Out, s, plan)
+	}
+	b := &Result{Image: img, Plan: plan}
+	b.UserNS = useUserNS(store.Root(), s, store.LowerDirs(img), o.Out)
 	if b.UserNS {
 		ids := subid.New(store.Root())
 		b.ids = &ids
 	}
-	for i, st := range plan.Steps[1:] {
-		header := fmt.Sprintf("[%d/%d] %s", i+2, n, st.Summary)
-		if rec, ok := cachedStep(store, st, pins, o); ok {
-			if rec.Node != "" {
-				b.NodeVersion = rec.Node
-			}
-			fmt.Fprintf(o.Out, "%s … cached\n", header)
-			b.Lower = append([]string{store.BuildDir(st.Key)}, b.Lower...)
-			b.records = append(b.records, rec)
-			continue
+	w := &walk{store: store, s: s, b: b, pins: pins, o: o, start: start, stacks: make([][]string, len(plan.Steps))}
+	for i := range plan.Steps {
+		if err := w.step(ctx, i); err != nil {
+			return nil, err
 		}
-		fmt.Fprintf(o.Out, "%s …\n", header)
-		t0 := time.Now()
-		if rec, ok := pullStep(ctx, store, s, b, st, pins, o); ok {
-			fmt.Fprintf(o.Out, "%s … pulled %s\n", header, shortDur(time.Since(t0)))
-			if rec.Node != "" {
-				b.NodeVersion = rec.Node
-			}
-			b.Lower = append([]string{store.BuildDir(st.Key)}, b.Lower...)
-			b.records = append(b.records, rec)
-			continue
-		}
-		rec, err := runStep(ctx, store, s, b, st, pinsFor(pins, st), o)
-		if err != nil {
-			return nil, fmt.Errorf("step [%d/%d] %s: %w", i+2, n, st.Kind, err)
-		}
-		rec.Took = time.Since(t0)
-		fmt.Fprintf(o.Out, "%s … %s\n", header, shortDur(rec.Took))
-		b.Lower = append([]string{store.BuildDir(st.Key)}, b.Lower...)
-		b.records = append(b.records, *rec)
 	}
+	b.Lower = w.stacks[len(plan.Steps)-1]
 	if err := settleLock(ctx, store, s, b, pins, o); err != nil {
 		return nil, err
 	}
 	return b, nil
+}
+
+// baseImage is what the spec's steps run over: the base image, or for a
+// Dockerfile one that stands for its target stage (its config, and a
+// digest that is its last step's key).
+func baseImage(s *spec.Spec, p *Plan) *rootfs.Image {
+	if p.Dockerfile == nil {
+		return p.Steps[0].Image
+	}
+	img := &rootfs.Image{Ref: s.Base, Config: p.Config}
+	last := len(p.Steps) - 1
+	for last >= 0 && p.Steps[last].Kind != StepDocker && p.Steps[last].Kind != StepBase && p.Steps[last].Kind != StepFrom {
+		last--
+	}
+	img.Digest = "sha256:" + p.Steps[last].Key
+	for i := last; i >= 0; i = p.Steps[i].Parent {
+		if st := p.Steps[i]; st.Parent < 0 {
+			if st.Image != nil {
+				img.Layers = st.Image.Layers
+			}
+			break
+		}
+	}
+	return img
+}
+
+// walk is a build in progress: the layer stack (top first) after each
+// step so far.
+type walk struct {
+	store  *rootfs.Store
+	s      *spec.Spec
+	b      *Result
+	pins   *lock.File
+	o      Options
+	start  time.Time
+	stacks [][]string
+}
+
+// step builds step i (reusing it if cached or pulled) and records its
+// stack.
+func (w *walk) step(ctx context.Context, i int) error {
+	st := w.b.Plan.Steps[i]
+	n := len(w.b.Plan.Steps)
+	header := fmt.Sprintf("[%d/%d] %s", i+1, n, st.Summary)
+	if !st.Layered() {
+		switch {
+		case st.From >= 0:
+			w.stacks[i] = w.stacks[st.From]
+		case st.Image != nil:
+			w.stacks[i] = w.store.LowerDirs(st.Image)
+		}
+		if i == 0 {
+			fmt.Fprintf(w.o.Out, "%s … %s\n", header, shortDur(time.Since(w.start)))
+		} else {
+			fmt.Fprintf(w.o.Out, "%s\n", header)
+		}
+		return nil
+	}
+	below := w.stacks[st.Parent]
+	w.b.Lower = below
+	rec, how, err := w.layer(ctx, i, header)
+	if err != nil {
+		return fmt.Errorf("step [%d/%d] %s: %w", i+1, n, st.Kind, err)
+	}
+	if rec.Node != "" {
+		w.b.NodeVersion = rec.Node
+	}
+	fmt.Fprintf(w.o.Out, "%s … %s\n", header, how)
+	w.stacks[i] = append([]string{w.store.BuildDir(st.Key)}, below...)
+	w.b.records = append(w.b.records, rec)
+	return nil
+}
+
+// layer is step i's layer: cached, pulled from the spec's cache, or made.
+func (w *walk) layer(ctx context.Context, i int, header string) (rootfs.BuildRecord, string, error) {
+	st := w.b.Plan.Steps[i]
+	if rec, ok := cachedStep(w.store, st, w.pins, w.o); ok {
+		return rec, "cached", nil
+	}
+	fmt.Fprintf(w.o.Out, "%s …\n", header)
+	t0 := time.Now()
+	if rec, ok := pullStep(ctx, w.store, w.s, w.b, st, w.pins, w.o); ok {
+		return rec, "pulled " + shortDur(time.Since(t0)), nil
+	}
+	in := stepInputs{baseLayers: w.b.Image.Layers}
+	if st.From >= 0 {
+		in.from = w.stacks[st.From]
+	} else if st.Image != nil {
+		in.from = w.store.LowerDirs(st.Image)
+	}
+	if root := w.b.Plan.root(i); root.Image != nil {
+		in.baseLayers = root.Image.Layers
+	}
+	rec, err := runStep(ctx, w.store, w.s, w.b, st, in, pinsFor(w.pins, st), w.o)
+	if err != nil {
+		return rootfs.BuildRecord{}, "", err
+	}
+	rec.Took = time.Since(t0)
+	return *rec, shortDur(rec.Took), nil
 }
 
 // pullStep fetches st from the spec's cache repository, if it has one and
@@ -171,8 +247,15 @@ func shortDur(d time.Duration) string {
 	return d.Round(100 * time.Millisecond).String()
 }
 
+// stepInputs are what a step reads besides the layers below it: the tree
+// a COPY --from copies from, and the image layers its stage starts from
+// (kept from pruning while the step's layer is).
+type stepInputs struct {
+	from, baseLayers []string
+}
+
 // runStep makes one step's layer in tmp/ and commits it.
-func runStep(ctx context.Context, store *rootfs.Store, s *spec.Spec, b *Result, st Step, pins *lock.File, o Options) (*rootfs.BuildRecord, error) {
+func runStep(ctx context.Context, store *rootfs.Store, s *spec.Spec, b *Result, st Step, in stepInputs, pins *lock.File, o Options) (*rootfs.BuildRecord, error) {
 	tmp, err := store.TempDir("build-" + st.Key[:12] + "-")
 	if err != nil {
 		return nil, err
@@ -186,7 +269,7 @@ func runStep(ctx context.Context, store *rootfs.Store, s *spec.Spec, b *Result, 
 	// pins) and replaces the old; built meanwhile, it was a concurrent
 	// build's, which is kept.
 	replace := store.HasBuild(st.Key)
-	rec := &rootfs.BuildRecord{Key: st.Key, Kind: string(st.Kind), Summary: st.Summary, Built: time.Now().UTC(), BaseLayers: b.Image.Layers}
+	rec := &rootfs.BuildRecord{Key: st.Key, Kind: string(st.Kind), Summary: st.Summary, Built: time.Now().UTC(), BaseLayers: in.baseLayers}
 	switch st.Kind {
 	case StepPackages:
 		rec.Resolved, err = packagesStep(ctx, s, b, tmp, pins, o)
@@ -213,6 +296,8 @@ func runStep(ctx context.Context, store *rootfs.Store, s *spec.Spec, b *Result, 
 		err = configStep(s, upper)
 	case StepRun:
 		err = runInBuild(ctx, s, b, tmp, []string{"/bin/sh", "-c", st.Command}, nil, o)
+	case StepDocker:
+		err = dockerStep(ctx, s, b, st, b.Lower, in.from, tmp, o)
 	default:
 		err = fmt.Errorf("unknown step kind %q", st.Kind)
 	}
@@ -322,11 +407,25 @@ func configStep(s *spec.Spec, upper string) error {
 }
 
 // runInBuild runs args in a build container over b's layers, whose
+// writable layer is tmp/upper, with the spec's environment and workdir.
+func runInBuild(ctx context.Context, s *spec.Spec, b *Result, tmp string, args, env []string, o Options) error {
+	cwd := "/"
+	if s.Workdir != "" && existsInLayers(b.Lower, strings.TrimPrefix(s.Workdir, "/")) {
+		cwd = s.Workdir
+	}
+	return runProcess(ctx, s, b, tmp, container.Process{
+		Args: args,
+		Env:  s.Environ(b.Image.Config, append([]string{"HOME=/root", "HOSTNAME=" + s.Hostname}, env...)...),
+		Cwd:  cwd,
+	}, o)
+}
+
+// runProcess runs proc in a build container over b's layers, whose
 // writable layer is tmp/upper. It has a network namespace of its own with
 // outbound NAT (bridge), as package managers need the network but a
 // command from a cloned repository must not reach the host's loopback
 // services; a spec whose network mode is host opts its builds in too.
-func runInBuild(ctx context.Context, s *spec.Spec, b *Result, tmp string, args, env []string, o Options) error {
+func runProcess(ctx context.Context, s *spec.Spec, b *Result, tmp string, proc container.Process, o Options) error {
 	cfg := container.Config{
 		ID:       "build-" + filepath.Base(tmp),
 		Hostname: s.Hostname,
@@ -354,15 +453,7 @@ func runInBuild(ctx context.Context, s *spec.Spec, b *Result, tmp string, args, 
 		return err
 	}
 	cfg.Files = []container.Mount{{Source: resolv, Target: "/etc/resolv.conf", Readonly: true}}
-	cwd := "/"
-	if s.Workdir != "" && existsInLayers(b.Lower, strings.TrimPrefix(s.Workdir, "/")) {
-		cwd = s.Workdir
-	}
-	cfg.Process = &container.Process{
-		Args: args,
-		Env:  s.Environ(b.Image.Config, append([]string{"HOME=/root", "HOSTNAME=" + s.Hostname}, env...)...),
-		Cwd:  cwd,
-	}
+	cfg.Process = &proc
 	if b.ids != nil {
 		m, release, err := b.ids.Transient()
 		if err != nil {
@@ -394,7 +485,7 @@ func runInBuild(ctx context.Context, s *spec.Spec, b *Result, tmp string, args, 
 		}
 	}
 	if code != 0 {
-		return fmt.Errorf("%s exited with %d", strings.Join(args[:min(len(args), 2)], " "), code)
+		return fmt.Errorf("%s exited with %d", strings.Join(proc.Args[:min(len(proc.Args), 2)], " "), code)
 	}
 	return nil
 }

@@ -53,7 +53,7 @@ func checkBase(pins *lock.File, s *spec.Spec, img *rootfs.Image) error {
 	if pins == nil || pins.Base.Ref != s.Base || pins.Base.Digest == img.Digest {
 		return nil
 	}
-	if k := s.BaseRef.Kind; k == rootfs.KindDir || k == rootfs.KindDebootstrap {
+	if k := s.BaseRef.Kind; k == rootfs.KindDir || k == rootfs.KindDebootstrap || k == rootfs.KindDockerfile {
 		return nil
 	}
 	return fmt.Errorf("base %s is %s here, %s pins %s: the base changed (devbox lock --update accepts it)", s.Base, img.Digest, lock.FileName, pins.Base.Digest)
@@ -119,7 +119,7 @@ func conflicts(pins *lock.File, st Step, rec rootfs.BuildRecord) bool {
 // result kept in their record.
 func (b *Result) lockFile(ctx context.Context, store *rootfs.Store, s *spec.Spec) (*lock.File, error) {
 	f := &lock.File{Version: lock.Version, Build: b.Plan.Top(), Base: lock.Base{Ref: s.Base, Digest: b.Image.Digest}}
-	for i, st := range b.Plan.Steps[1:] {
+	for i, st := range b.Plan.Layered() {
 		rec := b.records[i]
 		if rec.DiffID == "" {
 			id, err := rootfs.DiffID(ctx, store.BuildDir(st.Key))

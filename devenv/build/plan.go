@@ -1,14 +1,16 @@
 package build
 
 import (
-	"github.com/devbox/devbox/devenv/spec"
-
 	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/devbox/devbox/devenv/spec"
+	"github.com/devbox/devbox/devenv/spec/dockerfile"
+	"github.com/devbox/devbox/rootfs"
 )
 
 // StepKind names what a build step does.
@@ -22,6 +24,10 @@ const (
 	StepUser     StepKind = "user"
 	StepConfig   StepKind = "config"
 	StepRun      StepKind = "run"
+	// StepFrom starts a Dockerfile stage after the first; StepDocker is
+	// one of its instructions that changes files.
+	StepFrom   StepKind = "from"
+	StepDocker StepKind = "dockerfile"
 )
 
 // Step is one build step. Its Key is sha256(parent key + canonical step), so
@@ -34,39 +40,103 @@ type Step struct {
 	// Canonical is the step's full input, in a stable text form.
 	Canonical string
 	Key       string
+	// Parent is the index in Plan.Steps of the step this one builds on;
+	// -1 for a base (StepBase, StepFrom).
+	Parent int
 	// Command is a run step's shell command.
 	Command string
+	// Image is a base's image (nil for scratch, a stage, or one not
+	// resolved yet).
+	Image *rootfs.Image
+	// Docker is a Dockerfile step's instruction, and From the step a COPY
+	// --from=STAGE copies from (-1 for none).
+	Docker *dockerfile.Step
+	From   int
 }
 
+// Layered says whether the step makes a layer: bases do not.
+func (st Step) Layered() bool { return st.Kind != StepBase && st.Kind != StepFrom }
+
 // Plan is the ordered list of steps a spec implies; Steps[0] is the base.
+// A Dockerfile base adds its stages' steps first, each stage starting
+// with its own base (StepFrom), the target last; devbox's steps follow.
 type Plan struct {
 	Steps []Step
+	// Config is the image config the steps run over: the base image's,
+	// or what the Dockerfile's target stage ends with.
+	Config rootfs.Config
+	// Dockerfile is the parsed Dockerfile of a dockerfile: base.
+	Dockerfile *dockerfile.File
+}
+
+// Layered are the steps that make layers, in order.
+func (p *Plan) Layered() []Step {
+	var out []Step
+	for _, st := range p.Steps {
+		if st.Layered() {
+			out = append(out, st)
+		}
+	}
+	return out
+}
+
+// root is the base step that step i's stage starts from.
+func (p *Plan) root(i int) Step {
+	for p.Steps[i].Parent >= 0 {
+		i = p.Steps[i].Parent
+	}
+	return p.Steps[i]
 }
 
 // Top is the key of the last step: the build as a whole.
 func (p *Plan) Top() string { return p.Steps[len(p.Steps)-1].Key }
 
-// NewPlan returns the plan of s. baseID pins the base's content (an image's
-// manifest digest, once pulled); empty means not yet known, and the plan is
-// keyed by the reference alone.
-func NewPlan(s *spec.Spec, baseID string) *Plan {
+// Resolver finds the image a reference names: pulled for a build, only
+// looked up for `devbox plan` (nil, nil when not there).
+type Resolver func(rootfs.Ref) (*rootfs.Image, error)
+
+// add appends a step built on the step at index parent (-1: none).
+func (p *Plan) add(parent int, kind StepKind, summary string, canonical ...string) *Step {
+	parentKey := ""
+	if parent >= 0 {
+		parentKey = p.Steps[parent].Key
+	}
+	c := strings.Join(canonical, "\n")
+	sum := sha256.Sum256([]byte(parentKey + "\n" + string(kind) + "\n" + c))
+	p.Steps = append(p.Steps, Step{Kind: kind, Summary: summary, Canonical: c, Key: hex.EncodeToString(sum[:]), Parent: parent, From: -1})
+	return &p.Steps[len(p.Steps)-1]
+}
+
+// NewPlan returns the plan of s. A base's image pins its content (an
+// image's manifest digest); one resolve does not know is keyed by its
+// reference alone.
+func NewPlan(s *spec.Spec, resolve Resolver) (*Plan, error) {
 	p := &Plan{}
-	add := func(kind StepKind, summary string, canonical ...string) {
-		parent := ""
-		if n := len(p.Steps); n > 0 {
-			parent = p.Steps[n-1].Key
+	if s.BaseRef.Kind == rootfs.KindDockerfile {
+		if err := p.addDockerfile(s, resolve); err != nil {
+			return nil, err
 		}
-		c := strings.Join(canonical, "\n")
-		sum := sha256.Sum256([]byte(parent + "\n" + string(kind) + "\n" + c))
-		p.Steps = append(p.Steps, Step{Kind: kind, Summary: summary, Canonical: c, Key: hex.EncodeToString(sum[:])})
+	} else {
+		img, err := resolve(s.BaseRef)
+		if err != nil {
+			return nil, err
+		}
+		base := "ref=" + s.BaseRef.String()
+		if img != nil {
+			base += "\nid=" + img.Digest
+			p.Config = img.Config
+		}
+		p.add(-1, StepBase, "base "+s.Base, base).Image = img
 	}
+	p.addSpecSteps(s)
+	return p, nil
+}
 
-	base := "ref=" + s.BaseRef.String()
-	if baseID != "" {
-		base += "\nid=" + baseID
+// addSpecSteps adds devbox's own steps over the last one.
+func (p *Plan) addSpecSteps(s *spec.Spec) {
+	add := func(kind StepKind, summary string, canonical ...string) *Step {
+		return p.add(len(p.Steps)-1, kind, summary, canonical...)
 	}
-	add(StepBase, "base "+s.Base, base)
-
 	if len(s.Packages.Install) > 0 {
 		add(StepPackages, fmt.Sprintf("packages (%s) %s", s.Packages.Manager, strings.Join(s.Packages.Install, " ")),
 			"manager="+s.Packages.Manager, "install="+strings.Join(s.Packages.Install, " "))
@@ -88,8 +158,6 @@ func NewPlan(s *spec.Spec, baseID string) *Plan {
 		"workdir="+s.Workdir, "env="+strings.Join(env, "\x00"))
 
 	for _, r := range s.Run {
-		add(StepRun, "run "+r.Command, "command="+r.Command, "workdir="+s.Workdir)
-		p.Steps[len(p.Steps)-1].Command = r.Command
+		add(StepRun, "run "+r.Command, "command="+r.Command, "workdir="+s.Workdir).Command = r.Command
 	}
-	return p
 }

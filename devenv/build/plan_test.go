@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/devbox/devbox/devenv/spec"
+	"github.com/devbox/devbox/rootfs"
 	"github.com/devbox/devbox/templates"
 )
 
@@ -17,7 +18,7 @@ func TestTemplatePlans(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", tmpl.Name, err)
 		}
-		if n := len(NewPlan(s, "").Steps); n < 4 {
+		if n := len(mustPlan(t, s, "").Steps); n < 4 {
 			t.Errorf("%s: plan of %d steps", tmpl.Name, n)
 		}
 	}
@@ -26,7 +27,7 @@ func TestTemplatePlans(t *testing.T) {
 func TestNPMTokenNeverInAKey(t *testing.T) {
 	t.Setenv("TEAM_NPM_TOKEN", "tok-123")
 	s := mustParse(t, t.TempDir(), "base = \"x\"\n[npm]\nregistry = \"https://npm.corp.example/team/\"\ntoken_env = \"TEAM_NPM_TOKEN\"\n")
-	for _, st := range NewPlan(s, "").Steps {
+	for _, st := range mustPlan(t, s, "").Steps {
 		if strings.Contains(st.Canonical, "tok-123") {
 			t.Errorf("the token is in step %s", st.Kind)
 		}
@@ -47,7 +48,7 @@ command = "`+run+`"
 		if err != nil {
 			t.Fatal(err)
 		}
-		return NewPlan(s, "")
+		return mustPlan(t, s, "")
 	}
 	a, b, c := load("12.9.1", "true"), load("14.0.0", "true"), load("12.9.1", "false")
 	kinds := []StepKind{StepBase, StepPackages, StepNode, StepUser, StepConfig, StepRun}
@@ -79,7 +80,7 @@ command = "`+run+`"
 	if load("12.9.1", "true").Top() != a.Top() {
 		t.Error("plan keys are not deterministic")
 	}
-	if a.Steps[0].Key == NewPlan(mustParse(t, dir, `base = "debian:bookworm"`), "sha256:abc").Steps[0].Key {
+	if a.Steps[0].Key == mustPlan(t, mustParse(t, dir, `base = "debian:bookworm"`), "sha256:abc").Steps[0].Key {
 		t.Error("the base digest does not change the base key")
 	}
 }
@@ -96,9 +97,24 @@ func mustParse(t *testing.T, dir, content string) *spec.Spec {
 func TestPasswordNotInPlan(t *testing.T) {
 	dir := t.TempDir()
 	s := mustParse(t, dir, "base = \"x\"\n[ssh]\npassword = \"hunter2-secret\"\n")
-	for _, st := range NewPlan(s, "").Steps {
+	for _, st := range mustPlan(t, s, "").Steps {
 		if strings.Contains(st.Canonical, "hunter2") || strings.Contains(st.Summary, "hunter2") {
 			t.Errorf("step %s shows the password: %q", st.Kind, st.Canonical)
 		}
 	}
+}
+
+// mustPlan is s's plan with its base known by id ("" for not resolved).
+func mustPlan(t *testing.T, s *spec.Spec, id string) *Plan {
+	t.Helper()
+	p, err := NewPlan(s, func(rootfs.Ref) (*rootfs.Image, error) {
+		if id == "" {
+			return nil, nil
+		}
+		return &rootfs.Image{Digest: id}, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

@@ -33,7 +33,6 @@ const (
 	SSHPort = 22
 )
 
-
 // Layer is the layer that makes a build runnable anywhere: the devbox
 // binary at binary (a static one: this very executable) and cfg, the SSH
 // server's configuration without secrets.

@@ -49,6 +49,8 @@ type Spec struct {
 	Network   Network           `toml:"network"`
 	Security  Security          `toml:"security"`
 	Cache     Cache             `toml:"cache"`
+	// Dockerfile tunes a base = "dockerfile:PATH".
+	Dockerfile Dockerfile `toml:"dockerfile"`
 
 	// File is the spec's path and Dir its directory (absolute).
 	File string `toml:"-"`
@@ -89,6 +91,11 @@ type SSH struct {
 	// default true, as in OpenSSH).
 	Forwarding      *bool `toml:"forwarding"`
 	AgentForwarding *bool `toml:"agent_forwarding"`
+	// ImageLogins accepts the logins the image itself sets up for the
+	// user: its ~/.ssh/authorized_keys and its password in /etc/shadow,
+	// as the sshd a Dockerfile installs would. Default: true for a
+	// dockerfile: base (it wrote them on purpose), false otherwise.
+	ImageLogins *bool `toml:"image_logins"`
 
 	// Keys are the authorized keys read from AuthorizedKeys, one
 	// authorized_keys line each.
@@ -111,6 +118,14 @@ type Resources struct {
 // Cache is a registry repository of prebuilt build steps, shared by a
 // team: `devbox cache push` publishes each step's layer there under its
 // cache key, and builds pull the steps whose keys it has.
+// Dockerfile is how a dockerfile: base builds, as docker build's flags.
+type Dockerfile struct {
+	// Context is the build context (default: the Dockerfile's directory).
+	Context string            `toml:"context"`
+	Args    map[string]string `toml:"args"`
+	Target  string            `toml:"target"`
+}
+
 type Cache struct {
 	Image string `toml:"image"` // REGISTRY/REPO
 }

@@ -128,6 +128,9 @@ func (p *parser) validate(s *Spec, md toml.MetaData) error {
 	if err := p.validateCache(s); err != nil {
 		return err
 	}
+	if err := p.validateDockerfile(s, md); err != nil {
+		return err
+	}
 	if s.Network.Subnet != "" {
 		ip, n, err := net.ParseCIDR(s.Network.Subnet)
 		if err != nil || ip.To4() == nil {
@@ -146,6 +149,35 @@ func (p *parser) validateCache(s *Spec) error {
 	}
 	if _, err := rootfs.CacheRepository(s.Cache.Image); err != nil {
 		return p.errorf("cache.image", "%q is not a registry repository (REGISTRY/REPO): %v", s.Cache.Image, err)
+	}
+	return nil
+}
+
+// validateDockerfile checks the [dockerfile] table, which only a
+// dockerfile: base takes; the Dockerfile itself is read by the build.
+func (p *parser) validateDockerfile(s *Spec, md toml.MetaData) error {
+	if s.BaseRef.Kind != rootfs.KindDockerfile {
+		if md.IsDefined("dockerfile") {
+			return p.errorf("dockerfile", "only with base = \"dockerfile:PATH\"")
+		}
+		return nil
+	}
+	if fi, err := os.Stat(s.BaseRef.Name); err != nil || fi.IsDir() {
+		return p.errorf("base", "%s: not a Dockerfile (%v)", s.BaseRef.Name, err)
+	}
+	d := &s.Dockerfile
+	if d.Context == "" {
+		d.Context = filepath.Dir(s.BaseRef.Name)
+	} else if !filepath.IsAbs(d.Context) {
+		d.Context = filepath.Join(s.Dir, d.Context)
+	}
+	if fi, err := os.Stat(d.Context); err != nil || !fi.IsDir() {
+		return p.errorf("dockerfile.context", "%s: not a directory", d.Context)
+	}
+	for k := range d.Args {
+		if !envNameRE().MatchString(k) {
+			return p.errorf("dockerfile.args."+k, "%q is not a valid build arg name", k)
+		}
 	}
 	return nil
 }
@@ -218,6 +250,10 @@ func (p *parser) validateSSH(s *Spec, md toml.MetaData) error {
 		c.User = DefaultUser
 	} else if !userRE().MatchString(c.User) {
 		return p.errorf("ssh.user", "%q is not a valid user name", c.User)
+	}
+	if c.ImageLogins == nil {
+		on := s.BaseRef.Kind == rootfs.KindDockerfile
+		c.ImageLogins = &on
 	}
 	set := 0
 	for _, k := range []string{"password", "password_env", "password_hash"} {

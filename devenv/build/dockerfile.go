@@ -1,0 +1,322 @@
+package build
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	securejoin "github.com/cyphar/filepath-securejoin"
+	"github.com/moby/patternmatcher"
+	"github.com/moby/patternmatcher/ignorefile"
+
+	"github.com/devbox/devbox/devenv/spec"
+	"github.com/devbox/devbox/devenv/spec/dockerfile"
+	"github.com/devbox/devbox/rootfs"
+)
+
+// A dockerfile: base is planned as Docker builds it: the stages the
+// target needs, in file order, each from its own base (an image, scratch
+// or an earlier stage), each instruction that changes files a step keyed
+// by its parent and everything it reads (its expanded text, environment,
+// workdir, user; what a COPY copies: the context's content, or the key of
+// the stage or the digest of the image it copies from).
+
+// addDockerfile adds the steps of the Dockerfile that s's base names.
+func (p *Plan) addDockerfile(s *spec.Spec, resolve Resolver) error {
+	df, err := dockerfile.Parse(s.BaseRef.Name, s.Dockerfile.Args, s.Dockerfile.Target)
+	if err != nil {
+		return err
+	}
+	p.Dockerfile = df
+	bc, err := openContext(s.Dockerfile.Context)
+	if err != nil {
+		return err
+	}
+	last := map[*dockerfile.Stage]int{}
+	configs := map[*dockerfile.Stage]rootfs.Config{}
+	for _, stage := range df.Stages {
+		cfg, err := p.addFrom(s, stage, last, configs, resolve)
+		if err != nil {
+			return err
+		}
+		steps, end, err := stage.Evaluate(cfg)
+		if err != nil {
+			return err
+		}
+		for i := range steps {
+			ds := &steps[i]
+			canonical, err := p.dockerInput(s, df, ds, bc, last, resolve)
+			if err != nil {
+				return err
+			}
+			st := p.add(len(p.Steps)-1, StepDocker, summarize(ds.Text), canonical...)
+			st.Docker = ds
+			if ds.FromStage != nil {
+				st.From = last[ds.FromStage]
+			} else if ds.From != "" {
+				st.Image, _ = p.copyImage(s, ds, resolve)
+			}
+		}
+		last[stage], configs[stage] = len(p.Steps)-1, end
+	}
+	p.Config = configs[df.Target()]
+	return nil
+}
+
+// addFrom adds a stage's base step and returns the config it starts from.
+func (p *Plan) addFrom(s *spec.Spec, stage *dockerfile.Stage, last map[*dockerfile.Stage]int, configs map[*dockerfile.Stage]rootfs.Config, resolve Resolver) (rootfs.Config, error) {
+	kind := StepFrom
+	if len(p.Steps) == 0 {
+		kind = StepBase
+	}
+	as := ""
+	if stage.Name != "" {
+		as = " AS " + stage.Name
+	}
+	switch {
+	case stage.Parent != nil:
+		st := p.add(-1, kind, "FROM "+stage.Parent.Label()+as, "stage="+p.Steps[last[stage.Parent]].Key)
+		st.From = last[stage.Parent]
+		return configs[stage.Parent], nil
+	case stage.Base == "scratch":
+		p.add(-1, kind, "FROM scratch"+as, "scratch")
+		return rootfs.Config{}, nil
+	}
+	ref, err := baseRef(s, stage.Base)
+	if err != nil {
+		return rootfs.Config{}, fmt.Errorf("%s:%d: FROM %s: %w", stage.Path(), stage.Line, stage.Base, err)
+	}
+	img, err := resolve(ref)
+	if err != nil {
+		return rootfs.Config{}, err
+	}
+	canonical := "ref=" + ref.String()
+	var cfg rootfs.Config
+	if img != nil {
+		canonical += "\nid=" + img.Digest
+		cfg = img.Config
+	}
+	p.add(-1, kind, "FROM "+stage.Base+as, canonical).Image = img
+	return cfg, nil
+}
+
+// baseRef parses an image a Dockerfile names; it must be an image (a
+// registry reference, or oci:, docker-archive: …), not another Dockerfile.
+func baseRef(s *spec.Spec, name string) (rootfs.Ref, error) {
+	ref, err := rootfs.ParseRef(name, s.Dockerfile.Context)
+	if err != nil {
+		return ref, err
+	}
+	if ref.Kind == rootfs.KindDockerfile {
+		return ref, fmt.Errorf("a Dockerfile cannot start from another")
+	}
+	ref.Insecure = s.Insecure
+	return ref, nil
+}
+
+// dockerInput is a Dockerfile step's canonical input.
+func (p *Plan) dockerInput(s *spec.Spec, df *dockerfile.File, ds *dockerfile.Step, bc *buildContext, last map[*dockerfile.Stage]int, resolve Resolver) ([]string, error) {
+	c := []string{"kind=" + ds.Kind, "args=" + strings.Join(ds.Args, "\x00"), "env=" + strings.Join(ds.Env, "\x00"),
+		"workdir=" + ds.Workdir, "user=" + ds.User, "sources=" + strings.Join(ds.Sources, "\x00"), "dest=" + ds.Dest,
+		"chown=" + ds.Chown, "chmod=" + ds.Chmod}
+	switch {
+	case ds.Kind != dockerfile.Copy && ds.Kind != dockerfile.Add:
+	case ds.FromStage != nil:
+		c = append(c, "from-stage="+p.Steps[last[ds.FromStage]].Key)
+	case ds.From != "":
+		img, err := p.copyImage(s, ds, resolve)
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: COPY --from=%s: %w", df.Path, ds.Line, ds.From, err)
+		}
+		id := "unknown"
+		if img != nil {
+			id = img.Digest
+		}
+		c = append(c, "from-image="+ds.From+"@"+id)
+	default:
+		d, err := bc.digest(ds.Sources)
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: %s: %w", df.Path, ds.Line, ds.Kind, err)
+		}
+		c = append(c, "context="+d)
+	}
+	return c, nil
+}
+
+func (p *Plan) copyImage(s *spec.Spec, ds *dockerfile.Step, resolve Resolver) (*rootfs.Image, error) {
+	ref, err := baseRef(s, ds.From)
+	if err != nil {
+		return nil, err
+	}
+	return resolve(ref)
+}
+
+// summarize is an instruction on one line, short enough for a header.
+func summarize(text string) string {
+	text = strings.Join(strings.Fields(text), " ")
+	if r := []rune(text); len(r) > 72 {
+		return string(r[:71]) + "…"
+	}
+	return text
+}
+
+// buildContext is the directory COPY and ADD read, less what its
+// .dockerignore leaves out.
+type buildContext struct {
+	dir    string
+	ignore *patternmatcher.PatternMatcher // nil: nothing left out
+}
+
+func openContext(dir string) (*buildContext, error) {
+	bc := &buildContext{dir: dir}
+	f, err := os.Open(filepath.Join(dir, ".dockerignore"))
+	if os.IsNotExist(err) {
+		return bc, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	patterns, err := ignorefile.ReadAll(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", f.Name(), err)
+	}
+	if bc.ignore, err = patternmatcher.New(patterns); err != nil {
+		return nil, fmt.Errorf("%s: %w", f.Name(), err)
+	}
+	return bc, nil
+}
+
+// ignored says .dockerignore leaves rel (slash-separated, relative to the
+// context) out.
+func (bc *buildContext) ignored(rel string) bool {
+	if bc.ignore == nil || rel == "." {
+		return false
+	}
+	ok, err := bc.ignore.MatchesOrParentMatches(rel)
+	return err == nil && ok
+}
+
+// match is what a COPY source names in the context: the paths (inside
+// the context, symbolic links resolved within it) of its matches. A
+// source cannot climb out of the context ("../x" is "x", as in BuildKit).
+func (bc *buildContext) match(src string) ([]string, error) {
+	rel := strings.TrimPrefix(path.Clean("/"+src), "/")
+	if !strings.ContainsAny(rel, "*?[") {
+		p, err := securejoin.SecureJoin(bc.dir, rel)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := os.Lstat(p); err != nil || bc.ignored(bc.rel(p)) {
+			return nil, fmt.Errorf("%s: not in the build context %s", src, bc.dir)
+		}
+		return []string{p}, nil
+	}
+	all, err := filepath.Glob(filepath.Join(bc.dir, rel))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", src, err)
+	}
+	var out []string
+	for _, m := range all {
+		r, _ := filepath.Rel(bc.dir, m)
+		p, err := securejoin.SecureJoin(bc.dir, r)
+		if err != nil || bc.ignored(filepath.ToSlash(r)) {
+			continue
+		}
+		out = append(out, p)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s: no file in the build context %s matches", src, bc.dir)
+	}
+	return out, nil
+}
+
+func (bc *buildContext) rel(p string) string {
+	r, err := filepath.Rel(bc.dir, p)
+	if err != nil {
+		return p
+	}
+	return filepath.ToSlash(r)
+}
+
+// digest is the content of what sources name: each file's path, mode,
+// link target and bytes (not times or owners, which COPY does not keep).
+func (bc *buildContext) digest(sources []string) (string, error) {
+	h := sha256.New()
+	for _, src := range sources {
+		matches, err := bc.match(src)
+		if err != nil {
+			return "", err
+		}
+		for _, m := range matches {
+			if err := bc.hashTree(h, m); err != nil {
+				return "", err
+			}
+		}
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
+}
+
+func (bc *buildContext) hashTree(h io.Writer, top string) error {
+	return filepath.WalkDir(top, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if p != top && bc.ignored(bc.rel(p)) {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(h, "%s\x00%o\x00", bc.rel(p), fi.Mode())
+		switch {
+		case fi.Mode()&fs.ModeSymlink != 0:
+			t, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			io.WriteString(h, t)
+		case fi.Mode().IsRegular():
+			f, err := os.Open(p)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			io.WriteString(h, strconv.FormatInt(fi.Size(), 10)+"\x00")
+			if _, err := io.Copy(h, f); err != nil {
+				return err
+			}
+		}
+		_, err = h.Write([]byte{0})
+		return err
+	})
+}
+
+// dockerfileNotes says what devbox does differently from docker run with
+// what the Dockerfile asks.
+func dockerfileNotes(w io.Writer, s *spec.Spec, p *Plan) {
+	df, cfg := p.Dockerfile, p.Config
+	if len(df.UnusedArgs) > 0 {
+		fmt.Fprintf(w, "warning: %s declares no ARG %s\n", df.Path, strings.Join(df.UnusedArgs, ", "))
+	}
+	cmd := strings.Join(append(slices.Clone(cfg.Entrypoint), cfg.Cmd...), " ")
+	if strings.Contains(cmd, "sshd") {
+		fmt.Fprintf(w, "note: %s starts sshd (%s); devbox serves SSH itself and does not run it\n", df.Path, cmd)
+	}
+	if len(cfg.ExposedPorts) > 0 && len(s.Ports) == 0 {
+		fmt.Fprintf(w, "note: %s exposes %s; devbox publishes only the spec's ports (ports = [\"8080:80\"]) and its SSH port\n",
+			df.Path, strings.Join(cfg.ExposedPorts, " "))
+	}
+}

@@ -1,0 +1,507 @@
+package build
+
+import (
+	"bufio"
+	"bytes"
+	"compress/bzip2"
+	"compress/gzip"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	securejoin "github.com/cyphar/filepath-securejoin"
+	"golang.org/x/sys/unix"
+
+	"github.com/devbox/devbox/devenv/spec"
+	"github.com/devbox/devbox/devenv/spec/dockerfile"
+	"github.com/devbox/devbox/rootfs"
+	container "github.com/devbox/devbox/runtime"
+)
+
+// dockerStep runs one Dockerfile instruction into tmp/upper, over the
+// layers lower. RUN runs in a build container; COPY, ADD and WORKDIR are
+// done by devbox on an overlay of the layers, so that they need nothing
+// from the image (a scratch or distroless stage copies too) and every
+// path resolves inside it.
+func dockerStep(ctx context.Context, s *spec.Spec, b *Result, st Step, lower []string, from []string, tmp string, o Options) error {
+	ds := st.Docker
+	switch ds.Kind {
+	case dockerfile.Run:
+		return dockerRun(ctx, s, b, ds, lower, tmp, o)
+	case dockerfile.Workdir:
+		return onMerged(lower, tmp, "", func(root string) error {
+			uid, gid, err := LookupUser(lower, ds.User)
+			if err != nil {
+				return err
+			}
+			return mkdirIn(root, ds.Dest, uid, gid)
+		})
+	case dockerfile.Copy, dockerfile.Add:
+		return onMerged(lower, tmp, "", func(root string) error {
+			if st.From >= 0 || st.Image != nil {
+				return onMerged(from, tmp, "from-", func(src string) error {
+					return copyStep(ds, lower, &copySource{root: src}, root)
+				})
+			}
+			bc, err := openContext(s.Dockerfile.Context)
+			if err != nil {
+				return err
+			}
+			return copyStep(ds, lower, &copySource{root: bc.dir, context: bc}, root)
+		})
+	}
+	return fmt.Errorf("%s: not a step devbox runs", ds.Kind)
+}
+
+// onMerged runs f on the merged view of lower with tmp/PREFIXupper as
+// its writable layer, mounted by devbox for the time f runs.
+func onMerged(lower []string, tmp, prefix string, f func(root string) error) error {
+	upper, work := filepath.Join(tmp, prefix+"upper"), filepath.Join(tmp, prefix+"work")
+	for _, d := range []string{upper, work} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+	}
+	if len(lower) == 0 { // scratch
+		empty := filepath.Join(tmp, prefix+"empty")
+		if err := os.MkdirAll(empty, 0o755); err != nil {
+			return err
+		}
+		lower = []string{empty}
+	}
+	m, err := container.MountLayers(lower, upper, work)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	return f("/proc/self/fd/" + strconv.Itoa(int(m.Fd())))
+}
+
+// dockerRun runs a RUN instruction in a build container, as its user, in
+// its workdir, with its environment (and Docker's defaults for PATH,
+// HOME and HOSTNAME).
+func dockerRun(ctx context.Context, s *spec.Spec, b *Result, ds *dockerfile.Step, lower []string, tmp string, o Options) error {
+	uid, gid, err := LookupUser(lower, ds.User)
+	if err != nil {
+		return err
+	}
+	if !existsInLayers(lower, strings.TrimPrefix(ds.Workdir, "/")) {
+		if err := onMerged(lower, tmp, "", func(root string) error { return mkdirIn(root, ds.Workdir, 0, 0) }); err != nil {
+			return err
+		}
+	}
+	env := ds.Env
+	for _, kv := range []string{"PATH=" + container.DefaultPath, "HOME=" + homeOf(lower, uid), "HOSTNAME=" + s.Hostname} {
+		if k, _, _ := strings.Cut(kv, "="); !hasVar(env, k) {
+			env = append(env, kv)
+		}
+	}
+	proc := container.Process{Args: ds.Args, Env: env, Cwd: ds.Workdir, UID: uid, GID: gid}
+	saved := b.Lower
+	b.Lower = lower
+	defer func() { b.Lower = saved }()
+	return runProcess(ctx, s, b, tmp, proc, o)
+}
+
+func hasVar(env []string, k string) bool {
+	for _, kv := range env {
+		if strings.HasPrefix(kv, k+"=") {
+			return true
+		}
+	}
+	return false
+}
+
+// LookupUser resolves an image's USER (or a COPY --chown) in layers as
+// Docker does: NAME or UID, with an optional :GROUP or :GID; a name must
+// be in the layers' /etc/passwd (or /etc/group); a user without a group
+// gets its primary group, or its own id when it is only a number.
+func LookupUser(lower []string, user string) (uid, gid int, err error) {
+	if user == "" {
+		return 0, 0, nil
+	}
+	name, group, hasGroup := strings.Cut(user, ":")
+	uid, primary, err := lookupIn(lower, "etc/passwd", name, 2, 3)
+	if err != nil {
+		return 0, 0, fmt.Errorf("user %s: %w", user, err)
+	}
+	gid = primary
+	if hasGroup {
+		if gid, _, err = lookupIn(lower, "etc/group", group, 2, -1); err != nil {
+			return 0, 0, fmt.Errorf("group %s: %w", group, err)
+		}
+	}
+	return uid, gid, nil
+}
+
+// lookupIn finds name (or a number) in a colon-separated account file and
+// returns the id in field idField and the one in field otherField (or the
+// id itself when there is no line, or no such field).
+func lookupIn(lower []string, file, name string, idField, otherField int) (int, int, error) {
+	if n, err := strconv.Atoi(name); err == nil && n >= 0 {
+		other := n
+		if data, _, err := rootfs.ReadFromLayers(lower, file); err == nil && otherField >= 0 {
+			if f := fieldsOf(data, idField, name); f != nil && len(f) > otherField {
+				if o, err := strconv.Atoi(f[otherField]); err == nil {
+					other = o
+				}
+			}
+		}
+		return n, other, nil
+	}
+	data, _, err := rootfs.ReadFromLayers(lower, file)
+	if err != nil {
+		return 0, 0, fmt.Errorf("no /%s to find it in", file)
+	}
+	f := fieldsOf(data, 0, name)
+	if f == nil || len(f) <= idField {
+		return 0, 0, fmt.Errorf("not in /%s", file)
+	}
+	id, err := strconv.Atoi(f[idField])
+	if err != nil {
+		return 0, 0, fmt.Errorf("/%s: %q is not an id", file, f[idField])
+	}
+	other := id
+	if otherField >= 0 && len(f) > otherField {
+		if o, err := strconv.Atoi(f[otherField]); err == nil {
+			other = o
+		}
+	}
+	return id, other, nil
+}
+
+// fieldsOf is the first line whose field i is v, split.
+func fieldsOf(data []byte, i int, v string) []string {
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for sc.Scan() {
+		f := strings.Split(sc.Text(), ":")
+		if len(f) > i && f[i] == v {
+			return f
+		}
+	}
+	return nil
+}
+
+// homeOf is uid's home in the layers' /etc/passwd, or / as Docker has it.
+func homeOf(lower []string, uid int) string {
+	if data, _, err := rootfs.ReadFromLayers(lower, "etc/passwd"); err == nil {
+		if f := fieldsOf(data, 2, strconv.Itoa(uid)); len(f) > 5 && f[5] != "" {
+			return f[5]
+		}
+	}
+	if uid == 0 {
+		return "/root"
+	}
+	return "/"
+}
+
+// mkdirIn makes dir (and its parents) inside root, resolving every
+// symbolic link inside it; the directories it makes belong to uid:gid.
+func mkdirIn(root, dir string, uid, gid int) error {
+	p, err := securejoin.SecureJoin(root, dir)
+	if err != nil {
+		return err
+	}
+	if fi, err := os.Stat(p); err == nil {
+		if !fi.IsDir() {
+			return fmt.Errorf("%s exists and is not a directory", dir)
+		}
+		return nil
+	}
+	parent := path.Dir(path.Clean("/" + dir))
+	if parent != "/" {
+		if err := mkdirIn(root, parent, uid, gid); err != nil {
+			return err
+		}
+	}
+	if err := os.Mkdir(p, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	return os.Lchown(p, uid, gid)
+}
+
+// copySource is where COPY and ADD read: the build context (its files
+// become root's, and .dockerignore applies) or a stage's or an image's
+// tree (owners kept).
+type copySource struct {
+	root    string
+	context *buildContext
+}
+
+// matches are the paths src names in the source.
+func (c *copySource) matches(src string) ([]string, error) {
+	if c.context != nil {
+		return c.context.match(src)
+	}
+	rel := strings.TrimPrefix(path.Clean("/"+src), "/")
+	if strings.ContainsAny(rel, "*?[") {
+		all, err := filepath.Glob(filepath.Join(c.root, rel))
+		if err != nil || len(all) == 0 {
+			return nil, fmt.Errorf("%s: no file matches", src)
+		}
+		return all, nil
+	}
+	p, err := securejoin.SecureJoin(c.root, rel)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Lstat(p); err != nil {
+		return nil, fmt.Errorf("%s: not found", src)
+	}
+	return []string{p}, nil
+}
+
+func (c *copySource) ignored(p string) bool {
+	return c.context != nil && c.context.ignored(c.context.rel(p))
+}
+
+// copyStep copies a COPY's or ADD's sources to its destination in root.
+func copyStep(ds *dockerfile.Step, lower []string, src *copySource, root string) error {
+	var owner *[2]int
+	if ds.Chown != "" {
+		uid, gid, err := LookupUser(lower, ds.Chown)
+		if err != nil {
+			return fmt.Errorf("--chown: %w", err)
+		}
+		owner = &[2]int{uid, gid}
+	} else if src.context != nil {
+		owner = &[2]int{0, 0}
+	}
+	var mode *os.FileMode
+	if ds.Chmod != "" {
+		m, err := strconv.ParseUint(ds.Chmod, 8, 32)
+		if err != nil || m > 0o7777 {
+			return fmt.Errorf("--chmod=%s: not an octal mode", ds.Chmod)
+		}
+		fm := os.FileMode(m)
+		mode = &fm
+	}
+	var all []string
+	for _, s := range ds.Sources {
+		m, err := src.matches(s)
+		if err != nil {
+			return err
+		}
+		all = append(all, m...)
+	}
+	intoDir := strings.HasSuffix(ds.Dest, "/") || len(all) > 1
+	cp := &copier{src: src, root: root, owner: owner, mode: mode}
+	// The directories COPY makes are the --chown owner's, as BuildKit's.
+	cp.dirUID, cp.dirGID = 0, 0
+	if ds.Chown != "" {
+		cp.dirUID, cp.dirGID = owner[0], owner[1]
+	}
+	for _, m := range all {
+		fi, err := os.Stat(m)
+		if err != nil {
+			return err
+		}
+		switch {
+		case fi.IsDir():
+			err = cp.tree(m, ds.Dest)
+		case ds.Kind == dockerfile.Add && src.context != nil && isArchive(m):
+			err = cp.unpack(m, ds.Dest)
+		case intoDir:
+			err = cp.entry(m, path.Join(ds.Dest, filepath.Base(m)))
+		default:
+			err = cp.entry(m, ds.Dest)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// copier writes into root.
+type copier struct {
+	src   *copySource
+	root  string
+	owner *[2]int // nil: the source's
+	mode  *os.FileMode
+	// dirUID and dirGID own the directories made on the way to dest.
+	dirUID, dirGID int
+}
+
+// tree copies dir's contents into dest.
+func (c *copier) tree(dir, dest string) error {
+	if err := mkdirIn(c.root, dest, c.dirUID, c.dirGID); err != nil {
+		return err
+	}
+	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || p == dir {
+			return err
+		}
+		if c.src.ignored(p) {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		rel, _ := filepath.Rel(dir, p)
+		return c.entry(p, path.Join(dest, filepath.ToSlash(rel)))
+	})
+}
+
+// entry copies one file, directory (not its contents) or link to dest,
+// resolving dest's directories inside root.
+func (c *copier) entry(p, dest string) error {
+	var st unix.Stat_t
+	if err := unix.Lstat(p, &st); err != nil {
+		return err
+	}
+	if err := mkdirIn(c.root, path.Dir(dest), c.dirUID, c.dirGID); err != nil {
+		return err
+	}
+	parent, err := securejoin.SecureJoin(c.root, path.Dir(dest))
+	if err != nil {
+		return err
+	}
+	target := filepath.Join(parent, path.Base(dest))
+	perm := os.FileMode(st.Mode & 0o7777)
+	if c.mode != nil {
+		perm = *c.mode
+	}
+	// What is there already is replaced unless it is a directory where a
+	// directory goes; nothing below follows a link at target (an image's
+	// link to /etc/shadow would be the host's, seen from here).
+	if fi, err := os.Lstat(target); err == nil && !(fi.IsDir() && st.Mode&unix.S_IFMT == unix.S_IFDIR) {
+		if err := os.Remove(target); err != nil {
+			return fmt.Errorf("replace %s: %w", dest, err)
+		}
+	}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFDIR:
+		if err := os.Mkdir(target, perm); err != nil && !errors.Is(err, fs.ErrExist) {
+			return err
+		}
+	case unix.S_IFLNK:
+		link, err := os.Readlink(p)
+		if err != nil {
+			return err
+		}
+		if err := os.Symlink(link, target); err != nil {
+			return err
+		}
+	case unix.S_IFREG:
+		if err := copyFile(p, target, perm); err != nil {
+			return err
+		}
+	default:
+		return nil // devices, fifos and sockets are not copied
+	}
+	uid, gid := int(st.Uid), int(st.Gid)
+	if c.owner != nil {
+		uid, gid = c.owner[0], c.owner[1]
+	}
+	if err := os.Lchown(target, uid, gid); err != nil {
+		return err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFLNK {
+		// chown clears set-id bits.
+		if err := os.Chmod(target, perm); err != nil {
+			return err
+		}
+	}
+	ts := []unix.Timespec{st.Atim, st.Mtim}
+	return unix.UtimesNanoAt(unix.AT_FDCWD, target, ts, unix.AT_SYMLINK_NOFOLLOW)
+}
+
+// copyFile writes src's bytes to a new file dst.
+func copyFile(src, dst string, perm os.FileMode) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, perm)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// isArchive says p is a tar archive (plain, gzip, bzip2 or xz), which
+// ADD unpacks.
+func isArchive(p string) bool {
+	r, closeFn, err := openArchive(p)
+	if err != nil {
+		return false
+	}
+	defer closeFn()
+	hdr := make([]byte, 512)
+	if _, err := io.ReadFull(r, hdr); err != nil {
+		return false
+	}
+	return string(hdr[257:262]) == "ustar"
+}
+
+// openArchive opens p decompressed.
+func openArchive(p string) (io.Reader, func(), error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, nil, err
+	}
+	magic := make([]byte, 6)
+	n, _ := io.ReadFull(f, magic)
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	magic = magic[:n]
+	switch {
+	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
+		z, err := gzip.NewReader(f)
+		if err != nil {
+			f.Close()
+			return nil, nil, err
+		}
+		return z, func() { z.Close(); f.Close() }, nil
+	case bytes.HasPrefix(magic, []byte("BZh")):
+		return bzip2.NewReader(f), func() { f.Close() }, nil
+	case bytes.HasPrefix(magic, []byte{0xfd, '7', 'z', 'X', 'Z', 0}):
+		// xz on the host, as for Node's tarballs.
+		cmd := exec.Command("xz", "-dc")
+		cmd.Stdin = f
+		out, err := cmd.StdoutPipe()
+		if err != nil || cmd.Start() != nil {
+			f.Close()
+			return nil, nil, fmt.Errorf("xz: %v", err)
+		}
+		return out, func() { cmd.Process.Kill(); cmd.Wait(); f.Close() }, nil
+	}
+	return f, func() { f.Close() }, nil
+}
+
+// unpack extracts a local archive into dest, as ADD does, with the same
+// safety as a layer: nothing lands outside dest.
+func (c *copier) unpack(archive, dest string) error {
+	if err := mkdirIn(c.root, dest, c.dirUID, c.dirGID); err != nil {
+		return err
+	}
+	dir, err := securejoin.SecureJoin(c.root, dest)
+	if err != nil {
+		return err
+	}
+	r, closeFn, err := openArchive(archive)
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	if err := rootfs.ExtractTar(r, dir, nil); err != nil {
+		return fmt.Errorf("ADD %s: %w", filepath.Base(archive), err)
+	}
+	return nil
+}

@@ -1,0 +1,17 @@
+// Package dockerfile reads a Dockerfile into what devbox builds of it: the
+// stages the target needs, in file order, each starting from an image or
+// an earlier stage, and, once the config it starts from is known, the
+// steps that change files (RUN, COPY, ADD, WORKDIR) with every variable
+// expanded and the state each runs in (environment, build args, workdir,
+// user, shell), and the config the stage ends with.
+//
+// Parsing is moby/buildkit's (its parser and instructions packages); this
+// package evaluates ARG and ENV as BuildKit does and refuses, with the
+// Dockerfile's line, what devbox does not build: RUN --mount, --network
+// and --security, heredocs, HEALTHCHECK, ONBUILD, ADD from a URL or git,
+// COPY --parents and --exclude.
+//
+// Lifecycle. Parse reads the file once, with the build args and target;
+// the builder resolves each stage's base, then calls Evaluate with the
+// base's config to get the stage's steps and final config.
+package dockerfile

@@ -1,0 +1,219 @@
+package dockerfile
+
+import (
+	"fmt"
+	"maps"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/moby/buildkit/frontend/dockerfile/parser"
+	"github.com/moby/buildkit/frontend/dockerfile/shell"
+)
+
+// File is a parsed Dockerfile.
+type File struct {
+	Path string
+	// Stages are those the target needs, in file order; the last is the
+	// target.
+	Stages []*Stage
+	// UnusedArgs are build args that no ARG declares.
+	UnusedArgs []string
+}
+
+// Target is the stage the file builds.
+func (f *File) Target() *Stage { return f.Stages[len(f.Stages)-1] }
+
+// Stage is one FROM and its instructions.
+type Stage struct {
+	// Name is the stage's AS name (lower case), or "".
+	Name string
+	// Number is its index in the file, as COPY --from=N names it.
+	Number int
+	Line   int
+	// Base is the image FROM names, expanded, when Parent is nil;
+	// "scratch" is the empty image.
+	Base string
+	// Parent is the stage FROM names, if it names one.
+	Parent *Stage
+
+	path     string
+	all      []*Stage
+	byName   map[string]*Stage
+	escape   rune
+	commands []instructions.Command
+	buildArg map[string]string
+	meta     map[string]string // meta ARGs (before the first FROM) with a value
+	metaDecl map[string]bool
+}
+
+// Path is the Dockerfile's.
+func (s *Stage) Path() string { return s.path }
+
+// Label is how the build names the stage.
+func (s *Stage) Label() string {
+	if s.Name != "" {
+		return s.Name
+	}
+	return strconv.Itoa(s.Number)
+}
+
+// Parse reads the Dockerfile at path. buildArgs override ARG defaults;
+// target names the stage to build ("" for the last).
+func Parse(path string, buildArgs map[string]string, target string) (*File, error) {
+	data, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("dockerfile: %w", err)
+	}
+	defer data.Close()
+	res, err := parser.Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	stages, metaArgs, err := instructions.Parse(res.AST, nil)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(stages) == 0 {
+		return nil, fmt.Errorf("%s: no FROM", path)
+	}
+	f := &File{Path: path}
+	used := map[string]bool{}
+	meta, metaDecl := map[string]string{}, map[string]bool{}
+	lex := shell.NewLex(res.EscapeToken)
+	for _, a := range metaArgs {
+		for _, kv := range a.Args {
+			used[kv.Key] = true
+			metaDecl[kv.Key] = true
+			if v, ok := buildArgs[kv.Key]; ok {
+				meta[kv.Key] = v
+			} else if kv.Value != nil {
+				v, _, err := lex.ProcessWord(*kv.Value, envOf(meta))
+				if err != nil {
+					return nil, lineErr(path, a.Location(), err)
+				}
+				meta[kv.Key] = v
+			}
+		}
+	}
+	all := make([]*Stage, len(stages))
+	byName := map[string]*Stage{}
+	for i, st := range stages {
+		s := &Stage{Name: strings.ToLower(st.Name), Number: i, Line: line(st.Location), path: path, escape: res.EscapeToken,
+			commands: st.Commands, buildArg: buildArgs, meta: meta, metaDecl: metaDecl}
+		if st.Platform != "" {
+			return nil, lineErr(path, st.Location, fmt.Errorf("FROM --platform is not supported"))
+		}
+		base, _, err := lex.ProcessWord(st.BaseName, envOf(meta))
+		if err != nil {
+			return nil, lineErr(path, st.Location, err)
+		}
+		if p, ok := byName[strings.ToLower(base)]; ok {
+			s.Parent = p
+		} else {
+			s.Base = base
+		}
+		for _, c := range st.Commands {
+			if a, ok := c.(*instructions.ArgCommand); ok {
+				for _, kv := range a.Args {
+					used[kv.Key] = true
+				}
+			}
+		}
+		all[i] = s
+		if s.Name != "" {
+			byName[s.Name] = s
+		}
+	}
+	for _, s := range all {
+		s.all, s.byName = all, byName
+	}
+	tgt := all[len(all)-1]
+	if target != "" {
+		if tgt = byName[strings.ToLower(target)]; tgt == nil {
+			return nil, fmt.Errorf("%s: no stage named %q", path, target)
+		}
+	}
+	if f.Stages, err = needed(all, byName, tgt); err != nil {
+		return nil, err
+	}
+	for _, k := range slices.Sorted(maps.Keys(buildArgs)) {
+		if !used[k] {
+			f.UnusedArgs = append(f.UnusedArgs, k)
+		}
+	}
+	return f, nil
+}
+
+// needed are the stages tgt builds on (FROM) or copies from, and tgt, in
+// file order.
+func needed(all []*Stage, byName map[string]*Stage, tgt *Stage) ([]*Stage, error) {
+	want := map[*Stage]bool{}
+	var visit func(s *Stage) error
+	visit = func(s *Stage) error {
+		if want[s] {
+			return nil
+		}
+		want[s] = true
+		if s.Parent != nil {
+			if err := visit(s.Parent); err != nil {
+				return err
+			}
+		}
+		for _, c := range s.commands {
+			cp, ok := c.(*instructions.CopyCommand)
+			if !ok || cp.From == "" {
+				continue
+			}
+			if dep := stageByRef(all, byName, cp.From, s.Number); dep != nil {
+				if err := visit(dep); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	if err := visit(tgt); err != nil {
+		return nil, err
+	}
+	var out []*Stage
+	for _, s := range all {
+		if want[s] {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+// stageByRef is the stage before stage number before that ref (a name or
+// a number) names, or nil when it names an image.
+func stageByRef(all []*Stage, byName map[string]*Stage, ref string, before int) *Stage {
+	if s, ok := byName[strings.ToLower(ref)]; ok && s.Number < before {
+		return s
+	}
+	if n, err := strconv.Atoi(ref); err == nil && n >= 0 && n < before {
+		return all[n]
+	}
+	return nil
+}
+
+func envOf(m map[string]string) shell.EnvGetter {
+	var env []string
+	for k, v := range m {
+		env = append(env, k+"="+v)
+	}
+	return shell.EnvsFromSlice(env)
+}
+
+func line(loc []parser.Range) int {
+	if len(loc) == 0 {
+		return 0
+	}
+	return loc[0].Start.Line
+}
+
+func lineErr(path string, loc []parser.Range, err error) error {
+	return fmt.Errorf("%s:%d: %w", path, line(loc), err)
+}

@@ -1,0 +1,131 @@
+package dockerfile
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/devbox/devbox/rootfs"
+)
+
+func write(t *testing.T, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "Dockerfile")
+	os.WriteFile(p, []byte(content), 0o644)
+	return p
+}
+
+// TestClassic: the classic Dockerfile with the tests' build args; ARGs
+// reach RUN as environment variables, ENV and WORKDIR the config.
+func TestClassic(t *testing.T) {
+	f, err := Parse("../../../../shared/fixtures/classic.Dockerfile", map[string]string{"BASE": "localhost:5000/debian:12", "INSTALL": "apt-get install -y", "UNUSED": "x"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Stages) != 1 || f.Target().Base != "localhost:5000/debian:12" {
+		t.Fatalf("stages %+v", f.Stages)
+	}
+	if !slices.Equal(f.UnusedArgs, []string{"UNUSED"}) {
+		t.Errorf("unused %v", f.UnusedArgs)
+	}
+	steps, cfg, err := f.Target().Evaluate(rootfs.Config{Env: []string{"PATH=/usr/bin:/bin"}, Cmd: []string{"bash"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for _, s := range steps {
+		kinds = append(kinds, s.Kind)
+	}
+	if want := []string{Run, Run, Run, Run, Workdir}; !slices.Equal(kinds, want) {
+		t.Fatalf("steps %v, want %v", kinds, want)
+	}
+	if !slices.Contains(steps[0].Env, "INSTALL=apt-get install -y") || !slices.Contains(steps[1].Env, "NODE_URL=https://nodejs.org/dist/v12.9.1/node-v12.9.1-linux-x64.tar.gz") {
+		t.Errorf("RUN env %q / %q", steps[0].Env, steps[1].Env)
+	}
+	if steps[0].Args[0] != "/bin/sh" || steps[0].Args[1] != "-c" || !strings.HasPrefix(steps[0].Args[2], "${INSTALL} ${PACKAGES}") {
+		t.Errorf("RUN argv %q", steps[0].Args)
+	}
+	if cfg.WorkingDir != "/var/www" || !slices.Equal(cfg.Cmd, []string{"/usr/sbin/sshd", "-D"}) || !slices.Equal(cfg.ExposedPorts, []string{"22/tcp", "80/tcp"}) {
+		t.Errorf("config %+v", cfg)
+	}
+	if slices.ContainsFunc(cfg.Env, func(kv string) bool { return strings.HasPrefix(kv, "INSTALL=") }) {
+		t.Error("a build arg went into the image's environment")
+	}
+}
+
+func TestStagesAndExpansion(t *testing.T) {
+	p := write(t, `ARG V=1
+FROM alpine:3.${V} AS build
+ENV DIR=/src PATH=/opt/bin:$PATH
+WORKDIR $DIR
+COPY --chown=1000:1000 a b ./
+RUN ["make", "all"]
+
+FROM scratch AS unused
+COPY --from=build /x /x
+
+FROM debian:12
+ARG V
+SHELL ["/bin/bash", "-euo", "pipefail", "-c"]
+COPY --from=build /src/out /usr/local/bin/
+COPY --from=nginx:1 /etc/nginx /etc/nginx
+RUN echo $V
+USER dev:dev
+ENTRYPOINT ["/x"]
+`)
+	f, err := Parse(p, nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Stages) != 2 || f.Stages[0].Base != "alpine:3.1" || f.Stages[0].Name != "build" {
+		t.Fatalf("stages: %d %+v", len(f.Stages), f.Stages[0])
+	}
+	steps, cfg, err := f.Stages[0].Evaluate(rootfs.Config{Env: []string{"PATH=/bin"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if steps[1].Kind != Copy || steps[1].Dest != "/src/" || steps[1].Chown != "1000:1000" || steps[1].Workdir != "/src" || !slices.Contains(cfg.Env, "PATH=/opt/bin:/bin") {
+		t.Errorf("copy %+v, env %q", steps[1], cfg.Env)
+	}
+	if !slices.Equal(steps[2].Args, []string{"make", "all"}) {
+		t.Errorf("exec form %q", steps[2].Args)
+	}
+	steps, cfg, err = f.Target().Evaluate(rootfs.Config{Cmd: []string{"bash"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if steps[0].FromStage != f.Stages[0] || steps[1].FromStage != nil || steps[1].From != "nginx:1" {
+		t.Errorf("--from: %+v / %+v", steps[0], steps[1])
+	}
+	if !slices.Equal(steps[2].Args, []string{"/bin/bash", "-euo", "pipefail", "-c", "echo $V"}) || !slices.Contains(steps[2].Env, "V=1") {
+		t.Errorf("RUN %q env %q", steps[2].Args, steps[2].Env)
+	}
+	if cfg.User != "dev:dev" || cfg.Cmd != nil || !slices.Equal(cfg.Entrypoint, []string{"/x"}) {
+		t.Errorf("config %+v", cfg)
+	}
+	if _, err := Parse(p, nil, "nope"); err == nil {
+		t.Error("an unknown target was accepted")
+	}
+}
+
+// TestRefused: what devbox does not build is refused with the line.
+func TestRefused(t *testing.T) {
+	for _, c := range []struct{ body, want string }{
+		{"FROM a\nRUN --mount=type=cache,target=/x true\n", ":2: RUN: --mount"},
+		{"FROM a\n\nHEALTHCHECK CMD true\n", ":3: HEALTHCHECK: not supported"},
+		{"FROM a\nONBUILD RUN true\n", ":2: ONBUILD: not supported"},
+		{"FROM a\nADD https://example.com/x /x\n", ":2: ADD: https://example.com/x: ADD from a URL"},
+		{"FROM a\nRUN <<EOF\ntrue\nEOF\n", ":2: RUN: heredocs"},
+		{"FROM a\nCOPY --parents a /b/\n", ":2: COPY: --parents"},
+	} {
+		f, err := Parse(write(t, c.body), nil, "")
+		if err == nil {
+			_, _, err = f.Target().Evaluate(rootfs.Config{})
+		}
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: %v, want %q", c.body, err, c.want)
+		}
+	}
+}

@@ -1,0 +1,213 @@
+package e2e
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/devbox/devbox/internal/testenv"
+)
+
+// classicFixture is the classic hand-made Dockerfile the tests build.
+const classicFixture = "../../shared/fixtures/classic.Dockerfile"
+
+// hostAddress is an address of this host that a build container reaches
+// through its bridge (not loopback, which is its own).
+func hostAddress(t *testing.T) string {
+	t.Helper()
+	ifs, _ := net.Interfaces()
+	for _, i := range ifs {
+		if i.Flags&net.FlagUp == 0 || i.Flags&net.FlagLoopback != 0 || strings.HasPrefix(i.Name, "devbox") || strings.HasPrefix(i.Name, "veth") {
+			continue
+		}
+		addrs, _ := i.Addrs()
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil {
+				return n.IP.String()
+			}
+		}
+	}
+	t.Fatal("no non-loopback IPv4 address on this host")
+	return ""
+}
+
+// nodeTarGzServer serves a node-vX-linux-x64.tar.gz as nodejs.org does, on
+// an address build containers reach, with a node that answers --version
+// and an npm that keeps `config set` in ~/.npmrc, as npm does.
+func nodeTarGzServer(t *testing.T, version string) string {
+	t.Helper()
+	top := t.TempDir()
+	d := filepath.Join(top, "node-v"+version+"-linux-x64")
+	os.MkdirAll(filepath.Join(d, "bin"), 0o755)
+	os.WriteFile(filepath.Join(d, "bin", "node"), []byte("#!/bin/sh\n[ \"$1\" = --version ] && exec echo v"+version+"\necho fake node "+version+"\n"), 0o755)
+	os.WriteFile(filepath.Join(d, "bin", "npm"), []byte(`#!/bin/sh
+rc="$HOME/.npmrc"
+case "$1 $2" in
+"config set") echo "$3=$4" >> "$rc" ;;
+"config get") sed -n "s|^$3=||p" "$rc" | tail -n 1 ;;
+*) echo "fake npm"; exit 1 ;;
+esac
+`), 0o755)
+	archive := filepath.Join(top, "node.tar.gz")
+	if out, err := execCommand("tar", "-C", top, "-czf", archive, filepath.Base(d)).CombinedOutput(); err != nil {
+		t.Fatalf("tar: %v %s", err, out)
+	}
+	ln, err := net.Listen("tcp4", "0.0.0.0:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.ServeFile(w, r, archive)
+	}))
+	srv.Listener.Close()
+	srv.Listener = ln
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return fmt.Sprintf("http://%s:%d/dist/v%s/node-v%s-linux-x64.tar.gz", hostAddress(t), ln.Addr().(*net.TCPAddr).Port, version, version)
+}
+
+// writeClassicDockerfileSpec writes a devbox.toml whose base is the
+// classic Dockerfile, with a Debian base from the loopback registry and
+// apt-get for yum (CentOS's mirrors cannot be reached here), and the key
+// and password it bakes. Debian's chpasswd is set to make SHA-512 hashes,
+// as CentOS 7's does (Debian's own default, yescrypt, is refused with a
+// warning: see TestImageLogins).
+func writeClassicDockerfileSpec(t *testing.T, dir string, port int, pub string) {
+	t.Helper()
+	data, err := os.ReadFile(classicFixture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "Dockerfile"), data, 0o644)
+	key, _ := os.ReadFile(pub)
+	spec := fmt.Sprintf(`name = "classic"
+base = "dockerfile:Dockerfile"
+
+[dockerfile.args]
+BASE = %q
+INSTALL = "eval sed -i s/yescrypt/sha512/ /etc/pam.d/common-password && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends"
+PACKAGES = "gcc g++ libpcre3-dev libssl-dev make perl zlib1g zlib1g-dev vim openssh-server curl ca-certificates"
+NODE_URL = %q
+NPM_REGISTRY = "http://npm.example.test/"
+ROOT_PASSWORD = "classic-pw"
+AUTHORIZED_KEY = %q
+
+[ssh]
+port = %d
+`, debianRegistry(t), nodeTarGzServer(t, "12.9.1"), strings.TrimSpace(string(key)), port)
+	os.WriteFile(filepath.Join(dir, "devbox.toml"), []byte(spec), 0o644)
+}
+
+// TestClassicDockerfile: the classic Dockerfile builds as devbox's base
+// and `up` serves SSH as its sshd would have: with the root password and
+// the authorized key it bakes, Node and the npm registry it installs, its
+// WORKDIR as the login directory; its CMD's sshd is not needed.
+func TestClassicDockerfile(t *testing.T) {
+	testenv.NeedRoot(t)
+	dir, root := t.TempDir(), t.TempDir()
+	linkBase(t, root)
+	e := &sshEnv{name: "classic", dir: dir, root: root, port: freePort(t), user: "root"}
+	var pub string
+	e.key, pub = writeKeyPair(t, t.TempDir())
+	writeClassicDockerfileSpec(t, dir, e.port, pub)
+	r := devbox(t, dir, "--root", root, "up")
+	if r.code != 0 {
+		t.Fatalf("up: %d %s", r.code, tail(r.stderr))
+	}
+	t.Cleanup(func() { devbox(t, dir, "--root", root, "rm", "classic") })
+	out := r.stdout + r.stderr
+	for _, want := range []string{"RUN ${INSTALL} ${PACKAGES}", "starts sshd", "exposes 22/tcp 80/tcp", "may also log in as the image sets up: 1 key(s)"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("up does not say %q:\n%s", want, tail(out))
+		}
+	}
+	r = e.ssh(t, "root@127.0.0.1", "node --version; npm config get registry; pwd; gcc --version | head -n 1")
+	if lines := strings.Split(r.stdout, "\n"); r.code != 0 || len(lines) < 4 || lines[0] != "v12.9.1" || lines[1] != "http://npm.example.test/" || lines[2] != "/var/www" || !strings.HasPrefix(lines[3], "gcc") {
+		t.Errorf("ssh with the Dockerfile's key: %d %q %s", r.code, r.stdout, r.stderr)
+	}
+	pw := runCmd(t, "", exec.Command("sshpass", "-p", "classic-pw", "ssh", "-F", "/dev/null", "-o", "StrictHostKeyChecking=no",
+		"-o", "UserKnownHostsFile=/dev/null", "-o", "PubkeyAuthentication=no", "-p", strconv.Itoa(e.port), "root@127.0.0.1", "echo in"))
+	if pw.code != 0 || pw.stdout != "in\n" {
+		t.Errorf("ssh with the Dockerfile's root password: %d %q %s", pw.code, pw.stdout, pw.stderr)
+	}
+	// Editing one RUN line rebuilds that step and the ones after it only.
+	spec, _ := os.ReadFile(filepath.Join(dir, "devbox.toml"))
+	os.WriteFile(filepath.Join(dir, "devbox.toml"), []byte(strings.Replace(string(spec), `ROOT_PASSWORD = "classic-pw"`, `ROOT_PASSWORD = "changed-pw"`, 1)), 0o644)
+	r = devbox(t, dir, "--root", root, "build")
+	if r.code != 0 || strings.Count(r.stderr, "… cached") != 2 || !strings.Contains(r.stderr, "RUN echo \"root:${ROOT_PASSWORD}\" | chpasswd …\n") {
+		t.Errorf("rebuild after an edit: %d %s", r.code, tail(r.stderr))
+	}
+}
+
+// TestDockerfileStages: a multi-stage Dockerfile as BuildKit builds it:
+// build args and ENV expanded, stages built only when the target needs
+// them, COPY --from a stage and from scratch, --chown by name, the
+// context less .dockerignore, ADD unpacking a local archive, USER and
+// WORKDIR for RUN and for `devbox run`. And an image's link cannot send a
+// COPY out of its tree: /app → /etc/devbox-e2e-escape lands in the
+// image's /etc, not the host's.
+func TestDockerfileStages(t *testing.T) {
+	testenv.NeedRoot(t)
+	dir, root := t.TempDir(), t.TempDir()
+	linkBase(t, root)
+	ctx := filepath.Join(dir, "ctx")
+	os.MkdirAll(filepath.Join(ctx, "sub"), 0o755)
+	os.WriteFile(filepath.Join(ctx, "a.txt"), []byte("hello\n"), 0o644)
+	os.WriteFile(filepath.Join(ctx, "sub", "b.txt"), []byte("deep\n"), 0o644)
+	os.WriteFile(filepath.Join(ctx, "secret.txt"), []byte("secret\n"), 0o600)
+	os.WriteFile(filepath.Join(ctx, ".dockerignore"), []byte("secret.txt\n"), 0o644)
+	if out, err := execCommand("tar", "-C", ctx, "-czf", filepath.Join(ctx, "arch.tgz"), "sub").CombinedOutput(); err != nil {
+		t.Fatalf("tar: %v %s", err, out)
+	}
+	const escape = "/etc/devbox-e2e-escape"
+	os.RemoveAll(escape)
+	os.WriteFile(filepath.Join(ctx, "Dockerfile"), []byte(`ARG BASE=unset
+FROM ${BASE} AS build
+ARG GREETING=hi
+ENV OUT=/out
+WORKDIR $OUT
+RUN echo "$GREETING from build" > msg
+COPY a.txt sub ./
+
+FROM ${BASE} AS never
+RUN exit 1
+
+FROM scratch AS files
+COPY --from=build /out/msg /msg
+
+FROM ${BASE}
+RUN useradd -m dev && ln -s `+escape+` /app
+COPY --from=build /out /opt/out/
+COPY --chown=dev:dev . /home/dev/ctx/
+COPY a.txt /app/a.txt
+ADD arch.tgz /opt/arch/
+USER dev
+WORKDIR /home/dev/work
+RUN echo "I am $(id -un) in $(pwd)" > /home/dev/who
+COPY --from=files /msg /msg2
+`), 0o644)
+	spec := fmt.Sprintf("base = \"dockerfile:ctx/Dockerfile\"\n[dockerfile.args]\nBASE = %q\nGREETING = \"hello\"\n[network]\nmode = \"none\"\n", debianRegistry(t))
+	os.WriteFile(filepath.Join(dir, "devbox.toml"), []byte(spec), 0o644)
+	r := devbox(t, dir, "--root", root, "run", "--", "sh", "-c",
+		`cat /opt/out/msg /opt/out/a.txt /opt/out/b.txt /opt/arch/sub/b.txt /home/dev/who /msg2 /etc/devbox-e2e-escape/a.txt; `+
+			`stat -c %U:%G /home/dev/ctx /home/dev/ctx/a.txt; ls /home/dev/ctx; id -un; pwd`)
+	want := "hello from build\nhello\ndeep\ndeep\nI am dev in /home/dev/work\nhello from build\nhello\ndev:dev\ndev:dev\n" +
+		"Dockerfile\na.txt\narch.tgz\nsub\ndev\n/home/dev/work\n"
+	if r.code != 0 || r.stdout != want {
+		t.Errorf("run: %d\n%s\nwant\n%s\n%s", r.code, r.stdout, want, tail(r.stderr))
+	}
+	if strings.Contains(r.stderr, "RUN exit 1") {
+		t.Error("a stage the target does not need was built")
+	}
+	if _, err := os.Stat(escape); err == nil {
+		os.RemoveAll(escape)
+		t.Fatal("COPY followed an image's link out of its tree onto the host")
+	}
+}

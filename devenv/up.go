@@ -84,6 +84,14 @@ func (e *Envs) Up(ctx context.Context, store *rootfs.Store, s *spec.Spec, o UpOp
 		e.stop(env, time.Second)
 		return nil, fmt.Errorf("up %s: the SSH server does not answer: %w (see %s)", s.Name, err, e.LogPath(s.Name))
 	}
+	out := o.Build.Out
+	if out == nil {
+		out = io.Discard
+	}
+	if err := e.runLifecycle(env, s, out); err != nil {
+		e.stop(env, time.Second)
+		return nil, fmt.Errorf("up %s: %w", s.Name, err)
+	}
 	return env, nil
 }
 
@@ -204,6 +212,7 @@ func serviceConfig(s *spec.Spec, built *build.Result, client gossh.Signer, out i
 	cfg := portableConfig(s, img.Config)
 	cfg.AuthorizedKeys = append([]string{string(gossh.MarshalAuthorizedKey(client.PublicKey()))}, cfg.AuthorizedKeys...)
 	cfg.Env = s.Environ(img.Config, s.UpEnv()...)
+	cfg.Attach = attachScript(s.Lifecycle.PostAttach)
 	var err error
 	if cfg.PasswordHash, err = s.PasswordHash(); err != nil {
 		return nil, err

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/devbox/devbox/internal/testenv"
@@ -209,5 +210,66 @@ COPY --from=files /msg /msg2
 	if _, err := os.Stat(escape); err == nil {
 		os.RemoveAll(escape)
 		t.Fatal("COPY followed an image's link out of its tree onto the host")
+	}
+}
+
+// TestDevcontainer: a workspace with a Dockerfile-based devcontainer.json
+// and no devbox.toml comes up as that file says: the Dockerfile with its
+// build args, containerEnv, remoteUser, the workspace mounted at
+// /workspaces/NAME and the login directory, postCreateCommand once,
+// postStartCommand at every up, postAttachCommand at an interactive
+// login, and devbox's own settings from customizations.devbox.
+func TestDevcontainer(t *testing.T) {
+	testenv.NeedRoot(t)
+	root := t.TempDir()
+	linkBase(t, root)
+	ws := filepath.Join(t.TempDir(), "ws")
+	os.MkdirAll(filepath.Join(ws, ".devcontainer"), 0o755)
+	os.Chown(ws, projectOwner, projectOwner)
+	key, pub := writeKeyPair(t, t.TempDir())
+	pubKey, _ := os.ReadFile(pub)
+	port := freePort(t)
+	os.WriteFile(filepath.Join(ws, ".devcontainer", "Dockerfile"), []byte("ARG BASE\nFROM ${BASE}\nARG GREETING\nRUN useradd -m dev && echo \"$GREETING\" > /greeting\n"), 0o644)
+	os.WriteFile(filepath.Join(ws, ".devcontainer", "devcontainer.json"), []byte(fmt.Sprintf(`{
+	// as the public templates write them, comments and trailing commas
+	"name": "Test workspace",
+	"build": { "dockerfile": "Dockerfile", "args": { "BASE": %q, "GREETING": "hello" }, },
+	"containerEnv": { "TEAM": "devbox" },
+	"remoteUser": "dev",
+	"postCreateCommand": "echo created >> ${containerWorkspaceFolder}/created.log",
+	"postStartCommand": ["sh", "-c", "echo started >> \"$HOME/started.log\""],
+	"postAttachCommand": "echo attached-banner",
+	"customizations": {
+		"vscode": { "extensions": ["golang.go"] },
+		"devbox": { "ssh": { "port": %d, "authorized_keys": [%q] }, "network": { "mode": "none" } },
+	},
+}`, debianRegistry(t), port, strings.TrimSpace(string(pubKey)))), 0o644)
+	up := func() {
+		t.Helper()
+		if r := devbox(t, ws, "--root", root, "up"); r.code != 0 {
+			t.Fatalf("up: %d %s", r.code, tail(r.stderr))
+		}
+	}
+	up()
+	t.Cleanup(func() { devbox(t, ws, "--root", root, "rm", "ws") })
+	e := &sshEnv{name: "ws", dir: ws, root: root, port: port, key: key, user: "dev"}
+	r := e.ssh(t, "dev@127.0.0.1", "cat /greeting ${PWD}/created.log; echo $TEAM; pwd; id -un")
+	if want := "hello\ncreated\ndevbox\n/workspaces/ws\ndev\n"; r.code != 0 || r.stdout != want {
+		t.Errorf("ssh: %d %q, want %q (%s)", r.code, r.stdout, want, r.stderr)
+	}
+	if fi, err := os.Stat(filepath.Join(ws, "created.log")); err != nil || fi.Sys().(*syscall.Stat_t).Uid != projectOwner {
+		t.Errorf("created.log on the host: %v %+v", err, fi)
+	}
+	if r := devbox(t, ws, "--root", root, "down"); r.code != 0 {
+		t.Fatalf("down: %s", r.stderr)
+	}
+	up()
+	r = e.ssh(t, "dev@127.0.0.1", "cat created.log ~/started.log")
+	if want := "created\nstarted\nstarted\n"; r.stdout != want {
+		t.Errorf("after down and up: %q, want %q", r.stdout, want)
+	}
+	r = runCmd(t, "exit\n", exec.Command("ssh", append(e.sshOpts(), "-tt", "-p", strconv.Itoa(port), "dev@127.0.0.1")...))
+	if !strings.Contains(r.stdout, "attached-banner") {
+		t.Errorf("postAttachCommand at login: %q %s", r.stdout, r.stderr)
 	}
 }

@@ -37,6 +37,9 @@ type Config struct {
 	// NoAgentForwarding refuses agent forwarding (-A).
 	NoForwarding      bool `json:"no_forwarding,omitempty"`
 	NoAgentForwarding bool `json:"no_agent_forwarding,omitempty"`
+	// Attach is a shell script run before each interactive login shell,
+	// in it (a devcontainer.json's postAttachCommand).
+	Attach string `json:"attach,omitempty"`
 }
 
 // StartFunc starts a session's process and returns its pid and a channel

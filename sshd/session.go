@@ -165,9 +165,13 @@ func (sess *session) begin(command *string, subsystem string) bool {
 		shell = "/bin/sh"
 	}
 	var args []string
-	if command == nil {
+	switch {
+	case command == nil && sess.srv.Config.Attach != "":
+		// The attach script, then the login shell in its place.
+		args = []string{filepath.Base(shell), "-c", sess.srv.Config.Attach + "\nexec \"$0\" -l", shell}
+	case command == nil:
 		args = []string{"-" + filepath.Base(shell)} // a login shell, as OpenSSH starts it
-	} else {
+	default:
 		args = []string{filepath.Base(shell), "-c", *command}
 	}
 	if err := sess.startProcess(acct, shell, args); err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -22,8 +23,10 @@ type app struct {
 	debug  bool
 	file   string // spec path
 	locked bool   // --locked: the build must be what devbox.lock says
-	stdout io.Writer
-	stderr io.Writer
+	// buildArgs are --build-arg KEY=VALUE, for a dockerfile: base.
+	buildArgs []string
+	stdout    io.Writer
+	stderr    io.Writer
 }
 
 func newApp(stdout, stderr io.Writer) *app {
@@ -49,11 +52,11 @@ container whose init serves SSH. No daemon, no Dockerfile.`,
 	root.AddCommand(
 		a.initCommand(),
 		a.templatesCommand(),
-		a.withFile(a.planCommand()),
-		a.withLocked(a.withFile(a.buildCommand())),
+		a.withBuildArgs(a.withFile(a.planCommand())),
+		a.withBuildArgs(a.withLocked(a.withFile(a.buildCommand()))),
 		a.withFile(a.lockCommand()),
 		a.cacheCommand(),
-		a.withLocked(a.withFile(a.upCommand())),
+		a.withBuildArgs(a.withLocked(a.withFile(a.upCommand()))),
 		a.withFile(a.downCommand()),
 		a.withFile(a.rmCommand()),
 		a.psCommand(),
@@ -61,7 +64,7 @@ container whose init serves SSH. No daemon, no Dockerfile.`,
 		a.withFile(a.sshCommand()),
 		a.withFile(a.sshConfigCommand()),
 		a.logsCommand(),
-		a.withLocked(a.withFile(a.runCommand())),
+		a.withBuildArgs(a.withLocked(a.withFile(a.runCommand()))),
 		a.imageCommand(),
 		a.pushCommand(),
 		a.kubeCommand(),
@@ -98,10 +101,33 @@ func (a *app) withLocked(cmd *cobra.Command) *cobra.Command {
 	return cmd
 }
 
-// loadSpec reads the spec named by -f.
+// withBuildArgs gives a command that builds the --build-arg flag.
+func (a *app) withBuildArgs(cmd *cobra.Command) *cobra.Command {
+	cmd.Flags().StringArrayVar(&a.buildArgs, "build-arg", nil, "KEY=VALUE for the Dockerfile's ARG KEY (a dockerfile: base), over [dockerfile] args")
+	return cmd
+}
+
+// loadSpec reads the spec named by -f, with the --build-arg values.
 func (a *app) loadSpec() (*devspec.Spec, error) {
 	a.debugf("spec %s, state root %s", a.file, a.root)
-	return devspec.Load(a.file)
+	s, err := devspec.Load(a.file)
+	if err != nil || len(a.buildArgs) == 0 {
+		return s, err
+	}
+	if s.BaseRef.Kind != rootfs.KindDockerfile {
+		return nil, usageError{fmt.Errorf("--build-arg: %s's base is not a Dockerfile", s.File)}
+	}
+	if s.Dockerfile.Args == nil {
+		s.Dockerfile.Args = map[string]string{}
+	}
+	for _, kv := range a.buildArgs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, usageError{fmt.Errorf("--build-arg %q: want KEY=VALUE", kv)}
+		}
+		s.Dockerfile.Args[k] = v
+	}
+	return s, nil
 }
 
 // specDirFile is the spec path inside dir.

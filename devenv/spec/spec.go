@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -59,6 +60,37 @@ type Spec struct {
 	BaseRef rootfs.Ref `toml:"-"`
 	// PortMaps are Ports parsed; the SSH port is not among them.
 	PortMaps []container.PortMap `toml:"-"`
+	// Lifecycle are a devcontainer.json's commands, run in the running
+	// environment (devbox.toml has [[run]] build steps instead).
+	Lifecycle Lifecycle `toml:"-"`
+}
+
+// Lifecycle are the commands of a devcontainer.json's lifecycle, each a
+// list of commands (an object of named commands gives several).
+type Lifecycle struct {
+	// OnCreate, UpdateContent and PostCreate run once, at the first up
+	// of the environment (again after rm).
+	OnCreate, UpdateContent, PostCreate []Command
+	// PostStart runs at every up that starts the environment.
+	PostStart []Command
+	// PostAttach runs before each interactive SSH login shell.
+	PostAttach []Command
+}
+
+// Command is a lifecycle command: Args run as they are, or Shell runs
+// under /bin/sh -c.
+type Command struct {
+	Name  string
+	Shell string
+	Args  []string
+}
+
+// Argv is the command's argv.
+func (c Command) Argv() []string {
+	if c.Args != nil {
+		return c.Args
+	}
+	return []string{"/bin/sh", "-c", c.Shell}
 }
 
 type Packages struct {
@@ -192,13 +224,21 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("%s:%d: %s: %s", e.File, e.Line, e.Key, e.Msg)
 }
 
-// Load reads and validates the spec at path.
+// Load reads and validates the spec at path: a devbox.toml, or a
+// devcontainer.json. A devbox.toml that is not there is looked for as a
+// devcontainer.json of its directory.
 func Load(path string) (*Spec, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, err
 	}
 	f, err := os.Open(abs)
+	if errors.Is(err, fs.ErrNotExist) && filepath.Base(abs) == FileName {
+		if dc := FindDevcontainer(filepath.Dir(abs)); dc != "" {
+			abs = dc
+			f, err = os.Open(abs)
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read spec: %w", err)
 	}
@@ -224,6 +264,9 @@ func Parse(path string, data []byte) (*Spec, error) {
 	shown := displayName(path)
 	if len(data) > MaxSize {
 		return nil, &Error{File: shown, Line: 1, Msg: fmt.Sprintf("the spec is over %d bytes (1 MiB); a devbox.toml is a few lines", MaxSize)}
+	}
+	if IsDevcontainer(path) {
+		return parseDevcontainer(path, data)
 	}
 	if line, err := checkShape(data); err != nil {
 		return nil, &Error{File: shown, Line: line, Msg: err.Error()}
@@ -287,6 +330,9 @@ type parser struct {
 	file  string
 	shown string
 	loc   *locator
+	// dir anchors relative paths when it is not the file's directory
+	// (a devcontainer.json's workspace).
+	dir string
 }
 
 func (p *parser) errorf(key, format string, args ...any) error {
@@ -324,6 +370,9 @@ func (p *parser) parse(data []byte) (*Spec, error) {
 	}
 	s.File = p.file
 	s.Dir = filepath.Dir(p.file)
+	if p.dir != "" {
+		s.Dir = p.dir
+	}
 	if err := p.validate(&s, md); err != nil {
 		return nil, err
 	}

@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/devbox/devbox/devenv/build"
+	"github.com/devbox/devbox/devenv/convert"
 	"github.com/devbox/devbox/devenv/lock"
 	devspec "github.com/devbox/devbox/devenv/spec"
 	"github.com/devbox/devbox/rootfs"
@@ -18,51 +20,95 @@ import (
 )
 
 func (a *app) initCommand() *cobra.Command {
-	var tmpl string
+	var tmpl, from string
 	var force bool
 	cmd := &cobra.Command{
-		Use:   "init [--template T] [DIR]",
-		Short: "Write a devbox.toml from a template",
-		Long:  "Write DIR/devbox.toml (DIR defaults to the current directory) from a template; see 'devbox templates'.",
-		Args:  usageArgs(cobra.MaximumNArgs(1)),
-		RunE: func(_ *cobra.Command, args []string) error {
+		Use:   "init [--template T | --from FILE] [DIR]",
+		Short: "Write a devbox.toml from a template, a Dockerfile or a devcontainer.json",
+		Long: `Write DIR/devbox.toml (DIR defaults to the current directory) from a template
+(see 'devbox templates'), or convert a Dockerfile or a devcontainer.json
+(--from): what maps cleanly is written, and each line that did not map is
+printed. Either file can also be used as it is: base = "dockerfile:PATH", or
+devbox up in a workspace with a devcontainer.json.`,
+		Args: usageArgs(cobra.MaximumNArgs(1)),
+		RunE: func(c *cobra.Command, args []string) error {
 			dir := "."
 			if len(args) == 1 {
 				dir = args[0]
 			}
-			t, err := templates.Get(tmpl)
-			if err != nil {
-				return usageError{err}
+			if from != "" && c.Flags().Changed("template") {
+				return usageError{errors.New("--from and --template are exclusive")}
 			}
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				return fmt.Errorf("init: %w", err)
+			content, source, err := a.initContent(tmpl, from, dir)
+			if err != nil {
+				return err
 			}
 			path := specDirFile(dir)
-			flags := os.O_WRONLY | os.O_CREATE | os.O_EXCL
-			if force {
-				flags = os.O_WRONLY | os.O_CREATE | os.O_TRUNC
+			if err := writeNew(path, content, force); err != nil {
+				return err
 			}
-			f, err := os.OpenFile(path, flags, 0o644)
-			if errors.Is(err, fs.ErrExist) {
-				return fmt.Errorf("init: %s already exists (use --force to overwrite)", path)
-			}
-			if err != nil {
-				return fmt.Errorf("init: %w", err)
-			}
-			if _, err := f.Write(t.Content); err != nil {
-				f.Close()
-				return fmt.Errorf("init: %w", err)
-			}
-			if err := f.Close(); err != nil {
-				return fmt.Errorf("init: %w", err)
-			}
-			a.printf("wrote %s from template %s\n", path, t.Name)
+			a.printf("wrote %s from %s\n", path, source)
 			return nil
 		},
 	}
 	cmd.Flags().StringVarP(&tmpl, "template", "t", templates.Default, "template to start from")
+	cmd.Flags().StringVar(&from, "from", "", "convert this Dockerfile or devcontainer.json")
 	cmd.Flags().BoolVar(&force, "force", false, "overwrite an existing devbox.toml")
 	return cmd
+}
+
+// initContent is the devbox.toml init writes: a template's, or from's
+// conversion (checked as a spec, the lines that did not map printed).
+func (a *app) initContent(tmpl, from, dir string) ([]byte, string, error) {
+	if from == "" {
+		t, err := templates.Get(tmpl)
+		if err != nil {
+			return nil, "", usageError{err}
+		}
+		return t.Content, "template " + t.Name, nil
+	}
+	conv := convert.Dockerfile
+	if devspec.IsDevcontainer(from) {
+		conv = convert.Devcontainer
+	}
+	r, err := conv(from)
+	if err != nil {
+		return nil, "", fmt.Errorf("init --from %s: %w", from, err)
+	}
+	for _, u := range r.Unmapped {
+		fmt.Fprintf(a.stderr, "not mapped: %s\n", u)
+	}
+	abs, _ := filepath.Abs(specDirFile(dir))
+	if _, err := devspec.Parse(abs, r.Spec); err != nil {
+		return nil, "", fmt.Errorf("init --from %s: the converted spec does not hold: %w", from, err)
+	}
+	return r.Spec, from, nil
+}
+
+// writeNew writes a new file at path; an existing one only with force.
+func writeNew(path string, content []byte, force bool) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("init: %w", err)
+	}
+	flags := os.O_WRONLY | os.O_CREATE | os.O_EXCL
+	if force {
+		flags = os.O_WRONLY | os.O_CREATE | os.O_TRUNC
+	}
+	f, err := os.OpenFile(path, flags, 0o644)
+	if errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("init: %s already exists (use --force to overwrite)", path)
+	}
+	if err != nil {
+		return fmt.Errorf("init: %w", err)
+	}
+	if _, err := f.Write(content); err != nil {
+		f.Close()
+		return fmt.Errorf("init: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("init: %w", err)
+	}
+	return nil
 }
 
 func (a *app) templatesCommand() *cobra.Command {

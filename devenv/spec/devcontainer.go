@@ -128,10 +128,40 @@ var (
 
 // parseDevcontainer reads a devcontainer.json as a spec.
 func parseDevcontainer(file string, data []byte) (*Spec, error) {
+	d, dc, raw, err := readDevcontainer(file, data)
+	if err != nil {
+		return nil, err
+	}
+	return d.spec(dc, raw)
+}
+
+// DevcontainerTOML is the devbox.toml a devcontainer.json means, as a
+// TOML document's keys (paths absolute), and its lifecycle commands,
+// which devbox.toml has no keys for.
+func DevcontainerTOML(file string) (map[string]any, Lifecycle, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, Lifecycle{}, err
+	}
+	d, dc, raw, err := readDevcontainer(file, data)
+	if err != nil {
+		return nil, Lifecycle{}, err
+	}
+	m, err := d.toml(dc, raw)
+	if err != nil {
+		return nil, Lifecycle{}, err
+	}
+	l, err := d.lifecycle(dc)
+	return m, l, err
+}
+
+// readDevcontainer parses and strictly decodes a devcontainer.json, its
+// variables substituted.
+func readDevcontainer(file string, data []byte) (*dcReader, *devcontainer, map[string]any, error) {
 	shown := displayName(file)
 	v, err := hujson.Parse(data)
 	if err != nil {
-		return nil, &Error{File: shown, Line: syntaxLine(err), Msg: err.Error()}
+		return nil, nil, nil, &Error{File: shown, Line: syntaxLine(err), Msg: err.Error()}
 	}
 	lines := map[string]int{}
 	jsonLines(data, &v, "", lines)
@@ -139,19 +169,19 @@ func parseDevcontainer(file string, data []byte) (*Spec, error) {
 	v.Standardize()
 	var raw any
 	if err := json.Unmarshal(v.Pack(), &raw); err != nil {
-		return nil, d.errorf("", "%v", err)
+		return nil, nil, nil, d.errorf("", "%v", err)
 	}
 	if raw, err = d.substitute(raw); err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	std, _ := json.Marshal(raw)
 	var dc devcontainer
 	dec := json.NewDecoder(bytes.NewReader(std))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&dc); err != nil {
-		return nil, d.decodeError(err)
+		return nil, nil, nil, d.decodeError(err)
 	}
-	return d.spec(&dc, raw.(map[string]any))
+	return d, &dc, raw.(map[string]any), nil
 }
 
 // dcReader converts one devcontainer.json.
@@ -286,6 +316,27 @@ func (d *dcReader) decodeError(err error) error {
 // spec turns dc into a devbox.toml, parses that as a spec, and points
 // its errors back at dc's keys.
 func (d *dcReader) spec(dc *devcontainer, raw map[string]any) (*Spec, error) {
+	m, err := d.toml(dc, raw)
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	if err := toml.NewEncoder(&buf).Encode(m); err != nil {
+		return nil, d.errorf("", "%v", err)
+	}
+	p := &parser{file: d.file, shown: d.shown, loc: newLocator(buf.Bytes()), dir: d.workspace}
+	s, err := p.parse(buf.Bytes())
+	if err != nil {
+		return nil, d.pointBack(err)
+	}
+	if s.Lifecycle, err = d.lifecycle(dc); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// toml is the devbox.toml dc means, as keys.
+func (d *dcReader) toml(dc *devcontainer, raw map[string]any) (map[string]any, error) {
 	for _, ns := range notSupported {
 		if d.has(raw, ns.key) {
 			return nil, d.errorf(ns.key, "not supported: %s", ns.why)
@@ -315,19 +366,7 @@ func (d *dcReader) spec(dc *devcontainer, raw map[string]any) (*Spec, error) {
 	if _, ok := m["name"]; !ok {
 		m["name"] = DefaultName(d.workspace)
 	}
-	var buf bytes.Buffer
-	if err := toml.NewEncoder(&buf).Encode(m); err != nil {
-		return nil, d.errorf("", "%v", err)
-	}
-	p := &parser{file: d.file, shown: d.shown, loc: newLocator(buf.Bytes()), dir: d.workspace}
-	s, err := p.parse(buf.Bytes())
-	if err != nil {
-		return nil, d.pointBack(err)
-	}
-	if s.Lifecycle, err = d.lifecycle(dc); err != nil {
-		return nil, err
-	}
-	return s, nil
+	return m, nil
 }
 
 // has says the raw document sets key (dotted).

@@ -19,3 +19,6 @@ go run ./bench/sshbench -devbox "$PWD/bin/devbox" -runs 20 -sftp-mb 1024
 
 echo "== provisioning: cold and warm build, rebuild after a Node change, disk of a second environment"
 go run ./bench/buildbench -devbox "$PWD/bin/devbox"
+
+echo "== the classic Dockerfile as a devbox base vs the devbox.toml that says the same: cold, and after editing one line"
+go run ./bench/dockerfilebench -devbox "$PWD/bin/devbox"

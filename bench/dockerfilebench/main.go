@@ -1,0 +1,186 @@
+// Command dockerfilebench builds the classic Dockerfile as a devbox base
+// (base = "dockerfile:…") and the devbox.toml that says the same, each on
+// a fresh state root with only the Debian base, cold and again after one
+// edit (the root password: a RUN line in the Dockerfile, [ssh] password
+// in the devbox.toml). CentOS's mirrors and nodejs.org cannot be reached
+// here: the Dockerfile's base is Debian, apt-get stands for yum, and both
+// take the same Node 12.9.1 (a stand-in tarball) from a server on this
+// host.
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"flag"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/devbox/devbox/internal/testbase"
+)
+
+const fixture = "../shared/fixtures/classic.Dockerfile"
+
+const dockerfileSpec = `name = "classic-df"
+base = "dockerfile:Dockerfile"
+
+[dockerfile.args]
+BASE = "debootstrap:bookworm"
+INSTALL = "eval apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends"
+PACKAGES = "gcc g++ libpcre3-dev libssl-dev make perl zlib1g zlib1g-dev vim openssh-server curl ca-certificates"
+NODE_URL = "%s/v12.9.1/node-v12.9.1-linux-x64.tar.gz"
+NPM_REGISTRY = "http://registry.example.com/"
+ROOT_PASSWORD = "%s"
+`
+
+const tomlSpec = `name = "classic-toml"
+base = "debootstrap:bookworm"
+workdir = "/var/www"
+
+[packages]
+install = ["gcc", "gcc-c++", "pcre-devel", "openssl-devel", "make", "perl", "zlib", "zlib-devel", "vim"]
+
+[node]
+version = "12.9.1"
+mirror = "%s"
+
+[npm]
+registry = "http://registry.example.com/"
+
+[ssh]
+password = "%s"
+`
+
+func main() {
+	devbox := flag.String("devbox", "bin/devbox", "devbox binary (absolute)")
+	flag.Parse()
+	if err := run(*devbox); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func run(devbox string) error {
+	mirror, stop, err := nodeMirror()
+	if err != nil {
+		return err
+	}
+	defer stop()
+	dockerfile, err := os.ReadFile(fixture)
+	if err != nil {
+		return err
+	}
+	var results []string
+	for _, c := range []struct {
+		name, spec string
+		files      map[string][]byte
+	}{
+		{"the classic Dockerfile", dockerfileSpec, map[string][]byte{"Dockerfile": dockerfile}},
+		{"the same devbox.toml", tomlSpec, nil},
+	} {
+		cold, edit, err := measure(devbox, c.spec, mirror, c.files)
+		if err != nil {
+			return fmt.Errorf("%s: %w", c.name, err)
+		}
+		results = append(results, fmt.Sprintf("%s: cold %v, after editing the password %v (%.3fx cold)", c.name,
+			cold.Round(time.Millisecond), edit.Round(time.Millisecond), float64(edit)/float64(cold)))
+	}
+	fmt.Println(strings.Join(results, "\n"))
+	return nil
+}
+
+// measure builds spec on a fresh state root, then again with the other
+// password.
+func measure(devbox, spec, mirror string, files map[string][]byte) (cold, edit time.Duration, err error) {
+	cache, img, err := testbase.DebianImage(func(m string) { log.Print(m) })
+	if err != nil {
+		return 0, 0, err
+	}
+	root, err := os.MkdirTemp("/var/tmp", "dockerfilebench-")
+	if err != nil {
+		return 0, 0, err
+	}
+	defer os.RemoveAll(root)
+	if err := testbase.Seed(cache, img, root); err != nil {
+		return 0, 0, err
+	}
+	dir := filepath.Join(root, "project")
+	os.MkdirAll(dir, 0o755)
+	for name, data := range files {
+		os.WriteFile(filepath.Join(dir, name), data, 0o644)
+	}
+	build := func(password string) (time.Duration, error) {
+		os.WriteFile(filepath.Join(dir, "devbox.toml"), []byte(fmt.Sprintf(spec, mirror, password)), 0o644)
+		cmd := exec.Command(devbox, "--root", root, "build")
+		cmd.Dir = dir
+		start := time.Now()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return 0, fmt.Errorf("build: %v\n%s", err, out)
+		}
+		return time.Since(start), nil
+	}
+	if cold, err = build("root"); err != nil {
+		return 0, 0, err
+	}
+	edit, err = build("changed")
+	return cold, edit, err
+}
+
+// nodeMirror serves a nodejs.org-shaped dist of a stand-in Node 12.9.1 (a
+// node that answers --version, an npm that keeps config set) as .tar.gz
+// (the Dockerfile's curl) and .tar.xz with SHASUMS256.txt (devbox's
+// [node] mirror), on an address build containers reach.
+func nodeMirror() (string, func(), error) {
+	top, err := os.MkdirTemp("", "dockerfilebench-node-")
+	if err != nil {
+		return "", nil, err
+	}
+	d := filepath.Join(top, "node-v12.9.1-linux-x64")
+	os.MkdirAll(filepath.Join(d, "bin"), 0o755)
+	os.WriteFile(filepath.Join(d, "bin", "node"), []byte("#!/bin/sh\necho v12.9.1\n"), 0o755)
+	os.WriteFile(filepath.Join(d, "bin", "npm"), []byte("#!/bin/sh\n[ \"$1 $2\" = \"config set\" ] && echo \"$3=$4\" >> \"$HOME/.npmrc\"\nexit 0\n"), 0o755)
+	dist := filepath.Join(top, "dist", "v12.9.1")
+	os.MkdirAll(dist, 0o755)
+	var sums strings.Builder
+	for _, z := range []string{"z", "J"} {
+		name := "node-v12.9.1-linux-x64.tar." + map[string]string{"z": "gz", "J": "xz"}[z]
+		if out, err := exec.Command("tar", "-C", top, "-c"+z+"f", filepath.Join(dist, name), filepath.Base(d)).CombinedOutput(); err != nil {
+			return "", nil, fmt.Errorf("tar: %v %s", err, out)
+		}
+		data, _ := os.ReadFile(filepath.Join(dist, name))
+		sum := sha256.Sum256(data)
+		fmt.Fprintf(&sums, "%s  %s\n", hex.EncodeToString(sum[:]), name)
+	}
+	os.WriteFile(filepath.Join(dist, "SHASUMS256.txt"), []byte(sums.String()), 0o644)
+	os.WriteFile(filepath.Join(top, "dist", "index.json"), []byte(`[{"version":"v12.9.1","lts":false}]`), 0o644)
+	ln, err := net.Listen("tcp4", "0.0.0.0:0")
+	if err != nil {
+		return "", nil, err
+	}
+	srv := &http.Server{Handler: http.FileServer(http.Dir(filepath.Join(top, "dist")))}
+	go srv.Serve(ln)
+	url := fmt.Sprintf("http://%s:%d", hostAddress(), ln.Addr().(*net.TCPAddr).Port)
+	return url, func() { srv.Close(); os.RemoveAll(top) }, nil
+}
+
+// hostAddress is an address of this host that build containers reach.
+func hostAddress() string {
+	ifs, _ := net.Interfaces()
+	for _, i := range ifs {
+		if i.Flags&net.FlagUp == 0 || i.Flags&net.FlagLoopback != 0 || strings.HasPrefix(i.Name, "devbox") || strings.HasPrefix(i.Name, "veth") {
+			continue
+		}
+		addrs, _ := i.Addrs()
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil {
+				return n.IP.String()
+			}
+		}
+	}
+	return "127.0.0.1"
+}

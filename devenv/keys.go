@@ -108,9 +108,10 @@ func (e *Envs) Dial(env *Env) (*gossh.Client, error) {
 
 // imageLogins are the logins the image sets up for user: the keys in its
 // ~/.ssh/authorized_keys and its crypt hash in /etc/shadow (none when
-// locked or empty). A key line with options is refused, as in a spec. A
-// hash the SSH server cannot check (yescrypt, Debian's default since 11)
-// comes back as a note, and password login stays off.
+// locked or empty), as the overlay of the layers shows them. A key line
+// with options is left out, as a spec refuses it, and a hash the SSH
+// server cannot check (yescrypt, Debian's default since 11) too: each
+// comes back as a note.
 func imageLogins(lower []string, user string) (keys []string, hash, note string, err error) {
 	home := "/root"
 	if data, _, err := rootfs.ReadFromLayers(lower, "etc/passwd"); err == nil {
@@ -119,9 +120,18 @@ func imageLogins(lower []string, user string) (keys []string, hash, note string,
 		}
 	}
 	rel := strings.TrimPrefix(path.Join(home, ".ssh/authorized_keys"), "/")
-	if data, _, err := rootfs.ReadFromLayers(lower, rel); err == nil && len(strings.TrimSpace(string(data))) > 0 {
-		if keys, err = spec.ParseAuthorizedKeys(data); err != nil {
-			return nil, "", "", fmt.Errorf("the image's /%s: %w", rel, err)
+	var notes []string
+	if data, _, err := rootfs.ReadFromLayers(lower, rel); err == nil {
+		for i, line := range strings.Split(string(data), "\n") {
+			if line = strings.TrimSpace(line); line == "" || strings.HasPrefix(line, "#") {
+				continue
+			}
+			k, err := spec.ParseAuthorizedKeys([]byte(line))
+			if err != nil {
+				notes = append(notes, fmt.Sprintf("the image's /%s line %d left out: %v", rel, i+1, err))
+				continue
+			}
+			keys = append(keys, k...)
 		}
 	}
 	if data, _, err := rootfs.ReadFromLayers(lower, "etc/shadow"); err == nil {
@@ -131,9 +141,10 @@ func imageLogins(lower []string, user string) (keys []string, hash, note string,
 	}
 	if hash != "" && !sshd.HashSupported(hash) {
 		scheme, _, _ := strings.Cut(strings.TrimPrefix(hash, "$"), "$")
-		return keys, "", fmt.Sprintf("the image's password for %s is a $%s$ hash, which devbox cannot check: password login stays off (set [ssh] password, or make the image use SHA-512: chpasswd -c SHA512)", user, scheme), nil
+		notes = append(notes, fmt.Sprintf("the image's password for %s is a $%s$ hash, which devbox cannot check: password login stays off (set [ssh] password, or make the image use SHA-512: chpasswd -c SHA512)", user, scheme))
+		hash = ""
 	}
-	return keys, hash, "", nil
+	return keys, hash, strings.Join(notes, "; "), nil
 }
 
 // accountFields is user's line of an account file, split.

@@ -28,7 +28,9 @@ func TestImageLogins(t *testing.T) {
 		t.Errorf("root (locked, no keys): %q %q %v", keys, hash, err)
 	}
 	shadow("!", "$y$j9T$salt$hash")
-	if _, hash, note, _ := imageLogins([]string{layer}, "dev"); hash != "" || !strings.Contains(note, "$y$ hash") {
-		t.Errorf("yescrypt: hash %q, note %q", hash, note)
+	os.WriteFile(filepath.Join(layer, "home/dev/.ssh/authorized_keys"), []byte(key+"\ncommand=\"x\" "+key+"\n"), 0o600)
+	keys, hash, note, err = imageLogins([]string{layer}, "dev")
+	if err != nil || len(keys) != 1 || hash != "" || !strings.Contains(note, "$y$ hash") || !strings.Contains(note, "line 2 left out") {
+		t.Errorf("yescrypt and a key with options: %q %q %q %v", keys, hash, note, err)
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"os"
 	"strings"
 
+	gossh "golang.org/x/crypto/ssh"
+
 	"github.com/devbox/devbox/devenv/spec"
 )
 
@@ -21,49 +23,63 @@ func (e *Envs) runLifecycle(env *Env, s *spec.Spec, out io.Writer) error {
 	l := s.Lifecycle
 	created := e.dir(s.Name).File("created")
 	_, err := os.Stat(created)
-	first := err != nil
-	var todo []spec.Command
-	if first {
-		todo = append(append(append(todo, l.OnCreate...), l.UpdateContent...), l.PostCreate...)
+	var create []spec.Command
+	if err != nil {
+		create = append(append(append(create, l.OnCreate...), l.UpdateContent...), l.PostCreate...)
 	}
-	todo = append(todo, l.PostStart...)
-	if len(todo) == 0 {
-		return markCreated(created, first)
+	if len(create)+len(l.PostStart) == 0 {
+		return os.WriteFile(created, nil, 0o600)
 	}
 	client, err := e.Dial(env)
 	if err != nil {
 		return err
 	}
 	defer client.Close()
-	for _, c := range todo {
-		sess, err := client.NewSession()
-		if err != nil {
-			return err
+	run := func(cmds []spec.Command) error {
+		for _, c := range cmds {
+			if err := runCommand(client, c, out); err != nil {
+				return err
+			}
 		}
-		sess.Stdout, sess.Stderr = out, out
-		line := shellLine(c.Argv())
-		fmt.Fprintf(out, "devcontainer: %s\n", line)
-		err = sess.Run(line)
-		sess.Close()
-		if err != nil {
-			return fmt.Errorf("%s: %w", line, err)
-		}
-	}
-	return markCreated(created, first)
-}
-
-func markCreated(path string, first bool) error {
-	if !first {
 		return nil
 	}
-	return os.WriteFile(path, nil, 0o600)
+	if err := run(create); err != nil {
+		return err
+	}
+	// Created once the create commands ran, whatever postStart does.
+	if err := os.WriteFile(created, nil, 0o600); err != nil {
+		return err
+	}
+	return run(l.PostStart)
 }
 
-// shellLine is argv as one shell command line.
+// runCommand runs c over client: a string under /bin/sh -c (whatever the
+// user's login shell), an array as it is.
+func runCommand(client *gossh.Client, c spec.Command, out io.Writer) error {
+	sess, err := client.NewSession()
+	if err != nil {
+		return err
+	}
+	defer sess.Close()
+	sess.Stdout, sess.Stderr = out, out
+	line := shellLine(c.Argv())
+	fmt.Fprintf(out, "devcontainer: %s\n", line)
+	if err := sess.Run("exec " + quote([]string{"/bin/sh", "-c", line})); err != nil {
+		return fmt.Errorf("%s: %w", line, err)
+	}
+	return nil
+}
+
+// shellLine is argv as one shell command line; /bin/sh -c LINE is LINE.
 func shellLine(argv []string) string {
 	if len(argv) == 3 && argv[0] == "/bin/sh" && argv[1] == "-c" {
 		return argv[2]
 	}
+	return quote(argv)
+}
+
+// quote quotes every word for a POSIX shell.
+func quote(argv []string) string {
 	q := make([]string, len(argv))
 	for i, a := range argv {
 		q[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"

@@ -217,7 +217,7 @@ func serviceConfig(s *spec.Spec, built *build.Result, client gossh.Signer, out i
 	if cfg.PasswordHash, err = s.PasswordHash(); err != nil {
 		return nil, err
 	}
-	if *s.SSH.ImageLogins {
+	if s.SSH.ImageLogins != nil && *s.SSH.ImageLogins {
 		keys, hash, note, err := imageLogins(built.Lower, s.SSH.User)
 		if err != nil {
 			return nil, err
@@ -229,9 +229,12 @@ func serviceConfig(s *spec.Spec, built *build.Result, client gossh.Signer, out i
 		if cfg.PasswordHash == "" {
 			cfg.PasswordHash = hash
 		}
-		if out != nil && (len(keys) > 0 || hash != "") {
-			fmt.Fprintf(out, "ssh: %s may also log in as the image sets up: %d key(s) from its authorized_keys%s ([ssh] image_logins = false turns this off)\n",
-				s.SSH.User, len(keys), map[bool]string{true: " and its password in /etc/shadow", false: ""}[hash != "" && cfg.PasswordHash == hash])
+		if out != nil {
+			pw := ""
+			if hash != "" && cfg.PasswordHash == hash {
+				pw = " and its password in /etc/shadow"
+			}
+			fmt.Fprintf(out, "ssh: image_logins: %s may also log in as the image sets up: %d key(s) from its authorized_keys%s\n", s.SSH.User, len(keys), pw)
 		}
 	}
 	return json.Marshal(cfg)

@@ -102,6 +102,7 @@ AUTHORIZED_KEY = %q
 
 [ssh]
 port = %d
+image_logins = true
 `, debianRegistry(t), nodeTarGzServer(t, "12.9.1"), strings.TrimSpace(string(key)), port)
 	os.WriteFile(filepath.Join(dir, "devbox.toml"), []byte(spec), 0o644)
 }
@@ -124,7 +125,7 @@ func TestClassicDockerfile(t *testing.T) {
 	}
 	t.Cleanup(func() { devbox(t, dir, "--root", root, "rm", "classic") })
 	out := r.stdout + r.stderr
-	for _, want := range []string{"RUN ${INSTALL} ${PACKAGES}", "starts sshd", "exposes 22/tcp 80/tcp", "may also log in as the image sets up: 1 key(s)"} {
+	for _, want := range []string{"RUN ${INSTALL} ${PACKAGES}", "starts sshd", "exposes 22/tcp 80/tcp", "image_logins: root may also log in as the image sets up: 1 key(s) from its authorized_keys and its password"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("up does not say %q:\n%s", want, tail(out))
 		}
@@ -151,9 +152,11 @@ func TestClassicDockerfile(t *testing.T) {
 // build args and ENV expanded, stages built only when the target needs
 // them, COPY --from a stage and from scratch, --chown by name, the
 // context less .dockerignore, ADD unpacking a local archive, USER and
-// WORKDIR for RUN and for `devbox run`. And an image's link cannot send a
-// COPY out of its tree: /app → /etc/devbox-e2e-escape lands in the
-// image's /etc, not the host's.
+// WORKDIR for RUN and for `devbox run`; a file copied onto a directory
+// goes into it, a directory onto a link to one follows it (merged /usr).
+// And an image's link cannot take a COPY out of its tree: /app →
+// /etc/devbox-e2e-escape lands in the image's /etc, not the host's, and
+// a pattern through a link to / does not read the host's files.
 func TestDockerfileStages(t *testing.T) {
 	testenv.NeedRoot(t)
 	dir, root := t.TempDir(), t.TempDir()
@@ -169,12 +172,15 @@ func TestDockerfileStages(t *testing.T) {
 	}
 	const escape = "/etc/devbox-e2e-escape"
 	os.RemoveAll(escape)
+	const secret = "/etc/devbox-e2e-secret"
+	os.WriteFile(secret, []byte("host secret\n"), 0o600)
+	defer os.Remove(secret)
 	os.WriteFile(filepath.Join(ctx, "Dockerfile"), []byte(`ARG BASE=unset
 FROM ${BASE} AS build
 ARG GREETING=hi
 ENV OUT=/out
 WORKDIR $OUT
-RUN echo "$GREETING from build" > msg
+RUN echo "$GREETING from build" > msg && ln -s / /h
 COPY a.txt sub ./
 
 FROM ${BASE} AS never
@@ -188,6 +194,9 @@ RUN useradd -m dev && ln -s `+escape+` /app
 COPY --from=build /out /opt/out/
 COPY --chown=dev:dev . /home/dev/ctx/
 COPY a.txt /app/a.txt
+COPY --from=build /h/etc/devbox-e2e-secre[t] /leak
+COPY a.txt /usr/local/bin
+COPY sub/ /lib/
 ADD arch.tgz /opt/arch/
 USER dev
 WORKDIR /home/dev/work
@@ -197,9 +206,10 @@ COPY --from=files /msg /msg2
 	spec := fmt.Sprintf("base = \"dockerfile:ctx/Dockerfile\"\n[dockerfile.args]\nBASE = %q\nGREETING = \"hello\"\n[network]\nmode = \"none\"\n", debianRegistry(t))
 	os.WriteFile(filepath.Join(dir, "devbox.toml"), []byte(spec), 0o644)
 	r := devbox(t, dir, "--root", root, "run", "--", "sh", "-c",
-		`cat /opt/out/msg /opt/out/a.txt /opt/out/b.txt /opt/arch/sub/b.txt /home/dev/who /msg2 /etc/devbox-e2e-escape/a.txt; `+
+		`cat /opt/out/msg /opt/out/a.txt /opt/out/b.txt /opt/arch/sub/b.txt /home/dev/who /msg2 /etc/devbox-e2e-escape/a.txt `+
+			`/usr/local/bin/a.txt /usr/lib/b.txt; test -L /lib && echo /lib is a link; test -e /leak && echo LEAKED; `+
 			`stat -c %U:%G /home/dev/ctx /home/dev/ctx/a.txt; ls /home/dev/ctx; id -un; pwd`)
-	want := "hello from build\nhello\ndeep\ndeep\nI am dev in /home/dev/work\nhello from build\nhello\ndev:dev\ndev:dev\n" +
+	want := "hello from build\nhello\ndeep\ndeep\nI am dev in /home/dev/work\nhello from build\nhello\nhello\ndeep\n/lib is a link\ndev:dev\ndev:dev\n" +
 		"Dockerfile\na.txt\narch.tgz\nsub\ndev\n/home/dev/work\n"
 	if r.code != 0 || r.stdout != want {
 		t.Errorf("run: %d\n%s\nwant\n%s\n%s", r.code, r.stdout, want, tail(r.stderr))

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -547,18 +548,37 @@ func fixup(dir string, x *extractor, lowers []string) error {
 	return nil
 }
 
-// lookupLower finds rel in the layers below, top first, stopping at a
-// whiteout; it returns nil if rel does not exist there.
+// lookupLower finds rel in the layers below, top first, as overlay
+// merges them: a whiteout of rel or of a directory above it hides what is
+// below, as does a file where a directory would be, and an opaque
+// directory above it hides the layers under its own. It returns nil if
+// rel does not exist in the merged view.
 func lookupLower(lowers []*os.Root, rel string) (*os.Root, fs.FileInfo) {
+	parts := strings.Split(filepath.Clean(rel), "/")
 	for _, r := range lowers {
-		fi, err := r.Lstat(rel)
-		if err != nil {
-			continue
+		opaque := false
+		for i := 1; i < len(parts); i++ {
+			dir := strings.Join(parts[:i], "/")
+			fi, err := r.Lstat(dir)
+			if err != nil {
+				break // this layer has nothing at rel
+			}
+			if !fi.IsDir() {
+				return nil, nil // a whiteout or a file hides what is below
+			}
+			if v, err := getXattr(filepath.Join(r.Name(), dir), opaqueXattr); err == nil && string(v) == "y" {
+				opaque = true
+			}
 		}
-		if fi.Mode()&fs.ModeCharDevice != 0 && fi.Sys().(*syscall.Stat_t).Rdev == 0 {
-			return nil, nil // whited out
+		if fi, err := r.Lstat(rel); err == nil {
+			if fi.Mode()&fs.ModeCharDevice != 0 && fi.Sys().(*syscall.Stat_t).Rdev == 0 {
+				return nil, nil // whited out
+			}
+			return r, fi
 		}
-		return r, fi
+		if opaque {
+			return nil, nil
+		}
 	}
 	return nil, nil
 }

@@ -164,9 +164,12 @@ func (sess *session) begin(command *string, subsystem string) bool {
 	if _, err := os.Stat(shell); shell == "" || err != nil {
 		shell = "/bin/sh"
 	}
+	sess.mu.Lock()
+	interactive := sess.wantPty
+	sess.mu.Unlock()
 	var args []string
 	switch {
-	case command == nil && sess.srv.Config.Attach != "":
+	case command == nil && interactive && sess.srv.Config.Attach != "" && posixShell(shell):
 		// The attach script, then the login shell in its place.
 		args = []string{filepath.Base(shell), "-c", sess.srv.Config.Attach + "\nexec \"$0\" -l", shell}
 	case command == nil:
@@ -180,6 +183,16 @@ func (sess *session) begin(command *string, subsystem string) bool {
 		return true // the request was taken; the session ends with status 1
 	}
 	return true
+}
+
+// posixShell says shell runs a POSIX script given with -c and takes -l,
+// as the attach script needs (fish or csh do not).
+func posixShell(shell string) bool {
+	switch filepath.Base(shell) {
+	case "sh", "bash", "dash", "ash", "zsh", "ksh", "mksh":
+		return true
+	}
+	return false
 }
 
 // environ is the process's environment, built as OpenSSH builds it.

@@ -41,18 +41,18 @@ func (p *Plan) addDockerfile(s *spec.Spec, resolve Resolver) error {
 		return err
 	}
 	last := map[*dockerfile.Stage]int{}
-	configs := map[*dockerfile.Stage]rootfs.Config{}
+	done := map[*dockerfile.Stage]*dockerfile.Evaluated{}
 	for _, stage := range df.Stages {
-		cfg, err := p.addFrom(s, stage, last, configs, resolve)
+		cfg, err := p.addFrom(s, stage, last, resolve)
 		if err != nil {
 			return err
 		}
-		steps, end, err := stage.Evaluate(cfg)
+		ev, err := stage.Evaluate(cfg, done[stage.Parent])
 		if err != nil {
 			return err
 		}
-		for i := range steps {
-			ds := &steps[i]
+		for i := range ev.Steps {
+			ds := &ev.Steps[i]
 			canonical, err := p.dockerInput(s, df, ds, bc, last, resolve)
 			if err != nil {
 				return err
@@ -65,14 +65,15 @@ func (p *Plan) addDockerfile(s *spec.Spec, resolve Resolver) error {
 				st.Image, _ = p.copyImage(s, ds, resolve)
 			}
 		}
-		last[stage], configs[stage] = len(p.Steps)-1, end
+		last[stage], done[stage] = len(p.Steps)-1, ev
 	}
-	p.Config = configs[df.Target()]
+	p.Config = done[df.Target()].Config
 	return nil
 }
 
-// addFrom adds a stage's base step and returns the config it starts from.
-func (p *Plan) addFrom(s *spec.Spec, stage *dockerfile.Stage, last map[*dockerfile.Stage]int, configs map[*dockerfile.Stage]rootfs.Config, resolve Resolver) (rootfs.Config, error) {
+// addFrom adds a stage's base step and returns the image config it starts
+// from (none for a stage FROM another, which inherits that one's).
+func (p *Plan) addFrom(s *spec.Spec, stage *dockerfile.Stage, last map[*dockerfile.Stage]int, resolve Resolver) (rootfs.Config, error) {
 	kind := StepFrom
 	if len(p.Steps) == 0 {
 		kind = StepBase
@@ -85,7 +86,7 @@ func (p *Plan) addFrom(s *spec.Spec, stage *dockerfile.Stage, last map[*dockerfi
 	case stage.Parent != nil:
 		st := p.add(-1, kind, "FROM "+stage.Parent.Label()+as, "stage="+p.Steps[last[stage.Parent]].Key)
 		st.From = last[stage.Parent]
-		return configs[stage.Parent], nil
+		return rootfs.Config{}, nil
 	case stage.Base == "scratch":
 		p.add(-1, kind, "FROM scratch"+as, "scratch")
 		return rootfs.Config{}, nil
@@ -147,6 +148,9 @@ func (p *Plan) dockerInput(s *spec.Spec, df *dockerfile.File, ds *dockerfile.Ste
 			return nil, fmt.Errorf("%s:%d: %s: %w", df.Path, ds.Line, ds.Kind, err)
 		}
 		c = append(c, "context="+d)
+		if bc.ignore != nil {
+			c = append(c, "dockerignore="+strings.Join(bc.patterns, "\x00"))
+		}
 	}
 	return c, nil
 }
@@ -171,8 +175,9 @@ func summarize(text string) string {
 // buildContext is the directory COPY and ADD read, less what its
 // .dockerignore leaves out.
 type buildContext struct {
-	dir    string
-	ignore *patternmatcher.PatternMatcher // nil: nothing left out
+	dir      string
+	ignore   *patternmatcher.PatternMatcher // nil: nothing left out
+	patterns []string
 }
 
 func openContext(dir string) (*buildContext, error) {
@@ -189,6 +194,7 @@ func openContext(dir string) (*buildContext, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", f.Name(), err)
 	}
+	bc.patterns = patterns
 	if bc.ignore, err = patternmatcher.New(patterns); err != nil {
 		return nil, fmt.Errorf("%s: %w", f.Name(), err)
 	}
@@ -198,43 +204,69 @@ func openContext(dir string) (*buildContext, error) {
 // ignored says .dockerignore leaves rel (slash-separated, relative to the
 // context) out.
 func (bc *buildContext) ignored(rel string) bool {
-	if bc.ignore == nil || rel == "." {
+	if bc.ignore == nil || rel == "." || rel == "" {
 		return false
 	}
 	ok, err := bc.ignore.MatchesOrParentMatches(rel)
 	return err == nil && ok
 }
 
-// match is what a COPY source names in the context: the paths (inside
-// the context, symbolic links resolved within it) of its matches. A
-// source cannot climb out of the context ("../x" is "x", as in BuildKit).
-func (bc *buildContext) match(src string) ([]string, error) {
+// match is what a COPY source names in the context, less .dockerignore.
+func (bc *buildContext) match(src string) ([]match, error) {
+	return matchIn(bc.dir, src, bc.ignored)
+}
+
+// match is a file a COPY source names: its name as matched (a link keeps
+// its own) and its path, resolved inside the tree.
+type match struct {
+	name, path string
+}
+
+// matchIn is what src (a path, or a pattern with * ? [) names in the tree
+// at root. Every component is resolved inside root, links included, so
+// that nothing outside it is read ("../x" is "x", as in BuildKit; a link
+// to / is root). A pattern may match nothing (BuildKit's empty wildcard);
+// a path must exist. ignored leaves matches out by their relative path.
+func matchIn(root, src string, ignored func(rel string) bool) ([]match, error) {
 	rel := strings.TrimPrefix(path.Clean("/"+src), "/")
-	if !strings.ContainsAny(rel, "*?[") {
-		p, err := securejoin.SecureJoin(bc.dir, rel)
+	cands := []string{""}
+	pattern := false
+	for _, comp := range strings.Split(rel, "/") {
+		var next []string
+		for _, c := range cands {
+			if !strings.ContainsAny(comp, "*?[\\") {
+				next = append(next, path.Join(c, comp))
+				continue
+			}
+			pattern = true
+			dir, err := securejoin.SecureJoin(root, c)
+			if err != nil {
+				continue
+			}
+			ents, _ := os.ReadDir(dir)
+			for _, e := range ents {
+				if ok, err := path.Match(comp, e.Name()); err != nil {
+					return nil, fmt.Errorf("%s: %w", src, err)
+				} else if ok {
+					next = append(next, path.Join(c, e.Name()))
+				}
+			}
+		}
+		cands = next
+	}
+	var out []match
+	for _, c := range cands {
+		p, err := securejoin.SecureJoin(root, c)
 		if err != nil {
 			return nil, err
 		}
-		if _, err := os.Lstat(p); err != nil || bc.ignored(bc.rel(p)) {
-			return nil, fmt.Errorf("%s: not in the build context %s", src, bc.dir)
-		}
-		return []string{p}, nil
-	}
-	all, err := filepath.Glob(filepath.Join(bc.dir, rel))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", src, err)
-	}
-	var out []string
-	for _, m := range all {
-		r, _ := filepath.Rel(bc.dir, m)
-		p, err := securejoin.SecureJoin(bc.dir, r)
-		if err != nil || bc.ignored(filepath.ToSlash(r)) {
+		if _, err := os.Lstat(p); err != nil || (ignored != nil && ignored(path.Clean(c))) {
+			if !pattern {
+				return nil, fmt.Errorf("%s: not found", src)
+			}
 			continue
 		}
-		out = append(out, p)
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("%s: no file in the build context %s matches", src, bc.dir)
+		out = append(out, match{name: path.Base(path.Clean("/" + c)), path: p})
 	}
 	return out, nil
 }
@@ -257,7 +289,8 @@ func (bc *buildContext) digest(sources []string) (string, error) {
 			return "", err
 		}
 		for _, m := range matches {
-			if err := bc.hashTree(h, m); err != nil {
+			fmt.Fprintf(h, "%s\x00", m.name)
+			if err := bc.hashTree(h, m.path); err != nil {
 				return "", err
 			}
 		}

@@ -46,7 +46,7 @@ func dockerStep(ctx context.Context, s *spec.Spec, b *Result, st Step, lower []s
 		})
 	case dockerfile.Copy, dockerfile.Add:
 		return onMerged(lower, tmp, "", func(root string) error {
-			if st.From >= 0 || st.Image != nil {
+			if ds.From != "" {
 				return onMerged(from, tmp, "from-", func(src string) error {
 					return copyStep(ds, lower, &copySource{root: src}, root)
 				})
@@ -225,7 +225,10 @@ func mkdirIn(root, dir string, uid, gid int) error {
 	if err := os.Mkdir(p, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
 		return err
 	}
-	return os.Lchown(p, uid, gid)
+	if err := os.Lchown(p, uid, gid); err != nil {
+		return err
+	}
+	return os.Chmod(p, 0o755) // whatever devbox's umask
 }
 
 // copySource is where COPY and ADD read: the build context (its files
@@ -236,27 +239,12 @@ type copySource struct {
 	context *buildContext
 }
 
-// matches are the paths src names in the source.
-func (c *copySource) matches(src string) ([]string, error) {
+// matches are the files src names in the source.
+func (c *copySource) matches(src string) ([]match, error) {
 	if c.context != nil {
 		return c.context.match(src)
 	}
-	rel := strings.TrimPrefix(path.Clean("/"+src), "/")
-	if strings.ContainsAny(rel, "*?[") {
-		all, err := filepath.Glob(filepath.Join(c.root, rel))
-		if err != nil || len(all) == 0 {
-			return nil, fmt.Errorf("%s: no file matches", src)
-		}
-		return all, nil
-	}
-	p, err := securejoin.SecureJoin(c.root, rel)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := os.Lstat(p); err != nil {
-		return nil, fmt.Errorf("%s: not found", src)
-	}
-	return []string{p}, nil
+	return matchIn(c.root, src, nil)
 }
 
 func (c *copySource) ignored(p string) bool {
@@ -284,7 +272,7 @@ func copyStep(ds *dockerfile.Step, lower []string, src *copySource, root string)
 		fm := os.FileMode(m)
 		mode = &fm
 	}
-	var all []string
+	var all []match
 	for _, s := range ds.Sources {
 		m, err := src.matches(s)
 		if err != nil {
@@ -295,24 +283,32 @@ func copyStep(ds *dockerfile.Step, lower []string, src *copySource, root string)
 	intoDir := strings.HasSuffix(ds.Dest, "/") || len(all) > 1
 	cp := &copier{src: src, root: root, owner: owner, mode: mode}
 	// The directories COPY makes are the --chown owner's, as BuildKit's.
-	cp.dirUID, cp.dirGID = 0, 0
 	if ds.Chown != "" {
 		cp.dirUID, cp.dirGID = owner[0], owner[1]
 	}
+	dest := ds.Dest
+	if !intoDir && len(all) == 1 {
+		// An existing directory is copied into, as with a trailing slash.
+		if p, err := securejoin.SecureJoin(root, dest); err == nil {
+			if fi, err := os.Stat(p); err == nil && fi.IsDir() {
+				intoDir = true
+			}
+		}
+	}
 	for _, m := range all {
-		fi, err := os.Stat(m)
+		fi, err := os.Stat(m.path)
 		if err != nil {
 			return err
 		}
 		switch {
 		case fi.IsDir():
-			err = cp.tree(m, ds.Dest)
-		case ds.Kind == dockerfile.Add && src.context != nil && isArchive(m):
-			err = cp.unpack(m, ds.Dest)
+			err = cp.tree(m.path, dest)
+		case ds.Kind == dockerfile.Add && src.context != nil && isArchive(m.path):
+			err = cp.unpack(m.path, dest)
 		case intoDir:
-			err = cp.entry(m, path.Join(ds.Dest, filepath.Base(m)))
+			err = cp.entry(m.path, path.Join(dest, m.name))
 		default:
-			err = cp.entry(m, ds.Dest)
+			err = cp.entry(m.path, dest)
 		}
 		if err != nil {
 			return err
@@ -370,10 +366,20 @@ func (c *copier) entry(p, dest string) error {
 	if c.mode != nil {
 		perm = *c.mode
 	}
-	// What is there already is replaced unless it is a directory where a
-	// directory goes; nothing below follows a link at target (an image's
-	// link to /etc/shadow would be the host's, seen from here).
-	if fi, err := os.Lstat(target); err == nil && !(fi.IsDir() && st.Mode&unix.S_IFMT == unix.S_IFDIR) {
+	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		// A directory goes into what is there: a link to a directory is
+		// followed inside root (a merged /usr's /lib), as tar's
+		// --keep-directory-symlink does.
+		if target, err = securejoin.SecureJoin(c.root, dest); err != nil {
+			return err
+		}
+		if fi, err := os.Lstat(target); err == nil && !fi.IsDir() {
+			return fmt.Errorf("cannot copy a directory to %s: not a directory", dest)
+		}
+	} else if _, err := os.Lstat(target); err == nil {
+		// A file or link replaces what is there; nothing below follows a
+		// link at target (an image's link to /etc/shadow would be the
+		// host's, seen from here).
 		if err := os.Remove(target); err != nil {
 			return fmt.Errorf("replace %s: %w", dest, err)
 		}
@@ -476,9 +482,12 @@ func openArchive(p string) (io.Reader, func(), error) {
 		cmd := exec.Command("xz", "-dc")
 		cmd.Stdin = f
 		out, err := cmd.StdoutPipe()
-		if err != nil || cmd.Start() != nil {
+		if err == nil {
+			err = cmd.Start()
+		}
+		if err != nil {
 			f.Close()
-			return nil, nil, fmt.Errorf("xz: %v", err)
+			return nil, nil, fmt.Errorf("xz: %w", err)
 		}
 		return out, func() { cmd.Process.Kill(); cmd.Wait(); f.Close() }, nil
 	}

@@ -112,10 +112,14 @@ func (p *Plan) add(parent int, kind StepKind, summary string, canonical ...strin
 // reference alone.
 func NewPlan(s *spec.Spec, resolve Resolver) (*Plan, error) {
 	p := &Plan{}
+	var over []string
 	if s.BaseRef.Kind == rootfs.KindDockerfile {
 		if err := p.addDockerfile(s, resolve); err != nil {
 			return nil, err
 		}
+		// devbox's steps run with the config the target ends with, which
+		// instructions after its last RUN or COPY may still change.
+		over = []string{"image-env=" + strings.Join(p.Config.Env, "\x00"), "image-user=" + p.Config.User, "image-workdir=" + p.Config.WorkingDir}
 	} else {
 		img, err := resolve(s.BaseRef)
 		if err != nil {
@@ -128,13 +132,16 @@ func NewPlan(s *spec.Spec, resolve Resolver) (*Plan, error) {
 		}
 		p.add(-1, StepBase, "base "+s.Base, base).Image = img
 	}
-	p.addSpecSteps(s)
+	p.addSpecSteps(s, over)
 	return p, nil
 }
 
-// addSpecSteps adds devbox's own steps over the last one.
-func (p *Plan) addSpecSteps(s *spec.Spec) {
+// addSpecSteps adds devbox's own steps over the last one; the first also
+// reads over.
+func (p *Plan) addSpecSteps(s *spec.Spec, over []string) {
 	add := func(kind StepKind, summary string, canonical ...string) *Step {
+		canonical = append(canonical, over...)
+		over = nil
 		return p.add(len(p.Steps)-1, kind, summary, canonical...)
 	}
 	if len(s.Packages.Install) > 0 {

@@ -82,14 +82,14 @@ func Dockerfile(path string) (*Result, error) {
 	if _, err := rootfs.ParseRef(tgt.Base, ""); err != nil || tgt.Base == "scratch" {
 		c.unmapped(tgt.Line, "FROM "+tgt.Base, "not an image devbox can start from")
 	}
-	steps, cfg, err := tgt.Evaluate(rootfs.Config{})
+	ev, err := tgt.Evaluate(rootfs.Config{}, nil)
 	if err != nil {
 		return nil, err
 	}
-	for i := range steps {
-		c.step(&steps[i])
+	for i := range ev.Steps {
+		c.step(&ev.Steps[i])
 	}
-	c.config(tgt, cfg)
+	c.config(tgt, ev.Config)
 	data, err := c.out.encode(fmt.Sprintf("# devbox.toml written by devbox init --from %s\n", path))
 	if err != nil {
 		return nil, err

@@ -39,7 +39,15 @@ func (s *Spec) Environ(img rootfs.Config, extra ...string) []string {
 		set(kv)
 	}
 	for _, k := range slices.Sorted(maps.Keys(s.Env)) {
-		set(k + "=" + s.Env[k])
+		set(k + "=" + containerEnvRE().ReplaceAllStringFunc(s.Env[k], func(m string) string {
+			// A devcontainer.json's ${containerEnv:X}: X as the image
+			// (and the spec's keys before it) set it, or the default.
+			g := containerEnvRE().FindStringSubmatch(m)
+			if v, ok := env[g[1]]; ok {
+				return v
+			}
+			return g[2]
+		}))
 	}
 	for _, kv := range extra {
 		set(kv)

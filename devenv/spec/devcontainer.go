@@ -2,6 +2,8 @@ package spec
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +11,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -174,6 +177,9 @@ func readDevcontainer(file string, data []byte) (*dcReader, *devcontainer, map[s
 	if raw, err = d.substitute(raw); err != nil {
 		return nil, nil, nil, err
 	}
+	if err := d.exactKeys(raw.(map[string]any)); err != nil {
+		return nil, nil, nil, err
+	}
 	std, _ := json.Marshal(raw)
 	var dc devcontainer
 	dec := json.NewDecoder(bytes.NewReader(std))
@@ -225,51 +231,52 @@ func workspaceOf(file string) string {
 	return dir
 }
 
-// workspaceFolder is where the workspace is in the container.
+// workspaceFolder is where the workspace is in the container: the
+// workspaceFolder key, its variables expanded, or /workspaces/NAME.
 func (d *dcReader) workspaceFolder(raw map[string]any) string {
-	if f, ok := raw["workspaceFolder"].(string); ok && f != "" && !strings.Contains(f, "${") {
-		return f
+	if f, ok := raw["workspaceFolder"].(string); ok && f != "" {
+		return d.expand(f, "")
 	}
 	return "/workspaces/" + filepath.Base(d.workspace)
 }
 
-// substitute replaces the variables the spec defines in every string.
+// substitute replaces the variables the spec defines in every string,
+// except in other tools' customizations, whose variables are theirs.
 func (d *dcReader) substitute(raw any) (any, error) {
 	top, ok := raw.(map[string]any)
 	if !ok {
 		return nil, d.errorf("", "not a JSON object")
 	}
 	folder := d.workspaceFolder(top)
-	var walk func(key string, v any) (any, error)
-	walk = func(key string, v any) (any, error) {
+	var walk func(key string, v any) any
+	walk = func(key string, v any) any {
 		switch v := v.(type) {
 		case string:
-			return d.expand(key, v, folder)
+			return d.expand(v, folder)
 		case []any:
 			for i := range v {
-				var err error
-				if v[i], err = walk(key+"."+strconv.Itoa(i), v[i]); err != nil {
-					return nil, err
-				}
+				v[i] = walk(key+"."+strconv.Itoa(i), v[i])
 			}
 		case map[string]any:
 			for k := range v {
-				var err error
-				if v[k], err = walk(strings.TrimPrefix(key+"."+k, "."), v[k]); err != nil {
-					return nil, err
+				sub := strings.TrimPrefix(key+"."+k, ".")
+				if key == "customizations" && k != "devbox" {
+					continue
 				}
+				v[k] = walk(sub, v[k])
 			}
 		}
-		return v, nil
+		return v
 	}
-	return walk("", top)
+	return walk("", top), nil
 }
 
 // expand replaces ${localEnv:X[:default]}, ${localWorkspaceFolder},
-// ${containerWorkspaceFolder} and their Basename forms in s.
-func (d *dcReader) expand(key, s, folder string) (string, error) {
-	var bad error
-	out := dcVarRE().ReplaceAllStringFunc(s, func(m string) string {
+// ${containerWorkspaceFolder}, their Basename forms and ${devcontainerId}
+// in s. Others are left as they are, as the Dev Container CLI leaves
+// them; ${containerEnv:X} is resolved with the image's environment.
+func (d *dcReader) expand(s, folder string) string {
+	return dcVarRE().ReplaceAllStringFunc(s, func(m string) string {
 		g := dcVarRE().FindStringSubmatch(m)
 		switch g[1] {
 		case "localEnv", "env":
@@ -282,16 +289,45 @@ func (d *dcReader) expand(key, s, folder string) (string, error) {
 		case "localWorkspaceFolderBasename":
 			return filepath.Base(d.workspace)
 		case "containerWorkspaceFolder":
-			return folder
+			if folder != "" {
+				return folder
+			}
 		case "containerWorkspaceFolderBasename":
-			return path.Base(folder)
-		case "containerEnv":
-			return m // resolved with containerEnv (remoteEnv)
+			if folder != "" {
+				return path.Base(folder)
+			}
+		case "devcontainerId":
+			sum := sha256.Sum256([]byte(d.file))
+			return hex.EncodeToString(sum[:16])
 		}
-		bad = d.errorf(key, "%s: not a variable devbox knows (localEnv, localWorkspaceFolder, containerWorkspaceFolder, containerEnv)", m)
 		return m
 	})
-	return out, bad
+}
+
+// exactKeys refuses keys that are not devcontainer.json's as written:
+// encoding/json would take "IMAGE" for "image".
+func (d *dcReader) exactKeys(raw map[string]any) error {
+	for _, c := range []struct {
+		prefix string
+		obj    any
+		typ    reflect.Type
+	}{{"", raw, reflect.TypeFor[devcontainer]()}, {"build.", raw["build"], reflect.TypeFor[dcBuild]()}} {
+		obj, ok := c.obj.(map[string]any)
+		if !ok {
+			continue
+		}
+		known := map[string]bool{}
+		for i := range c.typ.NumField() {
+			name, _, _ := strings.Cut(c.typ.Field(i).Tag.Get("json"), ",")
+			known[name] = true
+		}
+		for k := range obj {
+			if !known[k] {
+				return d.errorf(c.prefix+k, "unknown key")
+			}
+		}
+	}
+	return nil
 }
 
 // decodeError points a strict decoder's error at its key.
@@ -369,7 +405,8 @@ func (d *dcReader) toml(dc *devcontainer, raw map[string]any) (map[string]any, e
 	return m, nil
 }
 
-// has says the raw document sets key (dotted).
+// has says the raw document sets key (dotted) to something (an empty
+// object or array sets nothing).
 func (d *dcReader) has(raw map[string]any, key string) bool {
 	var v any = raw
 	for _, k := range strings.Split(key, ".") {
@@ -381,7 +418,15 @@ func (d *dcReader) has(raw map[string]any, key string) bool {
 			return false
 		}
 	}
-	return v != nil
+	switch v := v.(type) {
+	case nil:
+		return false
+	case map[string]any:
+		return len(v) > 0
+	case []any:
+		return len(v) > 0
+	}
+	return true
 }
 
 // pointBack turns an error about the devbox.toml made into one about the
@@ -481,7 +526,8 @@ func (d *dcReader) ports(dc *devcontainer, m map[string]any) error {
 }
 
 // env is containerEnv with remoteEnv over it; ${containerEnv:X} in
-// remoteEnv takes containerEnv's X.
+// remoteEnv takes containerEnv's X, or is left for the environment to
+// resolve with the image's (Spec.Environ).
 func (d *dcReader) env(dc *devcontainer, m map[string]any) error {
 	env := map[string]string{}
 	for k, v := range dc.ContainerEnv {
@@ -494,22 +540,13 @@ func (d *dcReader) env(dc *devcontainer, m map[string]any) error {
 			delete(env, k)
 			continue
 		}
-		var bad string
-		val := containerEnvRE().ReplaceAllStringFunc(*v, func(s string) string {
+		env[k] = containerEnvRE().ReplaceAllStringFunc(*v, func(s string) string {
 			g := containerEnvRE().FindStringSubmatch(s)
 			if cv, ok := dc.ContainerEnv[g[1]]; ok {
 				return cv
 			}
-			if g[2] != "" {
-				return g[2]
-			}
-			bad = s
 			return s
 		})
-		if bad != "" {
-			return d.errorf("remoteEnv."+k, "%s: only variables set in containerEnv can be used (devbox sets the environment before the container runs)", bad)
-		}
-		env[k] = val
 		d.origin["env."+k] = "remoteEnv." + k
 	}
 	if len(env) > 0 {

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/devbox/devbox/rootfs"
 )
 
 // workspace writes a devcontainer.json (and any other files) into a new
@@ -33,12 +35,12 @@ func TestDevcontainerImage(t *testing.T) {
 	"forwardPorts": [3000, 9229,],
 	"appPort": "127.0.0.1:8080:80",
 	"containerEnv": { "TOKEN": "${localEnv:DC_TEST_TOKEN}", "TZ": "UTC" },
-	"remoteEnv": { "PATH_EXTRA": "${containerEnv:TZ}-${containerWorkspaceFolder}", "TZ": null },
+	"remoteEnv": { "PATH_EXTRA": "${containerEnv:TZ}-${containerWorkspaceFolder}", "TZ": null, "PATH": "${containerEnv:PATH}:/opt/x" },
 	"postCreateCommand": "npm install",
 	"postStartCommand": ["node", "--version"],
 	"postAttachCommand": { "a": "echo a", "b": ["echo", "b"] },
 	"customizations": {
-		"vscode": { "extensions": ["dbaeumer.vscode-eslint"] },
+		"vscode": { "extensions": ["dbaeumer.vscode-eslint"], "settings": { "go.gopath": "${workspaceFolder}/go" } },
 		"devbox": { "ssh": { "port": 2299 }, "packages": { "install": ["git"] } }
 	},
 	"remoteUser": "node", /* the image's user */
@@ -56,6 +58,9 @@ func TestDevcontainerImage(t *testing.T) {
 	}
 	if s.Env["TOKEN"] != "s3cret" || s.Env["PATH_EXTRA"] != "UTC-/workspaces/My Project" || s.Env["TZ"] != "" {
 		t.Errorf("env %q", s.Env)
+	}
+	if env := s.Environ(rootfs.Config{Env: []string{"PATH=/usr/local/bin:/usr/bin"}}); !slices.Contains(env, "PATH=/usr/local/bin:/usr/bin:/opt/x") {
+		t.Errorf("${containerEnv:PATH} with the image's: %q", env)
 	}
 	if len(s.Mounts) != 1 || s.Mounts[0].Source != ws || s.Mounts[0].Target != "/workspaces/My Project" || s.Workdir != "/workspaces/My Project" {
 		t.Errorf("workspace %+v, workdir %q", s.Mounts, s.Workdir)
@@ -117,7 +122,8 @@ func TestDevcontainerErrors(t *testing.T) {
 		{"{\n  \"image\": \"debian\",\n  \"forwardPorts\": [\"db:5432\"]\n}", "devcontainer.json:3: forwardPorts.0: \"db:5432\": only a port number"},
 		{"{\n  \"image\": \"debian\",\n  \"customizations\": {\"devbox\": {\n    \"ssh\": {\"port\": 99999}}}\n}", "devcontainer.json:4: customizations.devbox.ssh.port: 99999 is not a port"},
 		{"{\n  \"image\": \"debian\",\n  \"mounts\": [\"source=x,target=/y,type=volume\"]\n}", "devcontainer.json:3: mounts.0: type=volume is not supported"},
-		{"{\n  \"image\": \"debian\",\n  \"remoteEnv\": {\"P\": \"${containerEnv:PATH}:/x\"}\n}", "devcontainer.json:3: remoteEnv.P: ${containerEnv:PATH}: only variables set in containerEnv"},
+		{"{\n  \"IMAGE\": \"debian\"\n}", "devcontainer.json:2: IMAGE: unknown key"},
+		{"{\n  \"image\": \"debian\",\n  \"build\": {\"Dockerfile\": \"x\"}\n}", "devcontainer.json:3: build.Dockerfile: unknown key"},
 		{"{\n  \"image\": \"debian\" \"x\"\n}", "devcontainer.json:2:"},
 		{"{\n  \"name\": \"no base\"\n}", "no image or build.dockerfile"},
 		{"{\n  \"image\": \"debian\",\n  \"remoteUser\": 7\n}", "devcontainer.json:3: remoteUser: want string"},

@@ -125,8 +125,8 @@ type SSH struct {
 	AgentForwarding *bool `toml:"agent_forwarding"`
 	// ImageLogins accepts the logins the image itself sets up for the
 	// user: its ~/.ssh/authorized_keys and its password in /etc/shadow,
-	// as the sshd a Dockerfile installs would. Default: true for a
-	// dockerfile: base (it wrote them on purpose), false otherwise.
+	// as the sshd a Dockerfile installs would. Off unless asked: an image
+	// (and every layer it is made of) would decide who logs in.
 	ImageLogins *bool `toml:"image_logins"`
 
 	// Keys are the authorized keys read from AuthorizedKeys, one

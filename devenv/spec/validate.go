@@ -252,8 +252,8 @@ func (p *parser) validateSSH(s *Spec, md toml.MetaData) error {
 		return p.errorf("ssh.user", "%q is not a valid user name", c.User)
 	}
 	if c.ImageLogins == nil {
-		on := s.BaseRef.Kind == rootfs.KindDockerfile
-		c.ImageLogins = &on
+		off := false
+		c.ImageLogins = &off
 	}
 	set := 0
 	for _, k := range []string{"password", "password_env", "password_hash"} {

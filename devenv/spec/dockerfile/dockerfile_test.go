@@ -30,10 +30,11 @@ func TestClassic(t *testing.T) {
 	if !slices.Equal(f.UnusedArgs, []string{"UNUSED"}) {
 		t.Errorf("unused %v", f.UnusedArgs)
 	}
-	steps, cfg, err := f.Target().Evaluate(rootfs.Config{Env: []string{"PATH=/usr/bin:/bin"}, Cmd: []string{"bash"}})
+	ev, err := f.Target().Evaluate(rootfs.Config{Env: []string{"PATH=/usr/bin:/bin"}, Cmd: []string{"bash"}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	steps, cfg := ev.Steps, ev.Config
 	var kinds []string
 	for _, s := range steps {
 		kinds = append(kinds, s.Kind)
@@ -82,20 +83,22 @@ ENTRYPOINT ["/x"]
 	if len(f.Stages) != 2 || f.Stages[0].Base != "alpine:3.1" || f.Stages[0].Name != "build" {
 		t.Fatalf("stages: %d %+v", len(f.Stages), f.Stages[0])
 	}
-	steps, cfg, err := f.Stages[0].Evaluate(rootfs.Config{Env: []string{"PATH=/bin"}})
+	ev, err := f.Stages[0].Evaluate(rootfs.Config{Env: []string{"PATH=/bin"}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	steps, cfg := ev.Steps, ev.Config
 	if steps[1].Kind != Copy || steps[1].Dest != "/src/" || steps[1].Chown != "1000:1000" || steps[1].Workdir != "/src" || !slices.Contains(cfg.Env, "PATH=/opt/bin:/bin") {
 		t.Errorf("copy %+v, env %q", steps[1], cfg.Env)
 	}
 	if !slices.Equal(steps[2].Args, []string{"make", "all"}) {
 		t.Errorf("exec form %q", steps[2].Args)
 	}
-	steps, cfg, err = f.Target().Evaluate(rootfs.Config{Cmd: []string{"bash"}})
+	ev, err = f.Target().Evaluate(rootfs.Config{Cmd: []string{"bash"}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	steps, cfg = ev.Steps, ev.Config
 	if steps[0].FromStage != f.Stages[0] || steps[1].FromStage != nil || steps[1].From != "nginx:1" {
 		t.Errorf("--from: %+v / %+v", steps[0], steps[1])
 	}
@@ -122,10 +125,40 @@ func TestRefused(t *testing.T) {
 	} {
 		f, err := Parse(write(t, c.body), nil, "")
 		if err == nil {
-			_, _, err = f.Target().Evaluate(rootfs.Config{})
+			_, err = f.Target().Evaluate(rootfs.Config{}, nil)
 		}
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%q: %v, want %q", c.body, err, c.want)
 		}
+	}
+}
+
+// TestInheritedStage: a stage FROM another inherits its build args and
+// SHELL; ENTRYPOINT keeps a CMD set in its own stage; an ARG with no value
+// stays unset.
+func TestInheritedStage(t *testing.T) {
+	p := write(t, "FROM a AS base\nARG NODE_ENV=production\nARG EMPTY\nSHELL [\"/bin/bash\", \"-c\"]\nFROM base\nCMD [\"serve\"]\nENTRYPOINT [\"/x\"]\nRUN echo $NODE_ENV\nCOPY --from=5 /a /b\n")
+	f, err := Parse(p, nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, err := f.Stages[0].Evaluate(rootfs.Config{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Target().Evaluate(rootfs.Config{}, base); err == nil || !strings.Contains(err.Error(), "invalid stage index") {
+		t.Errorf("COPY --from=5: %v", err)
+	}
+	f.Target().commands = f.Target().commands[:len(f.Target().commands)-1]
+	ev, err := f.Target().Evaluate(rootfs.Config{}, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := ev.Steps[0]
+	if run.Args[0] != "/bin/bash" || !slices.Contains(run.Env, "NODE_ENV=production") || slices.ContainsFunc(run.Env, func(kv string) bool { return strings.HasPrefix(kv, "EMPTY=") }) {
+		t.Errorf("RUN %q env %q", run.Args, run.Env)
+	}
+	if !slices.Equal(ev.Config.Cmd, []string{"serve"}) {
+		t.Errorf("cmd %q", ev.Config.Cmd)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"maps"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
@@ -52,33 +53,46 @@ type Step struct {
 // until SHELL says otherwise.
 var defaultShell = []string{"/bin/sh", "-c"}
 
+// Evaluated is a stage evaluated: its steps, the config it ends with, and
+// what a stage FROM it inherits besides (its build args and SHELL, as
+// BuildKit carries them over).
+type Evaluated struct {
+	Steps  []Step
+	Config rootfs.Config
+	args   map[string]string
+	shell  []string
+}
+
 // evaluation is a stage's state as its instructions run.
 type evaluation struct {
-	s     *Stage
-	lex   *shell.Lex
-	cfg   rootfs.Config
-	args  map[string]string // ARGs in scope
-	shell []string
-	steps []Step
+	s      *Stage
+	lex    *shell.Lex
+	cfg    rootfs.Config
+	args   map[string]string // ARGs in scope with a value
+	shell  []string
+	cmdSet bool // CMD was set in this stage
+	steps  []Step
 }
 
 // Evaluate runs the stage's instructions over base, the config of the
-// image or stage it starts from: the steps that change files, and the
-// config the stage ends with.
-func (s *Stage) Evaluate(base rootfs.Config) ([]Step, rootfs.Config, error) {
+// image it starts from, or over parent, the stage it starts from.
+func (s *Stage) Evaluate(base rootfs.Config, parent *Evaluated) (*Evaluated, error) {
 	e := &evaluation{s: s, lex: shell.NewLex(s.escape), cfg: base, args: map[string]string{}, shell: defaultShell}
-	e.cfg.Env = slices.Clone(base.Env)
-	e.cfg.Labels = maps.Clone(base.Labels)
-	e.cfg.ExposedPorts = slices.Clone(base.ExposedPorts)
+	if parent != nil {
+		e.cfg, e.args, e.shell = parent.Config, maps.Clone(parent.args), parent.shell
+	}
+	e.cfg.Env = slices.Clone(e.cfg.Env)
+	e.cfg.Labels = maps.Clone(e.cfg.Labels)
+	e.cfg.ExposedPorts = slices.Clone(e.cfg.ExposedPorts)
 	if e.cfg.WorkingDir == "" {
 		e.cfg.WorkingDir = "/"
 	}
 	for _, c := range s.commands {
 		if err := e.apply(c); err != nil {
-			return nil, rootfs.Config{}, fmt.Errorf("%s:%d: %s: %w", s.path, line(c.Location()), strings.ToUpper(c.Name()), err)
+			return nil, fmt.Errorf("%s:%d: %s: %w", s.path, line(c.Location()), strings.ToUpper(c.Name()), err)
 		}
 	}
-	return e.steps, e.cfg, nil
+	return &Evaluated{Steps: e.steps, Config: e.cfg, args: e.args, shell: e.shell}, nil
 }
 
 // vars are what ${X} sees: the build args in scope, then ENV over them.
@@ -143,10 +157,14 @@ func (e *evaluation) apply(c instructions.Command) error {
 		return e.expose(c.Ports)
 	case *instructions.CmdCommand:
 		e.cfg.Cmd = e.cmdLine(c.ShellDependantCmdLine)
+		e.cmdSet = true
 	case *instructions.EntrypointCommand:
 		e.cfg.Entrypoint = e.cmdLine(c.ShellDependantCmdLine)
-		// As in Docker: a new entrypoint drops the base's CMD.
-		e.cfg.Cmd = nil
+		// As in BuildKit: a new entrypoint drops a CMD from the base,
+		// not one this stage set.
+		if !e.cmdSet {
+			e.cfg.Cmd = nil
+		}
 	case *instructions.RunCommand:
 		return e.run(c)
 	case *instructions.CopyCommand:
@@ -167,7 +185,7 @@ func (e *evaluation) apply(c instructions.Command) error {
 }
 
 // arg declares build args: a --build-arg value, else the default, else
-// the meta ARG's value.
+// the meta ARG's value; one with none of them stays unset.
 func (e *evaluation) arg(c *instructions.ArgCommand) {
 	for _, kv := range c.Args {
 		if v, ok := e.s.buildArg[kv.Key]; ok {
@@ -176,8 +194,6 @@ func (e *evaluation) arg(c *instructions.ArgCommand) {
 			e.args[kv.Key] = *kv.Value
 		} else if v, ok := e.s.meta[kv.Key]; ok {
 			e.args[kv.Key] = v
-		} else {
-			e.args[kv.Key] = ""
 		}
 	}
 }
@@ -230,8 +246,9 @@ func (e *evaluation) copy(c *instructions.CopyCommand) error {
 	st := Step{Kind: Copy, Sources: c.SourcePaths, Dest: e.dest(c.DestPath), From: c.From, Chown: c.Chown, Chmod: c.Chmod}
 	if c.From != "" {
 		st.FromStage = stageByRef(e.s.all, e.s.byName, c.From, e.s.Number)
-		if st.FromStage == nil && e.s.byName[strings.ToLower(c.From)] != nil {
-			return fmt.Errorf("--from=%s names this stage or a later one", c.From)
+		_, numeric := strconv.Atoi(c.From)
+		if st.FromStage == nil && (e.s.byName[strings.ToLower(c.From)] != nil || numeric == nil) {
+			return fmt.Errorf("--from=%s names this stage or a later one (invalid stage index)", c.From)
 		}
 	}
 	e.add(c, st)

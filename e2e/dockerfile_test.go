@@ -1,17 +1,28 @@
 package e2e
 
 import (
+	"archive/tar"
+	"bytes"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/devbox/devbox/internal/testenv"
 )
@@ -281,5 +292,82 @@ func TestDevcontainer(t *testing.T) {
 	r = runCmd(t, "exit\n", exec.Command("ssh", append(e.sshOpts(), "-tt", "-p", strconv.Itoa(port), "dev@127.0.0.1")...))
 	if !strings.Contains(r.stdout, "attached-banner") {
 		t.Errorf("postAttachCommand at login: %q %s", r.stdout, r.stderr)
+	}
+}
+
+// pushFeature publishes a feature folder's files as an OCI artifact, as
+// `devcontainer features publish` does, and returns its reference.
+func pushFeature(t *testing.T, repo string, files map[string]string) string {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, name := range slices.Sorted(maps.Keys(files)) {
+		tw.WriteHeader(&tar.Header{Name: "./" + name, Mode: 0o755, Size: int64(len(files[name])), Typeflag: tar.TypeReg})
+		tw.Write([]byte(files[name]))
+	}
+	tw.Close()
+	layer := static.NewLayer(buf.Bytes(), types.MediaType("application/vnd.devcontainers.layer.v1+tar"))
+	img, err := mutate.AppendLayers(empty.Image, layer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img = mutate.MediaType(mutate.ConfigMediaType(img, "application/vnd.devcontainers"), types.OCIManifestSchema1)
+	ref, err := name.ParseReference(repo + ":1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(ref, img); err != nil {
+		t.Fatal(err)
+	}
+	return repo + ":1"
+}
+
+// TestDevcontainerFeatures: a feature from the loopback registry and a
+// local one install as build steps, in installsAfter's order (not the
+// file's), with their options as variables and _REMOTE_USER; their
+// containerEnv reaches sessions; a second up builds nothing.
+func TestDevcontainerFeatures(t *testing.T) {
+	testenv.NeedRoot(t)
+	root := t.TempDir()
+	linkBase(t, root)
+	repo := testenv.Registry(t) + "/features/hello"
+	hello := pushFeature(t, repo, map[string]string{
+		"devcontainer-feature.json": `{"id": "hello", "version": "1.0.0",
+			"options": {"greeting": {"type": "string", "default": "hi"}, "loud": {"type": "boolean", "default": false}},
+			"containerEnv": {"HELLO_HOME": "/opt/hello", "PATH": "/opt/hello/bin:${PATH}"}}`,
+		"install.sh": "#!/bin/sh\nset -e\nmkdir -p /opt/hello/bin\nprintf '#!/bin/sh\\necho \"%s from %s (loud=%s)\"\\n' \"$GREETING\" \"$_REMOTE_USER\" \"$LOUD\" > /opt/hello/bin/hello\nchmod +x /opt/hello/bin/hello\n",
+	})
+	ws := filepath.Join(t.TempDir(), "feat")
+	local := filepath.Join(ws, ".devcontainer", "local-feature")
+	os.MkdirAll(local, 0o755)
+	os.WriteFile(filepath.Join(local, "devcontainer-feature.json"), []byte(fmt.Sprintf(`{"id": "local", "version": "0.1.0", "installsAfter": [%q]}`, repo)), 0o644)
+	os.WriteFile(filepath.Join(local, "install.sh"), []byte("#!/bin/sh\nset -e\ntest -x /opt/hello/bin/hello\necho after-hello > /opt/local-order\n"), 0o755)
+	key, pub := writeKeyPair(t, t.TempDir())
+	pubKey, _ := os.ReadFile(pub)
+	port := freePort(t)
+	os.WriteFile(filepath.Join(ws, ".devcontainer", "devcontainer.json"), []byte(fmt.Sprintf(`{
+	"image": %q,
+	"features": {
+		"./local-feature": {},
+		%q: {"greeting": "hello there", "loud": true},
+	},
+	"customizations": {"devbox": {"ssh": {"port": %d, "authorized_keys": [%q]}, "network": {"mode": "none"}}},
+}`, debianRegistry(t), hello, port, strings.TrimSpace(string(pubKey)))), 0o644)
+	r := devbox(t, ws, "--root", root, "up")
+	if r.code != 0 {
+		t.Fatalf("up: %d %s", r.code, tail(r.stderr))
+	}
+	t.Cleanup(func() { devbox(t, ws, "--root", root, "rm", "feat") })
+	if i, j := strings.Index(r.stderr, "feature "+hello), strings.Index(r.stderr, "feature ./local-feature"); i < 0 || j < i {
+		t.Errorf("features not in installsAfter's order:\n%s", tail(r.stderr))
+	}
+	e := &sshEnv{name: "feat", dir: ws, root: root, port: port, key: key, user: "root"}
+	r = e.ssh(t, "root@127.0.0.1", "hello; cat /opt/local-order; echo $HELLO_HOME")
+	if want := "hello there from root (loud=true)\nafter-hello\n/opt/hello\n"; r.code != 0 || r.stdout != want {
+		t.Errorf("ssh: %d %q, want %q (%s)", r.code, r.stdout, want, r.stderr)
+	}
+	devbox(t, ws, "--root", root, "down")
+	if r := devbox(t, ws, "--root", root, "build"); r.code != 0 || strings.Count(r.stderr, "… cached") < 2 || strings.Contains(r.stderr, "feature "+hello+" …\n") {
+		t.Errorf("second build: %d %s", r.code, tail(r.stderr))
 	}
 }

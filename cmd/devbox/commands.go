@@ -143,7 +143,7 @@ func (a *app) planCommand() *cobra.Command {
 			plan, err := build.NewPlan(spec, func(ref rootfs.Ref) (*rootfs.Image, error) {
 				img, _ := store.Image(ref)
 				return img, nil
-			})
+			}, nil)
 			if err != nil {
 				return err
 			}

@@ -74,7 +74,11 @@ func Run(ctx context.Context, store *rootfs.Store, s *spec.Spec, o Options) (*Re
 	if err != nil {
 		return nil, err
 	}
-	plan, err := NewPlan(s, func(ref rootfs.Ref) (*rootfs.Image, error) { return store.Resolve(ctx, ref, o.Pull) })
+	features, err := FetchFeatures(ctx, filepath.Join(store.Root().Downloads(), "features"), s)
+	if err != nil {
+		return nil, err
+	}
+	plan, err := NewPlan(s, func(ref rootfs.Ref) (*rootfs.Image, error) { return store.Resolve(ctx, ref, o.Pull) }, features)
 	if err != nil {
 		return nil, err
 	}
@@ -109,10 +113,14 @@ func Run(ctx context.Context, store *rootfs.Store, s *spec.Spec, o Options) (*Re
 
 // baseImage is what the spec's steps run over: the base image, or for a
 // Dockerfile one that stands for its target stage (its config, and a
-// digest that is its last step's key).
+// digest that is its last step's key); either with the config the plan
+// ends with (features add to its environment).
 func baseImage(s *spec.Spec, p *Plan) *rootfs.Image {
 	if p.Dockerfile == nil {
-		return p.Steps[0].Image
+		// The image's, with the features' containerEnv.
+		img := *p.Steps[0].Image
+		img.Config = p.Config
+		return &img
 	}
 	img := &rootfs.Image{Ref: s.Base, Config: p.Config}
 	last := len(p.Steps) - 1
@@ -298,6 +306,8 @@ func runStep(ctx context.Context, store *rootfs.Store, s *spec.Spec, b *Result, 
 		err = runInBuild(ctx, s, b, tmp, []string{"/bin/sh", "-c", st.Command}, nil, o)
 	case StepDocker:
 		err = dockerStep(ctx, s, b, st, b.Lower, in.from, tmp, o)
+	case StepFeature:
+		err = featureStep(ctx, s, b, st, tmp, o)
 	default:
 		err = fmt.Errorf("unknown step kind %q", st.Kind)
 	}
@@ -425,7 +435,7 @@ func runInBuild(ctx context.Context, s *spec.Spec, b *Result, tmp string, args, 
 // outbound NAT (bridge), as package managers need the network but a
 // command from a cloned repository must not reach the host's loopback
 // services; a spec whose network mode is host opts its builds in too.
-func runProcess(ctx context.Context, s *spec.Spec, b *Result, tmp string, proc container.Process, o Options) error {
+func runProcess(ctx context.Context, s *spec.Spec, b *Result, tmp string, proc container.Process, o Options, mounts ...container.Mount) error {
 	cfg := container.Config{
 		ID:       "build-" + filepath.Base(tmp),
 		Hostname: s.Hostname,
@@ -434,6 +444,7 @@ func runProcess(ctx context.Context, s *spec.Spec, b *Result, tmp string, proc c
 		Work:     filepath.Join(tmp, "work"),
 		Rootfs:   filepath.Join(tmp, "rootfs"),
 		Network:  container.NetworkBridge,
+		Mounts:   mounts,
 
 		NoSeccomp: s.Security.Seccomp == "unconfined",
 	}

@@ -28,6 +28,8 @@ const (
 	// one of its instructions that changes files.
 	StepFrom   StepKind = "from"
 	StepDocker StepKind = "dockerfile"
+	// StepFeature is a devcontainer.json's feature.
+	StepFeature StepKind = "feature"
 )
 
 // Step is one build step. Its Key is sha256(parent key + canonical step), so
@@ -52,6 +54,8 @@ type Step struct {
 	// --from=STAGE copies from (-1 for none).
 	Docker *dockerfile.Step
 	From   int
+	// Feature is a feature step's feature, fetched.
+	Feature *Feature
 }
 
 // Layered says whether the step makes a layer: bases do not.
@@ -110,7 +114,7 @@ func (p *Plan) add(parent int, kind StepKind, summary string, canonical ...strin
 // NewPlan returns the plan of s. A base's image pins its content (an
 // image's manifest digest); one resolve does not know is keyed by its
 // reference alone.
-func NewPlan(s *spec.Spec, resolve Resolver) (*Plan, error) {
+func NewPlan(s *spec.Spec, resolve Resolver, features FeatureResolver) (*Plan, error) {
 	p := &Plan{}
 	var over []string
 	if s.BaseRef.Kind == rootfs.KindDockerfile {
@@ -131,6 +135,14 @@ func NewPlan(s *spec.Spec, resolve Resolver) (*Plan, error) {
 			p.Config = img.Config
 		}
 		p.add(-1, StepBase, "base "+s.Base, base).Image = img
+	}
+	if err := p.addFeatures(s, features); err != nil {
+		return nil, err
+	}
+	if len(s.Features) > 0 {
+		// Features' containerEnv is part of the config devbox's steps
+		// run with.
+		over = []string{"image-env=" + strings.Join(p.Config.Env, "\x00"), "image-user=" + p.Config.User, "image-workdir=" + p.Config.WorkingDir}
 	}
 	p.addSpecSteps(s, over)
 	return p, nil

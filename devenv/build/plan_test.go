@@ -112,7 +112,7 @@ func mustPlan(t *testing.T, s *spec.Spec, id string) *Plan {
 			return nil, nil
 		}
 		return &rootfs.Image{Digest: id}, nil
-	})
+	}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,14 +13,15 @@ import (
 
 // Devcontainer converts the devcontainer.json at file into the
 // devbox.toml to put in its workspace (paths relative to it). Its
-// lifecycle commands run in the running environment, which devbox.toml
-// has no keys for: they are reported, with the devcontainer.json itself
-// as the way to keep them.
+// lifecycle commands run in the running environment, and its features
+// have no devbox.toml keys: they are reported, with the devcontainer.json
+// itself as the way to keep them.
 func Devcontainer(file string) (*Result, error) {
-	m, l, err := spec.DevcontainerTOML(file)
+	dc, err := spec.ReadDevcontainer(file)
 	if err != nil {
 		return nil, err
 	}
+	m, l := dc.TOML, dc.Lifecycle
 	ws := workspace(file)
 	relative(m, ws)
 	var buf bytes.Buffer
@@ -42,6 +43,9 @@ func Devcontainer(file string) (*Result, error) {
 			r.Unmapped = append(r.Unmapped, fmt.Sprintf("%s: %s: %s: runs in the running environment, which a devbox.toml does not do; "+
 				"a [[run]] step runs at build, without the workspace (or keep using the devcontainer.json)", file, c.key, line))
 		}
+	}
+	for _, f := range dc.Features {
+		r.Unmapped = append(r.Unmapped, fmt.Sprintf("%s:%d: features: %s: a feature has no devbox.toml key; its install.sh can be a [[run]] step (or keep using the devcontainer.json)", file, f.Line, f.Ref))
 	}
 	return r, nil
 }

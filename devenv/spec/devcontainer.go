@@ -115,8 +115,7 @@ var notSupported = []struct{ key, why string }{
 	{"capAdd", "see [security] in customizations.devbox for devbox's opt-outs"},
 	{"securityOpt", "see [security] in customizations.devbox for devbox's opt-outs"},
 	{"initializeCommand", "devbox does not run commands on the host"},
-	{"features", "features are not supported yet"},
-	{"overrideFeatureInstallOrder", "features are not supported yet"},
+	{"overrideFeatureInstallOrder", "devbox orders features by their installsAfter and dependsOn"},
 	{"build.cacheFrom", "devbox caches steps itself; see [cache] in customizations.devbox"},
 	{"build.options", "docker build flags do not apply"},
 }
@@ -138,24 +137,34 @@ func parseDevcontainer(file string, data []byte) (*Spec, error) {
 	return d.spec(dc, raw)
 }
 
-// DevcontainerTOML is the devbox.toml a devcontainer.json means, as a
-// TOML document's keys (paths absolute), and its lifecycle commands,
-// which devbox.toml has no keys for.
-func DevcontainerTOML(file string) (map[string]any, Lifecycle, error) {
+// Devcontainer is what a devcontainer.json says besides the devbox.toml
+// it means (TOML, as a document's keys, paths absolute): its lifecycle
+// commands and features, which devbox.toml has no keys for.
+type Devcontainer struct {
+	TOML      map[string]any
+	Lifecycle Lifecycle
+	Features  []Feature
+}
+
+// ReadDevcontainer reads the devcontainer.json at file.
+func ReadDevcontainer(file string) (*Devcontainer, error) {
 	data, err := os.ReadFile(file)
 	if err != nil {
-		return nil, Lifecycle{}, err
+		return nil, err
 	}
 	d, dc, raw, err := readDevcontainer(file, data)
 	if err != nil {
-		return nil, Lifecycle{}, err
+		return nil, err
 	}
-	m, err := d.toml(dc, raw)
-	if err != nil {
-		return nil, Lifecycle{}, err
+	out := &Devcontainer{}
+	if out.TOML, err = d.toml(dc, raw); err != nil {
+		return nil, err
 	}
-	l, err := d.lifecycle(dc)
-	return m, l, err
+	if out.Lifecycle, err = d.lifecycle(dc); err != nil {
+		return nil, err
+	}
+	out.Features, err = d.features(dc)
+	return out, err
 }
 
 // readDevcontainer parses and strictly decodes a devcontainer.json, its
@@ -368,7 +377,58 @@ func (d *dcReader) spec(dc *devcontainer, raw map[string]any) (*Spec, error) {
 	if s.Lifecycle, err = d.lifecycle(dc); err != nil {
 		return nil, err
 	}
+	if s.Features, err = d.features(dc); err != nil {
+		return nil, err
+	}
+	if lock := filepath.Join(filepath.Dir(d.file), "devcontainer-lock.json"); fileExists(lock) {
+		s.FeaturesLock = lock
+	} else if lock := filepath.Join(filepath.Dir(d.file), ".devcontainer-lock.json"); fileExists(lock) {
+		s.FeaturesLock = lock
+	}
 	return s, nil
+}
+
+func fileExists(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.Mode().IsRegular()
+}
+
+// features are dc's features in the file's order: options as the
+// strings install.sh gets (true, 20, …); a local one ("./name") is the
+// folder beside the devcontainer.json.
+func (d *dcReader) features(dc *devcontainer) ([]Feature, error) {
+	var out []Feature
+	for ref, raw := range dc.Features {
+		key := "features." + ref
+		f := Feature{Ref: ref, Line: d.line(key), Options: map[string]string{}}
+		switch {
+		case strings.HasPrefix(ref, "./") || strings.HasPrefix(ref, "../"):
+			f.Dir = filepath.Join(filepath.Dir(d.file), ref)
+		case strings.HasPrefix(ref, "https://") || strings.HasPrefix(ref, "http://"):
+			return nil, d.errorf(key, "a feature from a tarball URL is not supported: publish it to a registry, or use a local folder")
+		}
+		var opts map[string]any
+		if err := json.Unmarshal(raw, &opts); err != nil {
+			var version string
+			if json.Unmarshal(raw, &version) != nil {
+				return nil, d.errorf(key, "want an object of options (or a version string)")
+			}
+			opts = map[string]any{"version": version}
+		}
+		for k, v := range opts {
+			switch v := v.(type) {
+			case string:
+				f.Options[k] = v
+			case bool, float64:
+				f.Options[k] = fmt.Sprint(v)
+			default:
+				return nil, d.errorf(key+"."+k, "want a string, a boolean or a number")
+			}
+		}
+		out = append(out, f)
+	}
+	slices.SortFunc(out, func(a, b Feature) int { return a.Line - b.Line })
+	return out, nil
 }
 
 // toml is the devbox.toml dc means, as keys.

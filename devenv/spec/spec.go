@@ -63,6 +63,21 @@ type Spec struct {
 	// Lifecycle are a devcontainer.json's commands, run in the running
 	// environment (devbox.toml has [[run]] build steps instead).
 	Lifecycle Lifecycle `toml:"-"`
+	// Features are a devcontainer.json's features, in its order, and
+	// FeaturesLock its devcontainer-lock.json ("" when there is none).
+	Features     []Feature `toml:"-"`
+	FeaturesLock string    `toml:"-"`
+}
+
+// Feature is a Dev Container feature: an OCI artifact (Ref) or a folder
+// beside the devcontainer.json (Dir), with its options.
+type Feature struct {
+	// Ref is the feature as the devcontainer.json names it.
+	Ref string
+	// Dir is a local feature's folder (absolute); empty for an OCI one.
+	Dir     string
+	Options map[string]string
+	Line    int
 }
 
 // Lifecycle are the commands of a devcontainer.json's lifecycle, each a

@@ -34,20 +34,11 @@ const classicFixture = "../../shared/fixtures/classic.Dockerfile"
 // through its bridge (not loopback, which is its own).
 func hostAddress(t *testing.T) string {
 	t.Helper()
-	ifs, _ := net.Interfaces()
-	for _, i := range ifs {
-		if i.Flags&net.FlagUp == 0 || i.Flags&net.FlagLoopback != 0 || strings.HasPrefix(i.Name, "devbox") || strings.HasPrefix(i.Name, "veth") {
-			continue
-		}
-		addrs, _ := i.Addrs()
-		for _, a := range addrs {
-			if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil {
-				return n.IP.String()
-			}
-		}
+	a, err := testenv.HostAddress()
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no non-loopback IPv4 address on this host")
-	return ""
+	return a
 }
 
 // nodeTarGzServer serves a node-vX-linux-x64.tar.gz as nodejs.org does, on

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/devbox/devbox/internal/testbase"
+	"github.com/devbox/devbox/internal/testenv"
 )
 
 const fixture = "../shared/fixtures/classic.Dockerfile"
@@ -164,23 +165,10 @@ func nodeMirror() (string, func(), error) {
 	}
 	srv := &http.Server{Handler: http.FileServer(http.Dir(filepath.Join(top, "dist")))}
 	go srv.Serve(ln)
-	url := fmt.Sprintf("http://%s:%d", hostAddress(), ln.Addr().(*net.TCPAddr).Port)
-	return url, func() { srv.Close(); os.RemoveAll(top) }, nil
-}
-
-// hostAddress is an address of this host that build containers reach.
-func hostAddress() string {
-	ifs, _ := net.Interfaces()
-	for _, i := range ifs {
-		if i.Flags&net.FlagUp == 0 || i.Flags&net.FlagLoopback != 0 || strings.HasPrefix(i.Name, "devbox") || strings.HasPrefix(i.Name, "veth") {
-			continue
-		}
-		addrs, _ := i.Addrs()
-		for _, a := range addrs {
-			if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil {
-				return n.IP.String()
-			}
-		}
+	host, err := testenv.HostAddress()
+	if err != nil {
+		return "", nil, err
 	}
-	return "127.0.0.1"
+	url := fmt.Sprintf("http://%s:%d", host, ln.Addr().(*net.TCPAddr).Port)
+	return url, func() { srv.Close(); os.RemoveAll(top) }, nil
 }

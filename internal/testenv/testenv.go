@@ -4,8 +4,10 @@
 package testenv
 
 import (
+	"errors"
 	"io"
 	"log"
+	"net"
 	"net/http/httptest"
 	"os"
 	"strings"
@@ -39,4 +41,26 @@ func Registry(tb testing.TB) string {
 	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
 	tb.Cleanup(srv.Close)
 	return strings.TrimPrefix(srv.URL, "http://")
+}
+
+// HostAddress is an IPv4 address of this host that a container on
+// devbox's bridge reaches (its own loopback is not the host's): the first
+// of an interface that is up and not loopback, a bridge or a veth.
+func HostAddress() (string, error) {
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return "", err
+	}
+	for _, i := range ifs {
+		if i.Flags&net.FlagUp == 0 || i.Flags&net.FlagLoopback != 0 || strings.HasPrefix(i.Name, "devbox") || strings.HasPrefix(i.Name, "veth") {
+			continue
+		}
+		addrs, _ := i.Addrs()
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil {
+				return n.IP.String(), nil
+			}
+		}
+	}
+	return "", errors.New("no non-loopback IPv4 address on this host")
 }

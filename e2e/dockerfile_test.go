@@ -24,11 +24,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/devbox/devbox/internal/testbase"
 	"github.com/devbox/devbox/internal/testenv"
 )
-
-// classicFixture is the classic hand-made Dockerfile the tests build.
-const classicFixture = "../../shared/fixtures/classic.Dockerfile"
 
 // hostAddress is an address of this host that a build container reaches
 // through its bridge (not loopback, which is its own).
@@ -84,11 +82,7 @@ esac
 // warning: see TestImageLogins).
 func writeClassicDockerfileSpec(t *testing.T, dir string, port int, pub string) {
 	t.Helper()
-	data, err := os.ReadFile(classicFixture)
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.WriteFile(filepath.Join(dir, "Dockerfile"), data, 0o644)
+	testbase.WriteClassicDockerfile(t, dir)
 	key, _ := os.ReadFile(pub)
 	spec := fmt.Sprintf(`name = "classic"
 base = "dockerfile:Dockerfile"

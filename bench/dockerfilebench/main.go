@@ -26,8 +26,6 @@ import (
 	"github.com/devbox/devbox/internal/testenv"
 )
 
-const fixture = "../shared/fixtures/classic.Dockerfile"
-
 const dockerfileSpec = `name = "classic-df"
 base = "dockerfile:Dockerfile"
 
@@ -72,10 +70,7 @@ func run(devbox string) error {
 		return err
 	}
 	defer stop()
-	dockerfile, err := os.ReadFile(fixture)
-	if err != nil {
-		return err
-	}
+	dockerfile := testbase.ClassicDockerfile()
 	var results []string
 	for _, c := range []struct {
 		name, spec string

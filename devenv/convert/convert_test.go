@@ -8,12 +8,13 @@ import (
 	"testing"
 
 	"github.com/devbox/devbox/devenv/spec"
+	"github.com/devbox/devbox/internal/testbase"
 )
 
 // TestClassicDockerfile: the classic Dockerfile becomes the devbox.toml
 // it means, and what has no place there is reported.
 func TestClassicDockerfile(t *testing.T) {
-	r, err := Dockerfile("../../../shared/fixtures/classic.Dockerfile")
+	r, err := Dockerfile(testbase.WriteClassicDockerfile(t, t.TempDir()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +32,7 @@ func TestClassicDockerfile(t *testing.T) {
 		t.Errorf("ports %+v (22 is devbox's SSH)", s.PortMaps)
 	}
 	notes := strings.Join(r.Unmapped, "\n")
-	for _, want := range []string{"classic.Dockerfile:27: echo \"root:root\" | chpasswd", "CMD /usr/sbin/sshd -D: not needed"} {
+	for _, want := range []string{"Dockerfile:27: echo \"root:root\" | chpasswd", "CMD /usr/sbin/sshd -D: not needed"} {
 		if !strings.Contains(notes, want) {
 			t.Errorf("unmapped %q lacks %q", notes, want)
 		}

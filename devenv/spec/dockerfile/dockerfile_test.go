@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/devbox/devbox/internal/testbase"
 	"github.com/devbox/devbox/rootfs"
 )
 
@@ -20,7 +21,7 @@ func write(t *testing.T, content string) string {
 // TestClassic: the classic Dockerfile with the tests' build args; ARGs
 // reach RUN as environment variables, ENV and WORKDIR the config.
 func TestClassic(t *testing.T) {
-	f, err := Parse("../../../../shared/fixtures/classic.Dockerfile", map[string]string{"BASE": "localhost:5000/debian:12", "INSTALL": "apt-get install -y", "UNUSED": "x"}, "")
+	f, err := Parse(testbase.WriteClassicDockerfile(t, t.TempDir()), map[string]string{"BASE": "localhost:5000/debian:12", "INSTALL": "apt-get install -y", "UNUSED": "x"}, "")
 	if err != nil {
 		t.Fatal(err)
 	}

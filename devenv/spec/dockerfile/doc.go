@@ -9,7 +9,8 @@
 // package evaluates ARG and ENV as BuildKit does and refuses, with the
 // Dockerfile's line, what devbox does not build: RUN --mount, --network
 // and --security, heredocs, HEALTHCHECK, ONBUILD, ADD from a URL or git,
-// COPY --parents and --exclude.
+// COPY --parents and --exclude, FROM --platform for another platform
+// than the host's.
 //
 // Lifecycle. Parse reads the file once, with the build args and target;
 // the builder resolves each stage's base, then calls Evaluate with the

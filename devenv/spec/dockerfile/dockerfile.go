@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	goruntime "runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -81,7 +82,7 @@ func Parse(path string, buildArgs map[string]string, target string) (*File, erro
 	}
 	f := &File{Path: path}
 	used := map[string]bool{}
-	meta, metaDecl := map[string]string{}, map[string]bool{}
+	meta, metaDecl := platformArgs(), map[string]bool{}
 	lex := shell.NewLex(res.EscapeToken)
 	for _, a := range metaArgs {
 		for _, kv := range a.Args {
@@ -103,8 +104,8 @@ func Parse(path string, buildArgs map[string]string, target string) (*File, erro
 	for i, st := range stages {
 		s := &Stage{Name: strings.ToLower(st.Name), Number: i, Line: line(st.Location), path: path, escape: res.EscapeToken,
 			commands: st.Commands, buildArg: buildArgs, meta: meta, metaDecl: metaDecl}
-		if st.Platform != "" {
-			return nil, lineErr(path, st.Location, fmt.Errorf("FROM --platform is not supported"))
+		if err := checkPlatform(lex, st.Platform, meta); err != nil {
+			return nil, lineErr(path, st.Location, err)
 		}
 		base, _, err := lex.ProcessWord(st.BaseName, envOf(meta))
 		if err != nil {
@@ -195,6 +196,32 @@ func stageByRef(all []*Stage, byName map[string]*Stage, ref string, before int) 
 	}
 	if n, err := strconv.Atoi(ref); err == nil && n >= 0 && n < before {
 		return all[n]
+	}
+	return nil
+}
+
+// platformArgs are BuildKit's predefined platform args, for this host:
+// devbox builds for the machine it runs on.
+func platformArgs() map[string]string {
+	arch := goruntime.GOARCH
+	m := map[string]string{}
+	for _, side := range []string{"TARGET", "BUILD"} {
+		m[side+"PLATFORM"], m[side+"OS"], m[side+"ARCH"], m[side+"VARIANT"] = "linux/"+arch, "linux", arch, ""
+	}
+	return m
+}
+
+// checkPlatform accepts FROM --platform only for this host's platform.
+func checkPlatform(lex *shell.Lex, platform string, meta map[string]string) error {
+	if platform == "" {
+		return nil
+	}
+	p, _, err := lex.ProcessWord(platform, envOf(meta))
+	if err != nil {
+		return err
+	}
+	if p != meta["BUILDPLATFORM"] {
+		return fmt.Errorf("FROM --platform=%s: devbox builds for this host (%s) only", p, meta["BUILDPLATFORM"])
 	}
 	return nil
 }

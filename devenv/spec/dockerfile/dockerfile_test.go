@@ -3,6 +3,7 @@ package dockerfile
 import (
 	"os"
 	"path/filepath"
+	goruntime "runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -161,5 +162,21 @@ func TestInheritedStage(t *testing.T) {
 	}
 	if !slices.Equal(ev.Config.Cmd, []string{"serve"}) {
 		t.Errorf("cmd %q", ev.Config.Cmd)
+	}
+}
+
+// TestPlatformArgs: the predefined platform args are this host's, and
+// FROM --platform is taken for it only.
+func TestPlatformArgs(t *testing.T) {
+	f, err := Parse(write(t, "FROM --platform=$BUILDPLATFORM golang AS b\nARG TARGETARCH\nRUN echo $TARGETARCH\n"), nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := f.Target().Evaluate(rootfs.Config{}, nil)
+	if err != nil || !slices.Contains(ev.Steps[0].Env, "TARGETARCH="+goruntime.GOARCH) {
+		t.Errorf("%v %q", err, ev.Steps[0].Env)
+	}
+	if _, err := Parse(write(t, "FROM --platform=linux/s390x golang\n"), nil, ""); err == nil || !strings.Contains(err.Error(), ":1:") {
+		t.Errorf("another platform: %v", err)
 	}
 }

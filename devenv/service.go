@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"runtime/debug"
 
 	gossh "golang.org/x/crypto/ssh"
 
@@ -27,5 +28,10 @@ func ServeSSH(ctx context.Context, env container.ServiceEnv) error {
 		return fmt.Errorf("sshd: host key: %w", err)
 	}
 	srv := &sshd.Server{Config: cfg, HostKey: signer, Start: sshd.StartFunc(env.Start)}
-	return srv.ServeAll(ctx, env.Listeners, env.Ready)
+	return srv.ServeAll(ctx, env.Listeners, func() {
+		env.Ready()
+		// The init idles for hours: what starting it took (every
+		// package's init, the config) goes back to the kernel now.
+		debug.FreeOSMemory()
+	})
 }

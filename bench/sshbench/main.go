@@ -7,6 +7,7 @@ package main
 import (
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/json"
 	"encoding/pem"
 	"flag"
 	"fmt"
@@ -111,10 +112,18 @@ func run(devbox string, runs, sftpMB int) error {
 
 	// Idle memory of the init + SSH server.
 	if out, err := dbx("ps", "--json").Output(); err == nil {
-		if i := strings.Index(string(out), `"pid": `); i >= 0 {
-			pid, _ := strconv.Atoi(strings.TrimRight(strings.Fields(string(out)[i+7:])[0], ","))
-			time.Sleep(time.Second)
-			fmt.Printf("idle RSS of init+sshd %s (goal <= 20 MiB)\n", rss(pid))
+		// The store may hold other environments: this one, by name.
+		var envs []struct {
+			Name   string `json:"name"`
+			Status string `json:"status"`
+			Pid    int    `json:"pid"`
+		}
+		json.Unmarshal(out, &envs)
+		for _, e := range envs {
+			if e.Name == "sshbench" && e.Status == "running" {
+				time.Sleep(time.Second)
+				fmt.Printf("idle RSS of init+sshd %s (goal <= 20 MiB)\n", rss(e.Pid))
+			}
 		}
 	}
 

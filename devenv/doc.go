@@ -1,6 +1,7 @@
 // Package devenv runs environments: the lifecycle of named environments
-// (Up, Down, Rm, Get, List, Push), one-shot containers (Run), and the SSH
-// service an environment's init serves (ServeSSH). It is the only package
+// (Up, Down, Rm, Get, List; a devcontainer.json's lifecycle commands at
+// Up), publishing them (Push, Kube), one-shot containers (Run), and the
+// SSH service an environment's init serves (ServeSSH). It is the only package
 // that knows what an environment is made of on the host: its directory
 // under the state root (internal/state), its keys, its record.
 //

@@ -21,7 +21,7 @@ import (
 // runLifecycle runs what this start of env owes.
 func (e *Envs) runLifecycle(env *Env, s *spec.Spec, out io.Writer) error {
 	l := s.Lifecycle
-	created := e.dir(s.Name).File("created")
+	created := e.dir(s.Name).Created()
 	_, err := os.Stat(created)
 	var create []spec.Command
 	if err != nil {

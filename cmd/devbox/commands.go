@@ -149,7 +149,10 @@ func (a *app) planCommand() *cobra.Command {
 			}
 			for i, st := range plan.Steps {
 				status := "not built"
-				if (!st.Layered() && st.Image != nil) || (st.Layered() && store.HasBuild(st.Key)) {
+				switch {
+				case !st.Layered() && st.From >= 0:
+					status = "a stage"
+				case (!st.Layered() && st.Image != nil) || (st.Layered() && store.HasBuild(st.Key)):
 					status = "built"
 				}
 				a.printf("[%d/%d] %-8s %s  %s  %s\n", i+1, len(plan.Steps), st.Kind, st.Key[:12], status, st.Summary)

@@ -253,24 +253,9 @@ func (c *copySource) ignored(p string) bool {
 
 // copyStep copies a COPY's or ADD's sources to its destination in root.
 func copyStep(ds *dockerfile.Step, lower []string, src *copySource, root string) error {
-	var owner *[2]int
-	if ds.Chown != "" {
-		uid, gid, err := LookupUser(lower, ds.Chown)
-		if err != nil {
-			return fmt.Errorf("--chown: %w", err)
-		}
-		owner = &[2]int{uid, gid}
-	} else if src.context != nil {
-		owner = &[2]int{0, 0}
-	}
-	var mode *os.FileMode
-	if ds.Chmod != "" {
-		m, err := strconv.ParseUint(ds.Chmod, 8, 32)
-		if err != nil || m > 0o7777 {
-			return fmt.Errorf("--chmod=%s: not an octal mode", ds.Chmod)
-		}
-		fm := os.FileMode(m)
-		mode = &fm
+	cp, err := newCopier(ds, lower, src, root)
+	if err != nil {
+		return err
 	}
 	var all []match
 	for _, s := range ds.Sources {
@@ -280,13 +265,8 @@ func copyStep(ds *dockerfile.Step, lower []string, src *copySource, root string)
 		}
 		all = append(all, m...)
 	}
-	intoDir := strings.HasSuffix(ds.Dest, "/") || len(all) > 1
-	cp := &copier{src: src, root: root, owner: owner, mode: mode}
-	// The directories COPY makes are the --chown owner's, as BuildKit's.
-	if ds.Chown != "" {
-		cp.dirUID, cp.dirGID = owner[0], owner[1]
-	}
 	dest := ds.Dest
+	intoDir := strings.HasSuffix(dest, "/") || len(all) > 1
 	if !intoDir && len(all) == 1 {
 		// An existing directory is copied into, as with a trailing slash.
 		if p, err := securejoin.SecureJoin(root, dest); err == nil {
@@ -315,6 +295,33 @@ func copyStep(ds *dockerfile.Step, lower []string, src *copySource, root string)
 		}
 	}
 	return nil
+}
+
+// newCopier is what writes a COPY's files: owned by --chown (names
+// resolved in the layers), else root for the context's, else as in the
+// source; with --chmod's mode, else the source's.
+func newCopier(ds *dockerfile.Step, lower []string, src *copySource, root string) (*copier, error) {
+	cp := &copier{src: src, root: root}
+	if ds.Chown != "" {
+		uid, gid, err := LookupUser(lower, ds.Chown)
+		if err != nil {
+			return nil, fmt.Errorf("--chown: %w", err)
+		}
+		cp.owner = &[2]int{uid, gid}
+		// The directories COPY makes are the owner's, as BuildKit's.
+		cp.dirUID, cp.dirGID = uid, gid
+	} else if src.context != nil {
+		cp.owner = &[2]int{0, 0}
+	}
+	if ds.Chmod != "" {
+		m, err := strconv.ParseUint(ds.Chmod, 8, 32)
+		if err != nil || m > 0o7777 {
+			return nil, fmt.Errorf("--chmod=%s: not an octal mode", ds.Chmod)
+		}
+		fm := os.FileMode(m)
+		cp.mode = &fm
+	}
+	return cp, nil
 }
 
 // copier writes into root.

@@ -113,6 +113,7 @@ func (r Root) Env(name string) Env { return Env(r.join("envs", name)) }
 //	image.json             what its last build was, for push
 //	pushed.json            where push last published it, for kube
 //	kube_host_key          the host key kube puts in its Secret
+//	created                its devcontainer.json's create commands ran
 //	log                    the init's output
 //	lock                   serialises lifecycle commands on it
 //	hostname hosts resolv.conf  files bound into the container
@@ -133,6 +134,7 @@ func (e Env) Socket() string      { return e.join("ssh.sock") }
 func (e Env) Image() string       { return e.join("image.json") }
 func (e Env) Pushed() string      { return e.join("pushed.json") }
 func (e Env) KubeHostKey() string { return e.join("kube_host_key") }
+func (e Env) Created() string     { return e.join("created") }
 func (e Env) Log() string         { return e.join("log") }
 func (e Env) Lock() string        { return e.join("lock") }
 

@@ -14,6 +14,7 @@ import (
 
 	gossh "golang.org/x/crypto/ssh"
 
+	"github.com/devbox/devbox/devenv/build"
 	"github.com/devbox/devbox/devenv/spec"
 	"github.com/devbox/devbox/rootfs"
 	"github.com/devbox/devbox/sshd"
@@ -113,11 +114,9 @@ func (e *Envs) Dial(env *Env) (*gossh.Client, error) {
 // server cannot check (yescrypt, Debian's default since 11) too: each
 // comes back as a note.
 func imageLogins(lower []string, user string) (keys []string, hash, note string, err error) {
-	home := "/root"
-	if data, _, err := rootfs.ReadFromLayers(lower, "etc/passwd"); err == nil {
-		if f := accountFields(data, user); len(f) > 5 && f[5] != "" {
-			home = f[5]
-		}
+	home, password := build.ImageAccount(lower, user)
+	if home == "" {
+		home = "/root"
 	}
 	rel := strings.TrimPrefix(path.Join(home, ".ssh/authorized_keys"), "/")
 	var notes []string
@@ -134,10 +133,8 @@ func imageLogins(lower []string, user string) (keys []string, hash, note string,
 			keys = append(keys, k...)
 		}
 	}
-	if data, _, err := rootfs.ReadFromLayers(lower, "etc/shadow"); err == nil {
-		if f := accountFields(data, user); len(f) > 1 && strings.HasPrefix(f[1], "$") {
-			hash = f[1]
-		}
+	if strings.HasPrefix(password, "$") {
+		hash = password
 	}
 	if hash != "" && !sshd.HashSupported(hash) {
 		scheme, _, _ := strings.Cut(strings.TrimPrefix(hash, "$"), "$")
@@ -145,14 +142,4 @@ func imageLogins(lower []string, user string) (keys []string, hash, note string,
 		hash = ""
 	}
 	return keys, hash, strings.Join(notes, "; "), nil
-}
-
-// accountFields is user's line of an account file, split.
-func accountFields(data []byte, user string) []string {
-	for _, line := range strings.Split(string(data), "\n") {
-		if f := strings.Split(line, ":"); f[0] == user {
-			return f
-		}
-	}
-	return nil
 }

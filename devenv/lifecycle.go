@@ -9,6 +9,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/devbox/devbox/devenv/spec"
+	"github.com/devbox/devbox/sshd"
 )
 
 // A devcontainer.json's lifecycle commands run in the running
@@ -64,7 +65,7 @@ func runCommand(client *gossh.Client, c spec.Command, out io.Writer) error {
 	sess.Stdout, sess.Stderr = out, out
 	line := shellLine(c.Argv())
 	fmt.Fprintf(out, "devcontainer: %s\n", line)
-	if err := sess.Run("exec " + quote([]string{"/bin/sh", "-c", line})); err != nil {
+	if err := sess.Run("exec " + sshd.ShellQuote([]string{"/bin/sh", "-c", line})); err != nil {
 		return fmt.Errorf("%s: %w", line, err)
 	}
 	return nil
@@ -75,16 +76,7 @@ func shellLine(argv []string) string {
 	if len(argv) == 3 && argv[0] == "/bin/sh" && argv[1] == "-c" {
 		return argv[2]
 	}
-	return quote(argv)
-}
-
-// quote quotes every word for a POSIX shell.
-func quote(argv []string) string {
-	q := make([]string, len(argv))
-	for i, a := range argv {
-		q[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
-	}
-	return strings.Join(q, " ")
+	return sshd.ShellQuote(argv)
 }
 
 // attachScript is the postAttach commands as one script.

@@ -1,18 +1,14 @@
 package devenv
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"strconv"
-	"strings"
 
+	"github.com/devbox/devbox/devenv/build"
 	"github.com/devbox/devbox/internal/subid"
-	"github.com/devbox/devbox/rootfs"
 	container "github.com/devbox/devbox/runtime"
 	"github.com/devbox/devbox/runtime/userns"
 )
@@ -61,27 +57,11 @@ func mountsOwnedBy(mounts []container.Mount, uid, gid int) []container.Mount {
 // lookupUser finds name's uid and gid in the image's /etc/passwd; root
 // needs no entry there, as for the SSH server (sshd.lookupAccount).
 func lookupUser(lower []string, name string) (uid, gid int, err error) {
-	data, _, err := rootfs.ReadFromLayers(lower, "etc/passwd")
-	if err != nil && name != "root" {
-		return 0, 0, fmt.Errorf("user %s: %w", name, err)
-	}
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for sc.Scan() {
-		f := strings.Split(sc.Text(), ":")
-		if len(f) < 4 || f[0] != name {
-			continue
-		}
-		uid, err1 := strconv.Atoi(f[2])
-		gid, err2 := strconv.Atoi(f[3])
-		if err1 != nil || err2 != nil {
-			return 0, 0, fmt.Errorf("user %s: bad /etc/passwd line", name)
-		}
-		return uid, gid, nil
-	}
-	if name == "root" {
+	uid, gid, err = build.LookupUser(lower, name)
+	if err != nil && name == "root" {
 		return 0, 0, nil
 	}
-	return 0, 0, fmt.Errorf("user %s: not in the image's /etc/passwd", name)
+	return uid, gid, err
 }
 
 // printWarnings prints what a container could not get as asked.

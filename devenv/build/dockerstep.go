@@ -190,6 +190,22 @@ func fieldsOf(data []byte, i int, v string) []string {
 	return nil
 }
 
+// ImageAccount is what the layers' /etc/passwd and /etc/shadow say of
+// user: its home and its password field ("" for what they do not say).
+func ImageAccount(lower []string, user string) (home, password string) {
+	if data, _, err := rootfs.ReadFromLayers(lower, "etc/passwd"); err == nil {
+		if f := fieldsOf(data, 0, user); len(f) > 5 {
+			home = f[5]
+		}
+	}
+	if data, _, err := rootfs.ReadFromLayers(lower, "etc/shadow"); err == nil {
+		if f := fieldsOf(data, 0, user); len(f) > 1 {
+			password = f[1]
+		}
+	}
+	return home, password
+}
+
 // homeOf is uid's home in the layers' /etc/passwd, or / as Docker has it.
 func homeOf(lower []string, uid int) string {
 	if data, _, err := rootfs.ReadFromLayers(lower, "etc/passwd"); err == nil {

@@ -22,7 +22,7 @@ func Devcontainer(file string) (*Result, error) {
 		return nil, err
 	}
 	m, l := dc.TOML, dc.Lifecycle
-	ws := workspace(file)
+	ws := spec.WorkspaceOf(file)
 	relative(m, ws)
 	var buf bytes.Buffer
 	fmt.Fprintf(&buf, "# devbox.toml written by devbox init --from %s\n", file)
@@ -48,15 +48,6 @@ func Devcontainer(file string) (*Result, error) {
 		r.Unmapped = append(r.Unmapped, fmt.Sprintf("%s:%d: features: %s: a feature has no devbox.toml key; its install.sh can be a [[run]] step (or keep using the devcontainer.json)", file, f.Line, f.Ref))
 	}
 	return r, nil
-}
-
-// workspace is the folder a devcontainer.json is for.
-func workspace(file string) string {
-	dir := filepath.Dir(file)
-	if filepath.Base(dir) == ".devcontainer" {
-		return filepath.Dir(dir)
-	}
-	return dir
 }
 
 // relative makes the paths devbox.toml keeps (base's Dockerfile, the

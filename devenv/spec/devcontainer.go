@@ -177,7 +177,7 @@ func readDevcontainer(file string, data []byte) (*dcReader, *devcontainer, map[s
 	}
 	lines := map[string]int{}
 	jsonLines(data, &v, "", lines)
-	d := &dcReader{file: file, shown: shown, lines: lines, workspace: workspaceOf(file)}
+	d := &dcReader{file: file, shown: shown, lines: lines, workspace: WorkspaceOf(file)}
 	v.Standardize()
 	var raw any
 	if err := json.Unmarshal(v.Pack(), &raw); err != nil {
@@ -230,9 +230,9 @@ func parentKey(k string) string {
 	return ""
 }
 
-// workspaceOf is the folder a devcontainer.json is for: the one holding
+// WorkspaceOf is the folder a devcontainer.json is for: the one holding
 // .devcontainer/ or .devcontainer.json.
-func workspaceOf(file string) string {
+func WorkspaceOf(file string) string {
 	dir := filepath.Dir(file)
 	if filepath.Base(dir) == ".devcontainer" {
 		return filepath.Dir(dir)

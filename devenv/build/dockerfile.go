@@ -40,6 +40,7 @@ func (p *Plan) addDockerfile(s *spec.Spec, resolve Resolver) error {
 	if err != nil {
 		return err
 	}
+	p.context = bc
 	last := map[*dockerfile.Stage]int{}
 	done := map[*dockerfile.Stage]*dockerfile.Evaluated{}
 	for _, stage := range df.Stages {
@@ -53,16 +54,14 @@ func (p *Plan) addDockerfile(s *spec.Spec, resolve Resolver) error {
 		}
 		for i := range ev.Steps {
 			ds := &ev.Steps[i]
-			canonical, err := p.dockerInput(s, df, ds, bc, last, resolve)
+			canonical, img, err := p.dockerInput(s, df, ds, bc, last, resolve)
 			if err != nil {
 				return err
 			}
 			st := p.add(len(p.Steps)-1, StepDocker, summarize(ds.Text), canonical...)
-			st.Docker = ds
+			st.Docker, st.Image = ds, img
 			if ds.FromStage != nil {
 				st.From = last[ds.FromStage]
-			} else if ds.From != "" {
-				st.Image, _ = p.copyImage(s, ds, resolve)
 			}
 		}
 		last[stage], done[stage] = len(p.Steps)-1, ev
@@ -123,44 +122,41 @@ func baseRef(s *spec.Spec, name string) (rootfs.Ref, error) {
 	return ref, nil
 }
 
-// dockerInput is a Dockerfile step's canonical input.
-func (p *Plan) dockerInput(s *spec.Spec, df *dockerfile.File, ds *dockerfile.Step, bc *buildContext, last map[*dockerfile.Stage]int, resolve Resolver) ([]string, error) {
+// dockerInput is a Dockerfile step's canonical input, and the image a
+// COPY --from copies from.
+func (p *Plan) dockerInput(s *spec.Spec, df *dockerfile.File, ds *dockerfile.Step, bc *buildContext, last map[*dockerfile.Stage]int, resolve Resolver) ([]string, *rootfs.Image, error) {
 	c := []string{"kind=" + ds.Kind, "args=" + strings.Join(ds.Args, "\x00"), "env=" + strings.Join(ds.Env, "\x00"),
 		"workdir=" + ds.Workdir, "user=" + ds.User, "sources=" + strings.Join(ds.Sources, "\x00"), "dest=" + ds.Dest,
 		"chown=" + ds.Chown, "chmod=" + ds.Chmod}
+	var from *rootfs.Image
 	switch {
 	case ds.Kind != dockerfile.Copy && ds.Kind != dockerfile.Add:
 	case ds.FromStage != nil:
 		c = append(c, "from-stage="+p.Steps[last[ds.FromStage]].Key)
 	case ds.From != "":
-		img, err := p.copyImage(s, ds, resolve)
+		ref, err := baseRef(s, ds.From)
+		if err == nil {
+			from, err = resolve(ref)
+		}
 		if err != nil {
-			return nil, fmt.Errorf("%s:%d: COPY --from=%s: %w", df.Path, ds.Line, ds.From, err)
+			return nil, nil, fmt.Errorf("%s:%d: COPY --from=%s: %w", df.Path, ds.Line, ds.From, err)
 		}
 		id := "unknown"
-		if img != nil {
-			id = img.Digest
+		if from != nil {
+			id = from.Digest
 		}
 		c = append(c, "from-image="+ds.From+"@"+id)
 	default:
 		d, err := bc.digest(ds.Sources)
 		if err != nil {
-			return nil, fmt.Errorf("%s:%d: %s: %w", df.Path, ds.Line, ds.Kind, err)
+			return nil, nil, fmt.Errorf("%s:%d: %s: %w", df.Path, ds.Line, ds.Kind, err)
 		}
 		c = append(c, "context="+d)
 		if bc.ignore != nil {
 			c = append(c, "dockerignore="+strings.Join(bc.patterns, "\x00"))
 		}
 	}
-	return c, nil
-}
-
-func (p *Plan) copyImage(s *spec.Spec, ds *dockerfile.Step, resolve Resolver) (*rootfs.Image, error) {
-	ref, err := baseRef(s, ds.From)
-	if err != nil {
-		return nil, err
-	}
-	return resolve(ref)
+	return c, from, nil
 }
 
 // summarize is an instruction on one line, short enough for a header.

@@ -51,10 +51,7 @@ func dockerStep(ctx context.Context, s *spec.Spec, b *Result, st Step, lower []s
 					return copyStep(ds, lower, &copySource{root: src}, root)
 				})
 			}
-			bc, err := openContext(s.Dockerfile.Context)
-			if err != nil {
-				return err
-			}
+			bc := b.Plan.context
 			return copyStep(ds, lower, &copySource{root: bc.dir, context: bc}, root)
 		})
 	}
@@ -105,9 +102,6 @@ func dockerRun(ctx context.Context, s *spec.Spec, b *Result, ds *dockerfile.Step
 		}
 	}
 	proc := container.Process{Args: ds.Args, Env: env, Cwd: ds.Workdir, UID: uid, GID: gid}
-	saved := b.Lower
-	b.Lower = lower
-	defer func() { b.Lower = saved }()
 	return runProcess(ctx, s, b, tmp, proc, o)
 }
 

@@ -299,7 +299,7 @@ func (p *Plan) addFeatures(s *spec.Spec, fetch FeatureResolver) error {
 		env := f.installEnv(s)
 		st := p.add(len(p.Steps)-1, StepFeature, "feature "+f.Ref, "ref="+f.Ref, "digest="+f.Digest, "env="+strings.Join(env, "\x00"))
 		st.Feature = f
-		if len(f.Meta.ContainerEnv) > 0 && !slices.ContainsFunc(p.Config.Env, func(kv string) bool { return strings.HasPrefix(kv, "PATH=") }) {
+		if len(f.Meta.ContainerEnv) > 0 && !hasVar(p.Config.Env, "PATH") {
 			// ${PATH} is the one processes get when the image sets none.
 			p.Config.Env = append([]string{"PATH=" + container.DefaultPath}, p.Config.Env...)
 		}

@@ -69,8 +69,10 @@ type Plan struct {
 	// Config is the image config the steps run over: the base image's,
 	// or what the Dockerfile's target stage ends with.
 	Config rootfs.Config
-	// Dockerfile is the parsed Dockerfile of a dockerfile: base.
+	// Dockerfile is the parsed Dockerfile of a dockerfile: base, and
+	// context its build context as its COPY steps were keyed.
 	Dockerfile *dockerfile.File
+	context    *buildContext
 }
 
 // Layered are the steps that make layers, in order.
@@ -116,14 +118,10 @@ func (p *Plan) add(parent int, kind StepKind, summary string, canonical ...strin
 // reference alone.
 func NewPlan(s *spec.Spec, resolve Resolver, features FeatureResolver) (*Plan, error) {
 	p := &Plan{}
-	var over []string
 	if s.BaseRef.Kind == rootfs.KindDockerfile {
 		if err := p.addDockerfile(s, resolve); err != nil {
 			return nil, err
 		}
-		// devbox's steps run with the config the target ends with, which
-		// instructions after its last RUN or COPY may still change.
-		over = []string{"image-env=" + strings.Join(p.Config.Env, "\x00"), "image-user=" + p.Config.User, "image-workdir=" + p.Config.WorkingDir}
 	} else {
 		img, err := resolve(s.BaseRef)
 		if err != nil {
@@ -139,9 +137,11 @@ func NewPlan(s *spec.Spec, resolve Resolver, features FeatureResolver) (*Plan, e
 	if err := p.addFeatures(s, features); err != nil {
 		return nil, err
 	}
-	if len(s.Features) > 0 {
-		// Features' containerEnv is part of the config devbox's steps
-		// run with.
+	var over []string
+	if p.Dockerfile != nil || len(s.Features) > 0 {
+		// devbox's steps run with the config the plan ends with, which no
+		// step before has in its key: instructions after the target's
+		// last RUN or COPY, and features' containerEnv, change it.
 		over = []string{"image-env=" + strings.Join(p.Config.Env, "\x00"), "image-user=" + p.Config.User, "image-workdir=" + p.Config.WorkingDir}
 	}
 	p.addSpecSteps(s, over)

@@ -76,6 +76,8 @@ func extractTar(r io.Reader, dir string, warn func(string)) (*extractor, error) 
 	defer x.closeDirs()
 	defer x.pool.close()
 	tr := tar.NewReader(r)
+	own := ownersOf()
+	defer own.report(warn)
 	for {
 		hdr, err := tr.Next()
 		if err == io.EOF {
@@ -84,6 +86,7 @@ func extractTar(r io.Reader, dir string, warn func(string)) (*extractor, error) 
 		if err != nil {
 			return x, fmt.Errorf("read layer: %w", err)
 		}
+		own.fit(hdr)
 		if err := x.pool.failed(); err != nil {
 			return x, err
 		}

@@ -88,6 +88,41 @@ func newCgroup(id string, l Limits, rules []devices.Rule) (*cgroup, error) {
 	return cg, nil
 }
 
+// containerCgroup is newCgroup for the host's root. In a user namespace
+// (rootless, or a caller in another container) only a cgroup v2 subtree
+// delegated to the caller can be used, and with no device policy: that
+// takes a BPF program, which only the host's root may attach. The user
+// namespace keeps the container from making device nodes; it has the
+// host's own null, zero, random and tty, with their modes. Without a
+// delegated cgroup the container runs without one, and warning says so
+// when it asked for limits.
+func containerCgroup(id string, l Limits, rules []devices.Rule) (cg *cgroup, warning string, err error) {
+	if InitialUserNS() {
+		cg, err := newCgroup(id, l, rules)
+		return cg, "", err
+	}
+	if !cgroupV2() {
+		err = errors.New("cgroup v1 is not delegated to users")
+	} else if cg, err = newCgroupV2(id, l); err == nil {
+		return cg, "", nil
+	}
+	if l == (Limits{}) {
+		return nil, "", nil
+	}
+	return nil, fmt.Sprintf("resource limits are not applied: %v (rootless limits need cgroup v2 and a delegated cgroup, as a systemd user session's: systemd-run --user --scope -p Delegate=yes devbox …)", err), nil
+}
+
+// InitialUserNS reports whether this process runs in the host's user
+// namespace (as root, there, it may do anything).
+func InitialUserNS() bool {
+	data, err := os.ReadFile("/proc/self/uid_map")
+	if err != nil {
+		return true
+	}
+	f := strings.Fields(string(data))
+	return len(f) == 3 && f[0] == "0" && f[1] == "0" && f[2] == "4294967295"
+}
+
 func newCgroupV1(id string, l Limits, rules []devices.Rule) (*cgroup, error) {
 	own, err := ownCgroups()
 	if err != nil {

@@ -118,3 +118,8 @@ func IsInit() bool { return len(os.Args) > 1 && os.Args[1] == initArg }
 // binds are the bind mounts in the order the parent passes them to the
 // init: the spec's mounts, then the host files.
 func (c *Config) binds() []Mount { return append(append([]Mount{}, c.Mounts...), c.Files...) }
+
+// nodesByBind reports whether the container's device nodes are binds of
+// the host's rather than made: in a user namespace, its own or the
+// caller's (rootless), where mknod is refused.
+func (c *Config) nodesByBind() bool { return c.UserNS != nil || !InitialUserNS() }

@@ -70,8 +70,13 @@ func prepareMounts(c *Config, pid int, ns *os.File) (*hostMounts, error) {
 		}
 		h.binds = append(h.binds, f)
 	}
-	if c.UserNS != nil && len(c.Devices) > 0 {
-		devs, err := deviceNodes(c.Devices, c.UserNS)
+	if c.nodesByBind() && len(c.Devices) > 0 {
+		var devs []*os.File
+		if c.UserNS != nil {
+			devs, err = deviceNodes(c.Devices, c.UserNS)
+		} else {
+			devs, err = hostNodes(c.Devices)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -79,6 +84,32 @@ func prepareMounts(c *Config, pid int, ns *os.File) (*hostMounts, error) {
 	}
 	ok = true
 	return h, nil
+}
+
+// hostNodes are the host's device nodes at paths, cloned as binds: for a
+// caller already in a user namespace (rootless), which can make no node,
+// and whose container root is the caller, with the caller's access to them.
+func hostNodes(paths []string) ([]*os.File, error) {
+	var nodes []*os.File
+	for _, p := range paths {
+		var st unix.Stat_t
+		err := unix.Stat(p, &st)
+		if t := st.Mode & unix.S_IFMT; err == nil && t != unix.S_IFCHR && t != unix.S_IFBLK {
+			err = errors.New("not a device node")
+		}
+		var fd int
+		if err == nil {
+			fd, err = unix.OpenTree(unix.AT_FDCWD, p, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+		}
+		if err != nil {
+			for _, n := range nodes {
+				n.Close()
+			}
+			return nil, fmt.Errorf("device %s: %w", p, err)
+		}
+		nodes = append(nodes, os.NewFile(uintptr(fd), p))
+	}
+	return nodes, nil
 }
 
 // deviceNodes makes the host devices at paths for a container with a user

@@ -38,7 +38,7 @@ var standardNodes = []struct {
 // (see hostMounts), in the order hostMounts.files gives.
 func setupRootfs(c *Config, mounts []*os.File) error {
 	want := 1 + len(c.Mounts) + len(c.Files)
-	if c.UserNS != nil {
+	if c.nodesByBind() {
 		want += len(c.Devices)
 	}
 	if len(mounts) != want {
@@ -58,7 +58,7 @@ func setupRootfs(c *Config, mounts []*os.File) error {
 	steps := []func() error{
 		func() error { return mountProc(root) },
 		func() error { return mountSys(root, c.Network) },
-		func() error { return mountDev(root, c.Devices, devices, c.UserNS != nil) },
+		func() error { return mountDev(root, c.Devices, devices, c.nodesByBind()) },
 	}
 	for _, step := range steps {
 		if err := step(); err != nil {
@@ -193,7 +193,12 @@ func mountDev(root string, extra []string, extraBinds []*os.File, userns bool) e
 		if err := os.Mkdir(p, s.mode); err != nil {
 			return err
 		}
-		if err := unix.Mount(s.fstype, p, s.fstype, s.flags, s.data); err != nil {
+		err := unix.Mount(s.fstype, p, s.fstype, s.flags, s.data)
+		if err == unix.EINVAL && s.name == "pts" {
+			// A user namespace without gid 5 (tty): rootless with one id.
+			err = unix.Mount(s.fstype, p, s.fstype, s.flags, strings.TrimSuffix(s.data, ",gid=5"))
+		}
+		if err != nil {
 			return fmt.Errorf("mount /dev/%s: %w", s.name, err)
 		}
 	}

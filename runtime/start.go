@@ -328,17 +328,27 @@ func (c *Container) limitAndConnect(o Options) error {
 	if err != nil {
 		return err
 	}
-	cg, err := newCgroup(o.Config.ID, o.Limits, rules)
+	cg, warning, err := containerCgroup(o.Config.ID, o.Limits, rules)
 	if err != nil {
 		return err
 	}
-	c.leftovers.Cgroups = cg.dirs
-	c.cleanup = append(c.cleanup, cg.remove)
-	if err := cg.add(c.Pid); err != nil {
-		return err
+	if warning != "" {
+		c.Warnings = append(c.Warnings, warning)
+	}
+	if cg != nil {
+		c.leftovers.Cgroups = cg.dirs
+		c.cleanup = append(c.cleanup, cg.remove)
+		if err := cg.add(c.Pid); err != nil {
+			return err
+		}
+	} else {
+		c.leftovers.Cgroups = nil
 	}
 	if o.Config.Network != NetworkBridge {
 		return nil
+	}
+	if !InitialUserNS() {
+		return connectPasta(c.Pid)
 	}
 	dir, err := AllocDir()
 	if err != nil {
@@ -474,6 +484,9 @@ func listenPorts(o Options) ([]*os.File, error) {
 			for _, f := range files {
 				f.Close()
 			}
+			if errors.Is(err, unix.EACCES) {
+				err = fmt.Errorf("%w: ports below %d need root here (sysctl net.ipv4.ip_unprivileged_port_start); publish a higher one, as \"%d:%d\"", err, unprivilegedPortStart(), p.HostPort+8000, p.ContainerPort)
+			}
 			return nil, fmt.Errorf("publish %s -> %d: %w", addr, p.ContainerPort, err)
 		}
 		f, err := ln.(*net.TCPListener).File()
@@ -489,4 +502,13 @@ func listenPorts(o Options) ([]*os.File, error) {
 // OnCleanup adds f to what Cleanup does, after everything added before.
 func (c *Container) OnCleanup(f func()) {
 	c.cleanup = append([]func(){f}, c.cleanup...)
+}
+
+// unprivilegedPortStart is the lowest port a user may bind.
+func unprivilegedPortStart() int {
+	data, err := os.ReadFile("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+	if n, err2 := strconv.Atoi(strings.TrimSpace(string(data))); err == nil && err2 == nil {
+		return n
+	}
+	return 1024
 }

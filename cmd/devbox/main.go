@@ -12,6 +12,7 @@ import (
 
 	"github.com/devbox/devbox/devenv"
 	container "github.com/devbox/devbox/runtime"
+	"github.com/devbox/devbox/runtime/rootless"
 	"github.com/devbox/devbox/sshd"
 )
 
@@ -22,6 +23,8 @@ import (
 func init() { goruntime.LockOSThread() }
 
 func main() {
+	// Rootless: the child waits here for its user namespace's maps.
+	rootless.Enter()
 	// The same binary is the container's init: runtime decides by argv.
 	if container.IsInit() {
 		os.Exit(container.InitMain(devenv.ServeSSH))
@@ -30,8 +33,20 @@ func main() {
 	if code, ok := sshd.RunHelper(os.Args); ok {
 		os.Exit(code)
 	}
+	if rootless.Needed() && !servesImage(os.Args[1:]) {
+		code, err := rootless.Reexec()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "devbox: "+err.Error())
+		}
+		os.Exit(code)
+	}
 	os.Exit(run(os.Args[1:]))
 }
+
+// servesImage reports a `devbox serve`, the entrypoint of a pushed image:
+// it runs as whatever user the image's runtime gives it, in namespaces
+// that are not ours to make.
+func servesImage(args []string) bool { return len(args) > 0 && args[0] == "serve" }
 
 // Exit codes of the command-line contract.
 const (

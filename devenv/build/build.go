@@ -17,6 +17,7 @@ import (
 	"github.com/devbox/devbox/internal/subid"
 	"github.com/devbox/devbox/rootfs"
 	container "github.com/devbox/devbox/runtime"
+	"github.com/devbox/devbox/runtime/rootless"
 	"github.com/devbox/devbox/runtime/userns"
 )
 
@@ -496,7 +497,12 @@ func runProcess(ctx context.Context, s *spec.Spec, b *Result, tmp string, proc c
 		}
 	}
 	if code != 0 {
-		return fmt.Errorf("%s exited with %d", strings.Join(proc.Args[:min(len(proc.Args), 2)], " "), code)
+		err := fmt.Errorf("%s exited with %d", strings.Join(proc.Args[:min(len(proc.Args), 2)], " "), code)
+		if h, ok := rootless.Active(); ok && h.Single {
+			// apt's setgroups, a package's chown: the usual reasons.
+			err = fmt.Errorf("%w\nThe environment has one user, root: %s", err, rootless.AddRangeHint(h.Username()))
+		}
+		return err
 	}
 	return nil
 }

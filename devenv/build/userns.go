@@ -10,14 +10,17 @@ import (
 
 	"github.com/devbox/devbox/devenv/spec"
 	"github.com/devbox/devbox/internal/state"
+	container "github.com/devbox/devbox/runtime"
 	"github.com/devbox/devbox/runtime/userns"
 )
 
 // useUserNS reports whether containers over lower get a user namespace:
 // when the spec does not opt out and the host can. Why the host cannot is
 // printed with the spec's own security warnings.
+// Already in a user namespace (rootless, or a caller in a container),
+// the containers' root is that namespace's: not the host's.
 func useUserNS(root state.Root, s *spec.Spec, lower []string, out io.Writer) bool {
-	if !s.UserNS() {
+	if !s.UserNS() || !container.InitialUserNS() {
 		return false
 	}
 	if err := checkUserNS(root, lower[len(lower)-1]); err != nil {

@@ -23,15 +23,18 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/devbox/devbox/runtime/rootless"
 )
 
 // Root is a state root directory.
 type Root string
 
 // DefaultRoot is where devbox keeps its state: /var/lib/devbox for root,
-// the user's data directory otherwise.
+// the user's data directory otherwise (rootless: root of its own user
+// namespace, on the user's behalf).
 func DefaultRoot() Root {
-	if os.Geteuid() == 0 {
+	if _, ok := rootless.Active(); !ok && os.Geteuid() == 0 {
 		return "/var/lib/devbox"
 	}
 	if d := os.Getenv("XDG_DATA_HOME"); d != "" {

@@ -21,6 +21,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"golang.org/x/sys/unix"
+
+	"github.com/devbox/devbox/runtime/userns"
 )
 
 // WriteLayerTar writes the tree at dir as a layer tar to w, in a stable
@@ -157,8 +159,8 @@ func addXattrs(hdr *tar.Header, p string) (opaque bool) {
 		if err != nil {
 			continue
 		}
-		if strings.HasPrefix(n, "trusted.overlay.") {
-			opaque = opaque || (n == opaqueXattr && string(v) == "y")
+		if userns.IsOverlayXattr(n) {
+			opaque = opaque || (strings.HasSuffix(n, ".overlay.opaque") && string(v) == "y")
 			continue
 		}
 		hdr.PAXRecords["SCHILY.xattr."+n] = string(v)

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/devbox/devbox/runtime/userns"
 )
 
 // Whiteout names of the OCI layer format, and their overlayfs forms.
@@ -21,8 +23,11 @@ const (
 	whiteoutPrefix = ".wh."
 	whiteoutMeta   = ".wh..wh."
 	whiteoutOpaque = ".wh..wh..opq"
-	opaqueXattr    = "trusted.overlay.opaque"
 )
+
+// opaqueXattr marks an opaque directory for overlayfs, in this process's
+// namespace of overlay xattrs.
+func opaqueXattr() string { return userns.OverlayXattrs() + "opaque" }
 
 // ExtractError names the entry of a layer that could not be unpacked
 // safely.
@@ -338,7 +343,7 @@ func (x *extractor) whiteout(rel, base string) error {
 		if err != nil {
 			return err
 		}
-		return unix.Fsetxattr(fd, opaqueXattr, []byte("y"), 0)
+		return unix.Fsetxattr(fd, opaqueXattr(), []byte("y"), 0)
 	}
 	if strings.HasPrefix(base, whiteoutMeta) {
 		return nil // aufs bookkeeping (.wh..wh.plnk …): not content
@@ -433,7 +438,7 @@ func setXattrs(fd int, hdr *tar.Header, warn func(string)) error {
 		}
 		// overlayfs trusts its own xattrs (redirect, metacopy, origin):
 		// a layer must never be able to set them.
-		if strings.HasPrefix(name, "trusted.overlay.") {
+		if userns.IsOverlayXattr(name) {
 			warn(fmt.Sprintf("dropping xattr %s of %s", name, hdr.Name))
 			continue
 		}
@@ -569,7 +574,7 @@ func lookupLower(lowers []*os.Root, rel string) (*os.Root, fs.FileInfo) {
 			if !fi.IsDir() {
 				return nil, nil // a whiteout or a file hides what is below
 			}
-			if v, err := getXattr(filepath.Join(r.Name(), dir), opaqueXattr); err == nil && string(v) == "y" {
+			if v, err := getXattr(filepath.Join(r.Name(), dir), opaqueXattr()); err == nil && string(v) == "y" {
 				opaque = true
 			}
 		}

@@ -36,7 +36,7 @@ func TestReadFromLayersHidden(t *testing.T) {
 	os.WriteFile(filepath.Join(file, "root/.ssh"), nil, 0o600)
 	opaque := t.TempDir()
 	os.MkdirAll(filepath.Join(opaque, "root/.ssh"), 0o700)
-	if err := unix.Setxattr(filepath.Join(opaque, "root/.ssh"), opaqueXattr, []byte("y"), 0); err != nil {
+	if err := unix.Setxattr(filepath.Join(opaque, "root/.ssh"), opaqueXattr(), []byte("y"), 0); err != nil {
 		t.Fatal(err)
 	}
 	for name, top := range map[string]string{"whiteout of the parent": whiteout, "file over the parent": file, "opaque parent": opaque} {

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/devbox/devbox/runtime/devices"
+	"github.com/devbox/devbox/runtime/userns"
 )
 
 const cgroupRoot = "/sys/fs/cgroup"
@@ -97,7 +98,7 @@ func newCgroup(id string, l Limits, rules []devices.Rule) (*cgroup, error) {
 // delegated cgroup the container runs without one, and warning says so
 // when it asked for limits.
 func containerCgroup(id string, l Limits, rules []devices.Rule) (cg *cgroup, warning string, err error) {
-	if InitialUserNS() {
+	if userns.Initial() {
 		cg, err := newCgroup(id, l, rules)
 		return cg, "", err
 	}
@@ -110,17 +111,6 @@ func containerCgroup(id string, l Limits, rules []devices.Rule) (cg *cgroup, war
 		return nil, "", nil
 	}
 	return nil, fmt.Sprintf("resource limits are not applied: %v (rootless limits need cgroup v2 and a delegated cgroup, as a systemd user session's: systemd-run --user --scope -p Delegate=yes devbox …)", err), nil
-}
-
-// InitialUserNS reports whether this process runs in the host's user
-// namespace (as root, there, it may do anything).
-func InitialUserNS() bool {
-	data, err := os.ReadFile("/proc/self/uid_map")
-	if err != nil {
-		return true
-	}
-	f := strings.Fields(string(data))
-	return len(f) == 3 && f[0] == "0" && f[1] == "0" && f[2] == "4294967295"
 }
 
 func newCgroupV1(id string, l Limits, rules []devices.Rule) (*cgroup, error) {

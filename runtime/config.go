@@ -122,4 +122,4 @@ func (c *Config) binds() []Mount { return append(append([]Mount{}, c.Mounts...),
 // nodesByBind reports whether the container's device nodes are binds of
 // the host's rather than made: in a user namespace, its own or the
 // caller's (rootless), where mknod is refused.
-func (c *Config) nodesByBind() bool { return c.UserNS != nil || !InitialUserNS() }
+func (c *Config) nodesByBind() bool { return c.UserNS != nil || !userns.Initial() }

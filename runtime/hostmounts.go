@@ -430,6 +430,11 @@ func mountOverlay(lower []int, upper, work int, target string, tryAppend bool) (
 	if err := set("workdir", work); err != nil {
 		return nil, err
 	}
+	if !userns.Initial() {
+		if err := unix.FsconfigSetFlag(fd, "userxattr"); err != nil {
+			return nil, fmt.Errorf("overlay: userxattr (needs kernel 5.11): %w", err)
+		}
+	}
 	if err := unix.FsconfigCreate(fd); err != nil {
 		return nil, fmt.Errorf("overlay: create with %d layers: %w", len(lower), err)
 	}
@@ -501,6 +506,9 @@ func overlayOptions(lower []int, upper, work int) (string, error) {
 		b.WriteString(strconv.Itoa(fd))
 	}
 	fmt.Fprintf(&b, ",upperdir=%d,workdir=%d", upper, work)
+	if !userns.Initial() {
+		b.WriteString(",userxattr") // see mountOverlay
+	}
 	if b.Len() >= pageSize {
 		return "", fmt.Errorf("overlay: %d layers need %d bytes of mount options, over the kernel's %d; "+
 			"this kernel has no lowerdir+ (needs kernel 6.8): use an image with fewer layers", len(lower), b.Len(), pageSize-1)

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/devbox/devbox/runtime/devices"
+	"github.com/devbox/devbox/runtime/userns"
 )
 
 // Options are what a container needs from the host besides its Config.
@@ -347,7 +348,7 @@ func (c *Container) limitAndConnect(o Options) error {
 	if o.Config.Network != NetworkBridge {
 		return nil
 	}
-	if !InitialUserNS() {
+	if !userns.Initial() {
 		return connectPasta(c.Pid)
 	}
 	dir, err := AllocDir()

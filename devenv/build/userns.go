@@ -10,7 +10,6 @@ import (
 
 	"github.com/devbox/devbox/devenv/spec"
 	"github.com/devbox/devbox/internal/state"
-	container "github.com/devbox/devbox/runtime"
 	"github.com/devbox/devbox/runtime/userns"
 )
 
@@ -20,7 +19,7 @@ import (
 // Already in a user namespace (rootless, or a caller in a container),
 // the containers' root is that namespace's: not the host's.
 func useUserNS(root state.Root, s *spec.Spec, lower []string, out io.Writer) bool {
-	if !s.UserNS() || !container.InitialUserNS() {
+	if !s.UserNS() || !userns.Initial() {
 		return false
 	}
 	if err := checkUserNS(root, lower[len(lower)-1]); err != nil {

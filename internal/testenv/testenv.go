@@ -1,15 +1,20 @@
 // Package testenv holds what tests of several packages share and that
 // depends on no devbox package (so that any package's own tests can use
-// it): the root check, the in-process registry and the cache directory.
+// it): the root check, the in-process registry, the cache directory and
+// the ordinary user of rootless tests.
 package testenv
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"log"
 	"net"
 	"net/http/httptest"
 	"os"
+	"os/exec"
+	"os/user"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -63,4 +68,75 @@ func HostAddress() (string, error) {
 		}
 	}
 	return "", errors.New("no non-loopback IPv4 address on this host")
+}
+
+// RootlessUser is the ordinary user that tests of rootless devbox run as,
+// made on first use: devbox-e2e, with a home and subordinate ids (which
+// Debian's useradd gives each new user; added above every other range
+// when it did not). The host's /dev/net/tun is made 0666, the mode udev
+// gives it on a standard host, for pasta.
+func RootlessUser(tb testing.TB) *user.User {
+	tb.Helper()
+	NeedRoot(tb)
+	const name = "devbox-e2e"
+	u, err := user.Lookup(name)
+	if err != nil {
+		if out, err := exec.Command("useradd", "--create-home", "--shell", "/bin/sh", name).CombinedOutput(); err != nil {
+			tb.Fatalf("useradd %s: %v: %s", name, err, out)
+		}
+		if u, err = user.Lookup(name); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	if _, _, ok := SubIDs(name); !ok {
+		next := nextFreeSubID()
+		span := fmt.Sprintf("%d-%d", next, next+65535)
+		if out, err := exec.Command("usermod", "--add-subuids", span, "--add-subgids", span, name).CombinedOutput(); err != nil {
+			tb.Fatalf("usermod %s: %v: %s", name, err, out)
+		}
+	}
+	if fi, err := os.Stat("/dev/net/tun"); err == nil && fi.Mode().Perm()&0o006 != 0o006 {
+		tb.Logf("chmod 0666 /dev/net/tun (udev's mode; this host has %v)", fi.Mode().Perm())
+		if err := os.Chmod("/dev/net/tun", 0o666); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return u
+}
+
+// SubIDs is name's first subordinate uid range in /etc/subuid, if any.
+func SubIDs(name string) (start, count int, ok bool) {
+	data, _ := os.ReadFile("/etc/subuid")
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Split(strings.TrimSpace(line), ":")
+		if len(f) == 3 && f[0] == name {
+			s, err1 := strconv.Atoi(f[1])
+			c, err2 := strconv.Atoi(f[2])
+			if err1 == nil && err2 == nil {
+				return s, c, true
+			}
+		}
+	}
+	return 0, 0, false
+}
+
+// nextFreeSubID is the first id above every range of /etc/subuid and
+// /etc/subgid, and at least 100000.
+func nextFreeSubID() int {
+	next := 100000
+	for _, p := range []string{"/etc/subuid", "/etc/subgid"} {
+		data, _ := os.ReadFile(p)
+		for _, line := range strings.Split(string(data), "\n") {
+			f := strings.Split(strings.TrimSpace(line), ":")
+			if len(f) != 3 {
+				continue
+			}
+			s, err1 := strconv.Atoi(f[1])
+			c, err2 := strconv.Atoi(f[2])
+			if err1 == nil && err2 == nil && s+c > next {
+				next = s + c
+			}
+		}
+	}
+	return next
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"runtime"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -136,4 +137,34 @@ func Check(dir string) error {
 		return fmt.Errorf("the file system of %s: %w", dir, err)
 	}
 	return nil
+}
+
+// Initial reports whether this process runs in the host's user namespace,
+// where root may do anything; rootless devbox, or a caller in another
+// container, does not.
+func Initial() bool {
+	data, err := os.ReadFile("/proc/self/uid_map")
+	if err != nil {
+		return true
+	}
+	f := strings.Fields(string(data))
+	return len(f) == 3 && f[0] == "0" && f[1] == "0" && f[2] == "4294967295"
+}
+
+// OverlayXattrs is the prefix of overlayfs's own xattrs (opaque,
+// redirect, origin) in the layers of this process: trusted.overlay. for
+// the host's root; in a user namespace, whose root cannot set trusted
+// xattrs, user.overlay., and overlay is mounted with userxattr to read
+// them there.
+func OverlayXattrs() string {
+	if Initial() {
+		return "trusted.overlay."
+	}
+	return "user.overlay."
+}
+
+// IsOverlayXattr reports whether name is one of overlayfs's xattrs, of
+// either kind: a layer must never set them (overlay trusts them).
+func IsOverlayXattr(name string) bool {
+	return strings.HasPrefix(name, "trusted.overlay.") || strings.HasPrefix(name, "user.overlay.")
 }

@@ -1,0 +1,233 @@
+package e2e
+
+import (
+	"bytes"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/devbox/devbox/internal/testenv"
+)
+
+// rootlessUser is an ordinary user running its own copy of devbox.
+type rootlessUser struct {
+	*user.User
+	uid, gid int
+	bin      string // devbox, where the user can run it
+	state    string // its default state root, $HOME/.local/share/devbox
+}
+
+func newRootlessUser(t *testing.T) *rootlessUser {
+	u := testenv.RootlessUser(t)
+	r := &rootlessUser{User: u, state: filepath.Join(u.HomeDir, ".local", "share", "devbox")}
+	r.uid, _ = strconv.Atoi(u.Uid)
+	r.gid, _ = strconv.Atoi(u.Gid)
+	data, err := os.ReadFile(devboxBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.bin = filepath.Join(u.HomeDir, "devbox")
+	os.Remove(r.bin)
+	if err := os.WriteFile(r.bin, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// A fresh state each run: a build from nothing, as on a new machine.
+	r.devbox(t, u.HomeDir, "rm", "classic")
+	os.RemoveAll(r.state)
+	t.Cleanup(func() { os.RemoveAll(r.state) })
+	return r
+}
+
+// dir makes a directory in the user's home, the user's.
+func (r *rootlessUser) dir(t *testing.T, name string) string {
+	d := filepath.Join(r.HomeDir, name)
+	os.RemoveAll(d)
+	if err := os.Mkdir(d, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(d) })
+	r.chown(t, d)
+	return d
+}
+
+func (r *rootlessUser) chown(t *testing.T, p string) {
+	if err := os.Chown(p, r.uid, r.gid); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// devbox runs the user's devbox in dir, as the user, with a login's
+// environment and nothing of root's.
+func (r *rootlessUser) devbox(t *testing.T, dir string, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(r.bin, args...)
+	cmd.Dir = dir
+	cmd.Env = []string{"HOME=" + r.HomeDir, "USER=" + r.Username, "LOGNAME=" + r.Username, "PATH=/usr/local/bin:/usr/bin:/bin"}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(r.uid), Gid: uint32(r.gid)}}
+	return runCmd(t, "", cmd)
+}
+
+// processes lists the host's processes that act for the user: those of
+// its uid or subordinate ids, and any whose command is its devbox or
+// pasta, whoever they run as.
+func (r *rootlessUser) processes(t *testing.T) []string {
+	start, count, _ := testenv.SubIDs(r.Username)
+	var found []string
+	procs, _ := filepath.Glob("/proc/[0-9]*/status")
+	for _, st := range procs {
+		data, err := os.ReadFile(st)
+		if err != nil || strings.Contains(string(data), "State:\tZ") {
+			continue // gone, or a zombie its reaper has not collected
+		}
+		var uid int
+		for _, line := range strings.Split(string(data), "\n") {
+			if f := strings.Fields(line); len(f) > 1 && f[0] == "Uid:" {
+				uid, _ = strconv.Atoi(f[1])
+			}
+		}
+		cmdline, _ := os.ReadFile(filepath.Join(filepath.Dir(st), "cmdline"))
+		cmd := strings.ReplaceAll(string(cmdline), "\x00", " ")
+		ours := uid == r.uid || uid >= start && uid < start+count ||
+			strings.HasPrefix(cmd, r.bin) || strings.HasPrefix(cmd, "pasta ")
+		if ours {
+			found = append(found, fmt.Sprintf("pid %s uid %d: %s", filepath.Base(filepath.Dir(st)), uid, cmd))
+		}
+	}
+	return found
+}
+
+// TestRootlessClassic is the classic environment built and served by an
+// ordinary user: packages from Debian's archive through pasta, Node from
+// the team's npm registry, the base from a loopback registry, the project
+// mounted with the user's ownership both ways, SSH, scp and sftp; nothing
+// runs as root for it, and down leaves nothing running.
+func TestRootlessClassic(t *testing.T) {
+	testenv.NeedRoot(t) // to make the user
+	u := newRootlessUser(t)
+	base, team := debianRegistry(t), teamRegistry(t)
+	dir := u.dir(t, "classic")
+	_, pub := writeKeyPair(t, t.TempDir())
+	key := strings.TrimSuffix(pub, ".pub")
+	sshPort, webPort := freePort(t), freePort(t)
+	spec := fmt.Sprintf(classicSpec, base, webPort, "12.9.1", team, sshPort, mustRead(t, pub), "")
+	os.WriteFile(filepath.Join(dir, "devbox.toml"), []byte(spec), 0o644)
+	os.WriteFile(filepath.Join(dir, "server.js"), []byte(`require('http').createServer((q, s) => s.end('hello from node ' + process.version)).listen(80, '127.0.0.1')`), 0o644)
+	u.chown(t, filepath.Join(dir, "devbox.toml"))
+	u.chown(t, filepath.Join(dir, "server.js"))
+
+	r := u.devbox(t, dir, "build")
+	if r.code != 0 {
+		t.Fatalf("build as %s: %d\n%s", u.Username, r.code, tail(r.stderr))
+	}
+	for _, want := range []string{"gcc-c++ -> g++ (apt)", "node 12.9.1 with npm"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("build output lacks %q", want)
+		}
+	}
+	if r := u.devbox(t, dir, "up"); r.code != 0 {
+		t.Fatalf("up: %d %s", r.code, r.stderr)
+	}
+	defer u.devbox(t, dir, "rm", "classic")
+	for _, p := range u.processes(t) {
+		if strings.Contains(p, " uid 0:") {
+			t.Errorf("runs as root for %s: %s", u.Username, p)
+		}
+	}
+	e := &sshEnv{name: "classic", dir: dir, port: sshPort, key: key, user: "root"}
+	r = e.ssh(t, e.target(), "node --version; npm config get registry; pwd; command -v g++; echo made > /var/www/made-in-env; nohup node server.js > /tmp/node.log 2>&1 &")
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if r.code != 0 || len(lines) < 4 || lines[0] != "v12.9.1" || lines[1] != team || lines[2] != "/var/www" || lines[3] != "/usr/bin/g++" {
+		t.Errorf("in the environment: %d %q %s", r.code, r.stdout, r.stderr)
+	}
+	// The project keeps the user's ownership both ways.
+	if fi, err := os.Stat(filepath.Join(dir, "made-in-env")); err != nil || fi.Sys().(*syscall.Stat_t).Uid != uint32(u.uid) {
+		t.Errorf("a file made in the project mount: %v, want the owner %d", statOwner(fi), u.uid)
+	}
+	if r := e.ssh(t, e.target(), "stat -c %u:%g /var/www/devbox.toml"); strings.TrimSpace(r.stdout) != "0:0" {
+		t.Errorf("the user's project file seen inside as %q, want root's", r.stdout)
+	}
+	checkTransfers(t, e)
+	var body string
+	for i := 0; i < 50 && !strings.Contains(body, "v12.9.1"); i++ {
+		if resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", webPort)); err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			body = string(b)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !strings.Contains(body, "hello from node v12.9.1") {
+		t.Errorf("published port 80 on %d: %q", webPort, body)
+	}
+
+	if r := u.devbox(t, dir, "down"); r.code != 0 {
+		t.Fatalf("down: %s", r.stderr)
+	}
+	waitFor(5*time.Second, func() bool { return len(u.processes(t)) == 0 })
+	if left := u.processes(t); len(left) != 0 {
+		t.Errorf("after down, still running:\n%s", strings.Join(left, "\n"))
+	}
+	// Everything devbox wrote is the user's (or its subordinate ids').
+	filepath.Walk(u.state, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && fi.Sys().(*syscall.Stat_t).Uid == 0 {
+			t.Errorf("%s is root's", p)
+			return filepath.SkipAll
+		}
+		return nil
+	})
+	if r := u.devbox(t, dir, "ps"); r.code != 0 || !strings.Contains(r.stdout, "stopped") {
+		t.Errorf("ps after down: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// checkTransfers sends a file up and back with scp and sftp.
+func checkTransfers(t *testing.T, e *sshEnv) {
+	t.Helper()
+	tmp := t.TempDir()
+	src := filepath.Join(tmp, "blob")
+	data := make([]byte, 4<<20)
+	rand.Read(data)
+	os.WriteFile(src, data, 0o644)
+	port := strconv.Itoa(e.port)
+	if r := runCmd(t, "", exec.Command("scp", append(e.sshOpts(), "-P", port, src, e.target()+":/tmp/blob")...)); r.code != 0 {
+		t.Fatalf("scp: %d %s", r.code, r.stderr)
+	}
+	batch := fmt.Sprintf("get /tmp/blob %s/back\n", tmp)
+	if r := runCmd(t, batch, exec.Command("sftp", append(e.sshOpts(), "-P", port, "-b", "-", e.target())...)); r.code != 0 {
+		t.Fatalf("sftp: %d %s", r.code, r.stderr)
+	}
+	if got, _ := os.ReadFile(filepath.Join(tmp, "back")); !bytes.Equal(got, data) {
+		t.Errorf("scp up and sftp down: %d bytes back of %d", len(got), len(data))
+	}
+}
+
+func mustRead(t *testing.T, p string) string {
+	data, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(data))
+}
+
+func statOwner(fi os.FileInfo) string {
+	if fi == nil {
+		return "missing"
+	}
+	return fmt.Sprintf("owner %d", fi.Sys().(*syscall.Stat_t).Uid)
+}
+
+func waitFor(d time.Duration, ok func() bool) {
+	for end := time.Now().Add(d); time.Now().Before(end) && !ok(); {
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -1,12 +1,14 @@
-# devbox: `make up` and `make test` do all set-up on a fresh Debian/Ubuntu host as root.
+# devbox: `make up` and `make test` do all set-up on a fresh Debian/Ubuntu host as root;
+# `make up` as an ordinary user runs devbox rootless, or prints the sudo lines it needs.
 
 GO        ?= go
 BIN       := bin/devbox
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X main.version=$(VERSION)
-# Host packages devbox needs to run, and what the tests need on top.
+# Host packages devbox needs to run (as root; rootless), and what the tests need on top.
 HOST_PKGS := debootstrap nftables iproute2 xz-utils ca-certificates
-TEST_PKGS := $(HOST_PKGS) iptables openssh-client openssh-server sshpass runc bubblewrap git \
+ROOTLESS_PKGS := uidmap passt
+TEST_PKGS := $(HOST_PKGS) $(ROOTLESS_PKGS) iptables openssh-client openssh-server sshpass runc bubblewrap git \
              dropbear-bin putty-tools python3-paramiko python3-asyncssh ansible-core rsync sshfs busybox-static podman
 BENCH_PKGS := $(TEST_PKGS) hyperfine
 
@@ -20,7 +22,7 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/devbox
 
 host-deps:
-	@scripts/apt-ensure $(HOST_PKGS)
+	@if [ "$$(id -u)" = 0 ]; then scripts/apt-ensure $(HOST_PKGS); else scripts/rootless-check $(ROOTLESS_PKGS); fi
 
 test-deps:
 	@scripts/apt-ensure $(TEST_PKGS)

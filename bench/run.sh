@@ -22,3 +22,6 @@ go run ./bench/buildbench -devbox "$PWD/bin/devbox"
 
 echo "== the classic Dockerfile as a devbox base vs the devbox.toml that says the same: cold, and after editing one line"
 go run ./bench/dockerfilebench -devbox "$PWD/bin/devbox"
+
+echo "== rootless (an ordinary user: its own user namespace, pasta) vs root (bridge): run /bin/true, up until ssh answers, 1 GB through the network"
+go run ./bench/rootlessbench -devbox "$PWD/bin/devbox" -runs 20

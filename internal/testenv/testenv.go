@@ -70,38 +70,48 @@ func HostAddress() (string, error) {
 	return "", errors.New("no non-loopback IPv4 address on this host")
 }
 
-// RootlessUser is the ordinary user that tests of rootless devbox run as,
-// made on first use: devbox-e2e, with a home and subordinate ids (which
-// Debian's useradd gives each new user; added above every other range
-// when it did not). The host's /dev/net/tun is made 0666, the mode udev
-// gives it on a standard host, for pasta.
+// RootlessUser is the ordinary user that tests of rootless devbox run as
+// (see EnsureRootlessUser).
 func RootlessUser(tb testing.TB) *user.User {
 	tb.Helper()
 	NeedRoot(tb)
+	u, err := EnsureRootlessUser(func(m string) { tb.Log(m) })
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return u
+}
+
+// EnsureRootlessUser makes, on first use, the ordinary user that tests and
+// benchmarks of rootless devbox run as: devbox-e2e, with a home and
+// subordinate ids (which Debian's useradd gives each new user; added above
+// every other range when it did not). The host's /dev/net/tun is made
+// 0666, the mode udev gives it on a standard host, for pasta.
+func EnsureRootlessUser(logf func(string)) (*user.User, error) {
 	const name = "devbox-e2e"
 	u, err := user.Lookup(name)
 	if err != nil {
 		if out, err := exec.Command("useradd", "--create-home", "--shell", "/bin/sh", name).CombinedOutput(); err != nil {
-			tb.Fatalf("useradd %s: %v: %s", name, err, out)
+			return nil, fmt.Errorf("useradd %s: %v: %s", name, err, out)
 		}
 		if u, err = user.Lookup(name); err != nil {
-			tb.Fatal(err)
+			return nil, err
 		}
 	}
 	if _, _, ok := SubIDs(name); !ok {
 		next := nextFreeSubID()
 		span := fmt.Sprintf("%d-%d", next, next+65535)
 		if out, err := exec.Command("usermod", "--add-subuids", span, "--add-subgids", span, name).CombinedOutput(); err != nil {
-			tb.Fatalf("usermod %s: %v: %s", name, err, out)
+			return nil, fmt.Errorf("usermod %s: %v: %s", name, err, out)
 		}
 	}
 	if fi, err := os.Stat("/dev/net/tun"); err == nil && fi.Mode().Perm()&0o006 != 0o006 {
-		tb.Logf("chmod 0666 /dev/net/tun (udev's mode; this host has %v)", fi.Mode().Perm())
+		logf(fmt.Sprintf("chmod 0666 /dev/net/tun (udev's mode; this host has %v)", fi.Mode().Perm()))
 		if err := os.Chmod("/dev/net/tun", 0o666); err != nil {
-			tb.Fatal(err)
+			return nil, err
 		}
 	}
-	return u
+	return u, nil
 }
 
 // SubIDs is name's first subordinate uid range in /etc/subuid, if any.

@@ -1,0 +1,302 @@
+// Command rootlessbench compares devbox run by an ordinary user (rootless:
+// its own user namespace, pasta for the network) with devbox run by root
+// (a bridge), in the same run, on the same Debian base from a loopback
+// registry: `run -- /bin/true`, `up` until ssh answers, and a 1 GB download
+// from the host through the environment's outbound network.
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/pem"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/devbox/devbox/internal/testbase"
+	"github.com/devbox/devbox/internal/testenv"
+	"github.com/devbox/devbox/rootfs"
+)
+
+func main() {
+	devbox := flag.String("devbox", "bin/devbox", "devbox binary")
+	runs := flag.Int("runs", 20, "runs of run -- /bin/true")
+	flag.Parse()
+	if err := run(*devbox, *runs); err != nil {
+		log.Fatal(err)
+	}
+}
+
+// side is one way of running devbox: as root, or as the ordinary user.
+type side struct {
+	name string
+	bin  string
+	dir  string // its working directory, with devbox.toml
+	root string // its state root
+	cred *syscall.Credential
+	env  []string
+}
+
+func (s side) cmd(args ...string) *exec.Cmd {
+	cmd := exec.Command(s.bin, append([]string{"--root", s.root}, args...)...)
+	cmd.Dir, cmd.Env = s.dir, s.env
+	if s.cred != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred}
+	}
+	return cmd
+}
+
+func (s side) must(args ...string) (string, error) {
+	out, err := s.cmd(args...).CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("%s: devbox %s: %v\n%s", s.name, strings.Join(args, " "), err, out)
+	}
+	return string(out), nil
+}
+
+func run(devbox string, runs int) error {
+	u, err := testenv.EnsureRootlessUser(func(m string) { log.Print(m) })
+	if err != nil {
+		return err
+	}
+	base, err := serveDebian()
+	if err != nil {
+		return err
+	}
+	hostIP, err := testenv.HostAddress()
+	if err != nil {
+		return err
+	}
+	blob, err := serveZeros(hostIP)
+	if err != nil {
+		return err
+	}
+	rootSide, err := newSide("root", devbox, "/var/tmp", nil)
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(rootSide.dir)
+	userSide, err := newSide("rootless", devbox, u.HomeDir, u)
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(userSide.dir)
+	sides := []side{rootSide, userSide}
+	key, pub, err := keyPair(userSide.dir, userSide.cred)
+	if err != nil {
+		return err
+	}
+	ports := map[string]int{}
+	for _, s := range sides {
+		ports[s.name] = freePort()
+		spec := fmt.Sprintf("name = \"rlbench\"\nbase = %q\n[ssh]\nport = %d\nauthorized_keys = [%q]\n", base, ports[s.name], pub)
+		if err := writeOwned(filepath.Join(s.dir, "devbox.toml"), spec, s.cred); err != nil {
+			return err
+		}
+		if err := writeOwned(filepath.Join(s.dir, "none.toml"), spec+"[network]\nmode = \"none\"\n", s.cred); err != nil {
+			return err
+		}
+		if _, err := s.must("build"); err != nil {
+			return err
+		}
+	}
+
+	fmt.Println("-- devbox run -- /bin/true (network none)")
+	var runTimes [2][]time.Duration
+	for i := 0; i < runs+3; i++ {
+		for j, s := range sides { // interleaved, so drift hits both alike
+			start := time.Now()
+			if _, err := s.must("run", "-f", "none.toml", "--", "/bin/true"); err != nil {
+				return err
+			}
+			if i >= 3 {
+				runTimes[j] = append(runTimes[j], time.Since(start))
+			}
+		}
+	}
+	report(runTimes)
+
+	fmt.Println("-- up until ssh answers (then down)")
+	var upTimes [2][]time.Duration
+	for i := 0; i < 6; i++ {
+		for j, s := range sides {
+			start := time.Now()
+			if _, err := s.must("up"); err != nil {
+				return err
+			}
+			if err := login(key, ports[s.name]); err != nil {
+				return fmt.Errorf("%s: ssh: %w", s.name, err)
+			}
+			if i >= 1 {
+				upTimes[j] = append(upTimes[j], time.Since(start))
+			}
+			if _, err := s.must("down"); err != nil {
+				return err
+			}
+		}
+	}
+	report(upTimes)
+
+	fmt.Printf("-- 1 GB from the host (%s) through the environment's network: root's bridge, rootless pasta\n", hostIP)
+	var dlTimes [2][]time.Duration
+	get := fmt.Sprintf(`s=$(date +%%s%%N); exec 3<>/dev/tcp/%s; printf 'GET / HTTP/1.0\r\n\r\n' >&3; cat <&3 >/dev/null; echo $(( $(date +%%s%%N) - s ))`, strings.Replace(blob, ":", "/", 1))
+	for i := 0; i < 4; i++ {
+		for j, s := range sides {
+			out, err := s.must("run", "--", "bash", "-c", get)
+			if err != nil {
+				return err
+			}
+			f := strings.Fields(out)
+			ns, err := strconv.ParseInt(f[len(f)-1], 10, 64)
+			if err != nil {
+				return fmt.Errorf("%s: download: %q", s.name, out)
+			}
+			if i >= 1 {
+				dlTimes[j] = append(dlTimes[j], time.Duration(ns))
+			}
+		}
+	}
+	report(dlTimes)
+	for _, s := range sides {
+		s.must("rm", "rlbench")
+	}
+	return nil
+}
+
+// newSide is a fresh working directory and state root under parent, the
+// user's when u is set.
+func newSide(name, devbox, parent string, u *user.User) (side, error) {
+	dir, err := os.MkdirTemp(parent, "rlbench-")
+	if err != nil {
+		return side{}, err
+	}
+	s := side{name: name, bin: devbox, dir: dir, root: filepath.Join(dir, "state"), env: os.Environ()}
+	if u == nil {
+		return s, nil
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	s.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+	s.env = []string{"HOME=" + u.HomeDir, "USER=" + u.Username, "PATH=/usr/local/bin:/usr/bin:/bin"}
+	if err := os.Chown(dir, uid, gid); err != nil {
+		return s, err
+	}
+	// The user's own copy of the binary, where it can run it.
+	data, err := os.ReadFile(devbox)
+	if err != nil {
+		return s, err
+	}
+	s.bin = filepath.Join(dir, "devbox")
+	return s, writeOwned(s.bin, string(data), s.cred)
+}
+
+func writeOwned(p, data string, cred *syscall.Credential) error {
+	if err := os.WriteFile(p, []byte(data), 0o755); err != nil {
+		return err
+	}
+	if cred != nil {
+		return os.Chown(p, int(cred.Uid), int(cred.Gid))
+	}
+	return nil
+}
+
+// serveDebian serves the cached Debian base from a loopback registry.
+func serveDebian() (string, error) {
+	store, img, err := testbase.DebianImage(func(m string) { log.Print(m) })
+	if err != nil {
+		return "", err
+	}
+	lower := store.LowerDirs(img)
+	slices.Reverse(lower)
+	out, err := rootfs.Export(context.Background(), lower, img.Config)
+	if err != nil {
+		return "", err
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	go http.Serve(l, registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	ref := l.Addr().String() + "/library/debian:bookworm"
+	r, err := name.ParseReference(ref)
+	if err != nil {
+		return "", err
+	}
+	return ref, remote.Write(r, out)
+}
+
+// serveZeros serves 1 GB of zeros over HTTP on the host's address.
+func serveZeros(ip string) (string, error) {
+	l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+	if err != nil {
+		return "", err
+	}
+	zeros := make([]byte, 1<<20)
+	go http.Serve(l, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Length", strconv.Itoa(1<<30))
+		for i := 0; i < 1024; i++ {
+			if _, err := w.Write(zeros); err != nil {
+				return
+			}
+		}
+	}))
+	return l.Addr().String(), nil
+}
+
+func keyPair(dir string, cred *syscall.Credential) (key, pub string, err error) {
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	block, err := gossh.MarshalPrivateKey(priv, "bench")
+	if err != nil {
+		return "", "", err
+	}
+	key = filepath.Join(dir, "id")
+	if err := os.WriteFile(key, pem.EncodeToMemory(block), 0o600); err != nil {
+		return "", "", err
+	}
+	signer, _ := gossh.NewSignerFromKey(priv)
+	return key, strings.TrimSpace(string(gossh.MarshalAuthorizedKey(signer.PublicKey()))), nil
+}
+
+func login(key string, port int) error {
+	opts := []string{"-F", "/dev/null", "-i", key, "-o", "IdentitiesOnly=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "BatchMode=yes"}
+	return exec.Command("ssh", append(opts, "-p", strconv.Itoa(port), "root@127.0.0.1", "true")...).Run()
+}
+
+func freePort() int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// report prints root's and rootless's medians and their ratio.
+func report(t [2][]time.Duration) {
+	r, u := median(t[0]), median(t[1])
+	fmt.Printf("root %v  rootless %v  rootless/root %.2f\n", r.Round(100*time.Microsecond), u.Round(100*time.Microsecond), float64(u)/float64(r))
+}
+
+func median(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/2]
+}

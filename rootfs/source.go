@@ -22,6 +22,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/devbox/devbox/internal/idle"
+	"github.com/devbox/devbox/runtime/userns"
 )
 
 // HostPlatform is the platform images are pulled for.
@@ -298,6 +299,11 @@ func debootstrap(ctx context.Context, suite, mirror, dir string, log func(string
 		args = append(args, mirror)
 	}
 	cmd := exec.CommandContext(ctx, bin, args...)
+	if !userns.Initial() {
+		// Rootless: no device nodes can be made, and debootstrap binds the
+		// host's instead when it believes it runs in LXC.
+		cmd.Env = append(os.Environ(), "container=lxc")
+	}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		lines := strings.Split(strings.TrimSpace(string(out)), "\n")

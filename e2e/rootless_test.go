@@ -170,6 +170,23 @@ func TestRootlessClassic(t *testing.T) {
 		t.Errorf("published port 80 on %d: %q", webPort, body)
 	}
 
+	// The other commands, as the user.
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"exec", "classic", "--", "cat", "/var/www/made-in-env"}, "made"},
+		{[]string{"ps"}, "running"},
+		{[]string{"ssh-config", "classic"}, fmt.Sprintf("Port %d", sshPort)},
+		{[]string{"logs", "classic"}, "devbox up"},
+		{[]string{"image", "ls"}, base},
+		{[]string{"push", "classic", testenv.Registry(t) + "/team/rootless:1"}, "sha256:"},
+	} {
+		if r := u.devbox(t, dir, c.args...); r.code != 0 || !strings.Contains(r.stdout, c.want) {
+			t.Errorf("devbox %s: %d %q %s", strings.Join(c.args, " "), r.code, r.stdout, tail(r.stderr))
+		}
+	}
+
 	if r := u.devbox(t, dir, "down"); r.code != 0 {
 		t.Fatalf("down: %s", r.stderr)
 	}
@@ -187,6 +204,15 @@ func TestRootlessClassic(t *testing.T) {
 	})
 	if r := u.devbox(t, dir, "ps"); r.code != 0 || !strings.Contains(r.stdout, "stopped") {
 		t.Errorf("ps after down: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	if r := u.devbox(t, dir, "run", "--", "sh", "-c", "id -u; ls /var/www/server.js"); r.code != 0 || r.stdout != "0\n/var/www/server.js\n" {
+		t.Errorf("run: %d %q %s", r.code, r.stdout, tail(r.stderr))
+	}
+	if r := u.devbox(t, dir, "rm", "classic"); r.code != 0 {
+		t.Errorf("rm: %d %s", r.code, r.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(u.state, "envs", "classic")); !os.IsNotExist(err) {
+		t.Errorf("rm left the environment: %v", err)
 	}
 }
 

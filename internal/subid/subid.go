@@ -142,6 +142,9 @@ func (a Allocator) acquire(owner string) (userns.IDMap, error) {
 
 // release gives back the slot of owner, if it has one.
 func (a Allocator) release(owner string) error {
+	if _, err := os.Stat(a.Dir); errors.Is(err, os.ErrNotExist) {
+		return nil // nothing was ever allocated here (rootless, or userns = false)
+	}
 	unlock, err := lockfile.Lock(filepath.Join(a.Dir, "lock"))
 	if err != nil {
 		return err

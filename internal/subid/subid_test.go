@@ -86,3 +86,10 @@ func TestBadSubuid(t *testing.T) {
 		t.Error("a range too small for a container")
 	}
 }
+
+func TestReleaseWithNothingAllocated(t *testing.T) {
+	a := New(state.Root(t.TempDir()))
+	if err := a.ReleaseEnv("never"); err != nil {
+		t.Fatalf("release where nothing was allocated: %v", err)
+	}
+}

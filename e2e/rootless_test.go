@@ -25,9 +25,17 @@ type rootlessUser struct {
 	uid, gid int
 	bin      string // devbox, where the user can run it
 	state    string // its default state root, $HOME/.local/share/devbox
+	// cgroup, if set, is where the user's devbox starts: a cgroup v2
+	// directory delegated to it, as a systemd user session's scope. Once
+	// devbox has moved the scope's processes to devbox-leaf, as it does
+	// to enable controllers there, the session's shell lives there.
+	cgroup string
 }
 
-func newRootlessUser(t *testing.T) *rootlessUser {
+// newRootlessUser is the test user with a fresh state (a build from
+// nothing, as on a new machine); envs are removed first, in case an
+// earlier run left them running.
+func newRootlessUser(t *testing.T, envs ...string) *rootlessUser {
 	u := testenv.RootlessUser(t)
 	r := &rootlessUser{User: u, state: filepath.Join(u.HomeDir, ".local", "share", "devbox")}
 	r.uid, _ = strconv.Atoi(u.Uid)
@@ -41,8 +49,9 @@ func newRootlessUser(t *testing.T) *rootlessUser {
 	if err := os.WriteFile(r.bin, data, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	// A fresh state each run: a build from nothing, as on a new machine.
-	r.devbox(t, u.HomeDir, "rm", "classic")
+	for _, e := range envs {
+		r.devbox(t, u.HomeDir, "rm", e)
+	}
 	os.RemoveAll(r.state)
 	t.Cleanup(func() { os.RemoveAll(r.state) })
 	return r
@@ -74,6 +83,18 @@ func (r *rootlessUser) devbox(t *testing.T, dir string, args ...string) result {
 	cmd.Dir = dir
 	cmd.Env = []string{"HOME=" + r.HomeDir, "USER=" + r.Username, "LOGNAME=" + r.Username, "PATH=/usr/local/bin:/usr/bin:/bin"}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(r.uid), Gid: uint32(r.gid)}}
+	if r.cgroup != "" {
+		dir := r.cgroup
+		if _, err := os.Stat(filepath.Join(dir, "devbox-leaf")); err == nil {
+			dir = filepath.Join(dir, "devbox-leaf")
+		}
+		f, err := os.Open(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, int(f.Fd())
+	}
 	return runCmd(t, "", cmd)
 }
 
@@ -113,7 +134,7 @@ func (r *rootlessUser) processes(t *testing.T) []string {
 // runs as root for it, and down leaves nothing running.
 func TestRootlessClassic(t *testing.T) {
 	testenv.NeedRoot(t) // to make the user
-	u := newRootlessUser(t)
+	u := newRootlessUser(t, "classic")
 	base, team := debianRegistry(t), teamRegistry(t)
 	dir := u.dir(t, "classic")
 	_, pub := writeKeyPair(t, t.TempDir())
@@ -256,4 +277,82 @@ func waitFor(d time.Duration, ok func() bool) {
 	for end := time.Now().Add(d); time.Now().Before(end) && !ok(); {
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// TestRootlessLimits: on cgroup v2 an ordinary user's environment gets its
+// limits in a cgroup delegated to the user (made here as systemd makes a
+// user session's); on v1, which is never delegated, it runs without and
+// up says so.
+func TestRootlessLimits(t *testing.T) {
+	testenv.NeedRoot(t)
+	u := newRootlessUser(t, "limits")
+	if hostCgroup2() {
+		u.cgroup = delegateCgroup(t, u)
+	}
+	dir := u.dir(t, "limits")
+	_, pub := writeKeyPair(t, t.TempDir())
+	port := freePort(t)
+	spec := fmt.Sprintf("name = \"limits\"\nbase = %q\n[resources]\nmemory = \"256MiB\"\npids = 200\n[network]\nmode = \"none\"\n[ssh]\nport = %d\nauthorized_keys = [%q]\n", debianRegistry(t), port, mustRead(t, pub))
+	os.WriteFile(filepath.Join(dir, "devbox.toml"), []byte(spec), 0o644)
+	r := u.devbox(t, dir, "up")
+	if r.code != 0 {
+		t.Fatalf("up: %d %s", r.code, tail(r.stderr))
+	}
+	defer u.devbox(t, dir, "rm", "limits")
+	e := &sshEnv{name: "limits", dir: dir, port: port, key: strings.TrimSuffix(pub, ".pub"), user: "root"}
+	in := e.ssh(t, e.target(), "cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max 2>/dev/null; echo end")
+	if hostCgroup2() {
+		if in.stdout != "268435456\n200\nend\n" || strings.Contains(r.stderr, "not applied") {
+			t.Errorf("limits inside: %q; up said: %s", in.stdout, r.stderr)
+		}
+	} else if in.code != 0 || !strings.Contains(r.stderr, "resource limits are not applied: cgroup v1") {
+		t.Errorf("cgroup v1: up should say the limits are not applied: %s (inside: %d)", r.stderr, in.code)
+	}
+	if r := u.devbox(t, dir, "rm", "limits"); r.code != 0 {
+		t.Errorf("rm: %s", r.stderr)
+	}
+	if u.cgroup != "" {
+		left, _ := filepath.Glob(filepath.Join(u.cgroup, "devbox-*", "cgroup.procs"))
+		for _, l := range left {
+			if procs, _ := os.ReadFile(l); len(procs) != 0 && !strings.Contains(l, "devbox-leaf") {
+				t.Errorf("after rm, %s holds %q", l, procs)
+			}
+		}
+	}
+}
+
+// delegateCgroup makes a cgroup v2 subtree the user may manage, with the
+// memory and pids controllers, as systemd's Delegate=yes does (the
+// directory and its cgroup.procs, cgroup.subtree_control and
+// cgroup.threads are the user's), and returns a session scope in it.
+func delegateCgroup(t *testing.T, u *rootlessUser) string {
+	t.Helper()
+	root := "/sys/fs/cgroup"
+	d := filepath.Join(root, "devbox-e2e-user.slice")
+	scope := filepath.Join(d, "session.scope")
+	for _, dir := range []string{d, scope} {
+		if err := os.Mkdir(dir, 0o755); err != nil && !os.IsExist(err) {
+			t.Fatal(err)
+		}
+	}
+	// The controllers down to the delegated slice, as systemd enables them.
+	for _, dir := range []string{root, d} {
+		if err := os.WriteFile(filepath.Join(dir, "cgroup.subtree_control"), []byte("+memory +pids"), 0o644); err != nil {
+			t.Fatalf("%s: enable memory and pids: %v", dir, err)
+		}
+	}
+	for _, dir := range []string{d, scope} {
+		for _, p := range []string{"", "cgroup.procs", "cgroup.subtree_control", "cgroup.threads"} {
+			u.chown(t, filepath.Join(dir, p))
+		}
+	}
+	t.Cleanup(func() {
+		subs, _ := filepath.Glob(filepath.Join(scope, "*", "cgroup.procs"))
+		for _, s := range subs {
+			os.Remove(filepath.Dir(s))
+		}
+		os.Remove(scope)
+		os.Remove(d)
+	})
+	return scope
 }

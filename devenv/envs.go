@@ -107,7 +107,7 @@ func (e *Envs) Get(name string) (*Env, error) {
 func (e *Envs) reclaim(env *Env) {
 	container.Reclaim(env.Leftovers)
 	os.Remove(e.dir(env.Name).State())
-	os.Remove(e.dir(env.Name).Socket())
+	os.Remove(e.root.Socket(env.Name))
 }
 
 // List returns every environment, by name.

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -140,8 +141,7 @@ func (e *Envs) upOptions(s *spec.Spec, built *build.Result, out io.Writer) (o co
 		return o, nil, fmt.Errorf("ssh port: %w", err)
 	}
 	files = append(files, tcp)
-	os.Remove(dir.Socket())
-	unixSock, err := listenFile("unix", dir.Socket())
+	unixSock, err := listenUnix(e.root.Socket(s.Name))
 	if err != nil {
 		closeFiles()
 		return o, nil, fmt.Errorf("exec socket: %w", err)
@@ -263,6 +263,15 @@ func portableConfig(s *spec.Spec, img rootfs.Config) sshd.Config {
 		NoForwarding:      s.SSH.Forwarding != nil && !*s.SSH.Forwarding,
 		NoAgentForwarding: s.SSH.AgentForwarding != nil && !*s.SSH.AgentForwarding,
 	}
+}
+
+// listenUnix listens on a fresh socket at p, making its directory.
+func listenUnix(p string) (*os.File, error) {
+	os.Remove(p)
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return nil, err
+	}
+	return listenFile("unix", p)
 }
 
 func listenFile(network, addr string) (*os.File, error) {

@@ -25,6 +25,7 @@ type rootlessUser struct {
 	uid, gid int
 	bin      string // devbox, where the user can run it
 	state    string // its default state root, $HOME/.local/share/devbox
+	run      string // its XDG_RUNTIME_DIR, as a login session has
 	// cgroup, if set, is where the user's devbox starts: a cgroup v2
 	// directory delegated to it, as a systemd user session's scope. Once
 	// devbox has moved the scope's processes to devbox-leaf, as it does
@@ -49,6 +50,9 @@ func newRootlessUser(t *testing.T, envs ...string) *rootlessUser {
 	if err := os.WriteFile(r.bin, data, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	r.run = filepath.Join(os.TempDir(), "devbox-e2e-run-"+u.Uid)
+	os.Mkdir(r.run, 0o700)
+	r.chown(t, r.run)
 	for _, e := range envs {
 		r.devbox(t, u.HomeDir, "rm", e)
 	}
@@ -81,7 +85,7 @@ func (r *rootlessUser) devbox(t *testing.T, dir string, args ...string) result {
 	t.Helper()
 	cmd := exec.Command(r.bin, args...)
 	cmd.Dir = dir
-	cmd.Env = []string{"HOME=" + r.HomeDir, "USER=" + r.Username, "LOGNAME=" + r.Username, "PATH=/usr/local/bin:/usr/bin:/bin"}
+	cmd.Env = []string{"HOME=" + r.HomeDir, "USER=" + r.Username, "LOGNAME=" + r.Username, "PATH=/usr/local/bin:/usr/bin:/bin", "XDG_RUNTIME_DIR=" + r.run}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(r.uid), Gid: uint32(r.gid)}}
 	if r.cgroup != "" {
 		dir := r.cgroup
@@ -191,6 +195,10 @@ func TestRootlessClassic(t *testing.T) {
 		t.Errorf("published port 80 on %d: %q", webPort, body)
 	}
 
+	// exec's socket is in the user's runtime directory.
+	if socks, _ := filepath.Glob(filepath.Join(u.run, "devbox", "*", "classic.sock")); len(socks) != 1 {
+		t.Errorf("no socket in XDG_RUNTIME_DIR: %v", socks)
+	}
 	// The other commands, as the user.
 	for _, c := range []struct {
 		args []string

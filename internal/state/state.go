@@ -20,6 +20,8 @@
 package state
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"os"
 	"path/filepath"
 	"strings"
@@ -102,6 +104,21 @@ func (r Root) ClientKey() string { return r.join("client_key") }
 // Envs holds environments.
 func (r Root) Envs() string { return r.join("envs") }
 
+// Socket is environment name's SSH socket, for devbox exec. Rootless
+// with a runtime directory (XDG_RUNTIME_DIR, the user's tmpfs) it is
+// $XDG_RUNTIME_DIR/devbox/ROOT/NAME.sock, ROOT a digest of the state root
+// (several may share the directory), as podman and rootless Docker keep
+// their sockets; otherwise ssh.sock in the environment's directory.
+func (r Root) Socket(name string) string {
+	if _, ok := rootless.Active(); ok {
+		if run := os.Getenv("XDG_RUNTIME_DIR"); run != "" {
+			sum := sha256.Sum256([]byte(r))
+			return filepath.Join(run, "devbox", hex.EncodeToString(sum[:6]), name+".sock")
+		}
+	}
+	return r.Env(name).join("ssh.sock")
+}
+
 // Env is the directory of the environment called name.
 func (r Root) Env(name string) Env { return Env(r.join("envs", name)) }
 
@@ -112,7 +129,7 @@ func (r Root) Env(name string) Env { return Env(r.join("envs", name)) }
 //	state.json             its record while it runs
 //	host_key, host_key.pub its SSH host key, kept across down/up and rebuilds
 //	known_hosts            that key pinned for OpenSSH clients
-//	ssh.sock               the SSH server's socket for devbox exec
+//	ssh.sock               the SSH server's socket for devbox exec (see Root.Socket)
 //	image.json             what its last build was, for push
 //	pushed.json            where push last published it, for kube
 //	kube_host_key          the host key kube puts in its Secret
@@ -133,7 +150,6 @@ func (e Env) Rootfs() string      { return e.join("rootfs") }
 func (e Env) State() string       { return e.join("state.json") }
 func (e Env) HostKey() string     { return e.join("host_key") }
 func (e Env) KnownHosts() string  { return e.join("known_hosts") }
-func (e Env) Socket() string      { return e.join("ssh.sock") }
 func (e Env) Image() string       { return e.join("image.json") }
 func (e Env) Pushed() string      { return e.join("pushed.json") }
 func (e Env) KubeHostKey() string { return e.join("kube_host_key") }

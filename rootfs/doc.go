@@ -19,5 +19,8 @@
 // *at calls with O_NOFOLLOW): no entry of a hostile layer, however its
 // names, links and whiteouts are made, writes outside it. Layers are kept
 // in overlay form (whiteouts as 0/0 character devices, opaque directories
-// as trusted.overlay.opaque), ready to be lower directories of an overlay.
+// as trusted.overlay.opaque, or user.overlay.opaque rootless: see
+// userns.OverlayXattrs), ready to be lower directories of an overlay. In a
+// user namespace, entries are owned through its mapping; an owner it does
+// not map is stored as root's and counted (owners.go).
 package rootfs

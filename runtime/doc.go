@@ -19,6 +19,14 @@
 // after a detached container ended. Nothing here keeps state of its own
 // but the address allocations of each network namespace (AllocDir).
 //
+// Rootless. In a user namespace (see package rootless; or a caller inside
+// another container) the same code runs as that namespace's root, and
+// what only the host's root may do is done otherwise: device nodes are
+// the host's, bound; the overlay takes userxattr; a cgroup is made only
+// where one is delegated (on v2), without a device policy; a container's
+// own network is connected by pasta rather than the bridge, pasta living
+// in the container's PID namespace so that it ends with it (pasta.go).
+//
 // Portability. Kernels from 5.15 are supported: each newer feature (the
 // lowerdir+ overlay option, open_tree) has a fallback, and what has none
 // (mount_setattr, 5.12) fails with the version it needs. cgroup v1 and v2

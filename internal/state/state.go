@@ -3,7 +3,8 @@
 // Root (or an Env of it) for a path instead of joining names itself.
 //
 // A state root lives as long as the user keeps it (/var/lib/devbox for
-// root); nothing here creates or removes files, it only names them:
+// root, $XDG_DATA_HOME/devbox rootless); nothing here creates or removes
+// files, it only names them:
 //
 //	layers/<chainID>/      an image layer unpacked in overlay form (rootfs)
 //	layers/<chainID>.json  its record, written last

@@ -165,9 +165,15 @@ func Reexec() (int, error) {
 	}
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT)
+	// ^C and ^\ reach the child from the terminal itself when this
+	// process group is the terminal's foreground: passing them on would
+	// deliver them twice.
+	keyboard := foreground()
 	go func() {
 		for s := range sigs {
-			cmd.Process.Signal(s)
+			if !(keyboard && (s == unix.SIGINT || s == unix.SIGQUIT)) {
+				cmd.Process.Signal(s)
+			}
 		}
 	}()
 	err = cmd.Wait()
@@ -183,6 +189,13 @@ func Reexec() (int, error) {
 		return 1, err
 	}
 	return 0, nil
+}
+
+// foreground reports whether this process's group is the foreground of
+// the terminal on its standard input.
+func foreground() bool {
+	pgrp, err := unix.IoctlGetInt(0, unix.TIOCGPGRP)
+	return err == nil && pgrp == unix.Getpgrp()
 }
 
 // start starts the child in its namespaces and maps them: Go writes a

@@ -32,6 +32,9 @@ type Env struct {
 	Ports      []container.PortMap `json:"ports"`
 	IP         string              `json:"ip,omitempty"`
 	Leftovers  container.Leftovers `json:"leftovers"`
+	// Socket is the exec socket, where up made it: a later command's
+	// runtime directory may differ (su, cron; see state.Root.Socket).
+	Socket string `json:"socket,omitempty"`
 	// Status is derived, never stored: running or stopped.
 	Status string `json:"status"`
 }
@@ -107,7 +110,16 @@ func (e *Envs) Get(name string) (*Env, error) {
 func (e *Envs) reclaim(env *Env) {
 	container.Reclaim(env.Leftovers)
 	os.Remove(e.dir(env.Name).State())
-	os.Remove(e.root.Socket(env.Name))
+	os.Remove(e.socket(env))
+}
+
+// socket is env's exec socket: where up made it, or, in a record from
+// before that was kept, where it would be now.
+func (e *Envs) socket(env *Env) string {
+	if env.Socket != "" {
+		return env.Socket
+	}
+	return e.root.Socket(env.Name)
 }
 
 // List returns every environment, by name.

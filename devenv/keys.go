@@ -100,7 +100,7 @@ func (e *Envs) Dial(env *Env) (*gossh.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	client, err := sshd.DialUnix(e.root.Socket(env.Name), env.User, key, hostKey.PublicKey())
+	client, err := sshd.DialUnix(e.socket(env), env.User, key, hostKey.PublicKey())
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", env.Name, err)
 	}

@@ -61,6 +61,7 @@ func (e *Envs) Up(ctx context.Context, store *rootfs.Store, s *spec.Spec, o UpOp
 	env := &Env{
 		Name: s.Name, Spec: s.File, Base: s.Base, Started: time.Now().UTC(), User: s.SSH.User,
 		SSHAddress: s.SSH.Address, SSHPort: s.SSH.Port, Ports: s.PortMaps, Status: "running",
+		Socket: e.root.Socket(s.Name),
 	}
 	// The record is written before the init may run anything, so that a
 	// devbox killed at any point leaves no container the next command

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -15,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/devbox/devbox/internal/testenv"
 )
@@ -36,8 +39,7 @@ type rootlessUser struct {
 // newRootlessUser is the test user with a fresh state (a build from
 // nothing, as on a new machine); envs are removed first, in case an
 // earlier run left them running.
-func newRootlessUser(t *testing.T, envs ...string) *rootlessUser {
-	u := testenv.RootlessUser(t)
+func newRootlessUser(t *testing.T, u *user.User, envs ...string) *rootlessUser {
 	r := &rootlessUser{User: u, state: filepath.Join(u.HomeDir, ".local", "share", "devbox")}
 	r.uid, _ = strconv.Atoi(u.Uid)
 	r.gid, _ = strconv.Atoi(u.Gid)
@@ -138,7 +140,7 @@ func (r *rootlessUser) processes(t *testing.T) []string {
 // runs as root for it, and down leaves nothing running.
 func TestRootlessClassic(t *testing.T) {
 	testenv.NeedRoot(t) // to make the user
-	u := newRootlessUser(t, "classic")
+	u := newRootlessUser(t, testenv.RootlessUser(t, "devbox-e2e", true), "classic")
 	base, team := debianRegistry(t), teamRegistry(t)
 	dir := u.dir(t, "classic")
 	_, pub := writeKeyPair(t, t.TempDir())
@@ -293,7 +295,7 @@ func waitFor(d time.Duration, ok func() bool) {
 // up says so.
 func TestRootlessLimits(t *testing.T) {
 	testenv.NeedRoot(t)
-	u := newRootlessUser(t, "limits")
+	u := newRootlessUser(t, testenv.RootlessUser(t, "devbox-e2e", true), "limits")
 	if hostCgroup2() {
 		u.cgroup = delegateCgroup(t, u)
 	}
@@ -332,7 +334,8 @@ func TestRootlessLimits(t *testing.T) {
 // delegateCgroup makes a cgroup v2 subtree the user may manage, with the
 // memory and pids controllers, as systemd's Delegate=yes does (the
 // directory and its cgroup.procs, cgroup.subtree_control and
-// cgroup.threads are the user's), and returns a session scope in it.
+// cgroup.threads are the user's, and it is marked trusted.delegate), and
+// returns a session scope in it.
 func delegateCgroup(t *testing.T, u *rootlessUser) string {
 	t.Helper()
 	root := "/sys/fs/cgroup"
@@ -354,6 +357,9 @@ func delegateCgroup(t *testing.T, u *rootlessUser) string {
 			u.chown(t, filepath.Join(dir, p))
 		}
 	}
+	if err := unix.Setxattr(d, "trusted.delegate", []byte("1"), 0); err != nil {
+		t.Fatalf("mark %s delegated: %v", d, err)
+	}
 	t.Cleanup(func() {
 		subs, _ := filepath.Glob(filepath.Join(scope, "*", "cgroup.procs"))
 		for _, s := range subs {
@@ -363,4 +369,110 @@ func delegateCgroup(t *testing.T, u *rootlessUser) string {
 		os.Remove(d)
 	})
 	return scope
+}
+
+// TestRootlessOneID: a user with no subordinate ids still runs devbox,
+// with one id. Layer entries of other owners are stored as root's, with
+// their setuid and setgid bits dropped; SSH sessions start (setgroups is
+// denied in such a namespace); what needs another user fails and says how
+// to add a range.
+func TestRootlessOneID(t *testing.T) {
+	testenv.NeedRoot(t)
+	u := newRootlessUser(t, testenv.RootlessUser(t, "devbox-e2e1", false), "oneid")
+	dir := u.dir(t, "oneid")
+	_, pub := writeKeyPair(t, t.TempDir())
+	port := freePort(t)
+	spec := fmt.Sprintf("name = \"oneid\"\nbase = %q\n[network]\nmode = \"none\"\n[ssh]\nport = %d\nauthorized_keys = [%q]\n", debianRegistry(t), port, mustRead(t, pub))
+	os.WriteFile(filepath.Join(dir, "devbox.toml"), []byte(spec), 0o644)
+	r := u.devbox(t, dir, "up")
+	if r.code != 0 {
+		t.Fatalf("up: %d %s", r.code, tail(r.stderr))
+	}
+	defer u.devbox(t, dir, "rm", "oneid")
+	if !strings.Contains(r.stderr, "owned by other users are stored as root's") || !strings.Contains(r.stderr, "usermod --add-subuids") {
+		t.Errorf("up does not say that owners were lost: %s", tail(r.stderr))
+	}
+	e := &sshEnv{name: "oneid", dir: dir, port: port, key: strings.TrimSuffix(pub, ".pub"), user: "root"}
+	// chage is setgid shadow in Debian: stored as root's, it must not be
+	// setgid root.
+	in := e.ssh(t, e.target(), "id -u; stat -c %a:%u:%g /usr/bin/chage")
+	if in.code != 0 || in.stdout != "0\n755:0:0\n" {
+		t.Errorf("ssh: %d %q %s", in.code, in.stdout, in.stderr)
+	}
+	u.devbox(t, dir, "down")
+	os.WriteFile(filepath.Join(dir, "devbox.toml"), []byte(spec+"[[run]]\ncommand = \"touch /x && chown 33 /x\"\n"), 0o644)
+	if r := u.devbox(t, dir, "build"); r.code == 0 || !strings.Contains(r.stderr, "The environment has one user, root") {
+		t.Errorf("a chown to another user: %d %s", r.code, tail(r.stderr))
+	}
+}
+
+// TestRootlessNetwork: an ordinary user's environment reaches the host at
+// its address through pasta, but not the host's loopback (where other
+// environments' ports listen); pasta ends with the container, even when
+// its init is killed.
+func TestRootlessNetwork(t *testing.T) {
+	testenv.NeedRoot(t)
+	u := newRootlessUser(t, testenv.RootlessUser(t, "devbox-e2e", true), "net")
+	dir := u.dir(t, "net")
+	hostIP, err := testenv.HostAddress()
+	if err != nil {
+		t.Fatal(err)
+	}
+	loopback, public := listen(t, "127.0.0.1:0"), listen(t, hostIP+":0")
+	spec := fmt.Sprintf("name = \"net\"\nbase = %q\n[ssh]\nport = %d\n", debianRegistry(t), freePort(t))
+	os.WriteFile(filepath.Join(dir, "devbox.toml"), []byte(spec), 0o644)
+	if r := u.devbox(t, dir, "up"); r.code != 0 {
+		t.Fatalf("up: %d %s", r.code, tail(r.stderr))
+	}
+	defer u.devbox(t, dir, "rm", "net")
+	probe := func(addr string) string {
+		host, port, _ := strings.Cut(addr, ":")
+		r := u.devbox(t, dir, "exec", "net", "--", "bash", "-c", fmt.Sprintf("timeout 3 bash -c 'exec 3<>/dev/tcp/%s/%s' 2>/dev/null && echo open || echo closed", host, port))
+		return strings.TrimSpace(r.stdout)
+	}
+	_, lport, _ := strings.Cut(loopback, ":")
+	for addr, want := range map[string]string{
+		public:              "open",   // the host, at its address
+		"10.0.2.2:" + lport: "closed", // the gateway is not the host's loopback
+		loopback:            "closed", // the container's own loopback
+	} {
+		if got := probe(addr); got != want {
+			t.Errorf("connect to %s from the environment: %s, want %s", addr, got, want)
+		}
+	}
+	// kill -9 of the init: pasta goes with its PID namespace.
+	var pid int
+	for _, p := range u.processes(t) {
+		if strings.Contains(p, "devbox-init") {
+			fmt.Sscanf(p, "pid %d", &pid)
+		}
+	}
+	if pid == 0 {
+		t.Fatalf("no init among %v", u.processes(t))
+	}
+	syscall.Kill(pid, syscall.SIGKILL)
+	waitFor(5*time.Second, func() bool { return len(u.processes(t)) == 0 })
+	if left := u.processes(t); len(left) != 0 {
+		t.Errorf("after kill -9 of the init:\n%s", strings.Join(left, "\n"))
+	}
+}
+
+// listen accepts and closes connections on addr for the test's life, and
+// returns its address.
+func listen(t *testing.T, addr string) string {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	return l.Addr().String()
 }

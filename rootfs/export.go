@@ -159,8 +159,10 @@ func addXattrs(hdr *tar.Header, p string) (opaque bool) {
 		if err != nil {
 			continue
 		}
+		// Only this store's kind marks opaque: as root, user.overlay.*
+		// is anybody's to set, and overlay does not read it.
 		if userns.IsOverlayXattr(n) {
-			opaque = opaque || (strings.HasSuffix(n, ".overlay.opaque") && string(v) == "y")
+			opaque = opaque || (n == opaqueXattr() && string(v) == "y")
 			continue
 		}
 		hdr.PAXRecords["SCHILY.xattr."+n] = string(v)

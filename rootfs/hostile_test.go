@@ -62,7 +62,7 @@ func TestHostileLayers(t *testing.T) {
 		{"absolute name stays inside", [][]ent{{file("/"+strings.TrimPrefix(up, "../../../")+"/file", "inside")}}, ""},
 		{"symlink swapped for a file", [][]ent{{file("f", "1"), symlink("f", up+"/file"), file("f", "2")}}, ""},
 		{"device nodes skipped", [][]ent{{{name: "sda", typ: tar.TypeBlock, mode: 0o600}, {name: "mem", typ: tar.TypeChar, mode: 0o600}}}, ""},
-		{"overlay xattrs dropped", [][]ent{{{name: "d", typ: tar.TypeDir, mode: 0o755, xattrs: map[string]string{"trusted.overlay.redirect": "/etc", "trusted.overlay.opaque": "y"}}}}, ""},
+		{"overlay xattrs dropped", [][]ent{{{name: "d", typ: tar.TypeDir, mode: 0o755, xattrs: map[string]string{"trusted.overlay.redirect": "/etc", "trusted.overlay.opaque": "y", "user.overlay.redirect": "/etc", "user.overlay.opaque": "y"}}}}, ""},
 	}
 	host := testenv.Registry(t)
 	for _, c := range cases {
@@ -134,7 +134,7 @@ func checkContained(t *testing.T, env *hostileEnv, name string, img *Image, warn
 		}
 	case "overlay xattrs dropped":
 		buf := make([]byte, 64)
-		for _, x := range []string{"trusted.overlay.redirect", "trusted.overlay.opaque"} {
+		for _, x := range []string{"trusted.overlay.redirect", "trusted.overlay.opaque", "user.overlay.redirect", "user.overlay.opaque"} {
 			if _, err := unix.Lgetxattr(filepath.Join(top, "d"), x, buf); err == nil {
 				t.Errorf("%s was set from the layer", x)
 			}

@@ -69,14 +69,28 @@ func mapped(spans []idSpan, id int) bool {
 	return false
 }
 
-// fit gives hdr owners this process can set.
+// fit gives hdr owners this process can set. A lost owner's rights must
+// not become root's: its setuid or setgid bit goes, and so do the file
+// capabilities of a lost user's file.
 func (o *owners) fit(hdr *tar.Header) {
 	if o == nil {
 		return
 	}
-	if !mapped(o.uids, hdr.Uid) || !mapped(o.gids, hdr.Gid) {
-		o.squashed++
-		hdr.Uid, hdr.Gid = 0, 0
+	uidOK, gidOK := mapped(o.uids, hdr.Uid), mapped(o.gids, hdr.Gid)
+	if uidOK && gidOK {
+		return
+	}
+	o.squashed++
+	if !uidOK {
+		hdr.Uid = 0
+		hdr.Mode &^= 0o4000
+		delete(hdr.PAXRecords, "SCHILY.xattr.security.capability")
+	}
+	if !gidOK {
+		hdr.Gid = 0
+		if hdr.Typeflag != tar.TypeDir { // a directory's setgid only passes its group on
+			hdr.Mode &^= 0o2000
+		}
 	}
 }
 

@@ -104,13 +104,41 @@ func containerCgroup(id string, l Limits, rules []devices.Rule) (cg *cgroup, war
 	}
 	if !cgroupV2() {
 		err = errors.New("cgroup v1 is not delegated to users")
-	} else if cg, err = newCgroupV2(id, l); err == nil {
-		return cg, "", nil
+	} else if err = delegated(); err == nil {
+		if cg, err = newCgroupV2(id, l); err == nil {
+			return cg, "", nil
+		}
 	}
 	if l == (Limits{}) {
 		return nil, "", nil
 	}
 	return nil, fmt.Sprintf("resource limits are not applied: %v (rootless limits need cgroup v2 and a delegated cgroup, as a systemd user session's: systemd-run --user --scope -p Delegate=yes devbox …)", err), nil
+}
+
+// delegated reports why the caller's v2 cgroup is not one it may manage,
+// or nil: it, or an ancestor, carries systemd's mark of delegation (the
+// trusted.delegate or user.delegate xattr, systemd 251 and later). A
+// cgroup merely writable by the user (a terminal's scope in its systemd
+// session) is not: moving its processes into devbox-leaf would confuse
+// the manager that owns it.
+func delegated() error {
+	own, err := parentCgroupV2()
+	if err != nil {
+		return err
+	}
+	fs, err := cgroup2FS()
+	if err != nil {
+		return err
+	}
+	buf := make([]byte, 8)
+	for p := own; p != "/" && p != "." && p != ""; p = filepath.Dir(p) {
+		for _, attr := range []string{"trusted.delegate", "user.delegate"} {
+			if n, err := unix.Getxattr(filepath.Join(fs, p), attr, buf); err == nil && string(buf[:n]) == "1" {
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("cgroup %s is not delegated to you", own)
 }
 
 func newCgroupV1(id string, l Limits, rules []devices.Rule) (*cgroup, error) {

@@ -92,14 +92,17 @@ func prepareMounts(c *Config, pid int, ns *os.File) (*hostMounts, error) {
 func hostNodes(paths []string) ([]*os.File, error) {
 	var nodes []*os.File
 	for _, p := range paths {
-		var st unix.Stat_t
-		err := unix.Stat(p, &st)
-		if t := st.Mode & unix.S_IFMT; err == nil && t != unix.S_IFCHR && t != unix.S_IFBLK {
-			err = errors.New("not a device node")
-		}
-		var fd int
+		// Checked through the clone itself: the path may change meanwhile.
+		fd, err := unix.OpenTree(unix.AT_FDCWD, p, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
 		if err == nil {
-			fd, err = unix.OpenTree(unix.AT_FDCWD, p, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+			var st unix.Stat_t
+			err = unix.Fstat(fd, &st)
+			if t := st.Mode & unix.S_IFMT; err == nil && t != unix.S_IFCHR && t != unix.S_IFBLK {
+				err = errors.New("not a device node")
+			}
+			if err != nil {
+				unix.Close(fd)
+			}
 		}
 		if err != nil {
 			for _, n := range nodes {

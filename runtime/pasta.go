@@ -31,7 +31,9 @@ import (
 // container is killed and nobody runs devbox again. It is started in the
 // container's PID namespace (and, daemonized, moves to one nested in it):
 // when the init ends the kernel kills it with every other process there.
-// pasta makes itself non-dumpable, so the container cannot trace it.
+// pasta makes itself non-dumpable, so the container, whose capabilities
+// never include CAP_SYS_PTRACE, cannot trace it; it sees it in its ps, and
+// its root may kill it, which only cuts its own network.
 const (
 	pastaAddr    = "10.0.2.100"
 	pastaGateway = "10.0.2.2"
@@ -101,6 +103,10 @@ func runToExit(bin string, args []string, fd3 *os.File, stderr *bytes.Buffer) er
 	if err != nil {
 		return err
 	}
+	// pasta returns once the namespace is configured; one that hangs
+	// must not hang up.
+	timer := time.AfterFunc(30*time.Second, func() { unix.Kill(pid, unix.SIGKILL) })
+	defer timer.Stop()
 	var ws unix.WaitStatus
 	for {
 		if _, err = unix.Wait4(pid, &ws, 0, nil); err != unix.EINTR {

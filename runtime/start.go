@@ -485,8 +485,8 @@ func listenPorts(o Options) ([]*os.File, error) {
 			for _, f := range files {
 				f.Close()
 			}
-			if errors.Is(err, unix.EACCES) {
-				err = fmt.Errorf("%w: ports below %d need root here (sysctl net.ipv4.ip_unprivileged_port_start); publish a higher one, as \"%d:%d\"", err, unprivilegedPortStart(), p.HostPort+8000, p.ContainerPort)
+			if start := unprivilegedPortStart(); errors.Is(err, unix.EACCES) && p.HostPort < start {
+				err = fmt.Errorf("%w: ports below %d need root here (sysctl net.ipv4.ip_unprivileged_port_start); publish a higher one, as \"%d:%d\"", err, start, p.HostPort+8000, p.ContainerPort)
 			}
 			return nil, fmt.Errorf("publish %s -> %d: %w", addr, p.ContainerPort, err)
 		}

@@ -257,8 +257,16 @@ func (sess *session) workdir(acct *account) string {
 	return "/"
 }
 
+// credential is acct's uid, gid and groups. Where the user namespace
+// denies setgroups (rootless with one id, whose map an unprivileged
+// process may only write so), groups are left as they are: root's none.
 func credential(acct *account) *syscall.Credential {
-	return &syscall.Credential{Uid: uint32(acct.uid), Gid: uint32(acct.gid), Groups: acct.groups}
+	return &syscall.Credential{Uid: uint32(acct.uid), Gid: uint32(acct.gid), Groups: acct.groups, NoSetGroups: setgroupsDenied()}
+}
+
+func setgroupsDenied() bool {
+	data, err := os.ReadFile("/proc/self/setgroups")
+	return err == nil && strings.TrimSpace(string(data)) == "deny"
 }
 
 func (sess *session) startProcess(acct *account, shell string, args []string) error {

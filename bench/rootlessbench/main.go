@@ -73,7 +73,7 @@ func (s side) must(args ...string) (string, error) {
 }
 
 func run(devbox string, runs int) error {
-	u, err := testenv.EnsureRootlessUser(func(m string) { log.Print(m) })
+	u, err := testenv.EnsureRootlessUser("devbox-e2e", true, func(m string) { log.Print(m) })
 	if err != nil {
 		return err
 	}

@@ -33,7 +33,7 @@ func main() {
 	if code, ok := sshd.RunHelper(os.Args); ok {
 		os.Exit(code)
 	}
-	if rootless.Needed() && !servesImage(os.Args[1:]) {
+	if rootless.Needed() && !ownNamespaces(os.Args[1:]) {
 		code, err := rootless.Reexec()
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "devbox: "+err.Error())
@@ -43,10 +43,26 @@ func main() {
 	os.Exit(run(os.Args[1:]))
 }
 
-// servesImage reports a `devbox serve`, the entrypoint of a pushed image:
-// it runs as whatever user the image's runtime gives it, in namespaces
+// ownNamespaces reports a command that runs rootless as it is, without a
+// user namespace: help, version, and what only writes the user's files
+// (init, templates); and `devbox serve`, the entrypoint of a pushed image,
+// which runs as whatever user the image's runtime gives it, in namespaces
 // that are not ours to make.
-func servesImage(args []string) bool { return len(args) > 0 && args[0] == "serve" }
+func ownNamespaces(args []string) bool {
+	for _, a := range args {
+		if a == "-h" || a == "--help" {
+			return true
+		}
+	}
+	if len(args) == 0 {
+		return true
+	}
+	switch args[0] {
+	case "help", "version", "init", "templates", "serve", "completion":
+		return true
+	}
+	return false
+}
 
 // Exit codes of the command-line contract.
 const (

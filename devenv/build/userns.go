@@ -17,9 +17,14 @@ import (
 // when the spec does not opt out and the host can. Why the host cannot is
 // printed with the spec's own security warnings.
 // Already in a user namespace (rootless, or a caller in a container),
-// the containers' root is that namespace's: not the host's.
+// the containers' root is that namespace's: not the host's, and the
+// spec's opt-out changes nothing.
 func useUserNS(root state.Root, s *spec.Spec, lower []string, out io.Writer) bool {
-	if !s.UserNS() || !userns.Initial() {
+	if !userns.Initial() {
+		return false
+	}
+	if !s.UserNS() {
+		fmt.Fprintln(out, "security: user namespaces are off, container root is the host's root: [security] userns = false")
 		return false
 	}
 	if err := checkUserNS(root, lower[len(lower)-1]); err != nil {

@@ -200,9 +200,6 @@ func (s *Spec) Warnings() []string {
 	if s.Security.Seccomp == "unconfined" {
 		w = append(w, `seccomp is off: [security] seccomp = "unconfined"`)
 	}
-	if !s.UserNS() {
-		w = append(w, "user namespaces are off, container root is the host's root: [security] userns = false")
-	}
 	for _, d := range s.Security.Devices {
 		w = append(w, "the host device "+d+" is open to the container: [security] devices")
 	}

@@ -113,7 +113,8 @@ func (r Root) Envs() string { return r.join("envs") }
 func (r Root) Socket(name string) string {
 	if _, ok := rootless.Active(); ok {
 		if run := os.Getenv("XDG_RUNTIME_DIR"); run != "" {
-			sum := sha256.Sum256([]byte(r))
+			abs, _ := filepath.Abs(string(r))
+			sum := sha256.Sum256([]byte(abs))
 			return filepath.Join(run, "devbox", hex.EncodeToString(sum[:6]), name+".sock")
 		}
 	}

@@ -70,25 +70,24 @@ func HostAddress() (string, error) {
 	return "", errors.New("no non-loopback IPv4 address on this host")
 }
 
-// RootlessUser is the ordinary user that tests of rootless devbox run as
+// RootlessUser is an ordinary user that tests of rootless devbox run as
 // (see EnsureRootlessUser).
-func RootlessUser(tb testing.TB) *user.User {
+func RootlessUser(tb testing.TB, name string, subids bool) *user.User {
 	tb.Helper()
 	NeedRoot(tb)
-	u, err := EnsureRootlessUser(func(m string) { tb.Log(m) })
+	u, err := EnsureRootlessUser(name, subids, func(m string) { tb.Log(m) })
 	if err != nil {
 		tb.Fatal(err)
 	}
 	return u
 }
 
-// EnsureRootlessUser makes, on first use, the ordinary user that tests and
-// benchmarks of rootless devbox run as: devbox-e2e, with a home and
-// subordinate ids (which Debian's useradd gives each new user; added above
-// every other range when it did not). The host's /dev/net/tun is made
-// 0666, the mode udev gives it on a standard host, for pasta.
-func EnsureRootlessUser(logf func(string)) (*user.User, error) {
-	const name = "devbox-e2e"
+// EnsureRootlessUser makes, on first use, an ordinary user that tests and
+// benchmarks of rootless devbox run as, with a home, and with subordinate
+// ids (which Debian's useradd gives each new user; added above every other
+// range when it did not) or, if not subids, none. The host's /dev/net/tun
+// is made 0666, the mode udev gives it on a standard host, for pasta.
+func EnsureRootlessUser(name string, subids bool, logf func(string)) (*user.User, error) {
 	u, err := user.Lookup(name)
 	if err != nil {
 		if out, err := exec.Command("useradd", "--create-home", "--shell", "/bin/sh", name).CombinedOutput(); err != nil {
@@ -98,7 +97,12 @@ func EnsureRootlessUser(logf func(string)) (*user.User, error) {
 			return nil, err
 		}
 	}
-	if _, _, ok := SubIDs(name); !ok {
+	if start, count, ok := SubIDs(name); ok && !subids {
+		span := fmt.Sprintf("%d-%d", start, start+count-1)
+		if out, err := exec.Command("usermod", "--del-subuids", span, "--del-subgids", span, name).CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("usermod %s: %v: %s", name, err, out)
+		}
+	} else if !ok && subids {
 		next := nextFreeSubID()
 		span := fmt.Sprintf("%d-%d", next, next+65535)
 		if out, err := exec.Command("usermod", "--add-subuids", span, "--add-subgids", span, name).CombinedOutput(); err != nil {

@@ -13,15 +13,19 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/devbox/devbox/runtime/userns"
 )
 
 // The child learns from its environment that it runs rootless (envHost:
-// the host user, and whether it has one id only) and, on its first exec
-// only, where to wait for its maps (envSync: a descriptor).
+// the host user, and whether it has one id only); on its first exec, where
+// to wait for its maps (envSync: a descriptor); on its second, its
+// parent's pid (envParent), to die with it.
 const (
-	envHost = "_DEVBOX_ROOTLESS"
-	envSync = "_DEVBOX_ROOTLESS_SYNC"
-	syncFD  = 3
+	envHost   = "_DEVBOX_ROOTLESS"
+	envSync   = "_DEVBOX_ROOTLESS_SYNC"
+	envParent = "_DEVBOX_ROOTLESS_PARENT"
+	syncFD    = 3
 )
 
 // Size is how many ids the namespace maps: root and the 16-bit ids
@@ -53,12 +57,16 @@ func (h Host) Username() string {
 }
 
 // Active returns the host user when this process runs rootless: it is
-// the child of Reexec, or was started by it.
+// the child of Reexec, or was started by it (and so in a user namespace).
 func Active() (Host, bool) {
-	v := os.Getenv(envHost)
-	if v == "" {
-		return Host{}, false
+	if userns.Initial() {
+		return Host{}, false // the host's root, whatever its environment says
 	}
+	return parseHost(os.Getenv(envHost))
+}
+
+// parseHost reads Host.String's form.
+func parseHost(v string) (Host, bool) {
 	parts := strings.Split(v, ":")
 	var h Host
 	var err1, err2 error
@@ -76,6 +84,18 @@ func Active() (Host, bool) {
 // Needed reports whether this process must re-execute itself rootless:
 // it is not root and not in the namespace already.
 func Needed() bool { return os.Geteuid() != 0 && os.Getenv(envHost) == "" }
+
+// Current is the calling user, with the ids it runs as (a user under sg
+// or newgrp has another group than its passwd entry's): the ones the
+// kernel and newgidmap allow to map.
+func Current() *user.User {
+	u, err := user.LookupId(strconv.Itoa(os.Geteuid()))
+	if err != nil {
+		u = &user.User{Username: strconv.Itoa(os.Geteuid())}
+	}
+	u.Uid, u.Gid = strconv.Itoa(os.Geteuid()), strconv.Itoa(os.Getegid())
+	return u
+}
 
 // Mapping is the namespace's id maps.
 type Mapping struct {
@@ -151,11 +171,7 @@ func AddRangeHint(username string) string {
 // the terminal and the environment are the child's too; signals sent to
 // this process are passed on.
 func Reexec() (int, error) {
-	u, err := user.Current()
-	if err != nil {
-		return 1, fmt.Errorf("rootless: who am I: %w", err)
-	}
-	m, err := MappingFor(u, "/etc/subuid", "/etc/subgid")
+	m, err := MappingFor(Current(), "/etc/subuid", "/etc/subgid")
 	if err != nil {
 		return 1, fmt.Errorf("rootless: %w", err)
 	}
@@ -223,7 +239,7 @@ func start(m Mapping) (*exec.Cmd, error) {
 	}
 	defer w.Close()
 	cmd.ExtraFiles = []*os.File{r}
-	cmd.Env = append(cmd.Env, envSync+"="+strconv.Itoa(syncFD))
+	cmd.Env = append(cmd.Env, envSync+"="+strconv.Itoa(syncFD), envParent+"="+strconv.Itoa(os.Getpid()))
 	err = cmd.Start()
 	r.Close()
 	if err != nil {
@@ -235,7 +251,9 @@ func start(m Mapping) (*exec.Cmd, error) {
 		return nil, err
 	}
 	if _, err := w.Write([]byte{1}); err != nil {
-		return nil, err
+		cmd.Process.Kill()
+		cmd.Wait()
+		return nil, fmt.Errorf("rootless: %w", err)
 	}
 	return cmd, nil
 }
@@ -272,12 +290,27 @@ func writeMaps(pid int, m Mapping) error {
 
 // Enter, in the child of Reexec, waits until its maps are written and
 // re-executes this command, now as the namespace's root with its
-// capabilities. It returns at once in any other process.
+// capabilities; then, re-executed, it asks to die with its parent again
+// (the exec that gave it capabilities cleared that). It returns at once in
+// any other process.
 func Enter() {
-	if os.Getenv(envSync) == "" {
+	if p := os.Getenv(envParent); p != "" && os.Getenv(envSync) == "" {
+		os.Unsetenv(envParent)
+		unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0)
+		if strconv.Itoa(os.Getppid()) != p {
+			os.Exit(1) // the parent is gone already
+		}
+		return
+	}
+	if os.Getenv(envSync) == "" || userns.Initial() {
 		return
 	}
 	os.Unsetenv(envSync)
+	var st unix.Stat_t
+	if err := unix.Fstat(syncFD, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFIFO {
+		fmt.Fprintln(os.Stderr, "devbox: rootless: no sync pipe from the parent")
+		os.Exit(1)
+	}
 	f := os.NewFile(syncFD, "rootless-sync")
 	b := make([]byte, 1)
 	n, _ := f.Read(b)

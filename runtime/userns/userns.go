@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -141,15 +142,16 @@ func Check(dir string) error {
 
 // Initial reports whether this process runs in the host's user namespace,
 // where root may do anything; rootless devbox, or a caller in another
-// container, does not.
-func Initial() bool {
+// container, does not. devbox never changes its own user namespace, so
+// the answer is read once.
+var Initial = sync.OnceValue(func() bool {
 	data, err := os.ReadFile("/proc/self/uid_map")
 	if err != nil {
-		return true
+		return false // no /proc to tell: assume the lesser rights
 	}
 	f := strings.Fields(string(data))
 	return len(f) == 3 && f[0] == "0" && f[1] == "0" && f[2] == "4294967295"
-}
+})
 
 // OverlayXattrs is the prefix of overlayfs's own xattrs (opaque,
 // redirect, origin) in the layers of this process: trusted.overlay. for

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -16,12 +17,14 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/devbox/devbox/internal/testenv"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/devbox/devbox/internal/testbase"
@@ -29,20 +32,33 @@ import (
 )
 
 // debianRegistry serves the cached Debian base from a loopback registry,
-// as a team would pull debian:bookworm, and returns its reference.
+// as a team would pull debian:bookworm, and returns its reference. One
+// registry serves every test of the run: exporting the base compresses
+// 100 MB, which the cgroup-v2 VM's emulated CPU takes 20 s to do.
 func debianRegistry(t *testing.T) string {
 	t.Helper()
 	store, img := testbase.Debian(t)
-	out, err := rootfs.Export(context.Background(), reverse(store.LowerDirs(img)), img.Config)
-	if err != nil {
-		t.Fatal(err)
+	debianBase.once.Do(func() {
+		out, err := rootfs.Export(context.Background(), reverse(store.LowerDirs(img)), img.Config)
+		if err != nil {
+			debianBase.err = err
+			return
+		}
+		srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+		debianBase.ref = strings.TrimPrefix(srv.URL, "http://") + "/library/debian:bookworm"
+		r, _ := name.ParseReference(debianBase.ref)
+		debianBase.err = remote.Write(r, out)
+	})
+	if debianBase.err != nil {
+		t.Fatal(debianBase.err)
 	}
-	ref := testenv.Registry(t) + "/library/debian:bookworm"
-	r, _ := name.ParseReference(ref)
-	if err := remote.Write(r, out); err != nil {
-		t.Fatal(err)
-	}
-	return ref
+	return debianBase.ref
+}
+
+var debianBase struct {
+	once sync.Once
+	ref  string
+	err  error
 }
 
 func reverse(s []string) []string {

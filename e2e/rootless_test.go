@@ -334,7 +334,7 @@ func TestRootlessLimits(t *testing.T) {
 // delegateCgroup makes a cgroup v2 subtree the user may manage, with the
 // memory and pids controllers, as systemd's Delegate=yes does (the
 // directory and its cgroup.procs, cgroup.subtree_control and
-// cgroup.threads are the user's, and it is marked trusted.delegate), and
+// cgroup.threads are the user's, and it is marked delegated), and
 // returns a session scope in it.
 func delegateCgroup(t *testing.T, u *rootlessUser) string {
 	t.Helper()
@@ -357,8 +357,12 @@ func delegateCgroup(t *testing.T, u *rootlessUser) string {
 			u.chown(t, filepath.Join(dir, p))
 		}
 	}
-	if err := unix.Setxattr(d, "trusted.delegate", []byte("1"), 0); err != nil {
-		t.Fatalf("mark %s delegated: %v", d, err)
+	// systemd's marks: trusted.delegate for the host's root, and
+	// user.delegate for users, who cannot read trusted xattrs.
+	for _, x := range []string{"trusted.delegate", "user.delegate"} {
+		if err := unix.Setxattr(d, x, []byte("1"), 0); err != nil {
+			t.Fatalf("mark %s delegated: %v", d, err)
+		}
 	}
 	t.Cleanup(func() {
 		subs, _ := filepath.Glob(filepath.Join(scope, "*", "cgroup.procs"))

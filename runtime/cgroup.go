@@ -118,10 +118,9 @@ func containerCgroup(id string, l Limits, rules []devices.Rule) (cg *cgroup, war
 // delegated reports why the caller's v2 cgroup is not one it may manage,
 // or nil: it, or an ancestor, carries systemd's mark of delegation (the
 // user.delegate xattr, which users can read; trusted.delegate, which only
-// the host's root can, is tried too). A
-// cgroup merely writable by the user (a terminal's scope in its systemd
-// session) is not: moving its processes into devbox-leaf would confuse
-// the manager that owns it.
+// the host's root can, is tried too). A cgroup merely writable by the
+// user (a terminal's scope in its systemd session) is not: moving its
+// processes into devbox-leaf would confuse the manager that owns it.
 func delegated() error {
 	own, err := parentCgroupV2()
 	if err != nil {

@@ -14,11 +14,10 @@ import (
 )
 
 // useUserNS reports whether containers over lower get a user namespace:
-// when the spec does not opt out and the host can. Why the host cannot is
-// printed with the spec's own security warnings.
-// Already in a user namespace (rootless, or a caller in a container),
-// the containers' root is that namespace's: not the host's, and the
-// spec's opt-out changes nothing.
+// when the spec does not opt out and the host can; the opt-out, and why
+// the host cannot, are printed as security warnings. Already in a user
+// namespace (rootless, or a caller in a container), the containers' root
+// is that namespace's, not the host's, and the opt-out changes nothing.
 func useUserNS(root state.Root, s *spec.Spec, lower []string, out io.Writer) bool {
 	if !userns.Initial() {
 		return false

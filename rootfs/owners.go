@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/devbox/devbox/runtime/rootless"
+	"github.com/devbox/devbox/runtime/userns"
 )
 
 // owners are the ids this process can give a file: every id, as the
@@ -24,24 +25,28 @@ type owners struct {
 
 type idSpan struct{ first, count int }
 
-// ownersOf reads this process's id maps; nil when they are the host's.
+// ownersOf reads this process's id maps; nil in the host's namespace, or
+// when they cannot be read (chown then says what it cannot do).
 func ownersOf() *owners {
-	uids, full1 := readIDMap("/proc/self/uid_map")
-	gids, full2 := readIDMap("/proc/self/gid_map")
-	if full1 && full2 {
+	if userns.Initial() {
+		return nil
+	}
+	uids, err1 := readIDMap("/proc/self/uid_map")
+	gids, err2 := readIDMap("/proc/self/gid_map")
+	if err1 != nil || err2 != nil {
 		return nil
 	}
 	return &owners{uids: uids, gids: gids}
 }
 
-// readIDMap reads the ids inside the namespace from a uid_map or gid_map,
-// and whether they are all of them.
-func readIDMap(path string) (spans []idSpan, full bool) {
+// readIDMap reads the ids inside the namespace from a uid_map or gid_map.
+func readIDMap(path string) ([]idSpan, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, true
+		return nil, err
 	}
 	defer f.Close()
+	var spans []idSpan
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		fl := strings.Fields(sc.Text())
@@ -51,13 +56,10 @@ func readIDMap(path string) (spans []idSpan, full bool) {
 		first, err1 := strconv.Atoi(fl[0])
 		count, err2 := strconv.ParseUint(fl[2], 10, 32)
 		if err1 == nil && err2 == nil {
-			if first == 0 && count == 4294967295 {
-				return nil, true
-			}
 			spans = append(spans, idSpan{first, int(count)})
 		}
 	}
-	return spans, false
+	return spans, sc.Err()
 }
 
 func mapped(spans []idSpan, id int) bool {

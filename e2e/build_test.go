@@ -1,12 +1,10 @@
 package e2e
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"io"
-	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -15,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -23,12 +20,7 @@ import (
 
 	"github.com/devbox/devbox/internal/testenv"
 
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-
 	"github.com/devbox/devbox/internal/testbase"
-	"github.com/devbox/devbox/rootfs"
 )
 
 // debianRegistry serves the cached Debian base from a loopback registry,
@@ -39,15 +31,7 @@ func debianRegistry(t *testing.T) string {
 	t.Helper()
 	store, img := testbase.Debian(t)
 	debianBase.once.Do(func() {
-		out, err := rootfs.Export(context.Background(), reverse(store.LowerDirs(img)), img.Config)
-		if err != nil {
-			debianBase.err = err
-			return
-		}
-		srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
-		debianBase.ref = strings.TrimPrefix(srv.URL, "http://") + "/library/debian:bookworm"
-		r, _ := name.ParseReference(debianBase.ref)
-		debianBase.err = remote.Write(r, out)
+		debianBase.ref, _, _, debianBase.err = testbase.ServeDebian(store, img) // serves until the run ends
 	})
 	if debianBase.err != nil {
 		t.Fatal(debianBase.err)
@@ -59,12 +43,6 @@ var debianBase struct {
 	once sync.Once
 	ref  string
 	err  error
-}
-
-func reverse(s []string) []string {
-	out := slices.Clone(s)
-	slices.Reverse(out)
-	return out
 }
 
 const classicSpec = `name = "classic"

@@ -4,25 +4,17 @@
 package main
 
 import (
-	"context"
 	"flag"
 	"fmt"
 	"io"
 	"log"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
-	"strings"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-
 	"github.com/devbox/devbox/internal/testbase"
-	"github.com/devbox/devbox/rootfs"
 )
 
 func main() {
@@ -42,23 +34,12 @@ func run(devbox, crane string, runs int, work string, serve bool) error {
 	if err != nil {
 		return err
 	}
-	var dirs []string
-	for _, id := range img.Layers {
-		dirs = append(dirs, store.LayerDir(id))
-	}
-	ctx := context.Background()
-	out, err := rootfs.Export(ctx, dirs, img.Config)
+	ref, out, srv, err := testbase.ServeDebian(store, img)
 	if err != nil {
 		return err
 	}
-	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
 	defer srv.Close()
-	ref := strings.TrimPrefix(srv.URL, "http://") + "/library/debian:bookworm"
-	r, _ := name.ParseReference(ref)
-	log.Printf("pushing the image to %s", ref)
-	if err := remote.Write(r, out); err != nil {
-		return err
-	}
+	log.Printf("pushed the image to %s", ref)
 	m, _ := out.Manifest()
 	var size int64
 	for _, l := range m.Layers {

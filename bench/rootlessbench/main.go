@@ -6,13 +6,11 @@
 package main
 
 import (
-	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/pem"
 	"flag"
 	"fmt"
-	"io"
 	"log"
 	"net"
 	"net/http"
@@ -26,14 +24,10 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/devbox/devbox/internal/testbase"
 	"github.com/devbox/devbox/internal/testenv"
-	"github.com/devbox/devbox/rootfs"
 )
 
 func main() {
@@ -77,10 +71,15 @@ func run(devbox string, runs int) error {
 	if err != nil {
 		return err
 	}
-	base, err := serveDebian()
+	store, img, err := testbase.DebianImage(func(m string) { log.Print(m) })
 	if err != nil {
 		return err
 	}
+	base, _, srv, err := testbase.ServeDebian(store, img)
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
 	hostIP, err := testenv.HostAddress()
 	if err != nil {
 		return err
@@ -216,31 +215,6 @@ func writeOwned(p, data string, cred *syscall.Credential) error {
 		return os.Chown(p, int(cred.Uid), int(cred.Gid))
 	}
 	return nil
-}
-
-// serveDebian serves the cached Debian base from a loopback registry.
-func serveDebian() (string, error) {
-	store, img, err := testbase.DebianImage(func(m string) { log.Print(m) })
-	if err != nil {
-		return "", err
-	}
-	lower := store.LowerDirs(img)
-	slices.Reverse(lower)
-	out, err := rootfs.Export(context.Background(), lower, img.Config)
-	if err != nil {
-		return "", err
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	go http.Serve(l, registry.New(registry.Logger(log.New(io.Discard, "", 0))))
-	ref := l.Addr().String() + "/library/debian:bookworm"
-	r, err := name.ParseReference(ref)
-	if err != nil {
-		return "", err
-	}
-	return ref, remote.Write(r, out)
 }
 
 // serveZeros serves 1 GB of zeros over HTTP on the host's address.

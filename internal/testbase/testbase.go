@@ -6,10 +6,19 @@ package testbase
 import (
 	"context"
 	"fmt"
+	"io"
+	"log"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/devbox/devbox/internal/state"
 	"github.com/devbox/devbox/internal/testenv"
@@ -80,4 +89,27 @@ func Seed(cache *rootfs.Store, img *rootfs.Image, root string) error {
 		}
 	}
 	return nil
+}
+
+// ServeDebian exports the cached Debian image and pushes it to a new
+// loopback registry, as a team would serve debian:bookworm. It returns the
+// reference, the image as pushed, and the server, for the caller to close.
+func ServeDebian(store *rootfs.Store, img *rootfs.Image) (ref string, pushed v1.Image, srv *httptest.Server, err error) {
+	lower := store.LowerDirs(img)
+	slices.Reverse(lower)
+	pushed, err = rootfs.Export(context.Background(), lower, img.Config)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	srv = httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	ref = strings.TrimPrefix(srv.URL, "http://") + "/library/debian:bookworm"
+	r, err := name.ParseReference(ref)
+	if err == nil {
+		err = remote.Write(r, pushed)
+	}
+	if err != nil {
+		srv.Close()
+		return "", nil, nil, fmt.Errorf("serve debian: %w", err)
+	}
+	return ref, pushed, srv, nil
 }

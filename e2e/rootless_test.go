@@ -75,6 +75,24 @@ func (r *rootlessUser) dir(t *testing.T, name string) string {
 	return d
 }
 
+// up brings up environment name, from the Debian base with extra TOML and
+// an SSH key, as the user in a directory of its own; it is removed at the
+// end of the test. It returns the environment, up's result and the spec.
+func (r *rootlessUser) up(t *testing.T, name, extra string) (*sshEnv, result, string) {
+	t.Helper()
+	dir := r.dir(t, name)
+	_, pub := writeKeyPair(t, t.TempDir())
+	port := freePort(t)
+	spec := fmt.Sprintf("name = %q\nbase = %q\n%s\n[ssh]\nport = %d\nauthorized_keys = [%q]\n", name, debianRegistry(t), extra, port, mustRead(t, pub))
+	os.WriteFile(filepath.Join(dir, "devbox.toml"), []byte(spec), 0o644)
+	res := r.devbox(t, dir, "up")
+	if res.code != 0 {
+		t.Fatalf("up: %d %s", res.code, tail(res.stderr))
+	}
+	t.Cleanup(func() { r.devbox(t, dir, "rm", name) })
+	return &sshEnv{name: name, dir: dir, port: port, key: strings.TrimSuffix(pub, ".pub"), user: "root"}, res, spec
+}
+
 func (r *rootlessUser) chown(t *testing.T, p string) {
 	if err := os.Chown(p, r.uid, r.gid); err != nil {
 		t.Fatal(err)
@@ -299,17 +317,7 @@ func TestRootlessLimits(t *testing.T) {
 	if hostCgroup2() {
 		u.cgroup = delegateCgroup(t, u)
 	}
-	dir := u.dir(t, "limits")
-	_, pub := writeKeyPair(t, t.TempDir())
-	port := freePort(t)
-	spec := fmt.Sprintf("name = \"limits\"\nbase = %q\n[resources]\nmemory = \"256MiB\"\npids = 200\n[network]\nmode = \"none\"\n[ssh]\nport = %d\nauthorized_keys = [%q]\n", debianRegistry(t), port, mustRead(t, pub))
-	os.WriteFile(filepath.Join(dir, "devbox.toml"), []byte(spec), 0o644)
-	r := u.devbox(t, dir, "up")
-	if r.code != 0 {
-		t.Fatalf("up: %d %s", r.code, tail(r.stderr))
-	}
-	defer u.devbox(t, dir, "rm", "limits")
-	e := &sshEnv{name: "limits", dir: dir, port: port, key: strings.TrimSuffix(pub, ".pub"), user: "root"}
+	e, r, _ := u.up(t, "limits", "[resources]\nmemory = \"256MiB\"\npids = 200\n[network]\nmode = \"none\"")
 	in := e.ssh(t, e.target(), "cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max 2>/dev/null; echo end")
 	if hostCgroup2() {
 		if in.stdout != "268435456\n200\nend\n" || strings.Contains(r.stderr, "not applied") {
@@ -318,7 +326,7 @@ func TestRootlessLimits(t *testing.T) {
 	} else if in.code != 0 || !strings.Contains(r.stderr, "resource limits are not applied: cgroup v1") {
 		t.Errorf("cgroup v1: up should say the limits are not applied: %s (inside: %d)", r.stderr, in.code)
 	}
-	if r := u.devbox(t, dir, "rm", "limits"); r.code != 0 {
+	if r := u.devbox(t, e.dir, "rm", "limits"); r.code != 0 {
 		t.Errorf("rm: %s", r.stderr)
 	}
 	if u.cgroup != "" {
@@ -383,29 +391,19 @@ func delegateCgroup(t *testing.T, u *rootlessUser) string {
 func TestRootlessOneID(t *testing.T) {
 	testenv.NeedRoot(t)
 	u := newRootlessUser(t, testenv.RootlessUser(t, "devbox-e2e1", false), "oneid")
-	dir := u.dir(t, "oneid")
-	_, pub := writeKeyPair(t, t.TempDir())
-	port := freePort(t)
-	spec := fmt.Sprintf("name = \"oneid\"\nbase = %q\n[network]\nmode = \"none\"\n[ssh]\nport = %d\nauthorized_keys = [%q]\n", debianRegistry(t), port, mustRead(t, pub))
-	os.WriteFile(filepath.Join(dir, "devbox.toml"), []byte(spec), 0o644)
-	r := u.devbox(t, dir, "up")
-	if r.code != 0 {
-		t.Fatalf("up: %d %s", r.code, tail(r.stderr))
-	}
-	defer u.devbox(t, dir, "rm", "oneid")
+	e, r, spec := u.up(t, "oneid", "[network]\nmode = \"none\"")
 	if !strings.Contains(r.stderr, "owned by other users are stored as root's") || !strings.Contains(r.stderr, "usermod --add-subuids") {
 		t.Errorf("up does not say that owners were lost: %s", tail(r.stderr))
 	}
-	e := &sshEnv{name: "oneid", dir: dir, port: port, key: strings.TrimSuffix(pub, ".pub"), user: "root"}
 	// chage is setgid shadow in Debian: stored as root's, it must not be
 	// setgid root.
 	in := e.ssh(t, e.target(), "id -u; stat -c %a:%u:%g /usr/bin/chage")
 	if in.code != 0 || in.stdout != "0\n755:0:0\n" {
 		t.Errorf("ssh: %d %q %s", in.code, in.stdout, in.stderr)
 	}
-	u.devbox(t, dir, "down")
-	os.WriteFile(filepath.Join(dir, "devbox.toml"), []byte(spec+"[[run]]\ncommand = \"touch /x && chown 33 /x\"\n"), 0o644)
-	if r := u.devbox(t, dir, "build"); r.code == 0 || !strings.Contains(r.stderr, "The environment has one user, root") {
+	u.devbox(t, e.dir, "down")
+	os.WriteFile(filepath.Join(e.dir, "devbox.toml"), []byte(spec+"[[run]]\ncommand = \"touch /x && chown 33 /x\"\n"), 0o644)
+	if r := u.devbox(t, e.dir, "build"); r.code == 0 || !strings.Contains(r.stderr, "The environment has one user, root") {
 		t.Errorf("a chown to another user: %d %s", r.code, tail(r.stderr))
 	}
 }
@@ -417,21 +415,15 @@ func TestRootlessOneID(t *testing.T) {
 func TestRootlessNetwork(t *testing.T) {
 	testenv.NeedRoot(t)
 	u := newRootlessUser(t, testenv.RootlessUser(t, "devbox-e2e", true), "net")
-	dir := u.dir(t, "net")
 	hostIP, err := testenv.HostAddress()
 	if err != nil {
 		t.Fatal(err)
 	}
 	loopback, public := listen(t, "127.0.0.1:0"), listen(t, hostIP+":0")
-	spec := fmt.Sprintf("name = \"net\"\nbase = %q\n[ssh]\nport = %d\n", debianRegistry(t), freePort(t))
-	os.WriteFile(filepath.Join(dir, "devbox.toml"), []byte(spec), 0o644)
-	if r := u.devbox(t, dir, "up"); r.code != 0 {
-		t.Fatalf("up: %d %s", r.code, tail(r.stderr))
-	}
-	defer u.devbox(t, dir, "rm", "net")
+	e, _, _ := u.up(t, "net", "")
 	probe := func(addr string) string {
 		host, port, _ := strings.Cut(addr, ":")
-		r := u.devbox(t, dir, "exec", "net", "--", "bash", "-c", fmt.Sprintf("timeout 3 bash -c 'exec 3<>/dev/tcp/%s/%s' 2>/dev/null && echo open || echo closed", host, port))
+		r := u.devbox(t, e.dir, "exec", "net", "--", "bash", "-c", fmt.Sprintf("timeout 3 bash -c 'exec 3<>/dev/tcp/%s/%s' 2>/dev/null && echo open || echo closed", host, port))
 		return strings.TrimSpace(r.stdout)
 	}
 	_, lport, _ := strings.Cut(loopback, ":")

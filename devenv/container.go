@@ -24,8 +24,12 @@ var etcFiles = []struct{ name, target string }{
 
 // containerConfig makes the writable layer and mount point of a container
 // under dir, and the files the container gets as /etc/hostname, /etc/hosts
-// and /etc/resolv.conf, and returns the config that names them.
-func containerConfig(dir state.Env, s *spec.Spec) (container.Config, error) {
+// and /etc/resolv.conf, and returns the config that names them. A mount
+// into devbox's state root (root) is refused.
+func containerConfig(root state.Root, dir state.Env, s *spec.Spec) (container.Config, error) {
+	if err := outsideState(root, s.Mounts); err != nil {
+		return container.Config{}, err
+	}
 	c := container.Config{
 		Hostname: s.Hostname,
 		Upper:    dir.Upper(),

@@ -58,7 +58,7 @@ func Run(ctx context.Context, store *rootfs.Store, s *spec.Spec, o RunOptions) (
 		os.RemoveAll(dir.Dir())
 		return nil, fmt.Errorf("run: %w", err)
 	}
-	cfg, err := containerConfig(dir, s)
+	cfg, err := containerConfig(root, dir, s)
 	if err != nil {
 		os.RemoveAll(dir.Dir())
 		return nil, fmt.Errorf("run: %w", err)
@@ -72,7 +72,13 @@ func Run(ctx context.Context, store *rootfs.Store, s *spec.Spec, o RunOptions) (
 			return nil, fmt.Errorf("run: %w", err)
 		}
 		cfg.UserNS = &m
-		cfg.Mounts = mountsOwnedBy(cfg.Mounts, uid, gid)
+		if len(cfg.Mounts) > 0 {
+			if cfg.Project, err = projectTree(root, s.Dir, uid, gid); err != nil {
+				release()
+				os.RemoveAll(dir.Dir())
+				return nil, fmt.Errorf("run: %w", err)
+			}
+		}
 		defer func() {
 			if c == nil {
 				release()

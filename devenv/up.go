@@ -111,7 +111,7 @@ func (e *Envs) upOptions(s *spec.Spec, built *build.Result, out io.Writer) (o co
 	if err != nil {
 		return o, nil, err
 	}
-	cfg, err := containerConfig(dir, s)
+	cfg, err := containerConfig(e.root, dir, s)
 	if err != nil {
 		return o, nil, err
 	}
@@ -125,7 +125,9 @@ func (e *Envs) upOptions(s *spec.Spec, built *build.Result, out io.Writer) (o co
 		if err != nil {
 			return o, nil, err
 		}
-		cfg.Mounts = mountsOwnedBy(cfg.Mounts, uid, gid)
+		if cfg.Project, err = projectTree(e.root, s.Dir, uid, gid); err != nil {
+			return o, nil, err
+		}
 	}
 	cfg.Service = service
 	cfg.ServiceFiles = map[string]string{hostKeyFile: dir.HostKey()}

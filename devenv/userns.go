@@ -9,7 +9,6 @@ import (
 
 	"github.com/devbox/devbox/devenv/build"
 	"github.com/devbox/devbox/internal/subid"
-	container "github.com/devbox/devbox/runtime"
 	"github.com/devbox/devbox/runtime/userns"
 )
 
@@ -41,17 +40,6 @@ func (e *Envs) envUserNS(name string, on bool) (*userns.IDMap, error) {
 		return nil, err
 	}
 	return m, writeJSON(dir.UpperIDs(), m)
-}
-
-// mountsOwnedBy makes the spec's mounts show their host owner as the
-// container user uid:gid (with a user namespace; see container.Mount).
-func mountsOwnedBy(mounts []container.Mount, uid, gid int) []container.Mount {
-	out := make([]container.Mount, len(mounts))
-	for i, m := range mounts {
-		m.Owner = &container.Owner{UID: uint32(uid), GID: uint32(gid)}
-		out[i] = m
-	}
-	return out
 }
 
 // lookupUser finds name's uid and gid in the image's /etc/passwd; root

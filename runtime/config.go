@@ -24,6 +24,9 @@ type Config struct {
 	// /etc/hostname, /etc/hosts, /etc/resolv.conf.
 	Files  []Mount `json:"files"`
 	Mounts []Mount `json:"mounts"`
+	// Project is the project tree, for the bind rule (see bindRule); nil
+	// lends no host owner to anyone.
+	Project *Project `json:"project,omitempty"`
 
 	// UserNS, if set, gives the container a user namespace: its ids
 	// [0, Size) are the host's UserNS.UID and UserNS.GID onwards, the
@@ -80,18 +83,18 @@ type Mount struct {
 	Source   string `json:"source" toml:"source"`
 	Target   string `json:"target" toml:"target"`
 	Readonly bool   `json:"readonly" toml:"readonly"`
-	// Owner, with a user namespace, is the container user that the
-	// source's host owner appears as, and whose new files the host sees
-	// as that owner's (an idmapped mount); not for a source the host's
-	// root owns (see idmapBind). A writable bind without one shows every
-	// file as nobody's.
-	Owner *Owner `json:"owner,omitempty" toml:"-"`
 }
 
-// Owner is a container user and group.
-type Owner struct {
-	UID uint32 `json:"uid"`
-	GID uint32 `json:"gid"`
+// Project is the project tree of a container with a user namespace: the
+// host directory Dir, whose host owner HostUID:HostGID (whoever it is,
+// the host's root included) appears inside the tree as the container's
+// login user UID:GID, and owns on the host what that user writes there.
+type Project struct {
+	Dir     string `json:"dir"`
+	HostUID uint32 `json:"host_uid"`
+	HostGID uint32 `json:"host_gid"`
+	UID     uint32 `json:"uid"`
+	GID     uint32 `json:"gid"`
 }
 
 // NetworkMode is how a container reaches the network.

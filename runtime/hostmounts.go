@@ -64,7 +64,7 @@ func prepareMounts(c *Config, pid int, ns *os.File) (*hostMounts, error) {
 		return nil, err
 	}
 	for _, m := range c.binds() {
-		f, err := h.bind(m, ns, c.UserNS)
+		f, err := h.bind(m, ns, c)
 		if err != nil {
 			return nil, err
 		}
@@ -195,87 +195,6 @@ func attachRoot(overlay *os.File, pid int, dir string) (*os.File, error) {
 		}
 		return os.OpenFile(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	})
-}
-
-// bind clones m.Source as a detached mount, nodev, read-only if asked.
-// With a user namespace a read-only bind is idmapped through the
-// container's mapping (it shows its true owners, and nothing can be
-// written through it); a writable one only when m.Owner says whose it is
-// (see idmapBind). What cannot be idmapped is bound as it is: its files
-// show as nobody's.
-func (h *hostMounts) bind(m Mount, ns *os.File, idmap *userns.IDMap) (*os.File, error) {
-	fd, err := unix.OpenTree(unix.AT_FDCWD, m.Source, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE)
-	if err != nil {
-		return nil, fmt.Errorf("mount %s: %w", m.Source, err)
-	}
-	f := os.NewFile(uintptr(fd), m.Source)
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-		}
-	}()
-	// Read-only before idmapped: no moment when the clone is writable
-	// through a mapping.
-	attr := &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_NODEV}
-	if m.Readonly {
-		attr.Attr_set |= unix.MOUNT_ATTR_RDONLY
-	}
-	if err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, attr); err != nil {
-		return nil, fmt.Errorf("mount %s: attributes: %w", m.Source, err)
-	}
-	if ns != nil {
-		warning, err := idmapBind(f, m, ns, idmap)
-		if err != nil {
-			return nil, fmt.Errorf("mount %s: %w", m.Source, err)
-		}
-		if warning != "" {
-			h.warnings = append(h.warnings, fmt.Sprintf("mount %s: %s", m.Source, warning))
-		}
-	}
-	ok = true
-	return f, nil
-}
-
-// idmapBind idmaps a bind for a container with a user namespace, or says
-// why it stays as it is. A writable bind is mapped only for its owner,
-// shown as m.Owner (userns.OwnerMap); not when the host's root owns it:
-// its files would be root's on the host, setuid ones included, and the
-// container's user would get root's rights over what is in it.
-func idmapBind(f *os.File, m Mount, ns *os.File, idmap *userns.IDMap) (warning string, err error) {
-	var st unix.Stat_t
-	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
-		return "", err
-	}
-	switch {
-	case m.Readonly:
-		err = userns.Idmap(int(f.Fd()), ns)
-	case m.Owner == nil:
-		return "", nil
-	case st.Uid == 0:
-		return "owned by the host's root, so not mapped for the container's user: its files show as nobody's; give it to the user who works in it (chown)", nil
-	default:
-		err = idmapOwner(f, st, *m.Owner, idmap)
-	}
-	if errors.Is(err, userns.ErrNoIDMap) {
-		return fmt.Sprintf("%v: its files show as nobody's", err), nil
-	}
-	return "", err
-}
-
-// idmapOwner idmaps f so that its owner (st) shows as the container user
-// owner.
-func idmapOwner(f *os.File, st unix.Stat_t, owner Owner, idmap *userns.IDMap) error {
-	uids, gids, err := idmap.OwnerMap(st.Uid, st.Gid, owner.UID, owner.GID)
-	if err != nil {
-		return err
-	}
-	ns, err := userns.New(uids, gids)
-	if err != nil {
-		return err
-	}
-	defer ns.Close()
-	return userns.Idmap(int(f.Fd()), ns)
 }
 
 // makeOverlay mounts the layers as a detached overlay. Overlay takes its

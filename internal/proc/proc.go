@@ -58,3 +58,33 @@ func StartTime(pid int) uint64 {
 	n, _ := strconv.ParseUint(fields[19], 10, 64)
 	return n
 }
+
+// AnyIn reports whether a process of the host runs with a uid (real,
+// effective, saved or file system) in [start, start+size): whether a
+// range of user-namespace ids is still in use by some container.
+func AnyIn(start, size uint32) bool {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return true // cannot tell: in use
+	}
+	for _, e := range entries {
+		if e.Name()[0] < '0' || e.Name()[0] > '9' {
+			continue
+		}
+		data, err := os.ReadFile("/proc/" + e.Name() + "/status")
+		if err != nil {
+			continue // gone meanwhile
+		}
+		_, rest, ok := strings.Cut(string(data), "\nUid:")
+		if !ok {
+			continue
+		}
+		line, _, _ := strings.Cut(rest, "\n")
+		for _, f := range strings.Fields(line) {
+			if id, err := strconv.ParseUint(f, 10, 32); err == nil && id >= uint64(start) && id < uint64(start)+uint64(size) {
+				return true
+			}
+		}
+	}
+	return false
+}

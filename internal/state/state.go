@@ -89,8 +89,8 @@ func (r Root) Locks() string { return r.join("locks") }
 // Network holds bridge address allocations.
 func (r Root) Network() string { return r.join("network") }
 
-// IDs is where the ranges of host ids given to user namespaces are
-// recorded (see internal/subid).
+// IDs holds what devbox learnt of this root's user-namespace support
+// (the ranges themselves are recorded host-wide, see internal/subid).
 func (r Root) IDs() string { return r.join("userns") }
 
 // Runs holds one-shot containers; Run is one of them.

@@ -5,8 +5,11 @@
 // above every other user's.
 //
 // Lifecycle: Acquire gives an owner a slot of userns.Size ids, recorded
-// as a file named for the slot; an environment's slot is kept until Release
-// (devbox rm), so its writable layer keeps its owners; a build's or a
-// one-shot run's is released at its end, and one whose process died is
-// taken back by the next Acquire. Slots never overlap.
+// host-wide (HostDir, whatever the state root) as a file named for the
+// slot; an environment's slot is kept until Release (devbox rm), so its
+// writable layer keeps its owners; a build's or a one-shot run's is
+// released at its end. A slot whose owner is gone (its process died, its
+// environment's directory was removed) is taken back by the next Acquire
+// once no process runs in its ids. Slots never overlap, across every
+// state root of the host.
 package subid

@@ -27,8 +27,14 @@ const User = "devbox"
 // 1024 slots.
 const defaultCount = 1024 * userns.Size
 
+// HostDir is where the slots of every state root on the host are
+// recorded: host-wide, as /etc/subuid is, so that no two environments of
+// any two state roots (a second checkout's --root, a test run) share ids.
+const HostDir = "/var/lib/devbox-userns"
+
 // Allocator allocates slots under Dir, one file per slot in use, named
-// for the slot and holding its owner.
+// for the slot and holding its owner; Root is the state root whose
+// environments it allocates for.
 type Allocator struct {
 	Root   state.Root
 	Dir    string
@@ -36,18 +42,20 @@ type Allocator struct {
 	SubGID string // /etc/subgid
 }
 
-// New is the allocator of a state root, with the host's subordinate id
-// files.
+// New is the host-wide allocator, for the environments of a state root.
 func New(root state.Root) Allocator {
-	return Allocator{Root: root, Dir: root.IDs(), SubUID: "/etc/subuid", SubGID: "/etc/subgid"}
+	if abs, err := filepath.Abs(root.Dir()); err == nil {
+		root = state.Root(abs)
+	}
+	return Allocator{Root: root, Dir: HostDir, SubUID: "/etc/subuid", SubGID: "/etc/subgid"}
 }
 
 // Env returns environment name's range, the same at every up until
 // ReleaseEnv.
-func (a Allocator) Env(name string) (userns.IDMap, error) { return a.acquire(envOwner(name)) }
+func (a Allocator) Env(name string) (userns.IDMap, error) { return a.acquire(a.envOwner(name)) }
 
 // ReleaseEnv gives back environment name's range (devbox rm).
-func (a Allocator) ReleaseEnv(name string) error { return a.release(envOwner(name)) }
+func (a Allocator) ReleaseEnv(name string) error { return a.release(a.envOwner(name)) }
 
 // Transient returns a range for one build step or one-shot run of this
 // process, and the function that gives it back; if the process dies
@@ -63,19 +71,42 @@ func (a Allocator) Transient() (userns.IDMap, func(), error) {
 	return m, func() { a.release(owner) }, nil
 }
 
-func envOwner(name string) string { return "env " + name }
+// Holds reports whether host ids uid and gid lie in devbox's container
+// ranges (/etc/subuid and /etc/subgid), which no host file outside
+// devbox's own should be owned by.
+func (a Allocator) Holds(uid, gid uint32) (bool, error) {
+	for _, c := range []struct {
+		path string
+		id   uint32
+	}{{a.SubUID, uid}, {a.SubGID, gid}} {
+		ranges, err := readRanges(c.path)
+		if err != nil {
+			return false, err
+		}
+		if r, ok := ranges[User]; ok && c.id >= r.start && uint64(c.id) < uint64(r.start)+uint64(r.count) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
 
-// stale reports whether a slot's owner is gone: an environment whose
-// directory was removed, a process that died.
-func (a Allocator) stale(owner string) bool {
-	if name, ok := strings.CutPrefix(owner, "env "); ok {
-		_, err := os.Stat(a.Root.Env(name).Dir())
-		return errors.Is(err, os.ErrNotExist)
+// envOwner names an environment host-wide: by its directory, an
+// absolute path under its state root.
+func (a Allocator) envOwner(name string) string { return "env " + a.Root.Env(name).Dir() }
+
+// stale reports whether a slot's owner is gone (an environment whose
+// directory was removed, a process that died) and nothing runs in its
+// range any more: an environment whose state root was deleted under it
+// keeps its ids until its last process ends.
+func (a Allocator) stale(owner string, m userns.IDMap) bool {
+	gone := false
+	if dir, ok := strings.CutPrefix(owner, "env "); ok {
+		_, err := os.Stat(dir)
+		gone = errors.Is(err, os.ErrNotExist) || !filepath.IsAbs(dir)
+	} else if rest, ok := strings.CutPrefix(owner, "pid "); ok {
+		gone = !proc.Parse(rest).Alive()
 	}
-	if rest, ok := strings.CutPrefix(owner, "pid "); ok {
-		return !proc.Parse(rest).Alive()
-	}
-	return false
+	return gone && !proc.AnyIn(m.UID, m.Size)
 }
 
 // acquire returns owner's slot: the one it has, or a free one. A slot
@@ -122,7 +153,7 @@ func (a Allocator) acquire(owner string) (userns.IDMap, error) {
 	}
 	free := -1
 	for i := uint32(0); i < slots && free < 0; i++ {
-		if o, used := owners[i]; !used || a.stale(o) {
+		if o, used := owners[i]; !used || a.stale(o, slot(i)) {
 			free = int(i)
 		}
 	}

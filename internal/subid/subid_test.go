@@ -13,6 +13,7 @@ import (
 func testAllocator(t *testing.T, subuid string) Allocator {
 	dir := t.TempDir()
 	a := New(state.Root(dir))
+	a.Dir = filepath.Join(dir, "ids")
 	a.SubUID, a.SubGID = filepath.Join(dir, "subuid"), filepath.Join(dir, "subgid")
 	if subuid != "" {
 		os.WriteFile(a.SubUID, []byte(subuid), 0o644)
@@ -88,8 +89,38 @@ func TestBadSubuid(t *testing.T) {
 }
 
 func TestReleaseWithNothingAllocated(t *testing.T) {
-	a := New(state.Root(t.TempDir()))
+	a := testAllocator(t, "")
 	if err := a.ReleaseEnv("never"); err != nil {
 		t.Fatalf("release where nothing was allocated: %v", err)
+	}
+}
+
+// TestHostWide: two state roots share one registry, so their
+// environments of the same name get distinct ranges; an environment whose
+// state root was deleted keeps its range while a process runs in it.
+func TestHostWide(t *testing.T) {
+	// Slot 0 holds uid 0, which this test's own process runs as.
+	if New("/a").Dir != New("/b").Dir {
+		t.Fatal("two state roots keep two registries")
+	}
+	a := testAllocator(t, "devbox:0:196608\n")
+	b := New(state.Root(t.TempDir()))
+	b.Dir, b.SubUID, b.SubGID = a.Dir, a.SubUID, a.SubGID
+	os.MkdirAll(a.Root.Env("web").Dir(), 0o700)
+	os.MkdirAll(b.Root.Env("web").Dir(), 0o700)
+	wa, err := a.Env("web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wb, err := b.Env("web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if wa == wb {
+		t.Fatalf("two state roots' environments share %v", wa)
+	}
+	os.RemoveAll(a.Root.Dir())
+	if m, err := b.Env("api"); err != nil || m == wa {
+		t.Errorf("a deleted root's range with live processes given out again: %v %v", m, err)
 	}
 }

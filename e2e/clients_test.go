@@ -37,14 +37,14 @@ source = %q
 target = "/run/hostsock"
 
 [[mounts]]
-source = %q
+source = "."
 target = "/project"
-`, sockDir, project)
-	return upEnvWith(t, "clients", extra, `user = "dev"`), sockDir, project
+`, sockDir)
+	return upEnvIn(t, project, "clients", extra, `user = "dev"`), sockDir, project
 }
 
-// projectOwner owns the project directory that clientsEnv mounts: a
-// developer's uid on the host, not the container user's.
+// projectOwner owns the project directory (the spec's) that clientsEnv
+// mounts: a developer's uid on the host, not the container user's.
 const projectOwner = 4321
 
 // inEnv runs a shell command in the environment as its user over OpenSSH.

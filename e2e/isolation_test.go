@@ -148,7 +148,7 @@ func TestUserNamespace(t *testing.T) {
 	os.Chown(project, owner, owner)
 	os.WriteFile(filepath.Join(project, "mine"), []byte("x"), 0o644)
 	os.Chown(filepath.Join(project, "mine"), owner, owner)
-	rs := newRunSpace(t, fmt.Sprintf("[[run]]\ncommand = \"touch /built-in-userns\"\n\n[[mounts]]\nsource = %q\ntarget = \"/project\"\n", project))
+	rs := newRunSpaceIn(t, project, "[[run]]\ncommand = \"touch /built-in-userns\"\n\n[[mounts]]\nsource = \".\"\ntarget = \"/project\"\n")
 	r := rs.sh(t, "cat /proc/self/uid_map; stat -c '%u:%g' /project/mine /built-in-userns; touch /project/new && echo made; "+
 		"touch /project/rootfile && chown 1:1 /project/rootfile 2>/dev/null && echo CHOWNED; stat -c %U /project/mine /project/rootfile")
 	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")

@@ -32,9 +32,15 @@ type runSpace struct {
 
 func newRunSpace(t *testing.T, extra string) *runSpace {
 	t.Helper()
+	return newRunSpaceIn(t, t.TempDir(), extra)
+}
+
+// newRunSpaceIn is newRunSpace with the spec, and so the project tree,
+// in dir.
+func newRunSpaceIn(t *testing.T, dir, extra string) *runSpace {
+	t.Helper()
 	testenv.NeedRoot(t)
 	testbase.Debian(t)
-	dir := t.TempDir()
 	spec := fmt.Sprintf(`base = %q
 hostname = "boxtest"
 %s

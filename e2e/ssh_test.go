@@ -72,9 +72,15 @@ func upEnv(t *testing.T, name, extra string) *sshEnv {
 // in its [ssh] table (sshExtra).
 func upEnvWith(t *testing.T, name, extra, sshExtra string) *sshEnv {
 	t.Helper()
+	return upEnvIn(t, t.TempDir(), name, extra, sshExtra)
+}
+
+// upEnvIn is upEnvWith with the spec, and so the project tree, in dir.
+func upEnvIn(t *testing.T, dir, name, extra, sshExtra string) *sshEnv {
+	t.Helper()
 	testenv.NeedRoot(t)
 	testbase.Debian(t)
-	e := &sshEnv{name: name, dir: t.TempDir(), root: filepath.Join(testenv.CacheDir(), "store"), port: freePort(t), password: "pw-" + name, user: "root"}
+	e := &sshEnv{name: name, dir: dir, root: filepath.Join(testenv.CacheDir(), "store"), port: freePort(t), password: "pw-" + name, user: "root"}
 	if m := regexp.MustCompile(`user = "([a-z]+)"`).FindStringSubmatch(sshExtra); m != nil {
 		e.user = m[1]
 	}

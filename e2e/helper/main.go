@@ -18,7 +18,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: helper alloc MB | echo-server PORT | http PORT | dial ADDR | spawn N | addrs | sleep")
+		fmt.Fprintln(os.Stderr, "usage: helper alloc MB | echo-server PORT | http PORT | dial ADDR | dial-unix PATH | spawn N | addrs | sleep")
 		os.Exit(2)
 	}
 	arg := func(i int) string {
@@ -75,6 +75,14 @@ func main() {
 			started++
 		}
 		fmt.Println("started", started, "error:", lastErr)
+	case "dial-unix": // connect to a Unix socket, say whether it answered
+		c, err := net.DialTimeout("unix", arg(2), 3*time.Second)
+		if err != nil {
+			fmt.Println("dial error:", err)
+			return
+		}
+		c.Close()
+		fmt.Println("connected")
 	case "unix-echo": // echo server on a Unix socket
 		os.Remove(arg(2))
 		ln, err := net.Listen("unix", arg(2))

@@ -145,17 +145,20 @@ func TestBuildCachePoisoned(t *testing.T) {
 	_, lockFile, pins := cachedSteps(t, spec)
 	st := stepOf(t, pins, "run", "echo honest")
 	escape := filepath.Join(t.TempDir(), "escaped")
-	poison := tarLayer(t, map[string]string{"one": "poisoned\n", "../../../../../../.." + escape: "out\n"})
+	poison := tarLayer(t, map[string]string{"one": "poisoned\n"})
+	escaping := tarLayer(t, map[string]string{"one": "poisoned\n", "../../../../../../.." + escape: "out\n"})
 
 	for _, c := range []struct {
 		name  string
+		layer v1.Layer
 		claim string // what the config's diff_ids say
 	}{
-		{"config claims the pinned diffID", st.DiffID},
-		{"only the record claims it", ""},
+		{"config claims the pinned diffID", poison, st.DiffID},
+		{"only the record claims it", poison, ""},
+		{"a ../ entry", escaping, st.DiffID},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			replaceCached(t, cache, st.Key, poison, c.claim, func(rec map[string]any) { rec["diff_id"] = st.DiffID })
+			replaceCached(t, cache, st.Key, c.layer, c.claim, func(rec map[string]any) { rec["diff_id"] = st.DiffID })
 			theirs, root := t.TempDir(), t.TempDir()
 			os.WriteFile(filepath.Join(theirs, "devbox.toml"), []byte(spec), 0o644)
 			os.WriteFile(filepath.Join(theirs, "devbox.lock"), lockFile, 0o644)

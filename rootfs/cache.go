@@ -86,55 +86,99 @@ func (s *Store) PushBuild(ctx context.Context, repo, key string, opts PullOption
 	return true, nil
 }
 
-// PullBuild fetches step key from the cache repo into the store, over the
-// layers lower (top first), and reports false when the cache has no such
-// step. The layer is checked against its diffID as it unpacks, within the
-// store's layer limits.
-func (s *Store) PullBuild(ctx context.Context, repo, key string, lower []string, opts PullOptions) (BuildRecord, bool, error) {
+// CachePull is one step to fetch from a cache repository.
+type CachePull struct {
+	Key   string
+	Lower []string // the layers below the step, top first
+	// DiffID is what devbox.lock pins for the step's layer, "" if it
+	// pins nothing: a layer whose content is anything else is not used.
+	DiffID string
+	// Check refuses a record whose fields the caller would take into
+	// devbox.lock or print (the record is someone else's data); it runs
+	// before anything is downloaded or stored.
+	Check func(BuildRecord) error
+}
+
+// ErrCacheRefused is a cached step that is not what its key, its record
+// or the lock says: it is dropped, and the caller builds the step.
+var ErrCacheRefused = errors.New("cache layer refused")
+
+// PullBuild fetches step p.Key from the cache repo into the store, over
+// p.Lower, and reports false when the cache has no such step. The cache is
+// someone else's input: the record is checked as data, and the layer's
+// diffID is the sha256 of its content as it unpacks, which must equal
+// what its config and record claim and what the lock pins, or nothing of
+// it is kept.
+func (s *Store) PullBuild(ctx context.Context, repo string, p CachePull, opts PullOptions) (BuildRecord, bool, error) {
 	opts.defaults()
-	var rec BuildRecord
-	tag, err := cacheTag(repo, key)
+	tag, err := cacheTag(repo, p.Key)
 	if err != nil {
-		return rec, false, err
+		return BuildRecord{}, false, err
 	}
 	img, err := remote.Image(tag, cacheOptions(ctx, opts)...)
 	var terr *transport.Error
 	if errors.As(err, &terr) && terr.StatusCode == http.StatusNotFound {
-		return rec, false, nil
+		return BuildRecord{}, false, nil
 	}
 	if err != nil {
-		return rec, false, fmt.Errorf("cache %s: %w", tag, err)
+		return BuildRecord{}, false, fmt.Errorf("cache %s: %w", tag, err)
 	}
-	cf, err := img.ConfigFile()
+	rec, layer, diffID, err := cachedImage(img, p)
 	if err != nil {
-		return rec, false, err
-	}
-	if err := json.Unmarshal([]byte(cf.Config.Labels[recordLabel]), &rec); err != nil || rec.Key != key {
-		return rec, false, fmt.Errorf("cache %s: no build record for this step", tag)
-	}
-	layers, err := img.Layers()
-	if err != nil || len(layers) != 1 {
-		return rec, false, fmt.Errorf("cache %s: want one layer (%v)", tag, err)
-	}
-	diffID, err := layers[0].DiffID()
-	if err != nil {
-		return rec, false, err
+		return BuildRecord{}, false, fmt.Errorf("cache %s: %w", tag, err)
 	}
 	tmp, err := s.TempDir("cache-")
 	if err != nil {
 		return rec, false, err
 	}
-	defer os.RemoveAll(tmp)
+	defer os.RemoveAll(tmp) // a refused layer leaves nothing behind
 	dir := filepath.Join(tmp, "layer")
-	if err := unpackCached(ctx, layers[0], diffID, dir, lower, opts); err != nil {
-		return rec, false, fmt.Errorf("cache %s: %w", tag, err)
+	if err := unpackCached(ctx, layer, diffID, dir, p.Lower, opts); err != nil {
+		return rec, false, fmt.Errorf("cache %s: %w: %w", tag, ErrCacheRefused, err)
 	}
-	rec.DiffID = diffID.String()
+	rec.DiffID = diffID.String() // now the digest of what unpacked
 	if err := s.CommitBuild(dir, rec, false); err != nil {
 		return rec, false, err
 	}
-	stored, err := s.Build(key)
+	stored, err := s.Build(p.Key)
 	return stored, err == nil, err
+}
+
+// cachedImage reads a cached step's record and its one layer, and refuses
+// them unless the record is well-formed and p.Check accepts it, and the
+// record, the config and the lock agree on the layer's diffID (which the
+// unpack then checks against the content).
+func cachedImage(img v1.Image, p CachePull) (BuildRecord, v1.Layer, v1.Hash, error) {
+	var rec BuildRecord
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return rec, nil, v1.Hash{}, err
+	}
+	if err := json.Unmarshal([]byte(cf.Config.Labels[recordLabel]), &rec); err != nil || rec.Key != p.Key {
+		return rec, nil, v1.Hash{}, fmt.Errorf("%w: no build record for this step", ErrCacheRefused)
+	}
+	if err := checkRecord(rec); err != nil {
+		return rec, nil, v1.Hash{}, fmt.Errorf("%w: build record: %w", ErrCacheRefused, err)
+	}
+	if p.Check != nil {
+		if err := p.Check(rec); err != nil {
+			return rec, nil, v1.Hash{}, fmt.Errorf("%w: build record: %w", ErrCacheRefused, err)
+		}
+	}
+	layers, err := img.Layers()
+	if err != nil || len(layers) != 1 {
+		return rec, nil, v1.Hash{}, fmt.Errorf("%w: want one layer (%d, %v)", ErrCacheRefused, len(layers), err)
+	}
+	diffID, err := layers[0].DiffID() // what the config claims
+	if err != nil {
+		return rec, nil, v1.Hash{}, err
+	}
+	for _, claim := range []struct{ who, id string }{{"its record", rec.DiffID}, {"devbox.lock", p.DiffID}} {
+		if claim.id != "" && claim.id != diffID.String() {
+			return rec, nil, v1.Hash{}, fmt.Errorf("%w: its layer is %s, %s says %s", ErrCacheRefused, diffID, claim.who, claim.id)
+		}
+	}
+	return rec, layers[0], diffID, nil
 }
 
 // unpackCached unpacks a cached step's layer into dir and completes it

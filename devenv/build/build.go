@@ -195,7 +195,7 @@ func (w *walk) layer(ctx context.Context, i int, header string) (rootfs.BuildRec
 	}
 	fmt.Fprintf(w.o.Out, "%s …\n", header)
 	t0 := time.Now()
-	if rec, ok := pullStep(ctx, w.store, w.s, w.b, st, w.pins, w.o); ok {
+	if rec, ok := pullStep(ctx, w.store, w.s, w.b, st, header, w.pins, w.o); ok {
 		return rec, "pulled " + shortDur(time.Since(t0)), nil
 	}
 	in := stepInputs{baseLayers: w.b.Image.Layers}
@@ -213,22 +213,6 @@ func (w *walk) layer(ctx context.Context, i int, header string) (rootfs.BuildRec
 	}
 	rec.Took = time.Since(t0)
 	return *rec, shortDur(rec.Took), nil
-}
-
-// pullStep fetches st from the spec's cache repository, if it has one and
-// the step is there and is what the lock pins. The cache only saves work:
-// when it cannot be reached, the step is built here, and the build says
-// why.
-func pullStep(ctx context.Context, store *rootfs.Store, s *spec.Spec, b *Result, st Step, pins *lock.File, o Options) (rootfs.BuildRecord, bool) {
-	if s.Cache.Image == "" || o.NoCache || (o.Lock == LockUpdate && (st.Kind == StepNode || st.Kind == StepPackages)) {
-		return rootfs.BuildRecord{}, false
-	}
-	rec, ok, err := store.PullBuild(ctx, s.Cache.Image, st.Key, b.Lower, o.Pull)
-	if err != nil {
-		fmt.Fprintf(o.Out, "warning: %v; building the step here\n", err)
-		return rec, false
-	}
-	return rec, ok && !conflicts(pins, st, rec)
 }
 
 // cachedStep returns the record of st's cached layer, if it may be used:

@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/devbox/devbox/internal/safetext"
 )
 
 // FileName is the lock's name beside the spec.
@@ -159,6 +161,15 @@ func lines(f *File) []string {
 	}
 	for i, s := range f.Steps {
 		l = append(l, fmt.Sprintf("step %d %s %s: %s", i+1, s.Kind, strings.TrimPrefix(s.Summary, s.Kind+" "), s.Key[:min(12, len(s.Key))]))
+		if s.DiffID != "" {
+			// A layer that differs with the same key shows as such.
+			l = append(l, fmt.Sprintf("step %d layer %s", i+1, s.DiffID))
+		}
+	}
+	// A lock is a cloned repository's file, or holds what a build record
+	// said: its lines are printed escaped.
+	for i := range l {
+		l[i] = safetext.Escape(l[i])
 	}
 	return l
 }

@@ -49,6 +49,19 @@ func TestDiff(t *testing.T) {
 	}
 }
 
+// TestDiffEscapedAndLayers: a lock's strings (a cloned repository's file)
+// print escaped, and a step whose layer changed under the same key shows.
+func TestDiffEscapedAndLayers(t *testing.T) {
+	a, b := sample(), sample()
+	b.Packages.Installed = append(b.Packages.Installed, "evil=1\x1b]0;pwned\x07")
+	b.Steps[0].DiffID = "sha256:ee"
+	got := strings.Join(Diff(a, b), "\n")
+	want := "- step 1 layer sha256:cc\n+ package evil=1\\x1b]0;pwned\\x07\n+ step 1 layer sha256:ee"
+	if got != want {
+		t.Errorf("diff:\n%s\nwant:\n%s", got, want)
+	}
+}
+
 func TestReadRefuses(t *testing.T) {
 	dir := t.TempDir()
 	for name, content := range map[string]string{

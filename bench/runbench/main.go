@@ -60,6 +60,20 @@ func run(devbox string, runs int) error {
 		return cmd
 	}
 
+	// The same with binds under the bind rule: the project (idmapped
+	// for its owner) and a read-only host directory (mapped to nobody).
+	binds := filepath.Join(work, "binds")
+	os.MkdirAll(binds, 0o755)
+	bindSpec := spec + "[[mounts]]\nsource = \".\"\ntarget = \"/project\"\n[[mounts]]\nsource = \"/usr/share/doc\"\ntarget = \"/doc\"\nreadonly = true\n"
+	if err := os.WriteFile(filepath.Join(binds, "devbox.toml"), []byte(bindSpec), 0o644); err != nil {
+		return err
+	}
+	bindsCmd := func() *exec.Cmd {
+		cmd := devboxCmd()
+		cmd.Dir = binds
+		return cmd
+	}
+
 	// runc: `runc spec`'s default (its own namespaces, read-only root).
 	bundle := filepath.Join(work, "bundle")
 	os.MkdirAll(bundle, 0o755)
@@ -83,7 +97,7 @@ func run(devbox string, runs int) error {
 	tools := []struct {
 		name string
 		cmd  func() *exec.Cmd
-	}{{"devbox run", devboxCmd}, {"devbox run, userns=false", plainCmd}, {"runc run", runcCmd}, {"bwrap --unshare-all", bwrapCmd}}
+	}{{"devbox run", devboxCmd}, {"devbox run, userns=false", plainCmd}, {"devbox run, project + ro bind", bindsCmd}, {"runc run", runcCmd}, {"bwrap --unshare-all", bwrapCmd}}
 	times := make([][]time.Duration, len(tools))
 	for i := 0; i < runs+3; i++ {
 		for j, tool := range tools { // interleaved, so drift hits all alike

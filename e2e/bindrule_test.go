@@ -230,3 +230,21 @@ func TestRangesHostWide(t *testing.T) {
 		t.Errorf("two state roots' containers share host ids from %s", fa[1])
 	}
 }
+
+// TestBindRuleUp: root's `devbox up` in a root-owned project, over SSH:
+// the login writes the project and its files are root's on the host,
+// while a read-only bind of root's secrets reads nothing.
+func TestBindRuleUp(t *testing.T) {
+	testenv.NeedRoot(t)
+	secrets, _ := hostSecrets(t)
+	project := t.TempDir() // the host root's, as /root/proj is
+	e := upEnvIn(t, project, "bindup", fmt.Sprintf("[[mounts]]\nsource = \".\"\ntarget = \"/proj\"\n\n[[mounts]]\nsource = %q\ntarget = \"/ro\"\nreadonly = true\n", secrets), "")
+	got := e.inEnv(t, "echo x > /proj/by-login && stat -c %U /proj/by-login; cat /ro/secret 2>&1 || true")
+	if !strings.HasPrefix(got, "root\n") || strings.Contains(got, "host-secret") {
+		t.Errorf("inside: %q, want the project written as root and the secret unread", got)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(filepath.Join(project, "by-login"), &st); err != nil || st.Uid != 0 || st.Gid != 0 {
+		t.Errorf("the login's file is %d:%d on the host (%v), want root's", st.Uid, st.Gid, err)
+	}
+}

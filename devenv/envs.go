@@ -122,8 +122,12 @@ func (e *Envs) socket(env *Env) string {
 	return e.root.Socket(env.Name)
 }
 
-// List returns every environment, by name.
+// List returns every environment, by name. Like Get it reconciles: the
+// one-shot containers whose devbox was killed (kill -9) give back what
+// they held (address, bridge and nftables table when last, cgroups), so
+// that a `devbox ps` after a killed `devbox run` leaves nothing behind.
 func (e *Envs) List() ([]*Env, error) {
+	sweepRuns(e.root.Runs())
 	entries, err := os.ReadDir(e.root.Envs())
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil

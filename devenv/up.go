@@ -42,6 +42,7 @@ func (e *Envs) Up(ctx context.Context, store *rootfs.Store, s *spec.Spec, o UpOp
 		return nil, err
 	}
 	defer unlock()
+	sweepRuns(e.root.Runs()) // what killed one-shot containers left
 	if env, err := e.Get(s.Name); err == nil && env.Status == "running" {
 		return env, ErrRunning
 	}

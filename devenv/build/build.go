@@ -75,7 +75,7 @@ func Run(ctx context.Context, store *rootfs.Store, s *spec.Spec, o Options) (*Re
 	if err != nil {
 		return nil, err
 	}
-	features, err := FetchFeatures(ctx, filepath.Join(store.Root().Downloads(), "features"), s)
+	features, err := FetchFeatures(ctx, filepath.Join(store.Root().Downloads(), "features"), s, o.Pull)
 	if err != nil {
 		return nil, err
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/devbox/devbox/devenv/spec"
+	"github.com/devbox/devbox/internal/idle"
 	"github.com/devbox/devbox/rootfs"
 	container "github.com/devbox/devbox/runtime"
 )
@@ -72,8 +73,9 @@ type featureLock struct {
 }
 
 // FetchFeatures returns a resolver that fetches OCI features into dir
-// (by digest, once) and reads local ones where they are.
-func FetchFeatures(ctx context.Context, dir string, s *spec.Spec) (FeatureResolver, error) {
+// (by digest, once) and reads local ones where they are. pull's
+// transport and idle timeout are the registry's, as for a base.
+func FetchFeatures(ctx context.Context, dir string, s *spec.Spec, pull rootfs.PullOptions) (FeatureResolver, error) {
 	var lk featureLock
 	if s.FeaturesLock != "" {
 		data, err := os.ReadFile(s.FeaturesLock)
@@ -95,7 +97,7 @@ func FetchFeatures(ctx context.Context, dir string, s *spec.Spec) (FeatureResolv
 			}
 		} else {
 			pinned := lk.Features[f.Ref]
-			out.Folder, out.Digest, err = fetchFeature(ctx, dir, f.Ref, pinned.Resolved, pinned.Integrity)
+			out.Folder, out.Digest, err = fetchFeature(ctx, dir, f.Ref, pinned.Resolved, pinned.Integrity, pull)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("feature %s: %w", f.Ref, err)
@@ -109,7 +111,7 @@ func FetchFeatures(ctx context.Context, dir string, s *spec.Spec) (FeatureResolv
 
 // fetchFeature pulls the artifact ref (or the lock's resolved digest) and
 // unpacks its one layer under dir/DIGEST.
-func fetchFeature(ctx context.Context, dir, ref, resolved, integrity string) (string, string, error) {
+func fetchFeature(ctx context.Context, dir, ref, resolved, integrity string, pull rootfs.PullOptions) (string, string, error) {
 	if resolved != "" {
 		ref = resolved
 	}
@@ -117,7 +119,13 @@ func fetchFeature(ctx context.Context, dir, ref, resolved, integrity string) (st
 	if err != nil {
 		return "", "", err
 	}
-	img, err := remote.Image(r, remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain))
+	base := pull.Transport
+	if base == nil {
+		base = remote.DefaultTransport
+	}
+	// A registry that stops sending fails the build instead of hanging it.
+	img, err := remote.Image(r, remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain),
+		remote.WithTransport(idle.Transport(base, pull.IdleTimeout)))
 	if err != nil {
 		return "", "", err
 	}

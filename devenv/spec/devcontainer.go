@@ -148,7 +148,7 @@ type Devcontainer struct {
 
 // ReadDevcontainer reads the devcontainer.json at file.
 func ReadDevcontainer(file string) (*Devcontainer, error) {
-	data, err := os.ReadFile(file)
+	data, err := ReadFile(file)
 	if err != nil {
 		return nil, err
 	}
@@ -171,12 +171,15 @@ func ReadDevcontainer(file string) (*Devcontainer, error) {
 // variables substituted.
 func readDevcontainer(file string, data []byte) (*dcReader, *devcontainer, map[string]any, error) {
 	shown := displayName(file)
+	if err := checkJSONShape(data); err != nil {
+		return nil, nil, nil, asShapeError(shown, err)
+	}
 	v, err := hujson.Parse(data)
 	if err != nil {
 		return nil, nil, nil, &Error{File: shown, Line: syntaxLine(err), Msg: err.Error()}
 	}
 	lines := map[string]int{}
-	jsonLines(data, &v, "", lines)
+	jsonLines(newLineIndex(data), &v, "", lines)
 	d := &dcReader{file: file, shown: shown, lines: lines, workspace: WorkspaceOf(file)}
 	v.Standardize()
 	var raw any
@@ -786,29 +789,22 @@ func parseCommands(raw json.RawMessage) ([]Command, error) {
 }
 
 // jsonLines records the line of every object member and array element.
-func jsonLines(data []byte, v *hujson.Value, prefix string, out map[string]int) {
+func jsonLines(data lineIndex, v *hujson.Value, prefix string, out map[string]int) {
 	switch t := v.Value.(type) {
 	case *hujson.Object:
 		for _, m := range t.Members {
 			name := m.Name.Value.(hujson.Literal).String()
 			key := strings.TrimPrefix(prefix+"."+name, ".")
-			out[key] = lineAt(data, m.Name.StartOffset)
+			out[key] = data.lineAt(m.Name.StartOffset)
 			jsonLines(data, &m.Value, key, out)
 		}
 	case *hujson.Array:
 		for i := range t.Elements {
 			key := strings.TrimPrefix(prefix+"."+strconv.Itoa(i), ".")
-			out[key] = lineAt(data, t.Elements[i].StartOffset)
+			out[key] = data.lineAt(t.Elements[i].StartOffset)
 			jsonLines(data, &t.Elements[i], key, out)
 		}
 	}
-}
-
-func lineAt(data []byte, off int) int {
-	if off < 0 || off > len(data) {
-		return 1
-	}
-	return bytes.Count(data[:off], []byte("\n")) + 1
 }
 
 // syntaxLine is the line hujson's syntax error names, or 1.

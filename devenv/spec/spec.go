@@ -280,51 +280,11 @@ func Parse(path string, data []byte) (*Spec, error) {
 	if IsDevcontainer(path) {
 		return parseDevcontainer(path, data)
 	}
-	if line, err := checkShape(data); err != nil {
-		return nil, &Error{File: shown, Line: line, Msg: err.Error()}
+	if err := checkShape(data); err != nil {
+		return nil, asShapeError(shown, err)
 	}
 	p := &parser{file: path, shown: shown, loc: newLocator(data)}
 	return p.parse(data)
-}
-
-// checkShape refuses, before decoding, what no spec needs and what would
-// make decoding slow or the values unusable: nesting of arrays and inline
-// tables deeper than MaxNesting, and NUL bytes. It returns the line. The
-// scan knows strings and comments well enough to count brackets; a quote
-// inside a multi-line string may throw the count off for the rest of that
-// string, which only a spec with many brackets there would notice.
-func checkShape(data []byte) (int, error) {
-	line, depth := 1, 0
-	var quote byte // inside a string: its quote character
-	for i := 0; i < len(data); i++ {
-		c := data[i]
-		switch {
-		case c == 0:
-			return line, errors.New("a NUL byte")
-		case c == '\n':
-			line++ // a multi-line string stays open across it
-		case quote != 0:
-			if c == '\\' && quote == '"' {
-				i++
-			} else if c == quote {
-				quote = 0
-			}
-		case c == '"' || c == '\'':
-			quote = c
-		case c == '#':
-			for i < len(data) && data[i] != '\n' {
-				i++
-			}
-			i--
-		case c == '[' || c == '{':
-			if depth++; depth > MaxNesting {
-				return line, fmt.Errorf("arrays and tables nested more than %d deep", MaxNesting)
-			}
-		case c == ']' || c == '}':
-			depth = max(depth-1, 0)
-		}
-	}
-	return 0, nil
 }
 
 // displayName is how errors name the spec: as the user is likely to have

@@ -1,7 +1,9 @@
 package dockerfile
 
 import (
+	"bytes"
 	"fmt"
+	"io"
 	"maps"
 	"os"
 	goruntime "runtime"
@@ -61,15 +63,36 @@ func (s *Stage) Label() string {
 	return strconv.Itoa(s.Number)
 }
 
-// Parse reads the Dockerfile at path. buildArgs override ARG defaults;
-// target names the stage to build ("" for the last).
-func Parse(path string, buildArgs map[string]string, target string) (*File, error) {
-	data, err := os.Open(path)
+// MaxSize bounds a Dockerfile as a spec is bounded (1 MiB): it comes
+// from a cloned repository, and could be /dev/zero.
+const MaxSize = 1 << 20
+
+// readBounded reads at most MaxSize bytes of path, refusing more without
+// reading on.
+func readBounded(path string) ([]byte, error) {
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("dockerfile: %w", err)
 	}
-	defer data.Close()
-	res, err := parser.Parse(data)
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("dockerfile: %w", err)
+	}
+	if len(data) > MaxSize {
+		return nil, fmt.Errorf("%s: over %d bytes (1 MiB), more than a Dockerfile ever needs", path, MaxSize)
+	}
+	return data, nil
+}
+
+// Parse reads the Dockerfile at path. buildArgs override ARG defaults;
+// target names the stage to build ("" for the last).
+func Parse(path string, buildArgs map[string]string, target string) (*File, error) {
+	data, err := readBounded(path)
+	if err != nil {
+		return nil, err
+	}
+	res, err := parser.Parse(bytes.NewReader(data))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}

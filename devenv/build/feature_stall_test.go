@@ -1,0 +1,117 @@
+package build
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/devbox/devbox/internal/idle"
+	"github.com/devbox/devbox/rootfs"
+)
+
+// featureImage is a feature artifact: one layer holding its
+// devcontainer-feature.json and install.sh.
+func featureImage(t *testing.T) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	tw := tar.NewWriter(&b)
+	for name, body := range map[string]string{
+		"devcontainer-feature.json": `{"id": "x", "version": "1.0.0"}`,
+		"install.sh":                "#!/bin/sh\ntrue\n",
+	} {
+		tw.WriteHeader(&tar.Header{Name: name, Mode: 0o755, Size: int64(len(body)), Typeflag: tar.TypeReg})
+		tw.Write([]byte(body))
+	}
+	tw.Close()
+	return b.Bytes()
+}
+
+// TestFeatureRegistryStalls: a registry that sends a feature's blob
+// headers and then nothing failed to end the build (no idle timeout on
+// the feature's fetch); now it fails within the timeout, leaves nothing
+// half-written, and a rerun once the registry answers succeeds.
+func TestFeatureRegistryStalls(t *testing.T) {
+	data := featureImage(t)
+	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := mutate.AppendLayers(empty.Image, layer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ld, err := layer.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stalling atomic.Bool
+	stalling.Store(true)
+	stall := make(chan struct{})
+	reg := registry.New()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if stalling.Load() && r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/blobs/"+ld.String()) {
+			rec := httptest.NewRecorder()
+			reg.ServeHTTP(rec, r)
+			if body := rec.Body.Bytes(); rec.Code == http.StatusOK {
+				w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+				w.WriteHeader(http.StatusOK) // headers, and never a byte of body
+				w.(http.Flusher).Flush()
+				<-stall
+				return
+			}
+		}
+		reg.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	defer close(stall)
+	ref := strings.TrimPrefix(srv.URL, "http://") + "/features/x:1"
+	r, _ := name.ParseReference(ref)
+	if err := remote.Write(r, img); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	opts := rootfs.PullOptions{IdleTimeout: 300 * time.Millisecond}
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() {
+		_, _, err := fetchFeature(context.Background(), dir, ref, "", "", opts)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, idle.ErrStalled) {
+			t.Fatalf("fetch from a stalled registry: %v, want ErrStalled", err)
+		}
+		t.Logf("failed after %s: %v", time.Since(start).Round(time.Millisecond), err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the fetch still hangs 10 s into a registry's stall (idle timeout 300 ms)")
+	}
+	if left, _ := os.ReadDir(dir); len(left) != 0 {
+		t.Errorf("the failed fetch left %d entries in %s", len(left), dir)
+	}
+	stalling.Store(false)
+	folder, _, err := fetchFeature(context.Background(), dir, ref, "", "", opts)
+	if err != nil {
+		t.Fatalf("rerun: %v", err)
+	}
+	if _, err := os.Stat(folder + "/install.sh"); err != nil {
+		t.Errorf("rerun: %v", err)
+	}
+}

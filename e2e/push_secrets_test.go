@@ -111,8 +111,10 @@ func privateKeyFiles(blob []byte) []string {
 	}
 	for ; err == nil; hdr, err = tr.Next() {
 		data, rerr := io.ReadAll(tr)
-		if rerr != nil || privateKey.Match(data) {
-			found = append(found, fmt.Sprintf("/%s (%v)", hdr.Name, rerr))
+		if rerr != nil {
+			found = append(found, "/"+hdr.Name+" (unreadable: "+rerr.Error()+")")
+		} else if privateKey.Match(data) {
+			found = append(found, "/"+hdr.Name)
 		}
 	}
 	if err != io.EOF {
@@ -222,7 +224,7 @@ func kubeHasHash(t *testing.T, e *sshEnv, hash string) {
 		t.Fatalf("kube: %s", r.stderr)
 	}
 	if !strings.Contains(r.stdout, "password_hash:") || !strings.Contains(r.stdout, hash) {
-		t.Errorf("kube's Secret has no password_hash %s:\n%s", hash, r.stdout)
+		t.Errorf("kube's Secret has no password_hash %s:\n%.600s", hash, r.stdout)
 	}
 }
 

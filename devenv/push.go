@@ -1,24 +1,33 @@
 package devenv
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
+	"strings"
+	"sync"
 
 	gossh "golang.org/x/crypto/ssh"
 
+	"github.com/devbox/devbox/devenv/build"
 	"github.com/devbox/devbox/devenv/kube"
 	"github.com/devbox/devbox/devenv/portable"
 	"github.com/devbox/devbox/devenv/spec"
 	"github.com/devbox/devbox/rootfs"
+	"github.com/devbox/devbox/sshd"
 )
 
 // Pushed is where Push last published an environment.
 type Pushed struct {
 	Ref    string `json:"ref"`
 	Digest string `json:"digest"`
+	// Redacted names what the image does not carry of the build, one
+	// line each (see devenv/portable's Redact); not recorded.
+	Redacted []string `json:"-"`
 }
 
 // Image is the pushed image by digest.
@@ -27,7 +36,9 @@ func (p Pushed) Image() string { return p.Ref + "@" + p.Digest }
 // Push publishes an environment's build as an OCI image at ref that runs
 // anywhere: the build's layers (not the writable layer: the image is what
 // the spec builds) and devbox's own layer, whose SSH server is the
-// entrypoint (devenv/portable).
+// entrypoint (devenv/portable). The build's layers go through
+// portable.Redact: password hashes, registry tokens and private keys stay
+// on this host, and the runtime gives the logins.
 func (e *Envs) Push(ctx context.Context, name, ref string, insecure bool) (Pushed, error) {
 	bi, err := e.builtImage(name)
 	if err != nil {
@@ -45,12 +56,46 @@ func (e *Envs) Push(ctx context.Context, name, ref string, insecure bool) (Pushe
 	cfg.Labels["dev.devbox.env"] = name
 	bottomFirst := slices.Clone(bi.Lower)
 	slices.Reverse(bottomFirst)
-	d, err := rootfs.Push(ctx, bottomFirst, cfg, ref, insecure, layer)
+	var r redactions
+	d, err := rootfs.Push(ctx, bottomFirst, cfg, ref, insecure, r.filter, layer)
 	if err != nil {
 		return Pushed{}, err
 	}
-	p := Pushed{Ref: ref, Digest: d.String()}
+	p := Pushed{Ref: ref, Digest: d.String(), Redacted: r.lines()}
 	return p, writeJSON(e.dir(name).Pushed(), p)
+}
+
+// redactions runs portable.Redact and notes what it changed. The
+// registry client reads layers concurrently, and may read one twice.
+type redactions struct {
+	mu   sync.Mutex
+	seen map[string]bool
+}
+
+func (r *redactions) filter(rel string, data []byte) ([]byte, bool) {
+	out, drop := portable.Redact(rel, data)
+	note := ""
+	switch {
+	case drop:
+		note = "/" + rel + ": left out (a private key)"
+	case !bytes.Equal(out, data):
+		note = "/" + rel + ": password hashes and tokens left out"
+	default:
+		return out, drop
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.seen == nil {
+		r.seen = map[string]bool{}
+	}
+	r.seen[note] = true
+	return out, drop
+}
+
+func (r *redactions) lines() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Sorted(maps.Keys(r.seen))
 }
 
 // LastPushed is where Push last published name.
@@ -85,6 +130,20 @@ func (e *Envs) builtImage(name string) (*builtImage, error) {
 	return &bi, nil
 }
 
+// passwordHash is the login's crypt hash in the build's /etc/shadow,
+// which push left out of the image: empty when the build sets none.
+// (A hash the SSH server cannot check is left out, as up leaves it.)
+func (bi *builtImage) passwordHash() string {
+	if !bi.Password {
+		return ""
+	}
+	_, hash := build.ImageAccount(bi.Lower, bi.SSH.User)
+	if !strings.HasPrefix(hash, "$") || !sshd.HashSupported(hash) {
+		return ""
+	}
+	return hash
+}
+
 // Kube is the Kubernetes manifests (devenv/kube) that run name's pushed
 // image: image, or else the image Push last published. The host key in
 // their Secret is made once per environment and kept, so that applying
@@ -112,6 +171,6 @@ func (e *Envs) Kube(name, image, namespace string) (manifests []byte, fingerprin
 		return nil, "", err
 	}
 	m, err := kube.Manifests(kube.Env{Name: name, Namespace: namespace, Image: image,
-		HostKey: pem, AuthorizedKeys: bi.SSH.AuthorizedKeys, Ports: bi.Ports})
+		HostKey: pem, AuthorizedKeys: bi.SSH.AuthorizedKeys, PasswordHash: bi.passwordHash(), Ports: bi.Ports})
 	return m, gossh.FingerprintSHA256(signer.PublicKey()), err
 }

@@ -200,6 +200,8 @@ func (e *Envs) record(env *Env, s *spec.Spec, built *build.Result, hostKey gossh
 		Config: rootfs.Config{Env: s.Environ(img), WorkingDir: s.StartDir(img), User: img.User, Cmd: img.Cmd},
 		SSH:    &ssh,
 		Ports:  ports,
+		Password: s.PasswordFingerprint() != "none" ||
+			(s.SSH.ImageLogins != nil && *s.SSH.ImageLogins),
 	}); err != nil {
 		return err
 	}
@@ -328,4 +330,8 @@ type builtImage struct {
 	// Records written before push did so have neither.
 	SSH   *sshd.Config `json:"ssh,omitempty"`
 	Ports []int        `json:"ports,omitempty"`
+	// Password says the login's password is the crypt hash in the
+	// build's /etc/shadow (the spec's, or the image's with image_logins):
+	// push leaves it out of the image, kube puts it in the Secret.
+	Password bool `json:"password,omitempty"`
 }

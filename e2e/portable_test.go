@@ -213,6 +213,13 @@ func kubeRunsImage(t *testing.T, e *sshEnv, image string) {
 	if r := runCmd(t, "", exec.Command("ssh", all...)); r.code != 0 || r.stdout != "v99.1.2\n" {
 		t.Errorf("ssh to the Pod's image: %d %q %s", r.code, r.stdout, r.stderr)
 	}
+	// The image carries no password; the Secret's password_hash (the
+	// build's) lets the spec's password in.
+	r = runCmd(t, "", exec.Command("sshpass", "-p", e.password, "ssh", "-F", "/dev/null", "-o", "StrictHostKeyChecking=no",
+		"-o", "UserKnownHostsFile=/dev/null", "-o", "PubkeyAuthentication=no", "-p", strconv.Itoa(port), "dev@127.0.0.1", "true"))
+	if _, ok := sec.StringData["password_hash"]; !ok || r.code != 0 {
+		t.Errorf("the spec's password with the Secret's password_hash (present: %v): %d %s", ok, r.code, r.stderr)
+	}
 	if r := devbox(t, e.dir, "--root", e.root, "kube", e.name); !strings.Contains(r.stderr, fp) {
 		t.Errorf("kube again changed the host key: %s", r.stderr)
 	}

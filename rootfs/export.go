@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -32,8 +33,13 @@ import (
 // is a plain root filesystem and device nodes are left out (the runtime
 // provides /dev).
 func WriteLayerTar(ctx context.Context, dir string, w io.Writer, overlayForm bool) error {
-	lw := &layerWriter{tw: tar.NewWriter(w), dir: dir, overlayForm: overlayForm,
-		links: map[[2]uint64]string{}, buf: make([]byte, 1<<20)}
+	return writeLayerTar(ctx, &layerWriter{tw: tar.NewWriter(w), dir: dir, overlayForm: overlayForm,
+		links: map[[2]uint64]string{}, buf: make([]byte, FilterMax)})
+}
+
+// writeLayerTar writes lw's tree through lw's tar writer.
+func writeLayerTar(ctx context.Context, lw *layerWriter) error {
+	dir := lw.dir
 	err := filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -55,7 +61,12 @@ type layerWriter struct {
 	dir         string
 	overlayForm bool
 	links       map[[2]uint64]string // (dev, ino) → first name, for hard links
-	buf         []byte
+	buf         []byte               // FilterMax bytes
+	// filter, when set, sees every regular file of at most FilterMax
+	// bytes (filter.go); below are the layers under this one (top
+	// first), where a file the filter drops may also be.
+	filter Filter
+	below  []string
 }
 
 // add writes the entry (or entries) for path p of the tree.
@@ -72,6 +83,13 @@ func (lw *layerWriter) add(p string) error {
 	if err != nil || skip {
 		return err
 	}
+	data, drop, err := lw.filtered(p, rel, hdr)
+	if err != nil {
+		return err
+	}
+	if drop {
+		return lw.dropped(rel, hdr.ModTime, [2]uint64{st.Dev, st.Ino})
+	}
 	opaque := addXattrs(hdr, p)
 	if err := lw.tw.WriteHeader(hdr); err != nil {
 		return err
@@ -80,6 +98,10 @@ func (lw *layerWriter) add(p string) error {
 		if err := lw.marker(filepath.Join(rel, whiteoutOpaque), hdr.ModTime); err != nil {
 			return err
 		}
+	}
+	if data != nil {
+		_, err := lw.tw.Write(data)
+		return err
 	}
 	if hdr.Typeflag == tar.TypeReg && hdr.Size > 0 {
 		return lw.content(p, hdr.Size)
@@ -205,11 +227,22 @@ func getXattr(p, name string) ([]byte, error) {
 // extra layers above them, into an OCI image with the given config: the
 // reverse of Pull, for `devbox push`.
 func Export(ctx context.Context, layerDirs []string, cfg Config, extra ...v1.Layer) (v1.Image, error) {
+	return ExportFiltered(ctx, layerDirs, cfg, nil, extra...)
+}
+
+// ExportFiltered is Export with every regular file of the layer
+// directories passed through filter (nil: none): what push publishes must
+// not carry what the build keeps locally (see devenv/portable).
+func ExportFiltered(ctx context.Context, layerDirs []string, cfg Config, filter Filter, extra ...v1.Layer) (v1.Image, error) {
 	var layers []v1.Layer
-	for _, dir := range layerDirs {
+	for i, dir := range layerDirs {
+		below := slices.Clone(layerDirs[:i])
+		slices.Reverse(below)
 		l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
 			pr, pw := io.Pipe()
-			go func() { pw.CloseWithError(WriteLayerTar(ctx, dir, pw, true)) }()
+			lw := &layerWriter{tw: tar.NewWriter(pw), dir: dir, overlayForm: true,
+				links: map[[2]uint64]string{}, buf: make([]byte, FilterMax), filter: filter, below: below}
+			go func() { pw.CloseWithError(writeLayerTar(ctx, lw)) }()
 			return pr, nil
 		})
 		if err != nil {
@@ -249,9 +282,9 @@ func DiffID(ctx context.Context, dir string) (string, error) {
 	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// Push exports a stack of layer directories (bottom first) and extra
-// layers with cfg and writes the image to a registry reference.
-func Push(ctx context.Context, layerDirs []string, cfg Config, ref string, insecure bool, extra ...v1.Layer) (v1.Hash, error) {
+// Push exports a stack of layer directories (bottom first), through
+// filter, and extra layers with cfg and writes the image to a registry reference.
+func Push(ctx context.Context, layerDirs []string, cfg Config, ref string, insecure bool, filter Filter, extra ...v1.Layer) (v1.Hash, error) {
 	var opts []name.Option
 	if insecure {
 		opts = append(opts, name.Insecure)
@@ -260,7 +293,7 @@ func Push(ctx context.Context, layerDirs []string, cfg Config, ref string, insec
 	if err != nil {
 		return v1.Hash{}, fmt.Errorf("push %s: %w", ref, err)
 	}
-	img, err := Export(ctx, layerDirs, cfg, extra...)
+	img, err := ExportFiltered(ctx, layerDirs, cfg, filter, extra...)
 	if err != nil {
 		return v1.Hash{}, err
 	}

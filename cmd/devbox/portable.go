@@ -16,8 +16,11 @@ func (a *app) pushCommand() *cobra.Command {
 		Long: `Publish NAME's build (base, packages, Node, …; not its writable layer) as an
 OCI image at REF whose entrypoint is devbox's own SSH server, in a layer of
 its own under /.devbox. It runs under podman, Docker or Kubernetes with the
-spec's user, environment, workdir and public keys; a password never goes
-into the image. The runtime adds logins with DEVBOX_AUTHORIZED_KEYS and
+spec's user, environment, workdir and public keys. What the build keeps
+for this host stays here: password hashes in /etc/shadow (and gshadow,
+passwd) are locked, npm and Yarn tokens are left out of npmrc files, and
+files holding a private key (host keys, generated keys) are left out; each
+is named on stderr. The runtime adds logins with DEVBOX_AUTHORIZED_KEYS and
 DEVBOX_PASSWORD_HASH (a crypt hash), or with the files authorized_keys,
 password_hash and host_key of a secret mounted at /etc/devbox; without a
 host key there, one is made at each start and its fingerprint printed.`,
@@ -32,6 +35,9 @@ host key there, one is made at each start and its fingerprint printed.`,
 			if err != nil {
 				return err
 			}
+			for _, l := range p.Redacted {
+				fmt.Fprintf(a.stderr, "push: %s\n", l)
+			}
 			a.printf("pushed %s as %s\n", args[0], p.Image())
 			return nil
 		},
@@ -45,7 +51,8 @@ func (a *app) kubeCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "kube NAME",
 		Short: "Print Kubernetes manifests that run NAME's pushed image",
-		Long: `Print a Secret (the SSH host key and authorized keys), a Deployment of one
+		Long: `Print a Secret (the SSH host key, authorized keys and, when the spec
+sets a password, its crypt hash as password_hash), a Deployment of one
 replica and a Service (SSH and the spec's ports) that run the image devbox
 push last published for NAME (or --image). The host key is made once for
 NAME and kept, so applying again does not change it.`,

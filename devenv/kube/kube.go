@@ -28,6 +28,10 @@ type Env struct {
 	// AuthorizedKeys are authorized_keys lines, both for the Secret.
 	HostKey        []byte
 	AuthorizedKeys []string
+	// PasswordHash is the login's crypt hash, for the Secret's
+	// password_hash: the image has none (devenv/portable's Redact).
+	// Empty: password login is off.
+	PasswordHash string
 	// Ports are the spec's container ports, published by the Service
 	// next to SSH.
 	Ports []int
@@ -68,11 +72,15 @@ func secret(e Env) *corev1.Secret {
 	if keys != "" {
 		keys += "\n"
 	}
+	data := map[string]string{"host_key": string(e.HostKey), "authorized_keys": keys}
+	if e.PasswordHash != "" {
+		data["password_hash"] = e.PasswordHash + "\n"
+	}
 	return &corev1.Secret{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
 		ObjectMeta: meta(e, SecretName(e.Name)),
 		Type:       corev1.SecretTypeOpaque,
-		StringData: map[string]string{"host_key": string(e.HostKey), "authorized_keys": keys},
+		StringData: data,
 	}
 }
 

@@ -75,3 +75,18 @@ func TestManifests(t *testing.T) {
 		t.Error("a name that cannot name a Service was accepted")
 	}
 }
+
+// TestSecretPasswordHash: the login's hash, which the pushed image does
+// not carry, is in the Secret only when there is one.
+func TestSecretPasswordHash(t *testing.T) {
+	for _, hash := range []string{"$6$salt$hash", ""} {
+		sec := secret(Env{Name: "web", HostKey: []byte("k"), PasswordHash: hash})
+		got, ok := sec.StringData["password_hash"]
+		if hash == "" && ok {
+			t.Errorf("no password, yet the Secret has password_hash %q", got)
+		}
+		if hash != "" && got != hash+"\n" {
+			t.Errorf("password_hash = %q, want %q", got, hash+"\n")
+		}
+	}
+}

@@ -77,7 +77,8 @@ func otherRangeID(t *testing.T, uidMap string) uint32 {
 // the login, who writes the project; every other bind maps no host id:
 // root's 0600 file is unreadable and its root-only socket unreachable,
 // another environment's files lend no rights, nothing links out of a
-// bind, every bind is nosuid, and the state root cannot be mounted.
+// bind, every bind is nosuid, no set-id file the container made is left
+// in the project, and the state root cannot be mounted.
 func TestBindRule(t *testing.T) {
 	testenv.NeedRoot(t)
 	secrets, reached := hostSecrets(t)
@@ -113,7 +114,14 @@ target = "/other"
 	os.Chown(other, int(id), int(id))
 	os.Chmod(other, 0o700)
 
-	r := rs.sh(t, `cat /project/readme && echo hi > /project/by-login && echo PROJECT-WRITE
+	// A set-id file the owner made before is the owner's business.
+	os.WriteFile(filepath.Join(project, "own-suid"), nil, 0o755)
+	os.Chmod(filepath.Join(project, "own-suid"), 0o755|os.ModeSetuid)
+	old := time.Now().Add(-time.Hour)
+	os.Chtimes(filepath.Join(project, "own-suid"), old, old)
+	time.Sleep(1100 * time.Millisecond) // its ctime a tick behind the run
+	r := rs.sh(t, `cp /bin/true /project/suid && chmod 6755 /project/suid && stat -c %a /project/suid
+cat /project/readme && echo hi > /project/by-login && echo PROJECT-WRITE
 for d in ro rw; do cat /$d/secret 2>/dev/null && echo $d-READ; /helper dial-unix /$d/root.sock; done
 touch /rw/new 2>/dev/null && echo RW-CREATE
 cat /other/data 2>/dev/null && echo OTHER-READ; touch /other/new 2>/dev/null && echo OTHER-WRITE
@@ -144,6 +152,16 @@ for m in /project /ro /rw /other; do awk -v m=$m '$5 == m { print m, $6 }' /proc
 	var st syscall.Stat_t
 	if err := syscall.Stat(filepath.Join(project, "by-login"), &st); err != nil || st.Uid != 0 || st.Gid != 0 {
 		t.Errorf("the login's file in root's project is %d:%d on the host (%v), want root's", st.Uid, st.Gid, err)
+	}
+	// The container made a set-id file of root's inside; none is left.
+	if !strings.Contains(out, "6755") {
+		t.Errorf("chmod 6755 in the project did not take inside: %q", out)
+	}
+	if fi, err := os.Stat(filepath.Join(project, "suid")); err != nil || fi.Mode()&(os.ModeSetuid|os.ModeSetgid) != 0 {
+		t.Errorf("the container left a set-id file of root's in the project: %v %v", fi.Mode(), err)
+	}
+	if fi, _ := os.Stat(filepath.Join(project, "own-suid")); fi.Mode()&os.ModeSetuid == 0 {
+		t.Errorf("the owner's own set-id file lost its bit: %v", fi.Mode())
 	}
 
 	// devbox's state root, or a part of it, is never a bind's source.
@@ -233,18 +251,25 @@ func TestRangesHostWide(t *testing.T) {
 
 // TestBindRuleUp: root's `devbox up` in a root-owned project, over SSH:
 // the login writes the project and its files are root's on the host,
-// while a read-only bind of root's secrets reads nothing.
+// while a read-only bind of root's secrets reads nothing; a setuid file
+// the login made there is not left set-id after down.
 func TestBindRuleUp(t *testing.T) {
 	testenv.NeedRoot(t)
 	secrets, _ := hostSecrets(t)
 	project := t.TempDir() // the host root's, as /root/proj is
 	e := upEnvIn(t, project, "bindup", fmt.Sprintf("[[mounts]]\nsource = \".\"\ntarget = \"/proj\"\n\n[[mounts]]\nsource = %q\ntarget = \"/ro\"\nreadonly = true\n", secrets), "")
-	got := e.inEnv(t, "echo x > /proj/by-login && stat -c %U /proj/by-login; cat /ro/secret 2>&1 || true")
+	got := e.inEnv(t, "echo x > /proj/by-login && stat -c %U /proj/by-login; cat /ro/secret 2>&1 || true; cp /bin/true /proj/suid; chmod 4755 /proj/suid")
 	if !strings.HasPrefix(got, "root\n") || strings.Contains(got, "host-secret") {
 		t.Errorf("inside: %q, want the project written as root and the secret unread", got)
 	}
 	var st syscall.Stat_t
 	if err := syscall.Stat(filepath.Join(project, "by-login"), &st); err != nil || st.Uid != 0 || st.Gid != 0 {
 		t.Errorf("the login's file is %d:%d on the host (%v), want root's", st.Uid, st.Gid, err)
+	}
+	if r := devbox(t, e.dir, "--root", e.root, "down"); r.code != 0 {
+		t.Fatalf("down: %s", r.stderr)
+	}
+	if fi, err := os.Stat(filepath.Join(project, "suid")); err != nil || fi.Mode()&os.ModeSetuid != 0 {
+		t.Errorf("after down, the login's setuid file of root's is left on the host: %v %v", fi.Mode(), err)
 	}
 }

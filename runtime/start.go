@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -69,6 +70,11 @@ type Leftovers struct {
 	IP      string   `json:"ip,omitempty"`
 	// AllocDir is where IP is allocated (see AllocDir).
 	AllocDir string `json:"alloc_dir,omitempty"`
+	// Project is the project tree the container could write as its
+	// owner, and Since when it started (Unix ns): what it made set-id
+	// there since is cleared at its end (see clearSetID).
+	Project *Project `json:"project,omitempty"`
+	Since   int64    `json:"since,omitempty"`
 }
 
 // Reclaim removes a container's leftovers once it has ended, and what
@@ -76,6 +82,7 @@ type Leftovers struct {
 // namespace (an address whose devbox was killed before it could record it).
 func Reclaim(l Leftovers) {
 	(&cgroup{dirs: l.Cgroups}).remove()
+	clearSetID(l.Project, l.Since)
 	dir := l.AllocDir
 	if dir == "" {
 		dir, _ = AllocDir()
@@ -133,6 +140,7 @@ func Start(o Options) (*Container, error) {
 		return nil, err
 	}
 	c.leftovers.Cgroups = plannedCgroups(o.Config.ID)
+	c.sweepProject(o.Config)
 	if err := c.record(o); err != nil {
 		return nil, err
 	}
@@ -150,6 +158,17 @@ func Start(o Options) (*Container, error) {
 	}
 	ok = true
 	return c, nil
+}
+
+// sweepProject has the set-id bits the container leaves in its project
+// tree cleared at its end, by Cleanup or, once detached, by Reclaim.
+func (c *Container) sweepProject(cfg Config) {
+	if cfg.Project == nil || cfg.UserNS == nil {
+		return
+	}
+	// A second early: ctime is kept at the kernel's tick.
+	c.leftovers.Project, c.leftovers.Since = cfg.Project, time.Now().Add(-time.Second).UnixNano()
+	c.cleanup = append(c.cleanup, func() { clearSetID(c.leftovers.Project, c.leftovers.Since) })
 }
 
 // record passes the container's init and leftovers to o.Record, if set.

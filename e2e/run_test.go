@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -275,15 +276,15 @@ func TestRunNetworks(t *testing.T) {
 	// none: loopback only, no route out.
 	rs := newRunSpace(t, "")
 	r := rs.run(t, "/helper", "addrs")
-	if strings.Contains(r.stdout, "10.88.") || !strings.Contains(r.stdout, "127.0.0.1") {
+	if len(containerAddrs(r.stdout)) != 0 || !strings.Contains(r.stdout, "127.0.0.1") {
 		t.Errorf("none: addresses %q", r.stdout)
 	}
 	if r := rs.sh(t, "wc -l < /proc/net/route"); strings.TrimSpace(r.stdout) != "1" {
 		t.Errorf("none: routes %q", r.stdout)
 	}
 
-	// bridge: reaches a server on the host's bridge address; two
-	// containers get different addresses.
+	// bridge: reaches a server on the host's address; two containers get
+	// different addresses.
 	ln, err := net.Listen("tcp", "0.0.0.0:0")
 	if err != nil {
 		t.Fatal(err)
@@ -307,7 +308,7 @@ func TestRunNetworks(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			outs[i] = br.sh(t, fmt.Sprintf("/helper addrs; /helper dial 10.88.0.1:%d", port))
+			outs[i] = br.sh(t, fmt.Sprintf("/helper addrs; /helper dial %s", net.JoinHostPort(testHostAddress(t), strconv.Itoa(port))))
 		}()
 	}
 	wg.Wait()
@@ -316,11 +317,7 @@ func TestRunNetworks(t *testing.T) {
 		if o.code != 0 || !strings.Contains(o.stdout, "hello container") {
 			t.Errorf("bridge %d: exit %d %q %s", i, o.code, o.stdout, o.stderr)
 		}
-		for _, l := range strings.Split(o.stdout, "\n") {
-			if strings.HasPrefix(l, "10.88.") {
-				ips = append(ips, l)
-			}
-		}
+		ips = append(ips, containerAddrs(o.stdout)...)
 	}
 	if len(ips) != 2 || ips[0] == ips[1] {
 		t.Errorf("two containers' addresses: %v", ips)
@@ -404,6 +401,30 @@ func TestRunPublishedPortRelay(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
+}
+
+// containerAddrs are the IPv4 addresses but loopback in the lines of
+// `helper addrs`.
+func containerAddrs(out string) []string {
+	var ips []string
+	for _, l := range strings.Split(out, "\n") {
+		addr, _, _ := strings.Cut(strings.TrimSpace(l), "/")
+		if ip := net.ParseIP(addr); ip != nil && ip.To4() != nil && !ip.IsLoopback() {
+			ips = append(ips, ip.String())
+		}
+	}
+	return ips
+}
+
+// testHostAddress is the host's address that a container on the bridge
+// reaches (testenv.HostAddress).
+func testHostAddress(t *testing.T) string {
+	t.Helper()
+	a, err := testenv.HostAddress()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
 }
 
 // hostIP is a non-loopback address of this host.

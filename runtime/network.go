@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -20,10 +19,11 @@ import (
 	"github.com/devbox/devbox/internal/proc"
 )
 
-// Bridge networking: a devbox0 bridge with the subnet's first address,
-// one veth pair per container, IPv4 forwarding and an nftables masquerade
-// for traffic leaving the subnet. The bridge and its table exist while a
-// container uses them and are removed with the last one.
+// Bridge networking: a devbox0 bridge with the first address of a subnet
+// chosen free on the host (subnet.go), one veth pair per container, IPv4
+// forwarding and each container's own nftables rules (nat.go). The bridge
+// and its table exist while a container uses them and are removed with
+// the last one.
 //
 // The bridge, its subnet and its table belong to a network namespace, not
 // to a state root, and so do their address allocations: every devbox on
@@ -31,9 +31,8 @@ import (
 // allocation directory (AllocDir), so two state roots never hand out the
 // same address, and the bridge goes only with the last container of all.
 const (
-	BridgeName    = "devbox0"
-	DefaultSubnet = "10.88.0.0/16"
-	nftTable      = "devbox"
+	BridgeName = "devbox0"
+	nftTable   = "devbox"
 	// allocRoot holds the allocations of each network namespace; it is
 	// runtime state, gone at reboot like the bridges it describes.
 	allocRoot = "/run/devbox"
@@ -50,15 +49,10 @@ func AllocDir() (string, error) {
 }
 
 // connectBridge gives the container whose init is pid an address on the
-// bridge. release undoes it.
+// bridge (made on a free subnet if it does not exist: see pickSubnet),
+// its own NAT and forward rules, and checks that the host routes its
+// address back to the bridge. release undoes it.
 func connectBridge(dir, subnet, id string, pid int) (ip string, release func(), err error) {
-	if subnet == "" {
-		subnet = DefaultSubnet
-	}
-	_, ipnet, err := net.ParseCIDR(subnet)
-	if err != nil {
-		return "", nil, fmt.Errorf("network: subnet %q: %w", subnet, err)
-	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", nil, err
 	}
@@ -68,8 +62,7 @@ func connectBridge(dir, subnet, id string, pid int) (ip string, release func(), 
 	}
 	defer unlock()
 
-	gw := nthAddr(ipnet, 1)
-	br, err := ensureBridge(ipnet, gw)
+	br, ipnet, err := ensureBridge(subnet)
 	if err != nil {
 		return "", nil, err
 	}
@@ -77,17 +70,28 @@ func connectBridge(dir, subnet, id string, pid int) (ip string, release func(), 
 	if err != nil {
 		return "", nil, err
 	}
-	if err := plugVeth(br, pid, addr, ipnet, gw); err != nil {
-		// The lock is ours already: releaseAddr would wait for it forever.
+	// The lock is ours already: releaseAddr would wait for it forever.
+	undo := func() {
+		removeRules([]net.IP{addr})
 		os.Remove(filepath.Join(dir, "ip-"+addr.String()))
+	}
+	err = plugVeth(br, pid, addr, ipnet, nthAddr(ipnet, 1))
+	if err == nil {
+		err = addRules(addr)
+	}
+	if err == nil {
+		err = checkRoute(addr)
+	}
+	if err != nil {
+		undo()
 		return "", nil, err
 	}
 	return addr.String(), func() { releaseAddr(dir, addr) }, nil
 }
 
 // releaseAddr frees the address (nil: only what dead containers hold)
-// and, when no container is left on the bridge, removes the bridge and its
-// nftables table.
+// and its rules and, when no container is left on the bridge, removes the
+// bridge and its nftables table.
 func releaseAddr(dir string, addr net.IP) {
 	if _, err := os.Stat(dir); err != nil {
 		return // nothing was ever allocated in this namespace
@@ -97,149 +101,105 @@ func releaseAddr(dir string, addr net.IP) {
 		return
 	}
 	defer unlock()
+	var gone []net.IP
 	if addr != nil {
 		os.Remove(filepath.Join(dir, "ip-"+addr.String()))
+		gone = append(gone, addr)
 	}
 	left, _ := filepath.Glob(filepath.Join(dir, "ip-*"))
 	live := 0
 	for _, p := range left {
 		if staleOwner(p) {
 			os.Remove(p) // a container whose devbox was killed before it could release
+			gone = append(gone, net.ParseIP(strings.TrimPrefix(filepath.Base(p), "ip-")))
 		} else {
 			live++
 		}
 	}
 	// Only an address that was given up can leave the bridge unused: a
 	// sweep with nothing to release runs no nft or iptables.
-	if live == 0 && (addr != nil || len(left) > 0) {
+	switch {
+	case live == 0 && len(gone) > 0:
 		teardownBridge()
+	case len(gone) > 0:
+		removeRules(gone)
 	}
 }
 
-func ensureBridge(ipnet *net.IPNet, gw net.IP) (netlink.Link, error) {
-	ones, _ := ipnet.Mask.Size()
+// ensureBridge returns the bridge and its subnet: the one it serves, or,
+// made anew, want or the first free subnet of the host's pools.
+func ensureBridge(want string) (netlink.Link, *net.IPNet, error) {
+	br, ipnet, err := existingBridge()
+	if err != nil {
+		return nil, nil, err
+	}
+	if ipnet != nil && want != "" && ipnet.String() != want {
+		return nil, nil, fmt.Errorf("network: %s serves %s for running containers; [network] subnet = %q can be used once they stop", BridgeName, ipnet, want)
+	}
+	if ipnet == nil {
+		held, err := hostNets()
+		if err != nil {
+			return nil, nil, err
+		}
+		pools, err := LoadPools(HostConfig)
+		if err != nil {
+			return nil, nil, fmt.Errorf("network: %w", err)
+		}
+		if ipnet, err = pickSubnet(want, pools, held); err != nil {
+			return nil, nil, err
+		}
+		if br, err = makeBridge(br, ipnet); err != nil {
+			return nil, nil, err
+		}
+	}
+	if err := netlink.LinkSetUp(br); err != nil {
+		return nil, nil, err
+	}
+	if err := os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1"), 0o644); err != nil {
+		return nil, nil, fmt.Errorf("network: enable forwarding: %w", err)
+	}
+	if err := ensureTable(); err != nil {
+		return nil, nil, err
+	}
+	return br, ipnet, nil
+}
+
+// existingBridge is devbox's bridge, if there is one, and the subnet of
+// its address, if it has one.
+func existingBridge() (netlink.Link, *net.IPNet, error) {
 	br, err := netlink.LinkByName(BridgeName)
 	if err != nil {
+		return nil, nil, nil
+	}
+	addrs, err := netlink.AddrList(br, netlink.FAMILY_V4)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, a := range addrs {
+		return br, &net.IPNet{IP: a.IP.Mask(a.Mask), Mask: a.Mask}, nil
+	}
+	return br, nil, nil
+}
+
+// makeBridge makes devbox's bridge (br, if it exists without an address)
+// with the first address of ipnet.
+func makeBridge(br netlink.Link, ipnet *net.IPNet) (netlink.Link, error) {
+	if br == nil {
 		attrs := netlink.NewLinkAttrs()
 		attrs.Name = BridgeName
 		if err := netlink.LinkAdd(&netlink.Bridge{LinkAttrs: attrs}); err != nil && !errors.Is(err, syscall.EEXIST) {
 			return nil, fmt.Errorf("network: create %s: %w", BridgeName, err)
 		}
+		var err error
 		if br, err = netlink.LinkByName(BridgeName); err != nil {
 			return nil, err
 		}
 	}
-	want := &netlink.Addr{IPNet: &net.IPNet{IP: gw, Mask: ipnet.Mask}}
-	addrs, err := netlink.AddrList(br, netlink.FAMILY_V4)
-	if err != nil {
-		return nil, err
-	}
-	have := false
-	for _, a := range addrs {
-		if a.IPNet.String() == want.IPNet.String() {
-			have = true
-		} else if a.Contains(gw) || ipnet.Contains(a.IP) {
-			return nil, fmt.Errorf("network: %s has address %s, not %s/%d: another subnet is in use", BridgeName, a.IPNet, gw, ones)
-		}
-	}
-	if !have {
-		if err := netlink.AddrAdd(br, want); err != nil && !errors.Is(err, syscall.EEXIST) {
-			return nil, fmt.Errorf("network: address %s: %w", want.IPNet, err)
-		}
-	}
-	if err := netlink.LinkSetUp(br); err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1"), 0o644); err != nil {
-		return nil, fmt.Errorf("network: enable forwarding: %w", err)
-	}
-	if err := ensureNAT(ipnet); err != nil {
-		return nil, err
+	gw := &netlink.Addr{IPNet: &net.IPNet{IP: nthAddr(ipnet, 1), Mask: ipnet.Mask}}
+	if err := netlink.AddrAdd(br, gw); err != nil && !errors.Is(err, syscall.EEXIST) {
+		return nil, fmt.Errorf("network: address %s: %w", gw.IPNet, err)
 	}
 	return br, nil
-}
-
-// ensureNAT installs the masquerade and forward rules, once.
-func ensureNAT(ipnet *net.IPNet) error {
-	if exec.Command("nft", "list", "table", "ip", nftTable).Run() == nil {
-		return nil
-	}
-	rules := fmt.Sprintf(`table ip %[1]s {
-	chain postrouting {
-		type nat hook postrouting priority srcnat; policy accept;
-		ip saddr %[2]s oifname != "%[3]s" masquerade
-	}
-	chain forward {
-		type filter hook forward priority filter; policy accept;
-		iifname "%[3]s" accept
-		oifname "%[3]s" ct state established,related accept
-	}
-}
-`, nftTable, ipnet.String(), BridgeName)
-	cmd := exec.Command("nft", "-f", "-")
-	cmd.Stdin = strings.NewReader(rules)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		if errors.Is(err, exec.ErrNotFound) {
-			return errors.New("network: nft not found (apt-get install nftables), or use [network] mode = \"none\" or \"host\"")
-		}
-		return fmt.Errorf("network: nftables: %v: %s", err, out)
-	}
-	return allowForward()
-}
-
-func teardownBridge() {
-	if br, err := netlink.LinkByName(BridgeName); err == nil {
-		netlink.LinkDel(br)
-	}
-	exec.Command("nft", "delete", "table", "ip", nftTable).Run()
-	removeForwardRules()
-}
-
-// forwardRules accept the bridge's traffic in iptables' filter FORWARD
-// chain. A packet must pass every forward base chain, so devbox's own
-// nftables accepts do not outvote a DROP policy there (Docker, ufw and
-// firewalld set one); like Docker's DOCKER-USER, libvirt and LXD, devbox
-// inserts its accepts at the head of that chain, through whatever backend
-// the host's iptables command uses, with a comment to find them by.
-var forwardRules = [][]string{
-	{"-i", BridgeName, "-j", "ACCEPT", "-m", "comment", "--comment", "devbox"},
-	{"-o", BridgeName, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT", "-m", "comment", "--comment", "devbox"},
-}
-
-// allowForward inserts forwardRules once, where the host has an iptables
-// FORWARD chain: without an iptables command, or with the nf_tables backend
-// and no filter FORWARD chain yet, there is no policy to pass, and
-// inserting would create a table that would stay behind.
-func allowForward() error {
-	ipt, err := exec.LookPath("iptables")
-	if err != nil {
-		return nil
-	}
-	if v, _ := exec.Command(ipt, "-V").Output(); strings.Contains(string(v), "nf_tables") &&
-		exec.Command("nft", "list", "chain", "ip", "filter", "FORWARD").Run() != nil {
-		return nil
-	}
-	for _, r := range forwardRules {
-		if exec.Command(ipt, append([]string{"-w", "-C", "FORWARD"}, r...)...).Run() == nil {
-			continue
-		}
-		if out, err := exec.Command(ipt, append([]string{"-w", "-I", "FORWARD"}, r...)...).CombinedOutput(); err != nil {
-			return fmt.Errorf("network: iptables -I FORWARD %s: %v: %s", strings.Join(r, " "), err, out)
-		}
-	}
-	return nil
-}
-
-// removeForwardRules deletes every copy of forwardRules.
-func removeForwardRules() {
-	ipt, err := exec.LookPath("iptables")
-	if err != nil {
-		return
-	}
-	for _, r := range forwardRules {
-		for i := 0; i < 10 && exec.Command(ipt, append([]string{"-w", "-D", "FORWARD"}, r...)...).Run() == nil; i++ {
-		}
-	}
 }
 
 // allocate takes the lowest free address of the subnet for id. An address

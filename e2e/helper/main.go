@@ -18,7 +18,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: helper alloc MB | echo-server PORT | http PORT | dial ADDR | dial-unix PATH | spawn N | addrs | sleep")
+		fmt.Fprintln(os.Stderr, "usage: helper alloc MB | echo-server PORT | http PORT | dial ADDR | dial-unix PATH | hello-server PORT | spawn N | addrs | sleep")
 		os.Exit(2)
 	}
 	arg := func(i int) string {
@@ -75,6 +75,20 @@ func main() {
 			started++
 		}
 		fmt.Println("started", started, "error:", lastErr)
+	case "hello-server": // greet every connection on every address, until killed
+		ln, err := net.Listen("tcp", ":"+arg(2))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				os.Exit(1)
+			}
+			c.Write([]byte("hello container\n"))
+			c.Close()
+		}
 	case "dial-unix": // connect to a Unix socket, say whether it answered
 		c, err := net.DialTimeout("unix", arg(2), 3*time.Second)
 		if err != nil {

@@ -62,7 +62,7 @@ func connectBridge(dir, subnet, id string, pid int) (ip string, release func(), 
 	}
 	defer unlock()
 
-	br, ipnet, err := ensureBridge(subnet)
+	br, ipnet, err := ensureBridge(subnet, liveAddrs(dir) == 0)
 	if err != nil {
 		return "", nil, err
 	}
@@ -126,12 +126,32 @@ func releaseAddr(dir string, addr net.IP) {
 	}
 }
 
+// liveAddrs is how many containers hold an address on the bridge.
+func liveAddrs(dir string) int {
+	held, _ := filepath.Glob(filepath.Join(dir, "ip-*"))
+	live := 0
+	for _, p := range held {
+		if !staleOwner(p) {
+			live++
+		}
+	}
+	return live
+}
+
 // ensureBridge returns the bridge and its subnet: the one it serves, or,
-// made anew, want or the first free subnet of the host's pools.
-func ensureBridge(want string) (netlink.Link, *net.IPNet, error) {
+// made anew, want or the first free subnet of the host's pools. A bridge
+// that serves no container (unused, left by a killed devbox or an older
+// one) takes its subnet anew: what was free when it was made may not be.
+func ensureBridge(want string, unused bool) (netlink.Link, *net.IPNet, error) {
 	br, ipnet, err := existingBridge()
 	if err != nil {
 		return nil, nil, err
+	}
+	if ipnet != nil && unused {
+		if err := flushAddrs(br); err != nil {
+			return nil, nil, err
+		}
+		ipnet = nil
 	}
 	if ipnet != nil && want != "" && ipnet.String() != want {
 		return nil, nil, fmt.Errorf("network: %s serves %s for running containers; [network] subnet = %q can be used once they stop", BridgeName, ipnet, want)
@@ -179,6 +199,20 @@ func existingBridge() (netlink.Link, *net.IPNet, error) {
 		return br, &net.IPNet{IP: a.IP.Mask(a.Mask), Mask: a.Mask}, nil
 	}
 	return br, nil, nil
+}
+
+// flushAddrs removes the IPv4 addresses of br.
+func flushAddrs(br netlink.Link) error {
+	addrs, err := netlink.AddrList(br, netlink.FAMILY_V4)
+	if err != nil {
+		return err
+	}
+	for _, a := range addrs {
+		if err := netlink.AddrDel(br, &a); err != nil {
+			return fmt.Errorf("network: %s: remove %s: %w", BridgeName, a.IPNet, err)
+		}
+	}
+	return nil
 }
 
 // makeBridge makes devbox's bridge (br, if it exists without an address)

@@ -50,6 +50,7 @@ func (e *Envs) Up(ctx context.Context, store *rootfs.Store, s *spec.Spec, o UpOp
 	if err != nil {
 		return nil, err
 	}
+	s = built.Spec // merged over the image's devcontainer.metadata
 	hostKey, err := ensureKey(e.dir(s.Name).HostKey())
 	if err != nil {
 		return nil, err

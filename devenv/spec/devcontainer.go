@@ -383,6 +383,7 @@ func (d *dcReader) spec(dc *devcontainer, raw map[string]any) (*Spec, error) {
 	if s.Features, err = d.features(dc); err != nil {
 		return nil, err
 	}
+	d.recordLocal(s, dc, raw)
 	if lock := filepath.Join(filepath.Dir(d.file), "devcontainer-lock.json"); fileExists(lock) {
 		s.FeaturesLock = lock
 	} else if lock := filepath.Join(filepath.Dir(d.file), ".devcontainer-lock.json"); fileExists(lock) {

@@ -67,6 +67,9 @@ type Spec struct {
 	// FeaturesLock its devcontainer-lock.json ("" when there is none).
 	Features     []Feature `toml:"-"`
 	FeaturesLock string    `toml:"-"`
+	// devcontainer is what a devcontainer.json said itself, for
+	// WithImageMetadata; nil for a devbox.toml.
+	devcontainer *dcLocal
 }
 
 // Feature is a Dev Container feature: an OCI artifact (Ref) or a folder

@@ -1,0 +1,140 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/devbox/devbox/internal/testenv"
+)
+
+// labelledDebian publishes the test's Debian base, with a
+// devcontainer.metadata label of value label, on the loopback registry
+// as repo, as a prebuilt dev-container image is published.
+func labelledDebian(t *testing.T, repo, label string) string {
+	t.Helper()
+	src, err := name.ParseReference(debianRegistry(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := remote.Image(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := cf.Config
+	cfg.Labels = map[string]string{"devcontainer.metadata": label}
+	if img, err = mutate.Config(img, cfg); err != nil {
+		t.Fatal(err)
+	}
+	ref := src.Context().RegistryStr() + "/" + repo + ":1"
+	dst, err := name.ParseReference(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(dst, img); err != nil {
+		t.Fatal(err)
+	}
+	return ref
+}
+
+// devcontainerWS writes a workspace NAME whose devcontainer.json (at
+// rel, under it) is body with devbox's port and network settings added.
+func devcontainerWS(t *testing.T, name, rel, body string) (ws string, port int) {
+	t.Helper()
+	ws = filepath.Join(t.TempDir(), name)
+	file := filepath.Join(ws, rel)
+	os.MkdirAll(filepath.Dir(file), 0o755)
+	port = freePort(t)
+	body = strings.TrimSuffix(strings.TrimSpace(body), "}") +
+		fmt.Sprintf(`, "customizations": {"devbox": {"ssh": {"port": %d}, "network": {"mode": "none"}}}}`, port)
+	if err := os.WriteFile(file, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return ws, port
+}
+
+// TestDevcontainerImageMetadata: the devcontainer.metadata label of the
+// image is merged under the devcontainer.json as the Dev Container CLI
+// merges it: remoteUser from the image (the file names none), containerEnv
+// per key with the file's last, remoteEnv over it, and postCreateCommands
+// of every fragment in order, the image's first.
+func TestDevcontainerImageMetadata(t *testing.T) {
+	testenv.NeedRoot(t)
+	root := t.TempDir()
+	linkBase(t, root)
+	ref := labelledDebian(t, "devcontainers/labelled", `[
+		{"id": "ghcr.io/example/features/hello:1", "containerEnv": {"FROM_IMAGE": "image", "SHARED": "image"},
+		 "postCreateCommand": "echo image-1 >> /tmp/order"},
+		{"remoteUser": "imguser", "remoteEnv": {"REMOTE": "${containerEnv:FROM_IMAGE}-remote"},
+		 "postCreateCommand": ["sh", "-c", "echo image-2-$(id -un) >> /tmp/order"]}
+	]`)
+	ws, _ := devcontainerWS(t, "labelled", ".devcontainer/devcontainer.json", fmt.Sprintf(`{
+		"image": %q,
+		"containerEnv": {"SHARED": "local"},
+		"postCreateCommand": "echo local >> /tmp/order"
+	}`, ref))
+	if r := devbox(t, ws, "--root", root, "up"); r.code != 0 {
+		t.Fatalf("up: %d %s", r.code, tail(r.stderr))
+	}
+	t.Cleanup(func() { devbox(t, ws, "--root", root, "rm", "labelled") })
+	r := devbox(t, ws, "--root", root, "exec", "labelled", "--", "sh", "-c", `id -un; echo $FROM_IMAGE $SHARED $REMOTE; cat /tmp/order`)
+	want := "imguser\nimage local image-remote\nimage-1\nimage-2-imguser\nlocal\n"
+	if r.code != 0 || r.stdout != want {
+		t.Errorf("exec: %d %q, want %q (%s)", r.code, r.stdout, want, r.stderr)
+	}
+}
+
+// TestDevcontainerImageMetadataRefused: what the label asks that devbox
+// cannot honour (a capability, a host path) fails up with a message
+// naming the label, instead of being dropped.
+func TestDevcontainerImageMetadataRefused(t *testing.T) {
+	testenv.NeedRoot(t)
+	root := t.TempDir()
+	linkBase(t, root)
+	for _, c := range []struct{ repo, label, want string }{
+		{"devcontainers/capadd", `[{"capAdd": ["SYS_PTRACE"]}]`, "capAdd [SYS_PTRACE]: not supported"},
+		{"devcontainers/hostpath", `{"mounts": ["source=/etc,target=/host-etc,type=bind"]}`, "mounts /etc (bind) at /host-etc"},
+	} {
+		ref := labelledDebian(t, c.repo, c.label)
+		ws, _ := devcontainerWS(t, "refused", ".devcontainer/devcontainer.json", fmt.Sprintf(`{"image": %q}`, ref))
+		r := devbox(t, ws, "--root", root, "up")
+		if r.code == 0 {
+			devbox(t, ws, "--root", root, "rm", "refused")
+		}
+		if r.code == 0 || !strings.Contains(r.stderr, "devcontainer.metadata") || !strings.Contains(r.stderr, c.want) {
+			t.Errorf("%s: up: %d %s, want an error with %q", c.repo, r.code, tail(r.stderr), c.want)
+		}
+	}
+}
+
+// TestDevcontainerDockerfileLabel: the label written by the Dockerfile's
+// own LABEL counts as the base image's does (the CLI reads it off the
+// built image): its remoteUser is the login.
+func TestDevcontainerDockerfileLabel(t *testing.T) {
+	testenv.NeedRoot(t)
+	root := t.TempDir()
+	linkBase(t, root)
+	ws, _ := devcontainerWS(t, "dflabel", ".devcontainer/devcontainer.json", fmt.Sprintf(`{
+		"build": {"dockerfile": "Dockerfile", "args": {"BASE": %q}}
+	}`, debianRegistry(t)))
+	os.WriteFile(filepath.Join(ws, ".devcontainer", "Dockerfile"), []byte("ARG BASE\nFROM ${BASE}\n"+
+		`LABEL devcontainer.metadata='[{"remoteUser": "labeluser", "containerEnv": {"FROM_LABEL": "yes"}}]'`+"\n"), 0o644)
+	if r := devbox(t, ws, "--root", root, "up"); r.code != 0 {
+		t.Fatalf("up: %d %s", r.code, tail(r.stderr))
+	}
+	t.Cleanup(func() { devbox(t, ws, "--root", root, "rm", "dflabel") })
+	r := devbox(t, ws, "--root", root, "exec", "dflabel", "--", "sh", "-c", `id -un; echo $FROM_LABEL`)
+	if want := "labeluser\nyes\n"; r.code != 0 || r.stdout != want {
+		t.Errorf("exec: %d %q, want %q (%s)", r.code, r.stdout, want, r.stderr)
+	}
+}

@@ -138,3 +138,34 @@ func TestDevcontainerDockerfileLabel(t *testing.T) {
 		t.Errorf("exec: %d %q, want %q (%s)", r.code, r.stdout, want, r.stderr)
 	}
 }
+
+// TestDevcontainerEnvNewline: a containerEnv value with newlines (as
+// three of the CLI's own test configs have) reaches exec and SSH
+// sessions, login shells included, whole.
+func TestDevcontainerEnvNewline(t *testing.T) {
+	testenv.NeedRoot(t)
+	root := t.TempDir()
+	linkBase(t, root)
+	ws, _ := devcontainerWS(t, "envnl", ".devcontainer/devcontainer.json", fmt.Sprintf(`{
+		"image": %q,
+		"containerEnv": {"MULTI": "line one\nline 'two'\n\nend=3", "PLAIN": "p"},
+		"postCreateCommand": "printf '%%s|' \"$MULTI\" > /tmp/created"
+	}`, debianRegistry(t)))
+	if r := devbox(t, ws, "--root", root, "up"); r.code != 0 {
+		t.Fatalf("up: %d %s", r.code, tail(r.stderr))
+	}
+	t.Cleanup(func() { devbox(t, ws, "--root", root, "rm", "envnl") })
+	want := "line one\nline 'two'\n\nend=3|p|"
+	r := devbox(t, ws, "--root", root, "exec", "envnl", "--", "sh", "-c", `printf '%s|' "$MULTI" "$PLAIN"`)
+	if r.code != 0 || r.stdout != want {
+		t.Errorf("exec: %d %q, want %q (%s)", r.code, r.stdout, want, r.stderr)
+	}
+	r = devbox(t, ws, "--root", root, "exec", "envnl", "--", "bash", "-lc", `printf '%s|' "$MULTI" "$PLAIN"`)
+	if r.code != 0 || r.stdout != want {
+		t.Errorf("login shell: %d %q, want %q (%s)", r.code, r.stdout, want, r.stderr)
+	}
+	r = devbox(t, ws, "--root", root, "exec", "envnl", "--", "cat", "/tmp/created")
+	if r.stdout != "line one\nline 'two'\n\nend=3|" {
+		t.Errorf("postCreateCommand saw %q", r.stdout)
+	}
+}

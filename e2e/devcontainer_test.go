@@ -169,3 +169,35 @@ func TestDevcontainerEnvNewline(t *testing.T) {
 		t.Errorf("postCreateCommand saw %q", r.stdout)
 	}
 }
+
+// TestDevcontainerFeatureValue: a local feature named with a string or a
+// boolean instead of options installs as the CLI installs it
+// (getFeatureValueObject): the string is the version option's when the
+// feature has one, and is otherwise dropped, the defaults kept.
+func TestDevcontainerFeatureValue(t *testing.T) {
+	testenv.NeedRoot(t)
+	root := t.TempDir()
+	linkBase(t, root)
+	ws, _ := devcontainerWS(t, "featval", ".devcontainer/devcontainer.json", fmt.Sprintf(`{
+		"image": %q,
+		"features": {"./plain": "latest", "./versioned": "1.2", "./flag": true, "./empty": {}}
+	}`, debianRegistry(t)))
+	feature := func(dir, meta, install string) {
+		d := filepath.Join(ws, ".devcontainer", dir)
+		os.MkdirAll(d, 0o755)
+		os.WriteFile(filepath.Join(d, "devcontainer-feature.json"), []byte(meta), 0o644)
+		os.WriteFile(filepath.Join(d, "install.sh"), []byte("#!/bin/sh\nset -e\n"+install+"\n"), 0o755)
+	}
+	feature("plain", `{"id": "plain", "options": {"greeting": {"type": "string", "default": "hi"}}}`, `echo "plain $GREETING" > /opt/plain`)
+	feature("versioned", `{"id": "versioned", "version": "0.1.0", "options": {"version": {"type": "string", "default": "1.0"}}}`, `echo "versioned $VERSION" > /opt/versioned`)
+	feature("flag", `{"id": "flag"}`, `echo flag > /opt/flag`)
+	feature("empty", `{"id": "empty"}`, `echo empty > /opt/empty`)
+	if r := devbox(t, ws, "--root", root, "up"); r.code != 0 {
+		t.Fatalf("up: %d %s", r.code, tail(r.stderr))
+	}
+	t.Cleanup(func() { devbox(t, ws, "--root", root, "rm", "featval") })
+	r := devbox(t, ws, "--root", root, "exec", "featval", "--", "cat", "/opt/plain", "/opt/versioned", "/opt/flag", "/opt/empty")
+	if want := "plain hi\nversioned 1.2\nflag\nempty\n"; r.code != 0 || r.stdout != want {
+		t.Errorf("exec: %d %q, want %q (%s)", r.code, r.stdout, want, r.stderr)
+	}
+}

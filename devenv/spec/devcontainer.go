@@ -413,11 +413,19 @@ func (d *dcReader) features(dc *devcontainer) ([]Feature, error) {
 		}
 		var opts map[string]any
 		if err := json.Unmarshal(raw, &opts); err != nil {
-			var version string
-			if json.Unmarshal(raw, &version) != nil {
-				return nil, d.errorf(key, "want an object of options (or a version string)")
+			// A string or a boolean instead of options: the CLI
+			// (getFeatureValueObject) gives a string to the version
+			// option if the feature has one, and otherwise keeps only
+			// the defaults; that is settled once the feature is read.
+			var value string
+			var on bool
+			switch {
+			case json.Unmarshal(raw, &value) == nil:
+				f.Value = &value
+			case json.Unmarshal(raw, &on) == nil:
+			default:
+				return nil, d.errorf(key, "want an object of options, a version string or a boolean")
 			}
-			opts = map[string]any{"version": version}
 		}
 		for k, v := range opts {
 			switch v := v.(type) {

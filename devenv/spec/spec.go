@@ -80,7 +80,10 @@ type Feature struct {
 	// Dir is a local feature's folder (absolute); empty for an OCI one.
 	Dir     string
 	Options map[string]string
-	Line    int
+	// Value is the string the feature was given instead of an object of
+	// options ("latest"), which is its version option's if it has one.
+	Value *string
+	Line  int
 }
 
 // Lifecycle are the commands of a devcontainer.json's lifecycle, each a

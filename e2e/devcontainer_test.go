@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -199,5 +200,38 @@ func TestDevcontainerFeatureValue(t *testing.T) {
 	r := devbox(t, ws, "--root", root, "exec", "featval", "--", "cat", "/opt/plain", "/opt/versioned", "/opt/flag", "/opt/empty")
 	if want := "plain hi\nversioned 1.2\nflag\nempty\n"; r.code != 0 || r.stdout != want {
 		t.Errorf("exec: %d %q, want %q (%s)", r.code, r.stdout, want, r.stderr)
+	}
+}
+
+// TestDevcontainerSubfolder: a config in .devcontainer/python/ is the
+// project's: the project root is the local workspace folder (its name in
+// ${localWorkspaceFolderBasename}, the environment's name, the tree
+// mounted), and the bind rule's project tree, so that a root owned by
+// uid 1000 is the login's inside and what the login makes there is
+// 1000's on the host.
+func TestDevcontainerSubfolder(t *testing.T) {
+	testenv.NeedRoot(t)
+	root := t.TempDir()
+	linkBase(t, root)
+	ws, _ := devcontainerWS(t, "proj", ".devcontainer/python/devcontainer.json", fmt.Sprintf(`{
+		"image": %q,
+		"remoteUser": "dev",
+		"workspaceMount": "source=${localWorkspaceFolder},target=/src/${localWorkspaceFolderBasename},type=bind",
+		"workspaceFolder": "/src/${localWorkspaceFolderBasename}"
+	}`, debianRegistry(t)))
+	os.WriteFile(filepath.Join(ws, "README"), []byte("root of proj\n"), 0o644)
+	for _, p := range []string{ws, filepath.Join(ws, "README")} {
+		os.Chown(p, 1000, 1000)
+	}
+	if r := devbox(t, ws, "--root", root, "up", "-f", ".devcontainer/python/devcontainer.json"); r.code != 0 {
+		t.Fatalf("up: %d %s", r.code, tail(r.stderr))
+	}
+	t.Cleanup(func() { devbox(t, ws, "--root", root, "rm", "proj") })
+	r := devbox(t, ws, "--root", root, "exec", "proj", "--", "sh", "-c", `pwd; cat README; stat -c %U . README; touch made-inside`)
+	if want := "/src/proj\nroot of proj\ndev\ndev\n"; r.code != 0 || r.stdout != want {
+		t.Errorf("exec: %d %q, want %q (%s)", r.code, r.stdout, want, r.stderr)
+	}
+	if fi, err := os.Stat(filepath.Join(ws, "made-inside")); err != nil || fi.Sys().(*syscall.Stat_t).Uid != 1000 {
+		t.Errorf("a file made inside, on the host: %v %+v", err, fi)
 	}
 }

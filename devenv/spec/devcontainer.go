@@ -234,11 +234,17 @@ func parentKey(k string) string {
 }
 
 // WorkspaceOf is the folder a devcontainer.json is for: the one holding
-// .devcontainer/ or .devcontainer.json.
+// .devcontainer/ or .devcontainer.json. A config in a subfolder of
+// .devcontainer (.devcontainer/python/devcontainer.json, one of several
+// the editor offers) is the project's too: the CLI and the editor take
+// the project root as its workspace folder, not the subfolder.
 func WorkspaceOf(file string) string {
 	dir := filepath.Dir(file)
 	if filepath.Base(dir) == ".devcontainer" {
 		return filepath.Dir(dir)
+	}
+	if up := filepath.Dir(dir); filepath.Base(up) == ".devcontainer" {
+		return filepath.Dir(up)
 	}
 	return dir
 }

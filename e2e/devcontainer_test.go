@@ -235,3 +235,32 @@ func TestDevcontainerSubfolder(t *testing.T) {
 		t.Errorf("a file made inside, on the host: %v %+v", err, fi)
 	}
 }
+
+// TestDevcontainerTitle: an environment made from a devcontainer.json is
+// named after its workspace folder and found by its "name" too: ps shows
+// both, exec, down and rm take either.
+func TestDevcontainerTitle(t *testing.T) {
+	testenv.NeedRoot(t)
+	root := t.TempDir()
+	linkBase(t, root)
+	ws, _ := devcontainerWS(t, "titled", ".devcontainer/devcontainer.json", fmt.Sprintf(`{"name": "My Project", "image": %q}`, debianRegistry(t)))
+	if r := devbox(t, ws, "--root", root, "up"); r.code != 0 {
+		t.Fatalf("up: %d %s", r.code, tail(r.stderr))
+	}
+	t.Cleanup(func() { devbox(t, ws, "--root", root, "rm", "titled") })
+	if r := devbox(t, "/", "--root", root, "ps"); !strings.Contains(r.stdout, `titled ("My Project")`) {
+		t.Errorf("ps: %q", r.stdout)
+	}
+	if r := devbox(t, "/", "--root", root, "exec", "My Project", "--", "echo", "hi"); r.code != 0 || r.stdout != "hi\n" {
+		t.Errorf("exec by title: %d %q %s", r.code, r.stdout, r.stderr)
+	}
+	if r := devbox(t, "/", "--root", root, "down", "My Project"); r.code != 0 || !strings.Contains(r.stdout, "titled is stopped") {
+		t.Errorf("down by title: %d %q %s", r.code, r.stdout, r.stderr)
+	}
+	if r := devbox(t, "/", "--root", root, "rm", "My Project"); r.code != 0 {
+		t.Errorf("rm by title: %d %s", r.code, r.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(root, "envs", "titled")); err == nil {
+		t.Error("rm by title left the environment")
+	}
+}

@@ -390,6 +390,7 @@ func (d *dcReader) spec(dc *devcontainer, raw map[string]any) (*Spec, error) {
 		return nil, err
 	}
 	d.recordLocal(s, dc, raw)
+	s.Title = strings.TrimSpace(dc.Name)
 	if lock := filepath.Join(filepath.Dir(d.file), "devcontainer-lock.json"); fileExists(lock) {
 		s.FeaturesLock = lock
 	} else if lock := filepath.Join(filepath.Dir(d.file), ".devcontainer-lock.json"); fileExists(lock) {

@@ -67,6 +67,9 @@ type Spec struct {
 	// FeaturesLock its devcontainer-lock.json ("" when there is none).
 	Features     []Feature `toml:"-"`
 	FeaturesLock string    `toml:"-"`
+	// Title is a devcontainer.json's "name", free text: the environment
+	// is named after its workspace folder (Name) and found by either.
+	Title string `toml:"-"`
 	// devcontainer is what a devcontainer.json said itself, for
 	// WithImageMetadata; nil for a devbox.toml.
 	devcontainer *dcLocal

@@ -49,11 +49,11 @@ type metadataEntry struct {
 	PostAttach    json.RawMessage    `json:"postAttachCommand"`
 }
 
-// ParseMetadata reads the label's value as the CLI does
+// parseMetadata reads the label's value as the CLI does
 // (internalGetImageMetadata0): a JSON array of entries, or one object.
 // The CLI logs and ignores a label it cannot read; devbox refuses it, as
 // it would the same text in a devcontainer.json.
-func ParseMetadata(label string) ([]metadataEntry, error) {
+func parseMetadata(label string) ([]metadataEntry, error) {
 	if strings.TrimSpace(label) == "" {
 		return nil, nil
 	}
@@ -77,7 +77,7 @@ func (s *Spec) WithImageMetadata(label string) (*Spec, error) {
 	if s.devcontainer == nil {
 		return s, nil
 	}
-	entries, err := ParseMetadata(label)
+	entries, err := parseMetadata(label)
 	if err != nil || len(entries) == 0 {
 		return s, err
 	}

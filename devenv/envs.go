@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"sort"
+	"strings"
 	"syscall"
 	"time"
 
@@ -35,6 +36,8 @@ type Env struct {
 	// Socket is the exec socket, where up made it: a later command's
 	// runtime directory may differ (su, cron; see state.Root.Socket).
 	Socket string `json:"socket,omitempty"`
+	// Title is a devcontainer.json's "name", by which it is found too.
+	Title string `json:"title,omitempty"`
 	// Status is derived, never stored: running or stopped.
 	Status string `json:"status"`
 }
@@ -77,6 +80,41 @@ func (e *Envs) lock(name string) (func(), error) {
 	return lockfile.Lock(e.dir(name).Lock())
 }
 
+// titleFile holds an environment's title (a devcontainer.json's "name")
+// from its first up to its rm, across downs.
+const titleFile = "title"
+
+// Resolve is the name of the environment called name: its own name, or
+// the title of exactly one (a devcontainer.json's "name", which need not
+// be a valid environment name).
+func (e *Envs) Resolve(name string) (string, error) {
+	if spec.CheckName(name) == nil {
+		if _, err := os.Stat(e.dir(name).Dir()); err == nil {
+			return name, nil
+		}
+	}
+	entries, err := os.ReadDir(e.root.Envs())
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return "", err
+	}
+	var found []string
+	for _, d := range entries {
+		if !d.IsDir() || spec.CheckName(d.Name()) != nil {
+			continue
+		}
+		if t, err := os.ReadFile(e.dir(d.Name()).File(titleFile)); err == nil && string(t) == name {
+			found = append(found, d.Name())
+		}
+	}
+	switch len(found) {
+	case 0:
+		return "", fmt.Errorf("no environment %q", name)
+	case 1:
+		return found[0], nil
+	}
+	return "", fmt.Errorf("%q is the name of several environments (%s): use one of theirs", name, strings.Join(found, ", "))
+}
+
 // Get returns an environment's record, reconciled with reality: an init
 // that died (or a pid now used by another process) makes it stopped, and
 // what the dead container left is cleaned up.
@@ -89,8 +127,9 @@ func (e *Envs) Get(name string) (*Env, error) {
 	}
 	var env Env
 	data, err := os.ReadFile(e.dir(name).State())
+	title, _ := os.ReadFile(e.dir(name).File(titleFile))
 	if errors.Is(err, fs.ErrNotExist) {
-		return &Env{Name: name, Status: "stopped"}, nil
+		return &Env{Name: name, Title: string(title), Status: "stopped"}, nil
 	}
 	if err != nil {
 		return nil, err
@@ -98,6 +137,7 @@ func (e *Envs) Get(name string) (*Env, error) {
 	if err := json.Unmarshal(data, &env); err != nil {
 		return nil, fmt.Errorf("%s: %w", e.dir(name).State(), err)
 	}
+	env.Title = string(title)
 	if env.init().Alive() {
 		env.Status = "running"
 		return &env, nil

@@ -39,6 +39,7 @@ func Run(ctx context.Context, store *rootfs.Store, s *spec.Spec, o RunOptions) (
 	if err != nil {
 		return nil, err
 	}
+	s = built.Spec
 	img := built.Image
 	uid, gid, err := build.LookupUser(built.Lower, img.Config.User)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
@@ -50,6 +51,7 @@ func (e *Envs) Up(ctx context.Context, store *rootfs.Store, s *spec.Spec, o UpOp
 	if err != nil {
 		return nil, err
 	}
+	s = built.Spec // merged over the image's devcontainer.metadata
 	hostKey, err := ensureKey(e.dir(s.Name).HostKey())
 	if err != nil {
 		return nil, err
@@ -59,8 +61,11 @@ func (e *Envs) Up(ctx context.Context, store *rootfs.Store, s *spec.Spec, o UpOp
 		return nil, err
 	}
 	defer closeFiles()
+	if err := writeTitle(e.dir(s.Name).File(titleFile), s.Title); err != nil {
+		return nil, err
+	}
 	env := &Env{
-		Name: s.Name, Spec: s.File, Base: s.Base, Started: time.Now().UTC(), User: s.SSH.User,
+		Name: s.Name, Title: s.Title, Spec: s.File, Base: s.Base, Started: time.Now().UTC(), User: s.SSH.User,
 		SSHAddress: s.SSH.Address, SSHPort: s.SSH.Port, Ports: s.PortMaps, Status: "running",
 		Socket: e.root.Socket(s.Name),
 	}
@@ -334,4 +339,15 @@ type builtImage struct {
 	// build's /etc/shadow (the spec's, or the image's with image_logins):
 	// push leaves it out of the image, kube puts it in the Secret.
 	Password bool `json:"password,omitempty"`
+}
+
+// writeTitle records title at path, or removes a stale one.
+func writeTitle(path, title string) error {
+	if title == "" {
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		return nil
+	}
+	return os.WriteFile(path, []byte(title), 0o600)
 }

@@ -149,14 +149,22 @@ func (s *Store) complete(img *Image) bool {
 }
 
 func configOf(cf *v1.ConfigFile) Config {
-	return Config{
+	c := Config{
 		Env:        cf.Config.Env,
 		WorkingDir: cf.Config.WorkingDir,
 		User:       cf.Config.User,
 		Cmd:        cf.Config.Cmd,
 		Entrypoint: cf.Config.Entrypoint,
 	}
+	if v, ok := cf.Config.Labels[metadataLabel]; ok {
+		c.Labels = map[string]string{metadataLabel: v}
+	}
+	return c
 }
+
+// metadataLabel is the Dev Container CLI's devcontainer.metadata (as
+// spec.MetadataLabel, which rootfs does not import).
+const metadataLabel = "devcontainer.metadata"
 
 func hashStrings(hs []v1.Hash) []string {
 	out := make([]string, len(hs))

@@ -53,8 +53,10 @@ type Image struct {
 // Config is the part of an image config an environment uses.
 type Config struct {
 	Env []string `json:"env,omitempty"`
-	// Labels go into exported images only (a build cache's record).
-	Labels map[string]string `json:"-"`
+	// Labels go into exported images (a build cache's record); of a
+	// pulled image, only the Dev Container metadata label is kept (and
+	// stored with the image), which a devcontainer.json merges under it.
+	Labels map[string]string `json:"labels,omitempty"`
 	// ExposedPorts ("22/tcp") go into exported images only.
 	ExposedPorts []string `json:"-"`
 	WorkingDir   string   `json:"working_dir,omitempty"`

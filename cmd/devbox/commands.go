@@ -235,6 +235,9 @@ func (a *app) build(set func(*build.Options)) (*devspec.Spec, *rootfs.Store, *bu
 	set(&o)
 	b, err := build.Run(ctx, store, spec, o)
 	pr.Wait()
+	if err == nil {
+		spec = b.Spec
+	}
 	return spec, store, b, err
 }
 

@@ -27,7 +27,8 @@ func (a *app) envs() *devenv.Envs { return devenv.NewEnvs(a.root) }
 // envName is NAME if given, else the name of the spec in -f.
 func (a *app) envName(args []string) (string, error) {
 	if len(args) > 0 && args[0] != "" {
-		return args[0], nil
+		// Its name, or a devcontainer.json's "name" (its title).
+		return a.envs().Resolve(args[0])
 	}
 	spec, err := a.loadSpec()
 	if err != nil {
@@ -150,7 +151,11 @@ func (a *app) psCommand() *cobra.Command {
 					}
 					ports = strings.Join(ps, ",")
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Name, e.Status, pid, ports, orDash(e.Base), up)
+				name := e.Name
+				if e.Title != "" && e.Title != e.Name {
+					name += fmt.Sprintf(" (%q)", e.Title) // quoted: free text
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", name, e.Status, pid, ports, orDash(e.Base), up)
 			}
 			return w.Flush()
 		},
@@ -168,6 +173,10 @@ func orDash(s string) string {
 
 // runningEnv returns a running environment or a clear error.
 func (a *app) runningEnv(name string) (*devenv.Env, error) {
+	name, err := a.envs().Resolve(name)
+	if err != nil {
+		return nil, err
+	}
 	env, err := a.envs().Get(name)
 	if err != nil {
 		return nil, err

@@ -37,6 +37,10 @@ type Options struct {
 
 // Result is a built environment: its layers, top first, over its image.
 type Result struct {
+	// Spec is what was built: the spec given, or for a devcontainer.json
+	// that merged over its image's metadata label; what runs over the
+	// layers follows it (the login, env, lifecycle commands).
+	Spec  *spec.Spec
 	Lower []string
 	Image *rootfs.Image
 	Plan  *Plan
@@ -83,6 +87,7 @@ func Run(ctx context.Context, store *rootfs.Store, s *spec.Spec, o Options) (*Re
 	if err != nil {
 		return nil, err
 	}
+	s = plan.Spec
 	img := baseImage(s, plan)
 	if err := checkBase(pins, s, img); err != nil {
 		return nil, err
@@ -93,7 +98,7 @@ func Run(ctx context.Context, store *rootfs.Store, s *spec.Spec, o Options) (*Re
 	if plan.Dockerfile != nil {
 		dockerfileNotes(o.Out, s, plan)
 	}
-	b := &Result{Image: img, Plan: plan}
+	b := &Result{Image: img, Plan: plan, Spec: s}
 	b.UserNS = useUserNS(store.Root(), s, store.LowerDirs(img), o.Out)
 	if b.UserNS {
 		ids := subid.New(store.Root())

@@ -209,6 +209,11 @@ func (f *Feature) readMeta() error {
 	case len(f.Meta.Mounts) > 0 || f.Meta.Entrypoint != "":
 		return fmt.Errorf("needs mounts or an entrypoint of its own, which devbox does not do")
 	}
+	if _, ok := f.Meta.Options["version"]; ok && f.Value != nil {
+		// getFeatureValueObject: the string is the version option's.
+		f.Options = maps.Clone(f.Options)
+		f.Options["version"] = *f.Value
+	}
 	for k := range f.Options {
 		if _, ok := f.Meta.Options[k]; !ok {
 			return fmt.Errorf("no option %q (it has: %s)", k, strings.Join(slices.Sorted(maps.Keys(f.Meta.Options)), ", "))

@@ -73,6 +73,9 @@ type Plan struct {
 	// context its build context as its COPY steps were keyed.
 	Dockerfile *dockerfile.File
 	context    *buildContext
+	// Spec is the spec the plan builds: a devcontainer.json's merged
+	// over its image's metadata (spec.WithImageMetadata).
+	Spec *spec.Spec
 }
 
 // Layered are the steps that make layers, in order.
@@ -134,6 +137,15 @@ func NewPlan(s *spec.Spec, resolve Resolver, features FeatureResolver) (*Plan, e
 		}
 		p.add(-1, StepBase, "base "+s.Base, base).Image = img
 	}
+	// A devcontainer.json is merged over the metadata label of its image
+	// (or of its Dockerfile's target: the base's, or a LABEL's), as the
+	// CLI does once it knows the image (getImageBuildInfo); the features
+	// and devbox's steps see the merged spec (its user, its env).
+	s, err := s.WithImageMetadata(p.Config.Labels[spec.MetadataLabel])
+	if err != nil {
+		return nil, err
+	}
+	p.Spec = s
 	if err := p.addFeatures(s, features); err != nil {
 		return nil, err
 	}

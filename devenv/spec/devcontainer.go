@@ -234,11 +234,17 @@ func parentKey(k string) string {
 }
 
 // WorkspaceOf is the folder a devcontainer.json is for: the one holding
-// .devcontainer/ or .devcontainer.json.
+// .devcontainer/ or .devcontainer.json. A config in a subfolder of
+// .devcontainer (.devcontainer/python/devcontainer.json, one of several
+// the editor offers) is the project's too: the CLI and the editor take
+// the project root as its workspace folder, not the subfolder.
 func WorkspaceOf(file string) string {
 	dir := filepath.Dir(file)
 	if filepath.Base(dir) == ".devcontainer" {
 		return filepath.Dir(dir)
+	}
+	if up := filepath.Dir(dir); filepath.Base(up) == ".devcontainer" {
+		return filepath.Dir(up)
 	}
 	return dir
 }
@@ -383,6 +389,8 @@ func (d *dcReader) spec(dc *devcontainer, raw map[string]any) (*Spec, error) {
 	if s.Features, err = d.features(dc); err != nil {
 		return nil, err
 	}
+	d.recordLocal(s, dc, raw)
+	s.Title = strings.TrimSpace(dc.Name)
 	if lock := filepath.Join(filepath.Dir(d.file), "devcontainer-lock.json"); fileExists(lock) {
 		s.FeaturesLock = lock
 	} else if lock := filepath.Join(filepath.Dir(d.file), ".devcontainer-lock.json"); fileExists(lock) {
@@ -412,11 +420,19 @@ func (d *dcReader) features(dc *devcontainer) ([]Feature, error) {
 		}
 		var opts map[string]any
 		if err := json.Unmarshal(raw, &opts); err != nil {
-			var version string
-			if json.Unmarshal(raw, &version) != nil {
-				return nil, d.errorf(key, "want an object of options (or a version string)")
+			// A string or a boolean instead of options: the CLI
+			// (getFeatureValueObject) gives a string to the version
+			// option if the feature has one, and otherwise keeps only
+			// the defaults; that is settled once the feature is read.
+			var value string
+			var on bool
+			switch {
+			case json.Unmarshal(raw, &value) == nil:
+				f.Value = &value
+			case json.Unmarshal(raw, &on) == nil:
+			default:
+				return nil, d.errorf(key, "want an object of options, a version string or a boolean")
 			}
-			opts = map[string]any{"version": version}
 		}
 		for k, v := range opts {
 			switch v := v.(type) {

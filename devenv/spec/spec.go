@@ -67,6 +67,12 @@ type Spec struct {
 	// FeaturesLock its devcontainer-lock.json ("" when there is none).
 	Features     []Feature `toml:"-"`
 	FeaturesLock string    `toml:"-"`
+	// Title is a devcontainer.json's "name", free text: the environment
+	// is named after its workspace folder (Name) and found by either.
+	Title string `toml:"-"`
+	// devcontainer is what a devcontainer.json said itself, for
+	// WithImageMetadata; nil for a devbox.toml.
+	devcontainer *dcLocal
 }
 
 // Feature is a Dev Container feature: an OCI artifact (Ref) or a folder
@@ -77,7 +83,10 @@ type Feature struct {
 	// Dir is a local feature's folder (absolute); empty for an OCI one.
 	Dir     string
 	Options map[string]string
-	Line    int
+	// Value is the string the feature was given instead of an object of
+	// options ("latest"), which is its version option's if it has one.
+	Value *string
+	Line  int
 }
 
 // Lifecycle are the commands of a devcontainer.json's lifecycle, each a

@@ -82,7 +82,10 @@ func (p *parser) validate(s *Spec, md toml.MetaData) error {
 		if !envNameRE().MatchString(k) {
 			return p.errorf("env."+k, "%q is not a valid environment variable name", k)
 		}
-		if hasControl(v) {
+		// Newlines are a value's own (the Dev Container CLI passes
+		// them, and its test configs have them); NUL cannot be in an
+		// environment, and other control characters are a terminal's.
+		if hasControl(strings.NewReplacer("\n", "", "\r", "").Replace(v)) {
 			return p.errorf("env."+k, "control characters (%q) are not allowed in a value", v)
 		}
 	}

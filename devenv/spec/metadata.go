@@ -1,0 +1,326 @@
+package spec
+
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+)
+
+// MetadataLabel is the image label the Dev Container CLI writes and
+// reads: config fragments that travel with an image (imageMetadataLabel
+// in the CLI's src/spec-node/imageMetadata.ts).
+const MetadataLabel = "devcontainer.metadata"
+
+// dcLocal is what a devcontainer.json said itself, kept so that an
+// image's metadata can be merged under it once the image is known.
+type dcLocal struct {
+	file, workspace, folder   string
+	remoteUser, containerUser string
+	userFromDevbox            bool // customizations.devbox set ssh.user
+	containerEnv              map[string]string
+	remoteEnv                 map[string]*string
+	devboxEnv                 map[string]string // customizations.devbox.env
+	lifecycle                 Lifecycle
+	mountTargets              map[string]bool
+	workspaceTarget           string
+}
+
+// metadataEntry is one fragment of the label: the keys of the CLI's
+// ImageMetadataEntry devbox acts on. The others (customizations,
+// portsAttributes, waitFor, …) are the editor's and are ignored, as in a
+// devcontainer.json.
+type metadataEntry struct {
+	ID            string             `json:"id"`
+	RemoteUser    string             `json:"remoteUser"`
+	ContainerUser string             `json:"containerUser"`
+	ContainerEnv  map[string]string  `json:"containerEnv"`
+	RemoteEnv     map[string]*string `json:"remoteEnv"`
+	Mounts        []json.RawMessage  `json:"mounts"`
+	Privileged    bool               `json:"privileged"`
+	CapAdd        []string           `json:"capAdd"`
+	SecurityOpt   []string           `json:"securityOpt"`
+	Entrypoint    string             `json:"entrypoint"`
+	OnCreate      json.RawMessage    `json:"onCreateCommand"`
+	UpdateContent json.RawMessage    `json:"updateContentCommand"`
+	PostCreate    json.RawMessage    `json:"postCreateCommand"`
+	PostStart     json.RawMessage    `json:"postStartCommand"`
+	PostAttach    json.RawMessage    `json:"postAttachCommand"`
+}
+
+// parseMetadata reads the label's value as the CLI does
+// (internalGetImageMetadata0): a JSON array of entries, or one object.
+// The CLI logs and ignores a label it cannot read; devbox refuses it, as
+// it would the same text in a devcontainer.json.
+func parseMetadata(label string) ([]metadataEntry, error) {
+	if strings.TrimSpace(label) == "" {
+		return nil, nil
+	}
+	var list []metadataEntry
+	if err := json.Unmarshal([]byte(label), &list); err == nil {
+		return list, nil
+	}
+	var one metadataEntry
+	if err := json.Unmarshal([]byte(label), &one); err != nil {
+		return nil, fmt.Errorf("the image's %s label: %w", MetadataLabel, err)
+	}
+	return []metadataEntry{one}, nil
+}
+
+// WithImageMetadata is the spec a devcontainer.json means over an image
+// whose devcontainer.metadata label is label: the image's fragments
+// first, the local file last, merged as the CLI's mergeConfiguration
+// does (src/spec-node/imageMetadata.ts). s itself is not changed; a spec
+// not read from a devcontainer.json is returned as it is.
+func (s *Spec) WithImageMetadata(label string) (*Spec, error) {
+	if s.devcontainer == nil {
+		return s, nil
+	}
+	entries, err := parseMetadata(label)
+	if err != nil || len(entries) == 0 {
+		return s, err
+	}
+	local := s.devcontainer
+	d := &dcReader{file: local.file, workspace: local.workspace}
+	for i := range entries {
+		// getImageMetadata substitutes the entries with the local
+		// config's variables (localEnv, localWorkspaceFolder, …).
+		if entries[i], err = d.expandEntry(entries[i], local.folder); err != nil {
+			return nil, err
+		}
+	}
+	if err := refuseUnsupported(entries); err != nil {
+		return nil, err
+	}
+	out := *s
+	if out.Lifecycle, err = mergeLifecycle(entries, local.lifecycle); err != nil {
+		return nil, err
+	}
+	if !local.userFromDevbox {
+		out.SSH.User = mergedUser(entries, local, s.SSH.User)
+	}
+	out.Env = mergedEnv(entries, local)
+	if err := checkImageMounts(entries, local); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// expandEntry substitutes every string of e, through JSON.
+func (d *dcReader) expandEntry(e metadataEntry, folder string) (metadataEntry, error) {
+	data, err := json.Marshal(e)
+	if err != nil {
+		return e, err
+	}
+	var raw any
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return e, err
+	}
+	var walk func(v any) any
+	walk = func(v any) any {
+		switch v := v.(type) {
+		case string:
+			return d.expand(v, folder)
+		case []any:
+			for i := range v {
+				v[i] = walk(v[i])
+			}
+		case map[string]any:
+			for k := range v {
+				v[k] = walk(v[k])
+			}
+		}
+		return v
+	}
+	data, _ = json.Marshal(walk(raw))
+	var out metadataEntry
+	return out, json.Unmarshal(data, &out)
+}
+
+// refuseUnsupported refuses what devbox cannot honour. mergeConfiguration
+// ORs privileged and unions capAdd and securityOpt over all entries; an
+// entrypoint (a feature's) is run by the CLI at every start. devbox's
+// container has a fixed capability set and profile and its own PID 1; an
+// image's "init": true is met by that PID 1, which reaps orphans.
+func refuseUnsupported(entries []metadataEntry) error {
+	for _, e := range entries {
+		from := "the image's " + MetadataLabel + " label"
+		if e.ID != "" {
+			from += " (feature " + e.ID + ")"
+		}
+		switch {
+		case e.Privileged:
+			return fmt.Errorf("%s asks for a privileged container: not supported (see [security] in customizations.devbox for devbox's opt-outs)", from)
+		case len(e.CapAdd) > 0:
+			return fmt.Errorf("%s asks for capAdd %v: not supported (see [security] in customizations.devbox for devbox's opt-outs)", from, e.CapAdd)
+		case len(e.SecurityOpt) > 0:
+			return fmt.Errorf("%s asks for securityOpt %v: not supported (see [security] in customizations.devbox)", from, e.SecurityOpt)
+		case e.Entrypoint != "":
+			return fmt.Errorf("%s asks to run %s at every start: not supported, devbox's init is the container's PID 1", from, e.Entrypoint)
+		}
+	}
+	return nil
+}
+
+// mergeLifecycle is mergeLifecycleHooks for each hook: every entry's
+// command in order, then the local file's.
+func mergeLifecycle(entries []metadataEntry, local Lifecycle) (Lifecycle, error) {
+	var l Lifecycle
+	for _, h := range []struct {
+		name  string
+		raw   func(metadataEntry) json.RawMessage
+		dst   *[]Command
+		local []Command
+	}{
+		{"onCreateCommand", func(e metadataEntry) json.RawMessage { return e.OnCreate }, &l.OnCreate, local.OnCreate},
+		{"updateContentCommand", func(e metadataEntry) json.RawMessage { return e.UpdateContent }, &l.UpdateContent, local.UpdateContent},
+		{"postCreateCommand", func(e metadataEntry) json.RawMessage { return e.PostCreate }, &l.PostCreate, local.PostCreate},
+		{"postStartCommand", func(e metadataEntry) json.RawMessage { return e.PostStart }, &l.PostStart, local.PostStart},
+		{"postAttachCommand", func(e metadataEntry) json.RawMessage { return e.PostAttach }, &l.PostAttach, local.PostAttach},
+	} {
+		for _, e := range entries {
+			raw := h.raw(e)
+			if len(raw) == 0 || string(raw) == "null" {
+				continue
+			}
+			cmds, err := parseCommands(raw)
+			if err != nil {
+				return l, fmt.Errorf("the image's %s label: %s: %w", MetadataLabel, h.name, err)
+			}
+			*h.dst = append(*h.dst, cmds...)
+		}
+		*h.dst = append(*h.dst, h.local...)
+	}
+	return l, nil
+}
+
+// mergedUser is the login: the last remoteUser of the entries and the
+// local file, else the last containerUser (mergeConfiguration's
+// reversed.find), else what the spec had.
+func mergedUser(entries []metadataEntry, local *dcLocal, had string) string {
+	remote, cont := "", ""
+	for _, e := range entries {
+		remote, cont = cmpOr(e.RemoteUser, remote), cmpOr(e.ContainerUser, cont)
+	}
+	remote, cont = cmpOr(local.remoteUser, remote), cmpOr(local.containerUser, cont)
+	return cmpOr(remote, cmpOr(cont, had))
+}
+
+// mergedEnv is containerEnv and remoteEnv each merged as
+// mergeConfiguration does (Object.assign: a later entry wins per key,
+// the local file last), remoteEnv over containerEnv as sessions see
+// them, then customizations.devbox's env.
+func mergedEnv(entries []metadataEntry, local *dcLocal) map[string]string {
+	cenv := map[string]string{}
+	renv := map[string]*string{}
+	for _, e := range entries {
+		maps.Copy(cenv, e.ContainerEnv)
+		maps.Copy(renv, e.RemoteEnv)
+	}
+	maps.Copy(cenv, local.containerEnv)
+	maps.Copy(renv, local.remoteEnv)
+	env := maps.Clone(cenv)
+	for _, k := range slices.Sorted(maps.Keys(renv)) {
+		v := renv[k]
+		if v == nil {
+			delete(env, k)
+			continue
+		}
+		env[k] = containerEnvRE().ReplaceAllStringFunc(*v, func(s string) string {
+			g := containerEnvRE().FindStringSubmatch(s)
+			if cv, ok := cenv[g[1]]; ok {
+				return cv
+			}
+			return s
+		})
+	}
+	maps.Copy(env, local.devboxEnv)
+	if len(env) == 0 {
+		return nil
+	}
+	return env
+}
+
+// checkImageMounts applies mergeMounts' rule (a later mount with the same
+// target replaces an earlier one) and refuses the image's mounts that
+// survive it: a host path chosen by an image's author is not one devbox
+// lends (the CLI does); naming the same target in the devcontainer.json's
+// own mounts replaces it.
+func checkImageMounts(entries []metadataEntry, local *dcLocal) error {
+	later := maps.Clone(local.mountTargets)
+	if later == nil {
+		later = map[string]bool{}
+	}
+	later[local.workspaceTarget] = true
+	for i := len(entries) - 1; i >= 0; i-- {
+		for j := len(entries[i].Mounts) - 1; j >= 0; j-- {
+			src, target, typ, err := imageMount(entries[i].Mounts[j])
+			if err != nil {
+				return fmt.Errorf("the image's %s label: mounts: %w", MetadataLabel, err)
+			}
+			if later[target] {
+				continue
+			}
+			later[target] = true
+			return fmt.Errorf("the image's %s label mounts %s (%s) at %s: devbox lends no host path or volume an image names; "+
+				"mount something at %s in the devcontainer.json's own mounts to replace it", MetadataLabel, src, cmpOr(typ, "bind"), target, target)
+		}
+	}
+	return nil
+}
+
+// imageMount reads a mount of the label: Docker's --mount string or an
+// object (parseMount in the CLI).
+func imageMount(raw json.RawMessage) (src, target, typ string, err error) {
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		for _, f := range strings.Split(s, ",") {
+			k, v, _ := strings.Cut(strings.TrimSpace(f), "=")
+			switch k {
+			case "source", "src":
+				src = v
+			case "target", "destination", "dst":
+				target = v
+			case "type":
+				typ = v
+			}
+		}
+	} else {
+		var o struct{ Source, Target, Type string }
+		if err := json.Unmarshal(raw, &o); err != nil {
+			return "", "", "", fmt.Errorf("%s: want a mount string or {source, target, type}", raw)
+		}
+		src, target, typ = o.Source, o.Target, o.Type
+	}
+	if target == "" {
+		return "", "", "", fmt.Errorf("%s: a mount needs a target", raw)
+	}
+	return src, target, typ, nil
+}
+
+// recordLocal keeps what WithImageMetadata needs of the file.
+func (d *dcReader) recordLocal(s *Spec, dc *devcontainer, raw map[string]any) {
+	var c struct {
+		SSH struct {
+			User string `json:"user"`
+		} `json:"ssh"`
+		Env map[string]string `json:"env"`
+	}
+	// Read already, strictly, as part of the spec: what is here is valid.
+	_ = json.Unmarshal(dc.Customizations["devbox"], &c)
+	devboxUser, devboxEnv := c.SSH.User != "", c.Env
+	local := &dcLocal{
+		file: d.file, workspace: d.workspace, folder: d.workspaceFolder(raw),
+		remoteUser: dc.RemoteUser, containerUser: dc.ContainerUser, userFromDevbox: devboxUser,
+		containerEnv: dc.ContainerEnv, remoteEnv: dc.RemoteEnv, devboxEnv: devboxEnv,
+		lifecycle: s.Lifecycle, mountTargets: map[string]bool{},
+	}
+	for _, m := range s.Mounts {
+		local.mountTargets[m.Target] = true
+	}
+	if len(s.Mounts) > 0 {
+		local.workspaceTarget = s.Mounts[0].Target
+	}
+	s.devcontainer = local
+}

@@ -23,6 +23,10 @@ const (
 	// maxUnauthPerSource caps connections from one source that have not
 	// logged in yet (OpenSSH's MaxStartups starts refusing at 10).
 	maxUnauthPerSource = 10
+	// A connection past the cap waits up to enterWait for a place, with
+	// at most maxWaitingPerSource others from its source.
+	enterWait           = 5 * time.Second
+	maxWaitingPerSource = 200
 )
 
 type authenticator struct {
@@ -34,13 +38,18 @@ type authenticator struct {
 	// test can count the checks a flood gets.
 	verify func(password string) bool
 
-	mu     sync.Mutex
-	unauth map[string][]*connState // source → connections not logged in
+	enterWait time.Duration // enterWait; zero in tests of the cap
+
+	mu      sync.Mutex
+	unauth  map[string][]*connState // source → connections not logged in
+	waiting map[string]int          // source → connections waiting for a place
+	freed   chan struct{}           // closed when a place is freed
 }
 
 func newAuthenticator(cfg Config) (*authenticator, error) {
 	a := &authenticator{user: cfg.User, passwordHash: cfg.PasswordHash,
-		ledger: newLedger(defaultPolicy, time.Now), unauth: map[string][]*connState{}}
+		ledger: newLedger(defaultPolicy, time.Now), unauth: map[string][]*connState{}, waiting: map[string]int{},
+		enterWait: enterWait}
 	a.verify = a.checkPassword
 	for _, line := range cfg.AuthorizedKeys {
 		k, _, _, _, err := gossh.ParseAuthorizedKey([]byte(line))
@@ -96,12 +105,41 @@ func (a *authenticator) accept(ctx ssh.Context, conn net.Conn) net.Conn {
 }
 
 // enter takes st among its source's unauthenticated connections. A full
-// source makes room by closing one that has had a password refused:
-// otherwise a flood of guessers, all on 127.0.0.1 like every local
-// client, would keep the owner's key login from even connecting.
+// source makes room by closing one that has had a password refused, or
+// else st waits its turn a while: otherwise a flood of guessers, all on
+// 127.0.0.1 like every local client, reconnecting faster than anyone,
+// would keep the owner's key login from even connecting.
 func (a *authenticator) enter(st *connState) bool {
+	deadline := time.Now().Add(a.enterWait)
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	for {
+		if a.admit(st) {
+			return true
+		}
+		left := time.Until(deadline)
+		if left <= 0 || a.waiting[st.source] >= maxWaitingPerSource {
+			return false
+		}
+		if a.freed == nil {
+			a.freed = make(chan struct{})
+		}
+		freed := a.freed
+		a.waiting[st.source]++
+		a.mu.Unlock()
+		select {
+		case <-freed:
+		case <-time.After(left):
+		}
+		a.mu.Lock()
+		if a.waiting[st.source]--; a.waiting[st.source] <= 0 {
+			delete(a.waiting, st.source)
+		}
+	}
+}
+
+// admit adds st if its source has a place, or one to take.
+func (a *authenticator) admit(st *connState) bool {
 	held := a.unauth[st.source]
 	if len(held) >= maxUnauthPerSource {
 		i := slices.IndexFunc(held, func(c *connState) bool { return c.failed })
@@ -122,6 +160,10 @@ func (a *authenticator) enter(st *connState) bool {
 func (a *authenticator) leave(st *connState) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if a.freed != nil { // wake the waiting
+		close(a.freed)
+		a.freed = nil
+	}
 	held := slices.DeleteFunc(a.unauth[st.source], func(c *connState) bool { return c == st })
 	if len(held) == 0 {
 		delete(a.unauth, st.source)

@@ -84,7 +84,7 @@ func TestSourceIP(t *testing.T) {
 }
 
 func TestUnauthenticatedCap(t *testing.T) {
-	a := &authenticator{unauth: map[string][]*connState{}}
+	a := &authenticator{unauth: map[string][]*connState{}, waiting: map[string]int{}}
 	var held []*connState
 	for i := 0; i < maxUnauthPerSource; i++ {
 		st := &connState{source: "127.0.0.7"}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -19,37 +20,37 @@ import (
 const (
 	maxAuthTries     = 6
 	handshakeTimeout = 20 * time.Second
-	// Penalties, after OpenSSH's PerSourcePenalties but per source and
-	// user: each failed password adds authFailPenalty to the account of
-	// (source, user), which drains in real time; while it exceeds
-	// penaltyThreshold, password attempts for that user from that source
-	// are refused unchecked. Public-key logins are never delayed or
-	// refused by a penalty: every local client is 127.0.0.1, and one
-	// user's typos must not lock everyone out.
-	authFailPenalty  = 5 * time.Second
-	penaltyThreshold = 15 * time.Second
-	penaltyMax       = 10 * time.Minute
-	failureDelay     = 250 * time.Millisecond
 	// maxUnauthPerSource caps connections from one source that have not
 	// logged in yet (OpenSSH's MaxStartups starts refusing at 10).
 	maxUnauthPerSource = 10
+	// A connection past the cap waits up to enterWait for a place, with
+	// at most maxWaitingPerSource others from its source.
+	enterWait           = 5 * time.Second
+	maxWaitingPerSource = 200
 )
 
 type authenticator struct {
 	user         string
 	keys         []gossh.PublicKey
 	passwordHash string
+	ledger       *ledger
+	// verify checks a password against passwordHash; a field so that a
+	// test can count the checks a flood gets.
+	verify func(password string) bool
 
-	mu        sync.Mutex
-	penalties map[penaltyKey]time.Time // when the penalty ends
-	unauth    map[string]int           // source → connections not logged in
+	enterWait time.Duration // enterWait; zero in tests of the cap
+
+	mu      sync.Mutex
+	unauth  map[string][]*connState // source → connections not logged in
+	waiting map[string]int          // source → connections waiting for a place
+	freed   chan struct{}           // closed when a place is freed
 }
-
-type penaltyKey struct{ source, user string }
 
 func newAuthenticator(cfg Config) (*authenticator, error) {
 	a := &authenticator{user: cfg.User, passwordHash: cfg.PasswordHash,
-		penalties: map[penaltyKey]time.Time{}, unauth: map[string]int{}}
+		ledger: newLedger(defaultPolicy, time.Now), unauth: map[string][]*connState{}, waiting: map[string]int{},
+		enterWait: enterWait}
+	a.verify = a.checkPassword
 	for _, line := range cfg.AuthorizedKeys {
 		k, _, _, _, err := gossh.ParseAuthorizedKey([]byte(line))
 		if err != nil {
@@ -79,7 +80,7 @@ const (
 type connState struct {
 	conn   net.Conn
 	source string
-	once   sync.Once // leaves the unauthenticated count once
+	failed bool // a password was refused: the first to go when the source is full
 }
 
 // accept counts the connection against its source's unauthenticated
@@ -87,7 +88,7 @@ type connState struct {
 // reads the client's preamble.
 func (a *authenticator) accept(ctx ssh.Context, conn net.Conn) net.Conn {
 	st := &connState{conn: conn, source: sourceIP(conn.RemoteAddr())}
-	if !a.enter(st.source) {
+	if !a.enter(st) {
 		return nil // gliderlabs/ssh closes it
 	}
 	login := time.Now().Add(handshakeTimeout)
@@ -103,26 +104,81 @@ func (a *authenticator) accept(ctx ssh.Context, conn net.Conn) net.Conn {
 	return rc
 }
 
-func (a *authenticator) enter(source string) bool {
+// enter takes st among its source's unauthenticated connections. A full
+// source makes room by closing one that has had a password refused, or
+// else st waits its turn a while: otherwise a flood of guessers, all on
+// 127.0.0.1 like every local client, reconnecting faster than anyone,
+// would keep the owner's key login from even connecting.
+func (a *authenticator) enter(st *connState) bool {
+	deadline := time.Now().Add(a.enterWait)
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.unauth[source] >= maxUnauthPerSource {
-		return false
+	for {
+		if a.admit(st) {
+			return true
+		}
+		left := time.Until(deadline)
+		if left <= 0 || a.waiting[st.source] >= maxWaitingPerSource {
+			return false
+		}
+		if a.freed == nil {
+			a.freed = make(chan struct{})
+		}
+		freed := a.freed
+		a.waiting[st.source]++
+		a.mu.Unlock()
+		select {
+		case <-freed:
+		case <-time.After(left):
+		}
+		a.mu.Lock()
+		if a.waiting[st.source]--; a.waiting[st.source] <= 0 {
+			delete(a.waiting, st.source)
+		}
 	}
-	a.unauth[source]++
+}
+
+// admit adds st if its source has a place, or one to take.
+func (a *authenticator) admit(st *connState) bool {
+	held := a.unauth[st.source]
+	if len(held) >= maxUnauthPerSource {
+		i := slices.IndexFunc(held, func(c *connState) bool { return c.failed })
+		if i < 0 {
+			return false
+		}
+		if held[i].conn != nil {
+			held[i].conn.Close()
+		}
+		held = slices.Delete(held, i, i+1)
+	}
+	a.unauth[st.source] = append(held, st)
 	return true
 }
 
-// leave takes a connection out of its source's unauthenticated count:
-// at login or when it closes, whichever is first.
+// leave takes a connection out of its source's unauthenticated
+// connections: at login or when it closes, whichever is first.
 func (a *authenticator) leave(st *connState) {
-	st.once.Do(func() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.freed != nil { // wake the waiting
+		close(a.freed)
+		a.freed = nil
+	}
+	held := slices.DeleteFunc(a.unauth[st.source], func(c *connState) bool { return c == st })
+	if len(held) == 0 {
+		delete(a.unauth, st.source)
+		return
+	}
+	a.unauth[st.source] = held
+}
+
+// refused marks the connection as one that failed a password.
+func (a *authenticator) refused(ctx ssh.Context) {
+	if st, ok := ctx.Value(connStateKey).(*connState); ok {
 		a.mu.Lock()
-		defer a.mu.Unlock()
-		if a.unauth[st.source]--; a.unauth[st.source] <= 0 {
-			delete(a.unauth, st.source)
-		}
-	})
+		st.failed = true
+		a.mu.Unlock()
+	}
 }
 
 // loggedIn lifts the login timeout and the connection's place among the
@@ -151,14 +207,19 @@ func (a *authenticator) publicKey(ctx ssh.Context, key ssh.PublicKey) bool {
 	return false
 }
 
+// password admits the attempt through the ledger before checking it, so
+// that every connection from a source draws on one budget.
 func (a *authenticator) password(ctx ssh.Context, password string) bool {
-	key := penaltyKey{sourceIP(ctx.RemoteAddr()), ctx.User()}
-	if !a.penalized(key) && ctx.User() == a.user && password != "" && a.checkPassword(password) {
-		a.loggedIn(ctx)
-		return true
+	source, user := sourceIP(ctx.RemoteAddr()), ctx.User()
+	if a.ledger.reserve(source, user) {
+		if user == a.user && password != "" && a.verify(password) {
+			a.ledger.refund(source, user)
+			a.loggedIn(ctx)
+			return true
+		}
 	}
-	a.fail(key)
-	time.Sleep(failureDelay)
+	a.refused(ctx)
+	time.Sleep(a.ledger.delay)
 	return false
 }
 
@@ -176,42 +237,18 @@ func (a *authenticator) checkPassword(password string) bool {
 	return subtle.ConstantTimeCompare([]byte(got), []byte(a.passwordHash)) == 1
 }
 
+// sourceIP is the source a connection is counted against: its address,
+// or its /64 for IPv6, which one host usually has whole (as OpenSSH's
+// PerSourceNetBlockSize).
 func sourceIP(addr net.Addr) string {
-	if ta, ok := addr.(*net.TCPAddr); ok {
+	ta, ok := addr.(*net.TCPAddr)
+	if !ok {
+		return addr.String() // a unix socket: host root only
+	}
+	if ta.IP.To4() != nil {
 		return ta.IP.String()
 	}
-	return addr.String() // a unix socket: host root only
-}
-
-func (a *authenticator) fail(key penaltyKey) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	now := time.Now()
-	end := a.penalties[key]
-	if end.Before(now) {
-		end = now
-	}
-	end = end.Add(authFailPenalty)
-	if end.Sub(now) > penaltyMax {
-		end = now.Add(penaltyMax)
-	}
-	a.penalties[key] = end
-}
-
-// penalized reports whether password attempts of key are refused now.
-func (a *authenticator) penalized(key penaltyKey) bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	end, ok := a.penalties[key]
-	if !ok {
-		return false
-	}
-	left := time.Until(end)
-	if left <= 0 {
-		delete(a.penalties, key)
-		return false
-	}
-	return left > penaltyThreshold
+	return ta.IP.Mask(net.CIDRMask(64, 128)).String() + "/64"
 }
 
 // HashSupported says the server can check passwords against a crypt(3)

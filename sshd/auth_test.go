@@ -1,6 +1,7 @@
 package sshd
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"slices"
@@ -36,45 +37,77 @@ func TestPasswordCheck(t *testing.T) {
 }
 
 func TestPenalties(t *testing.T) {
-	a := &authenticator{penalties: map[penaltyKey]time.Time{}}
-	key := penaltyKey{"127.0.0.7", "dev"}
+	clock := time.Unix(1e9, 0)
+	l := newLedger(defaultPolicy, func() time.Time { return clock })
 	// A few failures are forgiven (OpenSSH's threshold), more are not.
-	for i := 0; i < 3; i++ {
-		a.fail(key)
+	for i := 0; i < 4; i++ {
+		if !l.reserve("127.0.0.7", "dev") {
+			t.Fatalf("attempt %d refused", i+1)
+		}
 	}
-	if a.penalized(key) {
-		t.Error("penalized after 3 failures")
+	if l.reserve("127.0.0.7", "dev") {
+		t.Error("a fifth quick attempt was admitted")
 	}
-	a.fail(key)
-	if !a.penalized(key) {
-		t.Error("not penalized after 4 failures")
+	if !l.reserve("127.0.0.8", "dev") || !l.reserve("127.0.0.7", "root") {
+		t.Error("another source, or another user, was refused for dev's failures")
 	}
-	for _, other := range []penaltyKey{{"127.0.0.8", "dev"}, {"127.0.0.7", "root"}} {
-		if a.penalized(other) {
-			t.Errorf("%v was penalized for another's failures", other)
+	// Refused attempts charge nothing: one penalty later it is open again.
+	for i := 0; i < 100; i++ {
+		l.reserve("127.0.0.7", "dev")
+	}
+	clock = clock.Add(l.recovery())
+	if !l.reserve("127.0.0.7", "dev") {
+		t.Errorf("still refused %s after the last guess", l.recovery())
+	}
+	// The source's own account bounds attempts over every user name.
+	admitted := 0
+	for i := 0; i < 100; i++ {
+		if l.reserve("127.0.0.9", fmt.Sprint("user", i)) {
+			admitted++
+		}
+	}
+	if want := int(defaultPolicy.sourceThreshold/defaultPolicy.penalty) + 1; admitted != want {
+		t.Errorf("%d attempts under 100 user names admitted, want %d", admitted, want)
+	}
+}
+
+func TestSourceIP(t *testing.T) {
+	for _, c := range []struct{ ip, want string }{
+		{"127.0.0.1", "127.0.0.1"},
+		{"::ffff:10.0.0.1", "10.0.0.1"},
+		{"2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"},
+	} {
+		if got := sourceIP(&net.TCPAddr{IP: net.ParseIP(c.ip), Port: 22}); got != c.want {
+			t.Errorf("sourceIP(%s) = %s, want %s", c.ip, got, c.want)
 		}
 	}
 }
 
 func TestUnauthenticatedCap(t *testing.T) {
-	a := &authenticator{unauth: map[string]int{}}
+	a := &authenticator{unauth: map[string][]*connState{}, waiting: map[string]int{}}
 	var held []*connState
 	for i := 0; i < maxUnauthPerSource; i++ {
-		if !a.enter("127.0.0.7") {
+		st := &connState{source: "127.0.0.7"}
+		if !a.enter(st) {
 			t.Fatalf("connection %d refused", i+1)
 		}
-		held = append(held, &connState{source: "127.0.0.7"})
+		held = append(held, st)
 	}
-	if a.enter("127.0.0.7") {
+	if a.enter(&connState{source: "127.0.0.7"}) {
 		t.Error("connection past the cap accepted")
 	}
-	if !a.enter("127.0.0.8") {
+	if !a.enter(&connState{source: "127.0.0.8"}) {
 		t.Error("another source refused")
 	}
 	a.leave(held[0])
 	a.leave(held[0]) // once only
-	if !a.enter("127.0.0.7") || a.enter("127.0.0.7") {
+	if !a.enter(&connState{source: "127.0.0.7"}) || a.enter(&connState{source: "127.0.0.7"}) {
 		t.Error("leave did not free exactly one place")
+	}
+	// A connection that failed a password gives its place to a new one.
+	held[3].failed = true
+	if !a.enter(&connState{source: "127.0.0.7"}) || a.enter(&connState{source: "127.0.0.7"}) {
+		t.Error("a failed connection did not give exactly one place")
 	}
 }
 

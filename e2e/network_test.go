@@ -38,6 +38,16 @@ func newNetHost(t *testing.T) *netHost {
 	return h
 }
 
+// dump logs the namespace's links, routes and nftables rules, to tell
+// why a test failed.
+func (h *netHost) dump(t *testing.T) {
+	t.Helper()
+	for _, c := range [][]string{{"ip", "-br", "addr"}, {"ip", "route"}, {"nft", "list", "ruleset"}} {
+		out, _ := exec.Command("ip", append([]string{"netns", "exec", h.ns}, c...)...).CombinedOutput()
+		t.Logf("%v:\n%s", c, out)
+	}
+}
+
 // ip runs `ip -n NS` with each of cmds.
 func (h *netHost) ip(t *testing.T, cmds ...string) {
 	t.Helper()
@@ -155,6 +165,7 @@ func TestNetworkPerEnvironment(t *testing.T) {
 	for _, e := range envs[1:] {
 		if r := dial(e); !strings.Contains(r.stdout, "hello container") {
 			t.Errorf("%s after another root's environment was removed: %q %s", e.name, r.stdout, r.stderr)
+			h.dump(t)
 		}
 	}
 	if r := devboxIn(t, h.wrap, envs[2].dir, "--root", envs[2].root, "doctor"); r.code != 0 || !strings.Contains(r.stdout, "ok: 1") {

@@ -42,4 +42,3 @@ func (c *Container) sweepProject(cfg Config) {
 	c.leftovers.Project, c.leftovers.Since = cfg.Project, time.Now().Add(-time.Second).UnixNano()
 	c.cleanup = append(c.cleanup, func() { clearSetID(c.leftovers.Project, c.leftovers.Since) })
 }
-

@@ -1,7 +1,7 @@
 package e2e
 
 import (
-	"net"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,14 +17,21 @@ import (
 // TestKilledRunReclaimedByPs: a `devbox run` on the bridge killed with
 // SIGKILL left its address file (and with it the bridge and nftables
 // table, which go with the last address) until the next `devbox run`;
-// now any command that reconciles, here `devbox ps`, reclaims them.
+// now any command that reconciles, here `devbox ps`, reclaims them. It
+// runs in a network namespace of its own, where no other devbox sweeps
+// the dead run's address before ps can.
 func TestKilledRunReclaimedByPs(t *testing.T) {
 	rs := newRunSpace(t, "[network]\nmode = \"bridge\"\n")
-	alloc, err := container.AllocDir()
-	if err != nil {
+	ns := testNetns(t)
+	var st syscall.Stat_t
+	if err := syscall.Stat("/run/netns/"+ns, &st); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(devboxBin, "--root", rs.root, "run", "--", "sleep", "100")
+	alloc := fmt.Sprintf("/run/devbox/net-%d", st.Ino)
+	t.Cleanup(func() { os.RemoveAll(alloc) })
+	in := []string{"ip", "netns", "exec", ns}
+	// ip netns exec execs devbox: the pid is devbox's.
+	cmd := exec.Command(in[0], append(in[1:], devboxBin, "--root", rs.root, "run", "--", "sleep", "100")...)
 	cmd.Dir = rs.dir
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -32,8 +39,9 @@ func TestKilledRunReclaimedByPs(t *testing.T) {
 	defer cmd.Process.Kill()
 	ipFile, initPid := waitOwnAddress(t, alloc, cmd.Process.Pid)
 	ip := strings.TrimPrefix(filepath.Base(ipFile), "ip-")
-	if _, err := net.InterfaceByName(container.VethName(ip)); err != nil {
-		t.Fatalf("the run's veth: %v", err)
+	link := func(name string) bool { return exec.Command("ip", "-n", ns, "link", "show", name).Run() == nil }
+	if !link(container.VethName(ip)) {
+		t.Fatalf("the run's veth %s is not there", container.VethName(ip))
 	}
 	cmd.Process.Signal(syscall.SIGKILL)
 	cmd.Wait()
@@ -49,7 +57,7 @@ func TestKilledRunReclaimedByPs(t *testing.T) {
 	if _, err := os.Stat(ipFile); err != nil {
 		t.Fatalf("the address file went before any command ran: %v", err)
 	}
-	if r := devbox(t, rs.dir, "--root", rs.root, "ps"); r.code != 0 {
+	if r := devboxIn(t, in, rs.dir, "--root", rs.root, "ps"); r.code != 0 {
 		t.Fatalf("ps: %d %s", r.code, r.stderr)
 	}
 	if _, err := os.Stat(ipFile); err == nil {
@@ -62,20 +70,15 @@ func TestKilledRunReclaimedByPs(t *testing.T) {
 			}
 		}
 	}
-	if _, err := net.InterfaceByName(container.VethName(ip)); err == nil {
+	if link(container.VethName(ip)) {
 		t.Errorf("the killed run's veth %s is still there", container.VethName(ip))
 	}
-	// The bridge and its table are shared by every container in the
-	// namespace (other tests may run): they must go only when none is left.
-	if others, _ := filepath.Glob(filepath.Join(alloc, "ip-*")); len(others) == 0 {
-		if out, err := exec.Command("nft", "list", "table", "ip", "devbox").CombinedOutput(); err == nil {
-			t.Errorf("no container is left, but the nftables table is:\n%s", out)
-		}
-		if _, err := net.InterfaceByName(container.BridgeName); err == nil {
-			t.Errorf("no container is left, but the bridge %s is", container.BridgeName)
-		}
-	} else {
-		t.Logf("%d other containers on the bridge: its removal is not checked", len(others))
+	// It was the namespace's last container: the bridge and table go too.
+	if out, err := exec.Command(in[0], append(in[1:], "nft", "list", "table", "ip", "devbox")...).CombinedOutput(); err == nil {
+		t.Errorf("no container is left, but the nftables table is:\n%s", out)
+	}
+	if link(container.BridgeName) {
+		t.Errorf("no container is left, but the bridge %s is", container.BridgeName)
 	}
 }
 

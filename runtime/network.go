@@ -233,6 +233,14 @@ func makeBridge(br netlink.Link, ipnet *net.IPNet) (netlink.Link, error) {
 	if err := netlink.AddrAdd(br, gw); err != nil && !errors.Is(err, syscall.EEXIST) {
 		return nil, fmt.Errorf("network: address %s: %w", gw.IPNet, err)
 	}
+	// A bridge without a MAC of its own takes its lowest port's, and
+	// changes it when that container goes: every other container's ARP
+	// entry for the gateway then points nowhere for half a minute. A
+	// locally administered MAC made from the gateway's address stays.
+	mac := append(net.HardwareAddr{0x02, 0xdb}, gw.IP.To4()...)
+	if err := netlink.LinkSetHardwareAddr(br, mac); err != nil {
+		return nil, fmt.Errorf("network: %s: set its address %s: %w", BridgeName, mac, err)
+	}
 	return br, nil
 }
 

@@ -177,6 +177,9 @@ func (a Allocator) release(owner string) error {
 		return nil // nothing was ever allocated here (rootless, or userns = false)
 	}
 	unlock, err := lockfile.Lock(filepath.Join(a.Dir, "lock"))
+	if errors.Is(err, os.ErrPermission) {
+		return nil // only the host's root allocates: nothing there is ours (rootless)
+	}
 	if err != nil {
 		return err
 	}

@@ -43,7 +43,9 @@ func podmanRun(t *testing.T, ref string, args ...string) (port int, name string)
 	t.Helper()
 	port = freePort(t)
 	name = fmt.Sprintf("devbox-e2e-%d", port)
-	all := []string{"run", "-d", "--name", name, "--tls-verify=false",
+	// runc, which make test installs: podman's default runtime is
+	// whatever the host has (crun refuses hybrid cgroups).
+	all := []string{"--runtime", "runc", "run", "-d", "--name", name, "--tls-verify=false",
 		// This machine's hard limits on open files and processes are
 		// below podman's defaults, which runc may not raise here.
 		"--ulimit", "nofile=4096:4096", "--ulimit", "nproc=4096:4096",

@@ -285,9 +285,24 @@ func ociImage(ref Ref) (v1.Image, error) {
 	return idx.Image(d.Digest)
 }
 
+// adminTool finds an administrator's command on PATH or in the sbin
+// directories, where Debian puts debootstrap and which an ordinary user's
+// PATH lacks (rootless devbox runs it as root of its own namespace).
+func adminTool(name string) (string, error) {
+	if p, err := exec.LookPath(name); err == nil {
+		return p, nil
+	}
+	for _, dir := range []string{"/usr/local/sbin", "/usr/sbin", "/sbin"} {
+		if fi, err := os.Stat(dir + "/" + name); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+			return dir + "/" + name, nil
+		}
+	}
+	return "", exec.ErrNotFound
+}
+
 // debootstrap builds a minimal Debian root filesystem of suite into dir.
 func debootstrap(ctx context.Context, suite, mirror, dir string, log func(string)) error {
-	bin, err := exec.LookPath("debootstrap")
+	bin, err := adminTool("debootstrap")
 	if err != nil {
 		return errors.New("debootstrap is not installed (apt-get install debootstrap)")
 	}
@@ -299,10 +314,12 @@ func debootstrap(ctx context.Context, suite, mirror, dir string, log func(string
 		args = append(args, mirror)
 	}
 	cmd := exec.CommandContext(ctx, bin, args...)
+	// debootstrap runs chroot and others from the sbin directories.
+	cmd.Env = append(os.Environ(), "PATH="+os.Getenv("PATH")+":/usr/local/sbin:/usr/sbin:/sbin")
 	if !userns.Initial() {
 		// Rootless: no device nodes can be made, and debootstrap binds the
 		// host's instead when it believes it runs in LXC.
-		cmd.Env = append(os.Environ(), "container=lxc")
+		cmd.Env = append(cmd.Env, "container=lxc")
 	}
 	out, err := cmd.CombinedOutput()
 	if err != nil {

@@ -35,3 +35,4 @@ func TestDebootstrapBase(t *testing.T) {
 		t.Errorf("second resolve rebuilt the base: %v", err)
 	}
 }
+

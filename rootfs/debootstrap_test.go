@@ -35,4 +35,3 @@ func TestDebootstrapBase(t *testing.T) {
 		t.Errorf("second resolve rebuilt the base: %v", err)
 	}
 }
-

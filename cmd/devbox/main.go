@@ -1,6 +1,3 @@
-// Command devbox turns a devbox.toml into a running, SSH-reachable
-// development environment. This package only parses flags and calls the
-// devenv, rootfs, runtime and sshd packages.
 package main
 
 import (

@@ -349,8 +349,12 @@ func (c *copier) tree(dir, dest string) error {
 	if err := mkdirIn(c.root, dest, c.dirUID, c.dirGID); err != nil {
 		return err
 	}
-	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || p == dir {
+	// "dir/." so that a source that is the tree's root, the merged
+	// view's /proc/self/fd/N link (COPY --from=stage / /), is walked into
+	// rather than taken for the link it is.
+	top := dir + string(filepath.Separator) + "."
+	return filepath.WalkDir(top, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || p == top {
 			return err
 		}
 		if c.src.ignored(p) {

@@ -47,3 +47,16 @@ func TestDockerfileStageBases(t *testing.T) {
 		})
 	}
 }
+
+// TestRelativeRoot: --root rel/dir is taken from the working directory,
+// for a build and a run (the state root was used relative, and broke
+// once devbox changed directory or handed paths to the container).
+func TestRelativeRoot(t *testing.T) {
+	testenv.NeedRoot(t)
+	dir := dockerfileProject(t, "ARG BASE\nFROM ${BASE}\nRUN echo built > /built\n", "")
+	linkBase(t, filepath.Join(dir, "rel", "dir"))
+	r := devbox(t, dir, "--root", "rel/dir", "run", "--", "cat", "/built")
+	if r.code != 0 || r.stdout != "built\n" {
+		t.Errorf("run: %d %q\n%s", r.code, r.stdout, tail(r.stderr))
+	}
+}

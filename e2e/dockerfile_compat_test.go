@@ -11,15 +11,16 @@ import (
 )
 
 // dockerfileProject writes ctx/Dockerfile (body) and a devbox.toml that
-// builds it with BASE the loopback registry's Debian, no network, and
-// extra spec lines; it returns the project dir.
-func dockerfileProject(t *testing.T, body, extra string) string {
+// builds it with BASE the loopback registry's Debian and extra spec
+// lines (before [dockerfile.args]; args are lines in it); it returns the
+// project dir.
+func dockerfileProject(t *testing.T, body, extra string, args ...string) string {
 	t.Helper()
 	dir := t.TempDir()
 	ctx := filepath.Join(dir, "ctx")
 	os.MkdirAll(ctx, 0o755)
 	os.WriteFile(filepath.Join(ctx, "Dockerfile"), []byte(body), 0o644)
-	spec := fmt.Sprintf("base = \"dockerfile:ctx/Dockerfile\"\n%s\n[dockerfile.args]\nBASE = %q\n", extra, debianRegistry(t))
+	spec := fmt.Sprintf("base = \"dockerfile:ctx/Dockerfile\"\n%s\n[dockerfile.args]\nBASE = %q\n%s\n", extra, debianRegistry(t), strings.Join(args, "\n"))
 	os.WriteFile(filepath.Join(dir, "devbox.toml"), []byte(spec), 0o644)
 	return dir
 }

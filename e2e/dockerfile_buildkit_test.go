@@ -1,8 +1,11 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -81,5 +84,36 @@ RUN echo "$HOME $(id -G)" > /home/dev/ids
 	}
 	if !strings.Contains(r.stderr+r.stdout, "exposes 8080/tcp") {
 		t.Errorf("EXPOSE $PORT was not expanded:\n%s", tail(r.stderr))
+	}
+}
+
+// TestYescryptImageLogin: an image whose /etc/shadow holds a yescrypt
+// hash (what Debian 12's chpasswd writes by default, PAM untouched) is
+// logged into with its password.
+func TestYescryptImageLogin(t *testing.T) {
+	testenv.NeedRoot(t)
+	root := t.TempDir()
+	linkBase(t, root)
+	port := freePort(t)
+	dir := dockerfileProject(t, "ARG BASE\nFROM ${BASE}\nRUN echo 'root:yes-pw' | chpasswd && grep -q '^root:\\$y\\$' /etc/shadow\n",
+		fmt.Sprintf("name = \"yes\"\n[network]\nmode = \"none\"\n[ssh]\nport = %d\nimage_logins = true", port))
+	r := devbox(t, dir, "--root", root, "up")
+	if r.code != 0 {
+		t.Fatalf("up: %d %s", r.code, tail(r.stderr))
+	}
+	t.Cleanup(func() { devbox(t, dir, "--root", root, "rm", "yes") })
+	if out := r.stdout + r.stderr; strings.Contains(out, "cannot check") {
+		t.Errorf("up left the yescrypt password off:\n%s", tail(out))
+	}
+	login := func(pw string) result {
+		return runCmd(t, "", exec.Command("sshpass", "-p", pw, "ssh", "-F", "/dev/null", "-o", "StrictHostKeyChecking=no",
+			"-o", "UserKnownHostsFile=/dev/null", "-o", "PubkeyAuthentication=no", "-o", "NumberOfPasswordPrompts=1",
+			"-p", strconv.Itoa(port), "root@127.0.0.1", "echo in"))
+	}
+	if r := login("yes-pw"); r.code != 0 || r.stdout != "in\n" {
+		t.Errorf("ssh with the image's yescrypt password: %d %q %s", r.code, r.stdout, r.stderr)
+	}
+	if r := login("wrong-pw"); r.code == 0 {
+		t.Error("a wrong password logged in")
 	}
 }

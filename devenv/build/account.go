@@ -10,10 +10,11 @@ import (
 	"github.com/devbox/devbox/rootfs"
 )
 
-// LookupUser resolves an image's USER (or a COPY --chown) in layers as
-// Docker does: NAME or UID, with an optional :GROUP or :GID; a name must
-// be in the layers' /etc/passwd (or /etc/group); a user without a group
-// gets its primary group, or its own id when it is only a number.
+// LookupUser resolves an image's USER in layers as runc does: NAME or
+// UID, with an optional :GROUP or :GID; a name must be in the layers'
+// /etc/passwd (or /etc/group); a user without a group gets its primary
+// group, or its own id when it is only a number with no passwd line.
+// (COPY --chown differs: see chownIDs.)
 func LookupUser(lower []string, user string) (uid, gid int, err error) {
 	if user == "" {
 		return 0, 0, nil

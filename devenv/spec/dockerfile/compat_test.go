@@ -55,10 +55,15 @@ func TestProxyArgs(t *testing.T) {
 // dispatchExpose, dockerfile2llb/convert_expose.go: ProcessWords, then
 // parsePort: a range is a port each, the protocol lower case).
 func TestExposeExpanded(t *testing.T) {
-	ev := evaluate(t, "FROM a\nARG PORT=8080\nENV PORTS=\"9000-9001/UDP 53/udp\"\nEXPOSE $PORT ${PORTS} 127.0.0.1:80:81\n", nil)
+	ev := evaluate(t, "FROM a\nARG PORT=8080\nARG U=app\nENV PORTS=\"9000-9001/UDP 53/udp\"\nEXPOSE $PORT ${PORTS} 127.0.0.1:80:81\n"+
+		"LABEL port=${PORT:-none} set=${U:+yes}\nUSER ${U}:$U\nWORKDIR /srv/$U\n", nil)
 	want := []string{"8080/tcp", "9000/udp", "9001/udp", "53/udp", "81/tcp"}
 	if !slices.Equal(ev.Config.ExposedPorts, want) {
 		t.Errorf("exposed %q, want %q", ev.Config.ExposedPorts, want)
+	}
+	// The other instructions BuildKit expands (its dispatch calls Expand).
+	if ev.Config.Labels["port"] != "8080" || ev.Config.Labels["set"] != "yes" || ev.Config.User != "app:app" || ev.Config.WorkingDir != "/srv/app" {
+		t.Errorf("config %+v", ev.Config)
 	}
 	f, err := Parse(write(t, "FROM a\nEXPOSE $NOPE/tcp\n"), nil, "")
 	if err != nil {

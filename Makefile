@@ -49,7 +49,8 @@ test: test-deps fmt-check vet lint build
 	$(MAKE) fuzz-short
 	$(MAKE) test-v2vm
 
-# The three fuzzers (spec decoder, layer extractor, authorized_keys parser),
+# The fuzzers (spec decoder, layer extractor, authorized_keys parser,
+# Dockerfile planner),
 # briefly: their corpora run in `go test` above; this looks a little further.
 # Budgets are counts of inputs, not durations: Go 1.26's coordinator can fail
 # a -fuzztime=10s run with "context deadline exceeded" when a worker is still
@@ -58,10 +59,12 @@ test: test-deps fmt-check vet lint build
 FUZZ_SPEC ?= 100000x
 FUZZ_KEYS ?= 100000x
 FUZZ_EXTRACT ?= 10000x
+FUZZ_DOCKERFILE ?= 10000x
 fuzz-short:
 	$(GO) test -run='^$$' -fuzz='^FuzzParseSpec$$' -fuzztime=$(FUZZ_SPEC) ./devenv/spec
 	$(GO) test -run='^$$' -fuzz='^FuzzParseAuthorizedKeys$$' -fuzztime=$(FUZZ_KEYS) ./devenv/spec
 	$(GO) test -run='^$$' -fuzz='^FuzzExtract$$' -fuzztime=$(FUZZ_EXTRACT) ./rootfs
+	$(GO) test -run='^$$' -fuzz='^FuzzDockerfilePlan$$' -fuzztime=$(FUZZ_DOCKERFILE) ./devenv/build
 
 # The runtime and lifecycle tests again in a cgroup-v2-only VM with Debian
 # 12's kernel 6.1 and a session-scope cgroup (scripts/test-v2vm).

@@ -111,8 +111,7 @@ func (e *Envs) Dial(env *Env) (*gossh.Client, error) {
 // ~/.ssh/authorized_keys and its crypt hash in /etc/shadow (none when
 // locked or empty), as the overlay of the layers shows them. A key line
 // with options is left out, as a spec refuses it, and a hash the SSH
-// server cannot check (yescrypt, Debian's default since 11) too: each
-// comes back as a note.
+// server cannot check (bcrypt, say) too: each comes back as a note.
 func imageLogins(lower []string, user string) (keys []string, hash, note string, err error) {
 	home, password := build.ImageAccount(lower, user)
 	if home == "" {
@@ -138,7 +137,7 @@ func imageLogins(lower []string, user string) (keys []string, hash, note string,
 	}
 	if hash != "" && !sshd.HashSupported(hash) {
 		scheme, _, _ := strings.Cut(strings.TrimPrefix(hash, "$"), "$")
-		notes = append(notes, fmt.Sprintf("the image's password for %s is a $%s$ hash, which devbox cannot check: password login stays off (set [ssh] password, or make the image use SHA-512: chpasswd -c SHA512)", user, scheme))
+		notes = append(notes, fmt.Sprintf("the image's password for %s is a $%s$ hash, which devbox cannot check: password login stays off (set [ssh] password, or make the image use yescrypt or SHA-512: chpasswd -c SHA512)", user, scheme))
 		hash = ""
 	}
 	return keys, hash, strings.Join(notes, "; "), nil

@@ -8,7 +8,8 @@ import (
 )
 
 // TestImageLogins: the image's authorized_keys and SHA-512 password are
-// taken; a yescrypt one (Debian's default) is left off with a note.
+// taken, and a yescrypt one (Debian's default); one the server cannot
+// check (bcrypt) is left off with a note.
 func TestImageLogins(t *testing.T) {
 	layer := t.TempDir()
 	os.MkdirAll(filepath.Join(layer, "etc"), 0o755)
@@ -27,10 +28,16 @@ func TestImageLogins(t *testing.T) {
 	if keys, hash, _, err := imageLogins([]string{layer}, "root"); err != nil || len(keys) != 0 || hash != "" {
 		t.Errorf("root (locked, no keys): %q %q %v", keys, hash, err)
 	}
-	shadow("!", "$y$j9T$salt$hash")
+	// yescrypt, Debian's default (made by libxcrypt here), is taken.
+	const yescrypt = "$y$j9T$F5Jx5fExrKuPp53xLKQ..1$PmNgGTLMFjJn.URBv11CpTEm5RwlKtPjRtztKe6.b33"
+	shadow("!", yescrypt)
+	if _, hash, note, err := imageLogins([]string{layer}, "dev"); err != nil || hash != yescrypt || note != "" {
+		t.Errorf("yescrypt: %q %q %v", hash, note, err)
+	}
+	shadow("!", "$2b$10$abcdefghijklmnopqrstuuGmUx9YPmxs4UQl3Bt5KI/1qhS2tXv7e")
 	os.WriteFile(filepath.Join(layer, "home/dev/.ssh/authorized_keys"), []byte(key+"\ncommand=\"x\" "+key+"\n"), 0o600)
 	keys, hash, note, err = imageLogins([]string{layer}, "dev")
-	if err != nil || len(keys) != 1 || hash != "" || !strings.Contains(note, "$y$ hash") || !strings.Contains(note, "line 2 left out") {
-		t.Errorf("yescrypt and a key with options: %q %q %q %v", keys, hash, note, err)
+	if err != nil || len(keys) != 1 || hash != "" || !strings.Contains(note, "$2b$ hash") || !strings.Contains(note, "line 2 left out") {
+		t.Errorf("bcrypt and a key with options: %q %q %q %v", keys, hash, note, err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/devbox/devbox/devenv/build"
@@ -90,13 +91,16 @@ func Run(ctx context.Context, store *rootfs.Store, s *spec.Spec, o RunOptions) (
 	}
 	cfg.Process = &container.Process{
 		Args: o.Args,
-		Env:  s.Environ(img.Config, append(append([]string{"HOSTNAME=" + s.Hostname, "HOME=/root"}, s.UpEnv()...), o.Env...)...),
-		Cwd:  s.StartDir(img.Config),
-		UID:  uid,
-		GID:  gid,
-		TTY:  o.TTY,
-		Rows: o.Rows,
-		Cols: o.Cols,
+		// HOME and the groups of the image's user, as docker run gives
+		// them (runc, from the image's /etc/passwd and /etc/group).
+		Env:    s.Environ(img.Config, append(append([]string{"HOSTNAME=" + s.Hostname, "HOME=" + runHome(img.Config, built.Lower, uid)}, s.UpEnv()...), o.Env...)...),
+		Cwd:    s.StartDir(img.Config),
+		UID:    uid,
+		GID:    gid,
+		Groups: build.SupplementaryGroups(built.Lower, img.Config.User),
+		TTY:    o.TTY,
+		Rows:   o.Rows,
+		Cols:   o.Cols,
 	}
 	c, err = container.Start(container.Options{
 		Config:   cfg,
@@ -118,6 +122,17 @@ func Run(ctx context.Context, store *rootfs.Store, s *spec.Spec, o RunOptions) (
 	printWarnings(o.Build.Out, c.Warnings)
 	c.OnCleanup(func() { removeRunDir(dir) })
 	return c, nil
+}
+
+// runHome is HOME as docker run gives it: the image's ENV HOME, else the
+// user's home in /etc/passwd (runc sets it only when unset).
+func runHome(cfg rootfs.Config, lower []string, uid int) string {
+	for _, kv := range cfg.Env {
+		if v, ok := strings.CutPrefix(kv, "HOME="); ok {
+			return v
+		}
+	}
+	return build.HomeOf(lower, uid)
 }
 
 // runRecord is run/ID/owner: the devbox process that runs the one-shot

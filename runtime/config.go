@@ -69,6 +69,10 @@ type Process struct {
 	Cwd  string   `json:"cwd"`
 	UID  int      `json:"uid"`
 	GID  int      `json:"gid"`
+	// Groups are the supplementary groups (ids inside the container), as
+	// runc sets them from the image's /etc/group; none, a non-root
+	// process has none and root keeps init's.
+	Groups []int `json:"groups,omitempty"`
 	// TTY gives the process a pseudo-terminal from the container's own
 	// devpts; its master goes back to the parent over the console socket.
 	TTY bool `json:"tty"`

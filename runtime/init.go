@@ -223,6 +223,16 @@ func exitCode(ws unix.WaitStatus) int {
 // status (the init's reaper fills it).
 type StartFunc func(path string, args []string, attr *syscall.ProcAttr) (pid int, status <-chan unix.WaitStatus, err error)
 
+// credential is p's user, group and supplementary groups; root with none
+// named keeps init's (setgroups is not called).
+func credential(p *Process) *syscall.Credential {
+	c := &syscall.Credential{Uid: uint32(p.UID), Gid: uint32(p.GID), NoSetGroups: p.UID == 0 && len(p.Groups) == 0}
+	for _, g := range p.Groups {
+		c.Groups = append(c.Groups, uint32(g))
+	}
+	return c
+}
+
 // startMain starts the main process, with a pseudo-terminal from the
 // container's devpts if asked, whose master goes to the parent.
 func startMain(start StartFunc, p *Process, ctrl *os.File) (int, <-chan unix.WaitStatus, error) {
@@ -235,7 +245,7 @@ func startMain(start StartFunc, p *Process, ctrl *os.File) (int, <-chan unix.Wai
 		Files: []uintptr{0, 1, 2},
 		Sys: &syscall.SysProcAttr{
 			Setsid:     true,
-			Credential: &syscall.Credential{Uid: uint32(p.UID), Gid: uint32(p.GID), NoSetGroups: p.UID == 0},
+			Credential: credential(p),
 		},
 	}
 	var tty *os.File

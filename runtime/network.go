@@ -299,8 +299,20 @@ func plugVeth(br netlink.Link, pid int, ip net.IP, ipnet *net.IPNet, gw net.IP) 
 	attrs.Name = host
 	attrs.MasterIndex = br.Attrs().Index
 	veth := &netlink.Veth{LinkAttrs: attrs, PeerName: peer, PeerNamespace: netlink.NsPid(pid)}
-	if err := netlink.LinkAdd(veth); err != nil {
-		return fmt.Errorf("network: veth: %w", err)
+	err := netlink.LinkAdd(veth)
+	if errors.Is(err, syscall.EEXIST) {
+		// The veth of the container that last had this address: its init
+		// is gone and its address released, but the kernel tears a dead
+		// network namespace down (and its veths with it) asynchronously,
+		// so the pair can outlive it by a moment. The address is ours
+		// (we hold the allocation lock), so the link is stale.
+		if old, lerr := netlink.LinkByName(host); lerr == nil {
+			netlink.LinkDel(old) // gone by itself meanwhile is as good
+		}
+		err = netlink.LinkAdd(veth)
+	}
+	if err != nil {
+		return fmt.Errorf("network: veth %s: %w", host, err)
 	}
 	if err := netlink.LinkSetUp(veth); err != nil {
 		return err

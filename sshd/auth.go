@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/GehirnInc/crypt"
 	_ "github.com/GehirnInc/crypt/md5_crypt"    // $1$
 	_ "github.com/GehirnInc/crypt/sha256_crypt" // $5$
 	_ "github.com/GehirnInc/crypt/sha512_crypt" // $6$
@@ -226,15 +225,7 @@ func (a *authenticator) password(ctx ssh.Context, password string) bool {
 // checkPassword compares the password's hash with the configured one in
 // constant time.
 func (a *authenticator) checkPassword(password string) bool {
-	if !crypt.IsHashSupported(a.passwordHash) {
-		return false
-	}
-	c := crypt.NewFromHash(a.passwordHash)
-	got, err := c.Generate([]byte(password), []byte(a.passwordHash))
-	if err != nil {
-		return false
-	}
-	return subtle.ConstantTimeCompare([]byte(got), []byte(a.passwordHash)) == 1
+	return verifyHash(a.passwordHash, password)
 }
 
 // sourceIP is the source a connection is counted against: its address,
@@ -252,5 +243,5 @@ func sourceIP(addr net.Addr) string {
 }
 
 // HashSupported says the server can check passwords against a crypt(3)
-// hash of this scheme ($1$, $5$ or $6$).
-func HashSupported(hash string) bool { return crypt.IsHashSupported(hash) }
+// hash of this scheme ($1$, $5$, $6$ or yescrypt's $y$).
+func HashSupported(hash string) bool { return hashSupported(hash) }

@@ -47,6 +47,16 @@ container whose init serves SSH. No daemon, no Dockerfile.`,
 	}
 	root.PersistentFlags().StringVar(&a.root, "root", devenv.DefaultStateRoot(), "state directory (layers, builds, environments)")
 	root.PersistentFlags().BoolVar(&a.debug, "debug", false, "print debugging output")
+	// The state root is made absolute once, before any command: its paths
+	// go to containers and are used after changes of directory.
+	root.PersistentPreRunE = func(*cobra.Command, []string) error {
+		abs, err := filepath.Abs(a.root)
+		if err != nil {
+			return fmt.Errorf("--root %s: %w", a.root, err)
+		}
+		a.root = abs
+		return nil
+	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 
 	root.AddCommand(

@@ -128,9 +128,18 @@ func (p *Plan) dockerInput(s *spec.Spec, df *dockerfile.File, ds *dockerfile.Ste
 	c := []string{"kind=" + ds.Kind, "args=" + strings.Join(ds.Args, "\x00"), "env=" + strings.Join(ds.Env, "\x00"),
 		"workdir=" + ds.Workdir, "user=" + ds.User, "sources=" + strings.Join(ds.Sources, "\x00"), "dest=" + ds.Dest,
 		"chown=" + ds.Chown, "chmod=" + ds.Chmod}
+	// Heredocs' documents are what the step reads; the proxy args are not
+	// in the key, as in BuildKit.
+	for _, f := range ds.Inline {
+		c = append(c, "inline="+f.Name+"\x00"+f.Data)
+	}
+	if ds.Pipe != nil {
+		c = append(c, "pipe="+ds.Pipe.Name+"\x00"+ds.Pipe.Data)
+	}
 	var from *rootfs.Image
 	switch {
 	case ds.Kind != dockerfile.Copy && ds.Kind != dockerfile.Add:
+	case len(ds.Sources) == 0: // only heredocs
 	case ds.FromStage != nil:
 		c = append(c, "from-stage="+p.Steps[last[ds.FromStage]].Key)
 	case ds.From != "":

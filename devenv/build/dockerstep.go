@@ -1,7 +1,6 @@
 package build
 
 import (
-	"bufio"
 	"bytes"
 	"compress/bzip2"
 	"compress/gzip"
@@ -14,6 +13,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -46,13 +46,20 @@ func dockerStep(ctx context.Context, s *spec.Spec, b *Result, st Step, lower []s
 		})
 	case dockerfile.Copy, dockerfile.Add:
 		return onMerged(lower, tmp, "", func(root string) error {
-			if ds.From != "" {
+			inline, err := writeInline(ds.Inline, tmp)
+			if err != nil {
+				return err
+			}
+			switch {
+			case len(ds.Sources) == 0:
+				return copyStep(ds, lower, &copySource{root: tmp}, root, inline)
+			case ds.From != "":
 				return onMerged(from, tmp, "from-", func(src string) error {
-					return copyStep(ds, lower, &copySource{root: src}, root)
+					return copyStep(ds, lower, &copySource{root: src}, root, inline)
 				})
 			}
 			bc := b.Plan.context
-			return copyStep(ds, lower, &copySource{root: bc.dir, context: bc}, root)
+			return copyStep(ds, lower, &copySource{root: bc.dir, context: bc}, root, inline)
 		})
 	}
 	return fmt.Errorf("%s: not a step devbox runs", ds.Kind)
@@ -95,14 +102,27 @@ func dockerRun(ctx context.Context, s *spec.Spec, b *Result, ds *dockerfile.Step
 			return err
 		}
 	}
-	env := ds.Env
+	env := slices.Clone(ds.Env)
+	for _, kv := range ds.ProxyEnv {
+		if k, _, _ := strings.Cut(kv, "="); !hasVar(env, k) {
+			env = append(env, kv)
+		}
+	}
+	var mounts []container.Mount
+	if ds.Pipe != nil {
+		m, err := pipeMount(ds.Pipe, tmp)
+		if err != nil {
+			return err
+		}
+		mounts = append(mounts, m)
+	}
 	for _, kv := range []string{"PATH=" + container.DefaultPath, "HOME=" + homeOf(lower, uid), "HOSTNAME=" + s.Hostname} {
 		if k, _, _ := strings.Cut(kv, "="); !hasVar(env, k) {
 			env = append(env, kv)
 		}
 	}
-	proc := container.Process{Args: ds.Args, Env: env, Cwd: ds.Workdir, UID: uid, GID: gid}
-	return runProcess(ctx, s, b, tmp, proc, o)
+	proc := container.Process{Args: ds.Args, Env: env, Cwd: ds.Workdir, UID: uid, GID: gid, Groups: SupplementaryGroups(lower, ds.User)}
+	return runProcess(ctx, s, b, tmp, proc, o, mounts...)
 }
 
 func hasVar(env []string, k string) bool {
@@ -112,105 +132,6 @@ func hasVar(env []string, k string) bool {
 		}
 	}
 	return false
-}
-
-// LookupUser resolves an image's USER (or a COPY --chown) in layers as
-// Docker does: NAME or UID, with an optional :GROUP or :GID; a name must
-// be in the layers' /etc/passwd (or /etc/group); a user without a group
-// gets its primary group, or its own id when it is only a number.
-func LookupUser(lower []string, user string) (uid, gid int, err error) {
-	if user == "" {
-		return 0, 0, nil
-	}
-	name, group, hasGroup := strings.Cut(user, ":")
-	uid, primary, err := lookupIn(lower, "etc/passwd", name, 2, 3)
-	if err != nil {
-		return 0, 0, fmt.Errorf("user %s: %w", user, err)
-	}
-	gid = primary
-	if hasGroup {
-		if gid, _, err = lookupIn(lower, "etc/group", group, 2, -1); err != nil {
-			return 0, 0, fmt.Errorf("group %s: %w", group, err)
-		}
-	}
-	return uid, gid, nil
-}
-
-// lookupIn finds name (or a number) in a colon-separated account file and
-// returns the id in field idField and the one in field otherField (or the
-// id itself when there is no line, or no such field).
-func lookupIn(lower []string, file, name string, idField, otherField int) (int, int, error) {
-	if n, err := strconv.Atoi(name); err == nil && n >= 0 {
-		other := n
-		if data, _, err := rootfs.ReadFromLayers(lower, file); err == nil && otherField >= 0 {
-			if f := fieldsOf(data, idField, name); f != nil && len(f) > otherField {
-				if o, err := strconv.Atoi(f[otherField]); err == nil {
-					other = o
-				}
-			}
-		}
-		return n, other, nil
-	}
-	data, _, err := rootfs.ReadFromLayers(lower, file)
-	if err != nil {
-		return 0, 0, fmt.Errorf("no /%s to find it in", file)
-	}
-	f := fieldsOf(data, 0, name)
-	if f == nil || len(f) <= idField {
-		return 0, 0, fmt.Errorf("not in /%s", file)
-	}
-	id, err := strconv.Atoi(f[idField])
-	if err != nil {
-		return 0, 0, fmt.Errorf("/%s: %q is not an id", file, f[idField])
-	}
-	other := id
-	if otherField >= 0 && len(f) > otherField {
-		if o, err := strconv.Atoi(f[otherField]); err == nil {
-			other = o
-		}
-	}
-	return id, other, nil
-}
-
-// fieldsOf is the first line whose field i is v, split.
-func fieldsOf(data []byte, i int, v string) []string {
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for sc.Scan() {
-		f := strings.Split(sc.Text(), ":")
-		if len(f) > i && f[i] == v {
-			return f
-		}
-	}
-	return nil
-}
-
-// ImageAccount is what the layers' /etc/passwd and /etc/shadow say of
-// user: its home and its password field ("" for what they do not say).
-func ImageAccount(lower []string, user string) (home, password string) {
-	if data, _, err := rootfs.ReadFromLayers(lower, "etc/passwd"); err == nil {
-		if f := fieldsOf(data, 0, user); len(f) > 5 {
-			home = f[5]
-		}
-	}
-	if data, _, err := rootfs.ReadFromLayers(lower, "etc/shadow"); err == nil {
-		if f := fieldsOf(data, 0, user); len(f) > 1 {
-			password = f[1]
-		}
-	}
-	return home, password
-}
-
-// homeOf is uid's home in the layers' /etc/passwd, or / as Docker has it.
-func homeOf(lower []string, uid int) string {
-	if data, _, err := rootfs.ReadFromLayers(lower, "etc/passwd"); err == nil {
-		if f := fieldsOf(data, 2, strconv.Itoa(uid)); len(f) > 5 && f[5] != "" {
-			return f[5]
-		}
-	}
-	if uid == 0 {
-		return "/root"
-	}
-	return "/"
 }
 
 // mkdirIn makes dir (and its parents) inside root, resolving every
@@ -261,8 +182,9 @@ func (c *copySource) ignored(p string) bool {
 	return c.context != nil && c.context.ignored(c.context.rel(p))
 }
 
-// copyStep copies a COPY's or ADD's sources to its destination in root.
-func copyStep(ds *dockerfile.Step, lower []string, src *copySource, root string) error {
+// copyStep copies a COPY's or ADD's sources, then its heredocs (inline),
+// to its destination in root.
+func copyStep(ds *dockerfile.Step, lower []string, src *copySource, root string, inline []match) error {
 	cp, err := newCopier(ds, lower, src, root)
 	if err != nil {
 		return err
@@ -275,6 +197,7 @@ func copyStep(ds *dockerfile.Step, lower []string, src *copySource, root string)
 		}
 		all = append(all, m...)
 	}
+	all = append(all, inline...)
 	dest := ds.Dest
 	intoDir := strings.HasSuffix(dest, "/") || len(all) > 1
 	if !intoDir && len(all) == 1 {
@@ -313,11 +236,11 @@ func copyStep(ds *dockerfile.Step, lower []string, src *copySource, root string)
 func newCopier(ds *dockerfile.Step, lower []string, src *copySource, root string) (*copier, error) {
 	cp := &copier{src: src, root: root}
 	if ds.Chown != "" {
-		uid, gid, err := LookupUser(lower, ds.Chown)
+		uid, gid, err := chownIDs(lower, ds.Chown)
 		if err != nil {
 			return nil, fmt.Errorf("--chown: %w", err)
 		}
-		cp.owner = &[2]int{uid, gid}
+		cp.owner, cp.chown = &[2]int{uid, gid}, true
 		// The directories COPY makes are the owner's, as BuildKit's.
 		cp.dirUID, cp.dirGID = uid, gid
 	} else if src.context != nil {
@@ -339,6 +262,7 @@ type copier struct {
 	src   *copySource
 	root  string
 	owner *[2]int // nil: the source's
+	chown bool    // owner is --chown's, which reaches an archive's entries too
 	mode  *os.FileMode
 	// dirUID and dirGID own the directories made on the way to dest.
 	dirUID, dirGID int
@@ -349,8 +273,12 @@ func (c *copier) tree(dir, dest string) error {
 	if err := mkdirIn(c.root, dest, c.dirUID, c.dirGID); err != nil {
 		return err
 	}
-	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || p == dir {
+	// "dir/." so that a source that is the tree's root, the merged
+	// view's /proc/self/fd/N link (COPY --from=stage / /), is walked into
+	// rather than taken for the link it is.
+	top := dir + string(filepath.Separator) + "."
+	return filepath.WalkDir(top, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || p == top {
 			return err
 		}
 		if c.src.ignored(p) {
@@ -526,6 +454,13 @@ func (c *copier) unpack(archive, dest string) error {
 		return err
 	}
 	defer closeFn()
+	if c.chown {
+		// As BuildKit's unpack (solver/llbsolver/file/unpack.go): its
+		// TarOptions.ChownOpts give every entry --chown's owner.
+		rc := chownTar(r, c.owner[0], c.owner[1])
+		defer rc.Close()
+		r = rc
+	}
 	if err := rootfs.ExtractTar(r, dir, nil); err != nil {
 		return fmt.Errorf("ADD %s: %w", filepath.Base(archive), err)
 	}

@@ -121,6 +121,7 @@ func (p *Plan) add(parent int, kind StepKind, summary string, canonical ...strin
 // reference alone.
 func NewPlan(s *spec.Spec, resolve Resolver, features FeatureResolver) (*Plan, error) {
 	p := &Plan{}
+	resolve = snapshot(resolve)
 	if s.BaseRef.Kind == rootfs.KindDockerfile {
 		if err := p.addDockerfile(s, resolve); err != nil {
 			return nil, err
@@ -158,6 +159,26 @@ func NewPlan(s *spec.Spec, resolve Resolver, features FeatureResolver) (*Plan, e
 	}
 	p.addSpecSteps(s, over)
 	return p, nil
+}
+
+// snapshot is resolve answering each reference once: a build sees one
+// digest per tag, as BuildKit resolves an image once per build (two
+// stages FROM image:tag, or a COPY --from=image:tag, get the same image
+// even when the tag moves while the build pulls).
+func snapshot(resolve Resolver) Resolver {
+	type answer struct {
+		img *rootfs.Image
+		err error
+	}
+	seen := map[rootfs.Ref]answer{}
+	return func(ref rootfs.Ref) (*rootfs.Image, error) {
+		if a, ok := seen[ref]; ok {
+			return a.img, a.err
+		}
+		img, err := resolve(ref)
+		seen[ref] = answer{img, err}
+		return img, err
+	}
 }
 
 // addSpecSteps adds devbox's own steps over the last one; the first also

@@ -1,6 +1,8 @@
 package build
 
 import (
+	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -117,4 +119,31 @@ func mustPlan(t *testing.T, s *spec.Spec, id string) *Plan {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// TestOneDigestPerTag: a tag that moves while the plan resolves (here,
+// each look-up answers a new digest) is resolved once: two stages FROM
+// it and a COPY --from it get the same image, as in BuildKit, which
+// resolves each image reference of a build once.
+func TestOneDigestPerTag(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM img:tag AS a\nRUN true\nFROM img:tag\nCOPY --from=img:tag /x /x\nCOPY --from=a /y /y\n"), 0o644)
+	s := mustParse(t, dir, "base = \"dockerfile:Dockerfile\"\n")
+	calls := 0
+	p, err := NewPlan(s, func(ref rootfs.Ref) (*rootfs.Image, error) {
+		calls++
+		return &rootfs.Image{Digest: fmt.Sprintf("sha256:%d", calls)}, nil
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, st := range p.Steps {
+		if st.Image != nil {
+			ids = append(ids, st.Image.Digest)
+		}
+	}
+	if calls != 1 || len(ids) != 3 || ids[0] != ids[1] || ids[1] != ids[2] {
+		t.Errorf("%d look-ups, images %q", calls, ids)
+	}
 }

@@ -26,11 +26,22 @@ func useUserNS(root state.Root, s *spec.Spec, lower []string, out io.Writer) boo
 		fmt.Fprintln(out, "security: user namespaces are off, container root is the host's root: [security] userns = false")
 		return false
 	}
-	if err := checkUserNS(root, lower[len(lower)-1]); err != nil {
+	if err := checkUserNS(root, probeDir(root, lower)); err != nil {
 		fmt.Fprintf(out, "security: user namespaces are off, container root is the host's root: %v\n", err)
 		return false
 	}
 	return true
+}
+
+// probeDir is the directory whose file system the probe checks: the
+// bottom layer, or for a target with no image layer of its own (FROM
+// scratch, FROM an earlier stage) the build-layer directory, where its
+// layers will be (the store makes it when it opens).
+func probeDir(root state.Root, lower []string) string {
+	if len(lower) > 0 {
+		return lower[len(lower)-1]
+	}
+	return root.Builds()
 }
 
 // checkUserNS is userns.Check of the layer dir, whose success is kept

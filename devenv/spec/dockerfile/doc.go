@@ -8,7 +8,7 @@
 // Parsing is moby/buildkit's (its parser and instructions packages); this
 // package evaluates ARG and ENV as BuildKit does and refuses, with the
 // Dockerfile's line, what devbox does not build: RUN --mount, --network
-// and --security, heredocs, HEALTHCHECK, ONBUILD, ADD from a URL or git,
+// and --security, HEALTHCHECK, ONBUILD, ADD from a URL or git,
 // COPY --parents and --exclude, FROM --platform for another platform
 // than the host's.
 //

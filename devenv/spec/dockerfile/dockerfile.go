@@ -164,7 +164,7 @@ func Parse(path string, buildArgs map[string]string, target string) (*File, erro
 		return nil, err
 	}
 	for _, k := range slices.Sorted(maps.Keys(buildArgs)) {
-		if !used[k] {
+		if !used[k] && !IsProxyArg(k) {
 			f.UnusedArgs = append(f.UnusedArgs, k)
 		}
 	}

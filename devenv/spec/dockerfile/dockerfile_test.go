@@ -122,7 +122,6 @@ func TestRefused(t *testing.T) {
 		{"FROM a\n\nHEALTHCHECK CMD true\n", ":3: HEALTHCHECK: not supported"},
 		{"FROM a\nONBUILD RUN true\n", ":2: ONBUILD: not supported"},
 		{"FROM a\nADD https://example.com/x /x\n", ":2: ADD: https://example.com/x: ADD from a URL"},
-		{"FROM a\nRUN <<EOF\ntrue\nEOF\n", ":2: RUN: heredocs"},
 		{"FROM a\nCOPY --parents a /b/\n", ":2: COPY: --parents"},
 	} {
 		f, err := Parse(write(t, c.body), nil, "")

@@ -35,6 +35,11 @@ type Step struct {
 	// in "/" when it names a directory to copy into.
 	Sources []string
 	Dest    string
+	// Inline are a COPY's or ADD's heredoc sources, after Sources.
+	Inline []InlineFile
+	// Pipe is a RUN heredoc with a shebang, which Args runs from
+	// PipesDir.
+	Pipe *InlineFile
 	// From is COPY --from: FromStage when it names a stage, else an image
 	// reference; "" copies from the build context.
 	From      string
@@ -43,8 +48,11 @@ type Step struct {
 	Chmod     string
 	// Env is what a RUN sees: the stage's ENV, then the build args in
 	// scope that ENV does not set.
-	Env     []string
-	Workdir string
+	Env []string
+	// ProxyEnv are the proxy build args a RUN sees besides (where Env
+	// does not set them); not part of the step's identity.
+	ProxyEnv []string
+	Workdir  string
 	// User is USER as written (name or id, with an optional group).
 	User string
 }
@@ -198,23 +206,6 @@ func (e *evaluation) arg(c *instructions.ArgCommand) {
 	}
 }
 
-func (e *evaluation) expose(ports []string) error {
-	for _, p := range ports {
-		num, proto, _ := strings.Cut(p, "/")
-		if proto == "" {
-			proto = "tcp"
-		}
-		if num == "" || strings.Trim(num, "0123456789-") != "" {
-			return fmt.Errorf("%q is not a port", p)
-		}
-		key := num + "/" + strings.ToLower(proto)
-		if !slices.Contains(e.cfg.ExposedPorts, key) {
-			e.cfg.ExposedPorts = append(e.cfg.ExposedPorts, key)
-		}
-	}
-	return nil
-}
-
 // cmdLine is a CMD's or ENTRYPOINT's argv.
 func (e *evaluation) cmdLine(c instructions.ShellDependantCmdLine) []string {
 	if c.PrependShell {
@@ -227,10 +218,11 @@ func (e *evaluation) run(c *instructions.RunCommand) error {
 	if len(c.FlagsUsed) > 0 {
 		return fmt.Errorf("--%s is not supported: devbox runs each step in a plain build container", c.FlagsUsed[0])
 	}
-	if len(c.Files) > 0 {
-		return fmt.Errorf("heredocs are not supported; write the script to a file and COPY it, or use && and \\")
+	args, pipe, err := e.runArgs(c)
+	if err != nil {
+		return err
 	}
-	e.add(c, Step{Kind: Run, Args: e.cmdLine(c.ShellDependantCmdLine), Env: e.runEnv()})
+	e.add(c, Step{Kind: Run, Args: args, Pipe: pipe, Env: e.runEnv(), ProxyEnv: proxyEnv(e.s.buildArg)})
 	return nil
 }
 
@@ -240,10 +232,12 @@ func (e *evaluation) copy(c *instructions.CopyCommand) error {
 		return fmt.Errorf("--parents is not supported")
 	case len(c.ExcludePatterns) > 0:
 		return fmt.Errorf("--exclude is not supported")
-	case len(c.SourceContents) > 0:
-		return fmt.Errorf("heredocs are not supported")
 	}
-	st := Step{Kind: Copy, Sources: c.SourcePaths, Dest: e.dest(c.DestPath), From: c.From, Chown: c.Chown, Chmod: c.Chmod}
+	inline, err := e.inlineFiles(c.SourceContents)
+	if err != nil {
+		return err
+	}
+	st := Step{Kind: Copy, Sources: c.SourcePaths, Inline: inline, Dest: e.dest(c.DestPath), From: c.From, Chown: c.Chown, Chmod: c.Chmod}
 	if c.From != "" {
 		st.FromStage = stageByRef(e.s.all, e.s.byName, c.From, e.s.Number)
 		_, numeric := strconv.Atoi(c.From)
@@ -261,15 +255,17 @@ func (e *evaluation) addFiles(c *instructions.AddCommand) error {
 		return fmt.Errorf("ADD from a URL or git is not supported; download in a RUN step")
 	case len(c.ExcludePatterns) > 0:
 		return fmt.Errorf("--exclude is not supported")
-	case len(c.SourceContents) > 0:
-		return fmt.Errorf("heredocs are not supported")
+	}
+	inline, err := e.inlineFiles(c.SourceContents)
+	if err != nil {
+		return err
 	}
 	for _, src := range c.SourcePaths {
 		if strings.Contains(src, "://") || strings.HasPrefix(src, "git@") {
 			return fmt.Errorf("%s: ADD from a URL or git is not supported; download in a RUN step (with a checksum)", src)
 		}
 	}
-	e.add(c, Step{Kind: Add, Sources: c.SourcePaths, Dest: e.dest(c.DestPath), Chown: c.Chown, Chmod: c.Chmod})
+	e.add(c, Step{Kind: Add, Sources: c.SourcePaths, Inline: inline, Dest: e.dest(c.DestPath), Chown: c.Chown, Chmod: c.Chmod})
 	return nil
 }
 

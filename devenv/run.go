@@ -75,7 +75,11 @@ func Run(ctx context.Context, store *rootfs.Store, s *spec.Spec, o RunOptions) (
 		}
 		cfg.UserNS = &m
 		if len(cfg.Mounts) > 0 {
-			if cfg.Project, err = projectTree(root, s.Dir, uid, gid); err != nil {
+			var warning string
+			if cfg.Project, warning, err = projectTree(root, s.Dir, uid, gid); warning != "" {
+				printWarnings(o.Build.Out, []string{warning})
+			}
+			if err != nil {
 				release()
 				os.RemoveAll(dir.Dir())
 				return nil, fmt.Errorf("run: %w", err)

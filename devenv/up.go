@@ -131,8 +131,12 @@ func (e *Envs) upOptions(s *spec.Spec, built *build.Result, out io.Writer) (o co
 		if err != nil {
 			return o, nil, err
 		}
-		if cfg.Project, err = projectTree(e.root, s.Dir, uid, gid); err != nil {
+		var warning string
+		if cfg.Project, warning, err = projectTree(e.root, s.Dir, uid, gid); err != nil {
 			return o, nil, err
+		}
+		if warning != "" {
+			printWarnings(out, []string{warning})
 		}
 	}
 	cfg.Service = service

@@ -273,3 +273,24 @@ func TestBindRuleUp(t *testing.T) {
 		t.Errorf("after down, the login's setuid file of root's is left on the host: %v %v", fi.Mode(), err)
 	}
 }
+
+// TestBindRuleRootProjectReachable: a project of the host's root that
+// other host users can reach is not lent to the login (a set-id file it
+// made there would be root's for all of them), and devbox says so.
+func TestBindRuleRootProjectReachable(t *testing.T) {
+	testenv.NeedRoot(t)
+	project, err := os.MkdirTemp("/var/tmp", "devbox-e2e-open-") // /var/tmp lets anyone in
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(project) })
+	os.Chmod(project, 0o755)
+	rs := newRunSpaceIn(t, project, "[[mounts]]\nsource = \".\"\ntarget = \"/project\"\n")
+	r := rs.sh(t, "touch /project/by-login 2>/dev/null && echo WROTE; stat -c %U /project/devbox.toml")
+	if strings.Contains(r.stdout, "WROTE") || !strings.Contains(r.stdout, "nobody") {
+		t.Errorf("a root project others reach was lent to the login: %q", r.stdout)
+	}
+	if !strings.Contains(r.stderr, "other host users can reach it") {
+		t.Errorf("devbox did not say why: %s", r.stderr)
+	}
+}

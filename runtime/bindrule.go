@@ -29,11 +29,12 @@ import (
 // bindMapping is how bind src (its real path) is mapped for a container
 // with a user namespace: the single owner mapping of the project tree,
 // or none.
-func bindMapping(real string, p *Project) (mapped bool) {
-	if p == nil {
+func bindMapping(real string, p *Project) bool {
+	if p == nil || p.Dir == "/" {
 		return false
 	}
-	return real == p.Dir || strings.HasPrefix(real, strings.TrimSuffix(p.Dir, "/")+"/")
+	real = filepath.Clean(real)
+	return real == p.Dir || strings.HasPrefix(real, p.Dir+"/")
 }
 
 // bind clones m.Source as a detached mount, nodev and nosuid, read-only
@@ -70,7 +71,7 @@ func (h *hostMounts) bind(m Mount, ns *os.File, c *Config) (*os.File, error) {
 	if err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, attr); err != nil {
 		return nil, fmt.Errorf("mount %s: attributes: %w", m.Source, err)
 	}
-	if ns != nil && bindMapping(filepath.Clean(real), c.Project) {
+	if ns != nil && bindMapping(real, c.Project) {
 		if err := idmapProject(f, *c.Project, c.UserNS); err != nil {
 			if !errors.Is(err, userns.ErrNoIDMap) {
 				return nil, fmt.Errorf("mount %s: %w", m.Source, err)
@@ -95,62 +96,4 @@ func idmapProject(f *os.File, p Project, idmap *userns.IDMap) error {
 	}
 	defer ns.Close()
 	return userns.Idmap(int(f.Fd()), ns)
-}
-
-// setIDBits are the mode bits that run a file with its owner's rights.
-const setIDBits = unix.S_ISUID | unix.S_ISGID
-
-// clearSetID takes the set-id bits off the regular files of project p
-// that changed since the container started (ctime at or after since,
-// Unix nanoseconds): the login owns the tree's files and may chmod them,
-// and a set-id file it left there would run with the host owner's rights
-// (root's, for root's project) for whoever on the host runs it. Inside,
-// the bind is nosuid; this is for after. Files are reopened beneath the
-// tree with no symlink and no mount crossed, so a container that swaps a
-// directory for a link cannot turn the sweep on a host file. It returns
-// how many files it changed.
-func clearSetID(p *Project, since int64) int {
-	if p == nil {
-		return 0
-	}
-	root, err := unix.Open(p.Dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return 0
-	}
-	defer unix.Close(root)
-	n := 0
-	filepath.WalkDir(p.Dir, func(path string, d os.DirEntry, err error) error {
-		if err != nil || !d.Type().IsRegular() {
-			return nil
-		}
-		info, err := d.Info()
-		if err != nil || info.Mode()&(os.ModeSetuid|os.ModeSetgid) == 0 {
-			return nil
-		}
-		rel, err := filepath.Rel(p.Dir, path)
-		if err == nil && clearOne(root, rel, since) {
-			n++
-		}
-		return nil
-	})
-	return n
-}
-
-// clearOne clears the set-id bits of rel beneath root if it is a regular
-// file that changed since since; it reports whether it did.
-func clearOne(root int, rel string, since int64) bool {
-	fd, err := unix.Openat2(root, rel, &unix.OpenHow{
-		Flags:   unix.O_PATH | unix.O_NOFOLLOW | unix.O_CLOEXEC,
-		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_XDEV,
-	})
-	if err != nil {
-		return false
-	}
-	defer unix.Close(fd)
-	var st unix.Stat_t
-	if unix.Fstat(fd, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Mode&setIDBits == 0 || st.Ctim.Nano() < since {
-		return false
-	}
-	// Through the descriptor: the file judged is the file changed.
-	return unix.Fchmodat(unix.AT_FDCWD, procFD(fd), st.Mode&0o7777&^setIDBits, 0) == nil
 }

@@ -24,7 +24,7 @@ type Config struct {
 	// /etc/hostname, /etc/hosts, /etc/resolv.conf.
 	Files  []Mount `json:"files"`
 	Mounts []Mount `json:"mounts"`
-	// Project is the project tree, for the bind rule (see bindRule); nil
+	// Project is the project tree, for the bind rule (see bindMapping); nil
 	// lends no host owner to anyone.
 	Project *Project `json:"project,omitempty"`
 
@@ -94,7 +94,12 @@ type Mount struct {
 // the host's root included) appears inside the tree as the container's
 // login user UID:GID, and owns on the host what that user writes there.
 type Project struct {
+	// Dir is clean and absolute; Dev and Ino name it, so that its sweep
+	// (clearSetID) is of the tree the container had, not of whatever the
+	// path names later.
 	Dir     string `json:"dir"`
+	Dev     uint64 `json:"dev"`
+	Ino     uint64 `json:"ino"`
 	HostUID uint32 `json:"host_uid"`
 	HostGID uint32 `json:"host_gid"`
 	UID     uint32 `json:"uid"`

@@ -10,8 +10,10 @@ import (
 type Leftovers struct {
 	Cgroups []string `json:"cgroups,omitempty"`
 	IP      string   `json:"ip,omitempty"`
-	// AllocDir is where IP is allocated (see AllocDir).
-	AllocDir string `json:"alloc_dir,omitempty"`
+	// AllocDir is where IP is allocated (see AllocDir), and AddrOwner
+	// the allocation's content, naming this container.
+	AllocDir  string `json:"alloc_dir,omitempty"`
+	AddrOwner string `json:"addr_owner,omitempty"`
 	// Project is the project tree the container could write as its
 	// owner, and Since when it started (Unix ns): what it made set-id
 	// there since is cleared at its end (see clearSetID).
@@ -29,7 +31,7 @@ func Reclaim(l Leftovers) {
 	if dir == "" {
 		dir, _ = AllocDir()
 	}
-	releaseAddr(dir, net.ParseIP(l.IP))
+	releaseAddr(lease{dir: dir, ip: net.ParseIP(l.IP), owner: l.AddrOwner})
 }
 
 // sweepProject has the set-id bits the container leaves in its project

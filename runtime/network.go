@@ -48,65 +48,80 @@ func AllocDir() (string, error) {
 	return filepath.Join(allocRoot, fmt.Sprintf("net-%d", st.Ino)), nil
 }
 
+// lease is a container's address on the bridge: where it is allocated,
+// the address, and the allocation file's content, which names the
+// container (so that a late release cannot free it once another holds it).
+type lease struct {
+	dir   string
+	ip    net.IP
+	owner string
+}
+
 // connectBridge gives the container whose init is pid an address on the
 // bridge (made on a free subnet if it does not exist: see pickSubnet),
 // its own NAT and forward rules, and checks that the host routes its
-// address back to the bridge. release undoes it.
-func connectBridge(dir, subnet, id string, pid int) (ip string, release func(), err error) {
+// address back to the bridge. releaseAddr(l) undoes it.
+func connectBridge(dir, subnet, id string, pid int) (l lease, err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", nil, err
+		return l, err
 	}
 	unlock, err := lockfile.Lock(filepath.Join(dir, "lock"))
 	if err != nil {
-		return "", nil, err
+		return l, err
 	}
 	defer unlock()
 
 	br, ipnet, err := ensureBridge(subnet, liveAddrs(dir) == 0)
 	if err != nil {
-		return "", nil, err
+		return l, err
 	}
-	addr, err := allocate(dir, ipnet, id, pid)
-	if err != nil {
-		return "", nil, err
+	l = lease{dir: dir, owner: fmt.Sprintf("%s %s\n", id, proc.Of(pid))}
+	if l.ip, err = allocate(dir, ipnet, l.owner); err != nil {
+		return l, err
 	}
-	// The lock is ours already: releaseAddr would wait for it forever.
-	undo := func() {
-		removeRules([]net.IP{addr})
-		os.Remove(filepath.Join(dir, "ip-"+addr.String()))
-	}
-	err = plugVeth(br, pid, addr, ipnet, nthAddr(ipnet, 1))
+	err = plugVeth(br, pid, l.ip, ipnet, nthAddr(ipnet, 1))
 	if err == nil {
-		err = addRules(addr)
+		err = addRules(l.ip)
 	}
 	if err == nil {
-		err = checkRoute(addr)
+		err = checkRoute(l.ip)
 	}
 	if err != nil {
-		undo()
-		return "", nil, err
+		// The lock is ours already: releaseAddr would wait for it forever.
+		os.Remove(filepath.Join(dir, "ip-"+l.ip.String()))
+		if liveAddrs(dir) == 0 {
+			teardownBridge()
+		} else {
+			removeRules([]net.IP{l.ip})
+		}
+		return lease{}, err
 	}
-	return addr.String(), func() { releaseAddr(dir, addr) }, nil
+	return l, nil
 }
 
-// releaseAddr frees the address (nil: only what dead containers hold)
-// and its rules and, when no container is left on the bridge, removes the
-// bridge and its nftables table.
-func releaseAddr(dir string, addr net.IP) {
-	if _, err := os.Stat(dir); err != nil {
+// releaseAddr frees l's address, if l's container still holds it, and
+// its rules, and what dead containers hold; when no container is left on
+// the bridge, it removes the bridge and its nftables table. A lease of
+// another network namespace (devbox down from an `ip netns exec`) only
+// loses its files: the caller's links and rules are not its.
+func releaseAddr(l lease) {
+	if _, err := os.Stat(l.dir); err != nil {
 		return // nothing was ever allocated in this namespace
 	}
-	unlock, err := lockfile.Lock(filepath.Join(dir, "lock"))
+	unlock, err := lockfile.Lock(filepath.Join(l.dir, "lock"))
 	if err != nil {
 		return
 	}
 	defer unlock()
 	var gone []net.IP
-	if addr != nil {
-		os.Remove(filepath.Join(dir, "ip-"+addr.String()))
-		gone = append(gone, addr)
+	if l.ip != nil {
+		p := filepath.Join(l.dir, "ip-"+l.ip.String())
+		if data, err := os.ReadFile(p); err == nil && (string(data) == l.owner || l.owner == "" && staleOwner(p)) {
+			os.Remove(p)
+			gone = append(gone, l.ip)
+		}
 	}
-	left, _ := filepath.Glob(filepath.Join(dir, "ip-*"))
+	left, _ := filepath.Glob(filepath.Join(l.dir, "ip-*"))
 	live := 0
 	for _, p := range left {
 		if staleOwner(p) {
@@ -115,6 +130,9 @@ func releaseAddr(dir string, addr net.IP) {
 		} else {
 			live++
 		}
+	}
+	if own, _ := AllocDir(); own != l.dir {
+		return
 	}
 	// Only an address that was given up can leave the bridge unused: a
 	// sweep with nothing to release runs no nft or iptables.
@@ -148,9 +166,11 @@ func ensureBridge(want string, unused bool) (netlink.Link, *net.IPNet, error) {
 		return nil, nil, err
 	}
 	if ipnet != nil && unused {
+		// Its table too: an older devbox's rules were for the subnet.
 		if err := flushAddrs(br); err != nil {
 			return nil, nil, err
 		}
+		nft("delete table ip " + nftTable)
 		ipnet = nil
 	}
 	if ipnet != nil && want != "" && ipnet.String() != want {
@@ -246,19 +266,19 @@ func makeBridge(br netlink.Link, ipnet *net.IPNet) (netlink.Link, error) {
 
 // allocate takes the lowest free address of the subnet for id. An address
 // whose owner is gone (its init no longer runs) is free again.
-func allocate(dir string, ipnet *net.IPNet, id string, pid int) (net.IP, error) {
+func allocate(dir string, ipnet *net.IPNet, owner string) (net.IP, error) {
 	ones, bits := ipnet.Mask.Size()
 	size := 1 << (bits - ones)
 	for i := 2; i < size-1; i++ {
 		ip := nthAddr(ipnet, i)
 		p := filepath.Join(dir, "ip-"+ip.String())
-		owner := fmt.Sprintf("%s %s\n", id, proc.Of(pid))
 		f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 		if errors.Is(err, os.ErrExist) {
 			if !staleOwner(p) {
 				continue
 			}
 			os.Remove(p)
+			removeRules([]net.IP{ip}) // the dead one's, before they are the new one's
 			f, err = os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 		}
 		if err != nil {

@@ -335,13 +335,13 @@ func (c *Container) limitAndConnect(o Options) error {
 	if err != nil {
 		return err
 	}
-	ip, release, err := connectBridge(dir, o.Subnet, o.Config.ID, c.Pid)
+	l, err := connectBridge(dir, o.Subnet, o.Config.ID, c.Pid)
 	if err != nil {
 		return err
 	}
-	c.IP = ip
-	c.leftovers.IP, c.leftovers.AllocDir = ip, dir
-	c.cleanup = append(c.cleanup, release)
+	c.IP = l.ip.String()
+	c.leftovers.IP, c.leftovers.AllocDir, c.leftovers.AddrOwner = c.IP, dir, l.owner
+	c.cleanup = append(c.cleanup, func() { releaseAddr(l) })
 	return nil
 }
 

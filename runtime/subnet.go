@@ -60,11 +60,11 @@ func LoadPools(path string) ([]Pool, error) {
 	for i, p := range cfg.Network.AddressPools {
 		_, base, err := net.ParseCIDR(p.Base)
 		if err == nil && base.IP.To4() != nil {
-			if ones, _ := base.Mask.Size(); p.Size >= ones && p.Size <= 29 {
+			if ones, _ := base.Mask.Size(); p.Size >= ones && p.Size <= 29 && p.Size-ones <= 16 {
 				continue
 			}
 		}
-		return nil, fmt.Errorf("%s: network.address_pools.%d: want an IPv4 base CIDR and a size from its prefix length to 29, got %q and %d", path, i, p.Base, p.Size)
+		return nil, fmt.Errorf("%s: network.address_pools.%d: want an IPv4 base CIDR and a size from its prefix length (at most 16 more) to 29, got %q and %d", path, i, p.Base, p.Size)
 	}
 	if len(cfg.Network.AddressPools) == 0 {
 		return DefaultPools, nil
@@ -110,8 +110,11 @@ func hostNets() ([]heldNet, error) {
 		if r.Dst == nil || names[r.LinkIndex] == BridgeName || r.Table == unix.RT_TABLE_LOCAL {
 			continue
 		}
-		if ones, _ := r.Dst.Mask.Size(); ones == 0 {
-			continue // a default route overlaps everything and holds nothing
+		if ones, _ := r.Dst.Mask.Size(); ones < 8 {
+			// A default route, or a full-tunnel VPN's two halves (0/1
+			// and 128/1), overlaps everything and holds nothing: the
+			// bridge's own route is more specific and wins.
+			continue
 		}
 		name := names[r.LinkIndex]
 		if name == "" {

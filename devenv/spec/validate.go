@@ -135,13 +135,14 @@ func (p *parser) validate(s *Spec, md toml.MetaData) error {
 		return err
 	}
 	if s.Network.Subnet != "" {
-		ip, n, err := net.ParseCIDR(s.Network.Subnet)
-		if err != nil || ip.To4() == nil {
-			return p.errorf("network.subnet", "%q is not an IPv4 CIDR such as 10.88.0.0/16", s.Network.Subnet)
+		_, n, err := net.ParseCIDR(s.Network.Subnet)
+		if err != nil || n.IP.To4() == nil || len(n.Mask) != net.IPv4len {
+			return p.errorf("network.subnet", "%q is not an IPv4 CIDR such as 10.99.0.0/20", s.Network.Subnet)
 		}
 		if ones, _ := n.Mask.Size(); ones > 29 {
 			return p.errorf("network.subnet", "%q is too small for containers (at most /29)", s.Network.Subnet)
 		}
+		s.Network.Subnet = n.String() // 10.99.0.1/20 is 10.99.0.0/20
 	}
 	return nil
 }

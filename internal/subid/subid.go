@@ -44,7 +44,11 @@ type Allocator struct {
 
 // New is the host-wide allocator, for the environments of a state root.
 func New(root state.Root) Allocator {
-	if abs, err := filepath.Abs(root.Dir()); err == nil {
+	// One name per root however it is reached: a link to it, a relative
+	// --root.
+	if real, err := filepath.EvalSymlinks(root.Dir()); err == nil {
+		root = state.Root(real)
+	} else if abs, err := filepath.Abs(root.Dir()); err == nil {
 		root = state.Root(abs)
 	}
 	return Allocator{Root: root, Dir: HostDir, SubUID: "/etc/subuid", SubGID: "/etc/subgid"}

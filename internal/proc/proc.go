@@ -63,9 +63,32 @@ func StartTime(pid int) uint64 {
 // effective, saved or file system) in [start, start+size): whether a
 // range of user-namespace ids is still in use by some container.
 func AnyIn(start, size uint32) bool {
+	found := false
+	if !eachUID(func(id uint32) bool {
+		found = id >= start && uint64(id) < uint64(start)+uint64(size)
+		return !found
+	}) {
+		return true // cannot tell: in use
+	}
+	return found
+}
+
+// UIDs are the uids (real, effective, saved, file system) that the host's
+// processes run with, or nil if /proc cannot tell.
+func UIDs() map[uint32]bool {
+	ids := map[uint32]bool{}
+	if !eachUID(func(id uint32) bool { ids[id] = true; return true }) {
+		return nil
+	}
+	return ids
+}
+
+// eachUID calls f with the uids of every process until f returns false;
+// it reports whether /proc could be read.
+func eachUID(f func(uint32) bool) bool {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
-		return true // cannot tell: in use
+		return false
 	}
 	for _, e := range entries {
 		if e.Name()[0] < '0' || e.Name()[0] > '9' {
@@ -80,11 +103,11 @@ func AnyIn(start, size uint32) bool {
 			continue
 		}
 		line, _, _ := strings.Cut(rest, "\n")
-		for _, f := range strings.Fields(line) {
-			if id, err := strconv.ParseUint(f, 10, 32); err == nil && id >= uint64(start) && id < uint64(start)+uint64(size) {
+		for _, field := range strings.Fields(line) {
+			if id, err := strconv.ParseUint(field, 10, 32); err == nil && !f(uint32(id)) {
 				return true
 			}
 		}
 	}
-	return false
+	return true
 }

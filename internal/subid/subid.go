@@ -109,8 +109,38 @@ func (a Allocator) stale(owner string, m userns.IDMap) bool {
 		gone = errors.Is(err, os.ErrNotExist) || !filepath.IsAbs(dir)
 	} else if rest, ok := strings.CutPrefix(owner, "pid "); ok {
 		gone = !proc.Parse(rest).Alive()
+	} else if owner == legacyOwner {
+		gone = true
 	}
 	return gone && !proc.AnyIn(m.UID, m.Size)
+}
+
+// legacyOwner holds a slot that a container of an older devbox, which
+// kept its ranges per state root, was found running in.
+const legacyOwner = "legacy"
+
+// importRunning records, once per host (the first time the host-wide
+// registry is used), the slots that containers started by an older devbox
+// run in, so that none is handed out again while they run.
+func (a Allocator) importRunning(slots uint32, slot func(uint32) userns.IDMap) error {
+	marker := filepath.Join(a.Dir, "imported")
+	if _, err := os.Stat(marker); err == nil {
+		return nil
+	}
+	if uids := proc.UIDs(); uids != nil {
+		for i := uint32(0); i < slots; i++ {
+			m := slot(i)
+			for id := range uids {
+				if id >= m.UID && id-m.UID < m.Size {
+					if err := os.WriteFile(a.path(i), []byte(legacyOwner), 0o600); err != nil {
+						return err
+					}
+					break
+				}
+			}
+		}
+	}
+	return os.WriteFile(marker, nil, 0o600)
 }
 
 // acquire returns owner's slot: the one it has, or a free one. A slot
@@ -135,6 +165,9 @@ func (a Allocator) acquire(owner string) (userns.IDMap, error) {
 	slots := min(uids.count, gids.count) / userns.Size
 	slot := func(i uint32) userns.IDMap {
 		return userns.IDMap{UID: uids.start + i*userns.Size, GID: gids.start + i*userns.Size, Size: userns.Size}
+	}
+	if err := a.importRunning(slots, slot); err != nil {
+		return userns.IDMap{}, err
 	}
 	owners := map[uint32]string{}
 	entries, err := os.ReadDir(a.Dir)

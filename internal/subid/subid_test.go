@@ -15,6 +15,10 @@ func testAllocator(t *testing.T, subuid string) Allocator {
 	a := New(state.Root(dir))
 	a.Dir = filepath.Join(dir, "ids")
 	a.SubUID, a.SubGID = filepath.Join(dir, "subuid"), filepath.Join(dir, "subgid")
+	// As on a host used before: what runs on this one (containers in
+	// its own ranges) is not imported into the test's (TestImportRunning).
+	os.MkdirAll(a.Dir, 0o700)
+	os.WriteFile(filepath.Join(a.Dir, "imported"), nil, 0o600)
 	if subuid != "" {
 		os.WriteFile(a.SubUID, []byte(subuid), 0o644)
 	}
@@ -122,5 +126,24 @@ func TestHostWide(t *testing.T) {
 	os.RemoveAll(a.Root.Dir())
 	if m, err := b.Env("api"); err != nil || m == wa {
 		t.Errorf("a deleted root's range with live processes given out again: %v %v", m, err)
+	}
+}
+
+// TestImportRunning: the first use of the host-wide registry records the
+// slots that containers of an older devbox run in, so that they are not
+// handed out again.
+func TestImportRunning(t *testing.T) {
+	// Slot 0 holds uid 0, which this test's own process runs as.
+	a := testAllocator(t, "devbox:0:196608\n")
+	os.Remove(filepath.Join(a.Dir, "imported"))
+	m, err := a.Env("web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.UID == 0 {
+		t.Errorf("the slot that running processes use was handed out: %v", m)
+	}
+	if data, _ := os.ReadFile(a.path(0)); string(data) != legacyOwner {
+		t.Errorf("slot 0 is recorded as %q", data)
 	}
 }

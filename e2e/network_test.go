@@ -93,8 +93,8 @@ func inNet(addr, cidr string) bool {
 
 // TestNetworkCoexists: devbox's bridge lives beside podman's, Docker's
 // and a VPN's networks: it takes a subnet none of them holds, a named
-// subnet that collides is refused naming the interface, and the host's
-// own iptables need not exist.
+// subnet that collides is refused naming the interface, the host's own
+// iptables need not exist, and a firewall chain that drops is named.
 func TestNetworkCoexists(t *testing.T) {
 	testbase.Debian(t)
 	h := newNetHost(t)
@@ -129,6 +129,20 @@ func TestNetworkCoexists(t *testing.T) {
 	nftOnly := append(h.wrap[:len(h.wrap):len(h.wrap)], "env", "PATH="+bin+":/usr/bin:/bin")
 	if _, ok, r := h.greeted(t, nftOnly, root, bridgedSpace(t, "", "")); !ok {
 		t.Errorf("with nftables only: %q %s", r.stdout, r.stderr)
+	}
+
+	// A firewall table whose forward chain drops: devbox's accepts cannot
+	// outvote it, and devbox says so when it makes the bridge.
+	nftIn := func(script string) {
+		cmd := exec.Command("ip", "netns", "exec", h.ns, "nft", "-f", "-")
+		cmd.Stdin = strings.NewReader(script)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("nft: %v: %s", err, out)
+		}
+	}
+	nftIn("add table inet fw\nadd chain inet fw fwd { type filter hook forward priority 0; policy drop; }\n")
+	if _, _, r := h.greeted(t, nftOnly, root, bridgedSpace(t, "", "")); !strings.Contains(r.stderr, "table inet fw chain fwd drop forwarded packets") {
+		t.Errorf("a forward chain that drops was not named: %s", r.stderr)
 	}
 }
 

@@ -30,6 +30,47 @@ add chain ip %[1]s forward { type filter hook forward priority filter; policy ac
 `, nftTable))
 }
 
+// forwardDrops names the forward chains of other tables whose policy
+// drops, which an accept in devbox's own table cannot outvote (a packet
+// must pass every base chain on its hook): firewalld's or a hand-written
+// nftables.conf's. The FORWARD chain that iptables' allowForward takes
+// care of is not among them.
+func forwardDrops() []string {
+	out, err := exec.Command("nft", "list", "chains").Output()
+	if err != nil {
+		return nil
+	}
+	_, iptErr := exec.LookPath("iptables")
+	var drops []string
+	table := ""
+	chain := ""
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) >= 3 && f[0] == "table":
+			table = f[1] + " " + f[2]
+		case len(f) >= 2 && f[0] == "chain":
+			chain = f[1]
+		case strings.Contains(line, "hook forward") && strings.Contains(line, "policy drop"):
+			if table == "ip "+nftTable || table == "ip filter" && chain == "FORWARD" && iptErr == nil {
+				continue
+			}
+			drops = append(drops, fmt.Sprintf("table %s chain %s", table, chain))
+		}
+	}
+	return drops
+}
+
+// firewallWarning says which forward chains may drop the bridge's
+// traffic, or is empty.
+func firewallWarning() string {
+	drops := forwardDrops()
+	if len(drops) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("network: %s drop forwarded packets by default, which devbox's own accepts cannot outvote: accept what comes from and goes to %s there", strings.Join(drops, ", "), BridgeName)
+}
+
 // ruleTag is the comment that marks a container's rules.
 func ruleTag(ip net.IP) string { return "devbox " + ip.String() }
 

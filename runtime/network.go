@@ -55,6 +55,9 @@ type lease struct {
 	dir   string
 	ip    net.IP
 	owner string
+	// warning is what the host's firewall may do to the bridge's
+	// traffic, told when the bridge is made.
+	warning string
 }
 
 // connectBridge gives the container whose init is pid an address on the
@@ -71,11 +74,15 @@ func connectBridge(dir, subnet, id string, pid int) (l lease, err error) {
 	}
 	defer unlock()
 
-	br, ipnet, err := ensureBridge(subnet, liveAddrs(dir) == 0)
+	first := liveAddrs(dir) == 0
+	br, ipnet, err := ensureBridge(subnet, first)
 	if err != nil {
 		return l, err
 	}
 	l = lease{dir: dir, owner: fmt.Sprintf("%s %s\n", id, proc.Of(pid))}
+	if first {
+		l.warning = firewallWarning()
+	}
 	if l.ip, err = allocate(dir, ipnet, l.owner); err != nil {
 		return l, err
 	}

@@ -339,6 +339,9 @@ func (c *Container) limitAndConnect(o Options) error {
 	if err != nil {
 		return err
 	}
+	if l.warning != "" {
+		c.Warnings = append(c.Warnings, l.warning)
+	}
 	c.IP = l.ip.String()
 	c.leftovers.IP, c.leftovers.AllocDir, c.leftovers.AddrOwner = c.IP, dir, l.owner
 	c.cleanup = append(c.cleanup, func() { releaseAddr(l) })

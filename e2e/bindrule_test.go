@@ -165,7 +165,7 @@ for m in /project /ro /rw /other; do awk -v m=$m '$5 == m { print m, $6 }' /proc
 	}
 
 	// devbox's state root, or a part of it, is never a bind's source.
-	refused := newRunSpaceIn(t, t.TempDir(), fmt.Sprintf("[[mounts]]\nsource = %q\ntarget = \"/envs\"\n", filepath.Join(rs.root, "envs")))
+	refused := newRunSpaceIn(t, t.TempDir(), fmt.Sprintf("[[mounts]]\nsource = %q\ntarget = \"/layers\"\n", filepath.Join(rs.root, "layers")))
 	if r := refused.sh(t, "true"); r.code == 0 || !strings.Contains(r.stderr, "state root") {
 		t.Errorf("a mount of the state root: exit %d, %s", r.code, r.stderr)
 	}

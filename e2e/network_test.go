@@ -140,8 +140,8 @@ func TestNetworkCoexists(t *testing.T) {
 			t.Fatalf("nft: %v: %s", err, out)
 		}
 	}
-	nftIn("add table inet fw\nadd chain inet fw fwd { type filter hook forward priority 0; policy drop; }\n")
-	if _, _, r := h.greeted(t, nftOnly, root, bridgedSpace(t, "", "")); !strings.Contains(r.stderr, "table inet fw chain fwd drop forwarded packets") {
+	nftIn("add table inet fw\nadd chain inet fw forward_drop { type filter hook forward priority 0; policy drop; }\n")
+	if _, _, r := h.greeted(t, nftOnly, root, bridgedSpace(t, "", "")); !strings.Contains(r.stderr, "table inet fw chain forward_drop drop forwarded packets") {
 		t.Errorf("a forward chain that drops was not named: %s", r.stderr)
 	}
 }

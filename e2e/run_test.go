@@ -308,7 +308,8 @@ func TestRunNetworks(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			outs[i] = br.sh(t, fmt.Sprintf("/helper addrs; /helper dial %s", net.JoinHostPort(testHostAddress(t), strconv.Itoa(port))))
+			// Each holds its address a while, so that the two overlap.
+			outs[i] = br.sh(t, fmt.Sprintf("/helper addrs; /helper dial %s; sleep 2", net.JoinHostPort(testHostAddress(t), strconv.Itoa(port))))
 		}()
 	}
 	wg.Wait()

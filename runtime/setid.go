@@ -19,9 +19,6 @@ import (
 // step checked against the directory it left, so that a container still
 // running on the tree cannot steer it onto a host file.
 
-// setIDBits are the mode bits that run a file with its owner's rights.
-const setIDBits = unix.S_ISUID | unix.S_ISGID
-
 // capXattr holds a file's capabilities.
 const capXattr = "security.capability"
 

@@ -64,7 +64,7 @@ fuzz-short:
 	$(GO) test -run='^$$' -fuzz='^FuzzParseSpec$$' -fuzztime=$(FUZZ_SPEC) ./devenv/spec
 	$(GO) test -run='^$$' -fuzz='^FuzzParseAuthorizedKeys$$' -fuzztime=$(FUZZ_KEYS) ./devenv/spec
 	$(GO) test -run='^$$' -fuzz='^FuzzExtract$$' -fuzztime=$(FUZZ_EXTRACT) ./rootfs
-	$(GO) test -run='^$$' -fuzz='^FuzzDockerfilePlan$$' -fuzztime=$(FUZZ_DOCKERFILE) ./devenv/build
+	$(GO) test -run='^$$' -fuzz='^FuzzDockerfilePlan$$' -fuzztime=$(FUZZ_DOCKERFILE) ./devenv/builder
 
 # The runtime and lifecycle tests again in a cgroup-v2-only VM with Debian
 # 12's kernel 6.1 and a session-scope cgroup (scripts/test-v2vm).

@@ -5,7 +5,7 @@
 // that knows what an environment is made of on the host: its directory
 // under the state root (internal/state), its keys, its record.
 //
-// Lifecycle. Up builds the spec (devenv/build), makes the environment's
+// Lifecycle. Up builds the spec (devenv/builder), makes the environment's
 // host key once (kept across down/up and rebuilds), binds the SSH port and
 // the exec socket on the host, starts the container detached with the SSH
 // server as its init's main job, records it in state.json and returns once

@@ -14,7 +14,7 @@ import (
 
 	gossh "golang.org/x/crypto/ssh"
 
-	"github.com/devbox/devbox/devenv/build"
+	"github.com/devbox/devbox/devenv/builder"
 	"github.com/devbox/devbox/devenv/spec"
 	"github.com/devbox/devbox/rootfs"
 	"github.com/devbox/devbox/sshd"
@@ -113,7 +113,7 @@ func (e *Envs) Dial(env *Env) (*gossh.Client, error) {
 // with options is left out, as a spec refuses it, and a hash the SSH
 // server cannot check (bcrypt, say) too: each comes back as a note.
 func imageLogins(lower []string, user string) (keys []string, hash, note string, err error) {
-	home, password := build.ImageAccount(lower, user)
+	home, password := builder.ImageAccount(lower, user)
 	if home == "" {
 		home = "/root"
 	}

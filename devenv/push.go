@@ -13,7 +13,7 @@ import (
 
 	gossh "golang.org/x/crypto/ssh"
 
-	"github.com/devbox/devbox/devenv/build"
+	"github.com/devbox/devbox/devenv/builder"
 	"github.com/devbox/devbox/devenv/kube"
 	"github.com/devbox/devbox/devenv/portable"
 	"github.com/devbox/devbox/devenv/spec"
@@ -137,7 +137,7 @@ func (bi *builtImage) passwordHash() string {
 	if !bi.Password {
 		return ""
 	}
-	_, hash := build.ImageAccount(bi.Lower, bi.SSH.User)
+	_, hash := builder.ImageAccount(bi.Lower, bi.SSH.User)
 	if !strings.HasPrefix(hash, "$") || !sshd.HashSupported(hash) {
 		return ""
 	}

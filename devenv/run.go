@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/devbox/devbox/devenv/build"
+	"github.com/devbox/devbox/devenv/builder"
 	"github.com/devbox/devbox/devenv/spec"
 	"github.com/devbox/devbox/internal/proc"
 	"github.com/devbox/devbox/internal/state"
@@ -29,20 +29,20 @@ type RunOptions struct {
 	Stdin  *os.File
 	Stdout *os.File
 	Stderr *os.File
-	Build  build.Options
+	Build  builder.Options
 }
 
 // Run starts a one-shot container of the spec's environment with a
 // throw-away writable layer. The caller waits on the container; its Wait
 // removes the layer.
 func Run(ctx context.Context, store *rootfs.Store, s *spec.Spec, o RunOptions) (c *container.Container, err error) {
-	built, err := build.Run(ctx, store, s, o.Build)
+	built, err := builder.Run(ctx, store, s, o.Build)
 	if err != nil {
 		return nil, err
 	}
 	s = built.Spec
 	img := built.Image
-	uid, gid, err := build.LookupUser(built.Lower, img.Config.User)
+	uid, gid, err := builder.LookupUser(built.Lower, img.Config.User)
 	if err != nil {
 		return nil, fmt.Errorf("image user: %w", err)
 	}
@@ -101,7 +101,7 @@ func Run(ctx context.Context, store *rootfs.Store, s *spec.Spec, o RunOptions) (
 		Cwd:    s.StartDir(img.Config),
 		UID:    uid,
 		GID:    gid,
-		Groups: build.SupplementaryGroups(built.Lower, img.Config.User),
+		Groups: builder.SupplementaryGroups(built.Lower, img.Config.User),
 		TTY:    o.TTY,
 		Rows:   o.Rows,
 		Cols:   o.Cols,
@@ -136,7 +136,7 @@ func runHome(cfg rootfs.Config, lower []string, uid int) string {
 			return v
 		}
 	}
-	return build.HomeOf(lower, uid)
+	return builder.HomeOf(lower, uid)
 }
 
 // runRecord is run/ID/owner: the devbox process that runs the one-shot

@@ -18,7 +18,7 @@ import (
 
 	gossh "golang.org/x/crypto/ssh"
 
-	"github.com/devbox/devbox/devenv/build"
+	"github.com/devbox/devbox/devenv/builder"
 	"github.com/devbox/devbox/devenv/portable"
 	"github.com/devbox/devbox/devenv/spec"
 	"github.com/devbox/devbox/internal/proc"
@@ -29,7 +29,7 @@ import (
 
 // UpOptions are what `devbox up` takes besides the spec.
 type UpOptions struct {
-	Build build.Options
+	Build builder.Options
 }
 
 // ErrRunning says an environment was already running.
@@ -47,7 +47,7 @@ func (e *Envs) Up(ctx context.Context, store *rootfs.Store, s *spec.Spec, o UpOp
 	if env, err := e.Get(s.Name); err == nil && env.Status == "running" {
 		return env, ErrRunning
 	}
-	built, err := build.Run(ctx, store, s, o.Build)
+	built, err := builder.Run(ctx, store, s, o.Build)
 	if err != nil {
 		return nil, err
 	}
@@ -107,7 +107,7 @@ func (e *Envs) Up(ctx context.Context, store *rootfs.Store, s *spec.Spec, o UpOp
 // the host: its directories and files, the SSH server's configuration, the
 // sockets it serves (the published SSH port, the exec socket) and its log.
 // closeFiles closes our copies once the init has its own.
-func (e *Envs) upOptions(s *spec.Spec, built *build.Result, out io.Writer) (o container.Options, closeFiles func(), err error) {
+func (e *Envs) upOptions(s *spec.Spec, built *builder.Result, out io.Writer) (o container.Options, closeFiles func(), err error) {
 	dir := e.dir(s.Name)
 	clientKey, err := ensureKey(e.ClientKeyPath())
 	if err != nil {
@@ -191,7 +191,7 @@ func openLog(path, name string) (*os.File, error) {
 
 // record writes what a running environment is known by: what push
 // publishes (its build and config), its state, and its pinned host key.
-func (e *Envs) record(env *Env, s *spec.Spec, built *build.Result, hostKey gossh.PublicKey) error {
+func (e *Envs) record(env *Env, s *spec.Spec, built *builder.Result, hostKey gossh.PublicKey) error {
 	dir := e.dir(s.Name)
 	img := built.Image.Config
 	ssh := portableConfig(s, img)
@@ -222,7 +222,7 @@ func (e *Envs) record(env *Env, s *spec.Spec, built *build.Result, hostKey gossh
 
 // serviceConfig is the SSH server's configuration for spec s: the image's
 // (portableConfig), devbox's own client key and the password.
-func serviceConfig(s *spec.Spec, built *build.Result, client gossh.Signer, out io.Writer) ([]byte, error) {
+func serviceConfig(s *spec.Spec, built *builder.Result, client gossh.Signer, out io.Writer) ([]byte, error) {
 	img := built.Image
 	cfg := portableConfig(s, img.Config)
 	cfg.AuthorizedKeys = append([]string{string(gossh.MarshalAuthorizedKey(client.PublicKey()))}, cfg.AuthorizedKeys...)

@@ -7,7 +7,7 @@ import (
 	"io"
 	"os"
 
-	"github.com/devbox/devbox/devenv/build"
+	"github.com/devbox/devbox/devenv/builder"
 	"github.com/devbox/devbox/internal/subid"
 	"github.com/devbox/devbox/runtime/userns"
 )
@@ -45,7 +45,7 @@ func (e *Envs) envUserNS(name string, on bool) (*userns.IDMap, error) {
 // lookupUser finds name's uid and gid in the image's /etc/passwd; root
 // needs no entry there, as for the SSH server (sshd.lookupAccount).
 func lookupUser(lower []string, name string) (uid, gid int, err error) {
-	uid, gid, err = build.LookupUser(lower, name)
+	uid, gid, err = builder.LookupUser(lower, name)
 	if err != nil && name == "root" {
 		return 0, 0, nil
 	}

@@ -11,7 +11,7 @@
 // absent, whatever kills devbox. Layers are shared by every image, build
 // and environment over them, never changed once in place, and removed only
 // by Prune, which keeps every layer a stored image or a build step stands
-// on. Builds (the devenv/build package) commit their steps' layers with
+// on. Builds (the devenv/builder package) commit their steps' layers with
 // CommitBuild; Export and Push write a stack of layers back out as an
 // image.
 //

@@ -19,7 +19,7 @@ const (
 	KindDockerArchive Kind = "docker-archive"
 	KindDir           Kind = "dir"
 	KindDebootstrap   Kind = "debootstrap"
-	// KindDockerfile is a Dockerfile that devenv/build builds; the store
+	// KindDockerfile is a Dockerfile that devenv/builder builds; the store
 	// never resolves one itself.
 	KindDockerfile Kind = "dockerfile"
 )

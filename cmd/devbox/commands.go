@@ -11,7 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/devbox/devbox/devenv/build"
+	"github.com/devbox/devbox/devenv/builder"
 	"github.com/devbox/devbox/devenv/convert"
 	"github.com/devbox/devbox/devenv/lock"
 	devspec "github.com/devbox/devbox/devenv/spec"
@@ -140,7 +140,7 @@ func (a *app) planCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			plan, err := build.NewPlan(spec, func(ref rootfs.Ref) (*rootfs.Image, error) {
+			plan, err := builder.NewPlan(spec, func(ref rootfs.Ref) (*rootfs.Image, error) {
 				img, _ := store.Image(ref)
 				return img, nil
 			}, nil)
@@ -170,7 +170,7 @@ func (a *app) buildCommand() *cobra.Command {
 		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(*cobra.Command, []string) error {
 			start := time.Now()
-			spec, _, b, err := a.build(func(o *build.Options) { o.NoCache = noCache })
+			spec, _, b, err := a.build(func(o *builder.Options) { o.NoCache = noCache })
 			if err != nil {
 				return err
 			}
@@ -194,7 +194,7 @@ func (a *app) cacheCommand() *cobra.Command {
 		Short: "Build the spec and publish each step's layer to its cache repository",
 		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(*cobra.Command, []string) error {
-			spec, store, b, err := a.build(func(*build.Options) {})
+			spec, store, b, err := a.build(func(*builder.Options) {})
 			if err != nil {
 				return err
 			}
@@ -223,7 +223,7 @@ func (a *app) cacheCommand() *cobra.Command {
 }
 
 // build builds the spec named by -f with the options set changes.
-func (a *app) build(set func(*build.Options)) (*devspec.Spec, *rootfs.Store, *build.Result, error) {
+func (a *app) build(set func(*builder.Options)) (*devspec.Spec, *rootfs.Store, *builder.Result, error) {
 	spec, store, err := a.specAndStore()
 	if err != nil {
 		return nil, nil, nil, err
@@ -233,7 +233,7 @@ func (a *app) build(set func(*build.Options)) (*devspec.Spec, *rootfs.Store, *bu
 	pr := newProgress(a.stderr)
 	o := a.buildOptions(pr)
 	set(&o)
-	b, err := build.Run(ctx, store, spec, o)
+	b, err := builder.Run(ctx, store, spec, o)
 	pr.Wait()
 	if err == nil {
 		spec = b.Spec
@@ -243,10 +243,10 @@ func (a *app) build(set func(*build.Options)) (*devspec.Spec, *rootfs.Store, *bu
 
 // buildOptions shows a build's steps on stderr and its commands' output
 // as it comes.
-func (a *app) buildOptions(pr *progress) build.Options {
-	o := build.Options{Pull: pullOptions(pr), Out: a.stderr, Stdout: os.Stderr, Stderr: os.Stderr, Log: pr.Log}
+func (a *app) buildOptions(pr *progress) builder.Options {
+	o := builder.Options{Pull: pullOptions(pr), Out: a.stderr, Stdout: os.Stderr, Stderr: os.Stderr, Log: pr.Log}
 	if a.locked {
-		o.Lock = build.LockLocked
+		o.Lock = builder.LockLocked
 	}
 	return o
 }
@@ -261,9 +261,9 @@ func (a *app) lockCommand() *cobra.Command {
 lock pins, and print what changed. Commit devbox.lock, like go.sum.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(*cobra.Command, []string) error {
-			spec, _, b, err := a.build(func(o *build.Options) {
+			spec, _, b, err := a.build(func(o *builder.Options) {
 				if update {
-					o.Lock = build.LockUpdate
+					o.Lock = builder.LockUpdate
 				}
 			})
 			if err != nil {

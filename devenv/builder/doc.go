@@ -1,4 +1,4 @@
-// Package build turns a spec into layers: the plan (the ordered steps a
+// Package builder turns a spec into layers: the plan (the ordered steps a
 // spec implies, each keyed sha256(parent key + step), so a change rebuilds
 // that step and the ones after it only), the steps themselves (packages
 // with portable names, Node.js downloaded on the host with checksums, the
@@ -11,4 +11,4 @@
 // fresh directory in tmp/ that the store commits under the step's key only
 // when the step succeeded. A failed or killed step commits nothing and
 // leaves every earlier step cached, so the same build again resumes there.
-package build
+package builder

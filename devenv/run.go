@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -68,22 +69,10 @@ func Run(ctx context.Context, store *rootfs.Store, s *spec.Spec, o RunOptions) (
 	cfg.ID = id
 	cfg.Lower = built.Lower
 	if built.UserNS {
-		m, release, err := subid.New(root).Transient()
+		release, err := runUserNS(&cfg, root, s, uid, gid, o.Build.Out)
 		if err != nil {
 			os.RemoveAll(dir.Dir())
 			return nil, fmt.Errorf("run: %w", err)
-		}
-		cfg.UserNS = &m
-		if len(cfg.Mounts) > 0 {
-			var warning string
-			if cfg.Project, warning, err = projectTree(root, s.Dir, uid, gid); warning != "" {
-				printWarnings(o.Build.Out, []string{warning})
-			}
-			if err != nil {
-				release()
-				os.RemoveAll(dir.Dir())
-				return nil, fmt.Errorf("run: %w", err)
-			}
 		}
 		defer func() {
 			if c == nil {
@@ -126,6 +115,29 @@ func Run(ctx context.Context, store *rootfs.Store, s *spec.Spec, o RunOptions) (
 	printWarnings(o.Build.Out, c.Warnings)
 	c.OnCleanup(func() { removeRunDir(dir) })
 	return c, nil
+}
+
+// runUserNS gives a one-shot container a range of its own for its run
+// and, with mounts, the project tree lent to the image's user uid:gid;
+// release gives the range back.
+func runUserNS(cfg *container.Config, root state.Root, s *spec.Spec, uid, gid int, out io.Writer) (release func(), err error) {
+	m, release, err := subid.New(root).Transient()
+	if err != nil {
+		return nil, err
+	}
+	cfg.UserNS = &m
+	if len(cfg.Mounts) == 0 {
+		return release, nil
+	}
+	var warning string
+	if cfg.Project, warning, err = projectTree(root, s.Dir, uid, gid); warning != "" {
+		printWarnings(out, []string{warning})
+	}
+	if err != nil {
+		release()
+		return nil, err
+	}
+	return release, nil
 }
 
 // runHome is HOME as docker run gives it: the image's ENV HOME, else the

@@ -52,97 +52,24 @@ func lazyRE(expr string) func() *regexp.Regexp {
 }
 
 func (p *parser) validate(s *Spec, md toml.MetaData) error {
-	if !md.IsDefined("base") || s.Base == "" {
-		return p.errorf("base", "is required (a registry reference, oci:DIR, docker-archive:FILE, dir:PATH or debootstrap:SUITE)")
+	checks := []func() error{
+		func() error { return p.validateTop(s, md) },
+		func() error { return p.validateSSH(s, md) },
+		func() error { return p.validatePorts(s) },
+		func() error { return p.validatePackages(s) },
+		func() error { return p.validateNode(s) },
+		func() error { return p.validateMounts(s) },
+		func() error { return p.validateRun(s) },
+		func() error { return p.validateResources(s, md) },
+		func() error { return p.validateNetwork(s) },
+		func() error { return p.validateSecurity(s) },
+		func() error { return p.validateCache(s) },
+		func() error { return p.validateDockerfile(s, md) },
 	}
-	ref, err := rootfs.ParseRef(s.Base, s.Dir)
-	if err != nil {
-		return p.errorf("base", "%v", err)
-	}
-	ref.Insecure = s.Insecure
-	s.BaseRef = ref
-
-	if s.Name == "" {
-		s.Name = DefaultName(s.Dir)
-	} else if !labelRE().MatchString(s.Name) {
-		return p.errorf("name", "%q is not a valid name (lowercase letters, digits and '-', at most 63)", s.Name)
-	}
-	if s.Hostname == "" {
-		s.Hostname = s.Name
-	} else if !labelRE().MatchString(s.Hostname) {
-		return p.errorf("hostname", "%q is not a valid host name (lowercase letters, digits and '-', at most 63)", s.Hostname)
-	}
-	if s.Workdir != "" && !path.IsAbs(s.Workdir) {
-		return p.errorf("workdir", "%q must be an absolute path", s.Workdir)
-	}
-	if s.Shell != "" && !path.IsAbs(s.Shell) {
-		return p.errorf("shell", "%q must be an absolute path", s.Shell)
-	}
-	for k, v := range s.Env {
-		if !envNameRE().MatchString(k) {
-			return p.errorf("env."+k, "%q is not a valid environment variable name", k)
+	for _, check := range checks {
+		if err := check(); err != nil {
+			return err
 		}
-		// Newlines are a value's own (the Dev Container CLI passes
-		// them, and its test configs have them); NUL cannot be in an
-		// environment, and other control characters are a terminal's.
-		if hasControl(strings.NewReplacer("\n", "", "\r", "").Replace(v)) {
-			return p.errorf("env."+k, "control characters (%q) are not allowed in a value", v)
-		}
-	}
-	for key, v := range map[string]string{"workdir": s.Workdir, "shell": s.Shell} {
-		if hasControl(v) {
-			return p.errorf(key, "control characters (%q) are not allowed in a path", v)
-		}
-	}
-	if err := p.validateSSH(s, md); err != nil {
-		return err
-	}
-	if err := p.validatePorts(s); err != nil {
-		return err
-	}
-	if err := p.validatePackages(s); err != nil {
-		return err
-	}
-	if err := p.validateNode(s); err != nil {
-		return err
-	}
-	if err := p.validateMounts(s); err != nil {
-		return err
-	}
-	for i, r := range s.Run {
-		if strings.TrimSpace(r.Command) == "" {
-			return p.errorf(fmt.Sprintf("run.%d.command", i), "must not be empty")
-		}
-		if strings.ContainsRune(r.Command, 0) {
-			return p.errorf(fmt.Sprintf("run.%d.command", i), "a NUL character cannot be passed to a shell")
-		}
-	}
-	if err := p.validateResources(s, md); err != nil {
-		return err
-	}
-	if s.Network.Mode == "" {
-		s.Network.Mode = DefaultNetwork
-	} else if !slices.Contains(NetworkModes, s.Network.Mode) {
-		return p.errorf("network.mode", "%q is not one of %s", s.Network.Mode, strings.Join(NetworkModes, ", "))
-	}
-	if err := p.validateSecurity(s); err != nil {
-		return err
-	}
-	if err := p.validateCache(s); err != nil {
-		return err
-	}
-	if err := p.validateDockerfile(s, md); err != nil {
-		return err
-	}
-	if s.Network.Subnet != "" {
-		_, n, err := net.ParseCIDR(s.Network.Subnet)
-		if err != nil || n.IP.To4() == nil || len(n.Mask) != net.IPv4len {
-			return p.errorf("network.subnet", "%q is not an IPv4 CIDR such as 10.99.0.0/20", s.Network.Subnet)
-		}
-		if ones, _ := n.Mask.Size(); ones > 29 {
-			return p.errorf("network.subnet", "%q is too small for containers (at most /29)", s.Network.Subnet)
-		}
-		s.Network.Subnet = n.String() // 10.99.0.1/20 is 10.99.0.0/20
 	}
 	return nil
 }

@@ -105,22 +105,10 @@ func Parse(path string, buildArgs map[string]string, target string) (*File, erro
 	}
 	f := &File{Path: path}
 	used := map[string]bool{}
-	meta, metaDecl := platformArgs(), map[string]bool{}
 	lex := shell.NewLex(res.EscapeToken)
-	for _, a := range metaArgs {
-		for _, kv := range a.Args {
-			used[kv.Key] = true
-			metaDecl[kv.Key] = true
-			if v, ok := buildArgs[kv.Key]; ok {
-				meta[kv.Key] = v
-			} else if kv.Value != nil {
-				v, _, err := lex.ProcessWord(*kv.Value, envOf(meta))
-				if err != nil {
-					return nil, lineErr(path, a.Location(), err)
-				}
-				meta[kv.Key] = v
-			}
-		}
+	meta, metaDecl, err := globalArgs(path, lex, metaArgs, buildArgs, used)
+	if err != nil {
+		return nil, err
 	}
 	all := make([]*Stage, len(stages))
 	byName := map[string]*Stage{}
@@ -169,6 +157,28 @@ func Parse(path string, buildArgs map[string]string, target string) (*File, erro
 		}
 	}
 	return f, nil
+}
+
+// globalArgs are the values of the ARGs before the first FROM (and the
+// predefined platform ones), and which were declared; it marks them used.
+func globalArgs(path string, lex *shell.Lex, metaArgs []instructions.ArgCommand, buildArgs map[string]string, used map[string]bool) (meta map[string]string, decl map[string]bool, err error) {
+	meta, decl = platformArgs(), map[string]bool{}
+	for _, a := range metaArgs {
+		for _, kv := range a.Args {
+			used[kv.Key] = true
+			decl[kv.Key] = true
+			if v, ok := buildArgs[kv.Key]; ok {
+				meta[kv.Key] = v
+			} else if kv.Value != nil {
+				v, _, err := lex.ProcessWord(*kv.Value, envOf(meta))
+				if err != nil {
+					return nil, nil, lineErr(path, a.Location(), err)
+				}
+				meta[kv.Key] = v
+			}
+		}
+	}
+	return meta, decl, nil
 }
 
 // needed are the stages tgt builds on (FROM) or copies from, and tgt, in

@@ -6,14 +6,11 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"strconv"
 	"syscall"
 	"time"
-
-	"golang.org/x/crypto/ssh/agent"
 )
 
 func main() {
@@ -42,26 +39,6 @@ func main() {
 			keep = append(keep, b)
 		}
 		fmt.Println("allocated", len(keep), "MB")
-	case "echo-server": // echo every connection back, with half-close
-		ln, err := net.Listen("tcp", "127.0.0.1:"+arg(2))
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-		echo(ln)
-	case "http": // a tiny HTTP server
-		http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "hello from the container") })
-		if err := http.ListenAndServe(":"+arg(2), nil); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-	case "dial": // connect and print what the server sends
-		c, err := net.DialTimeout("tcp", arg(2), 3*time.Second)
-		if err != nil {
-			fmt.Println("dial error:", err)
-			os.Exit(1)
-		}
-		io.Copy(os.Stdout, c)
 	case "spawn": // start N sleeping children, report how many started
 		n, _ := strconv.Atoi(arg(2))
 		started := 0
@@ -75,50 +52,6 @@ func main() {
 			started++
 		}
 		fmt.Println("started", started, "error:", lastErr)
-	case "hello-server": // greet every connection on every address, until killed
-		ln, err := net.Listen("tcp", ":"+arg(2))
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				os.Exit(1)
-			}
-			c.Write([]byte("hello container\n"))
-			c.Close()
-		}
-	case "dial-unix": // connect to a Unix socket, say whether it answered
-		c, err := net.DialTimeout("unix", arg(2), 3*time.Second)
-		if err != nil {
-			fmt.Println("dial error:", err)
-			return
-		}
-		c.Close()
-		fmt.Println("connected")
-	case "unix-echo": // echo server on a Unix socket
-		os.Remove(arg(2))
-		ln, err := net.Listen("unix", arg(2))
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-		echo(ln)
-	case "agent-list": // list the keys of the agent at $SSH_AUTH_SOCK
-		c, err := net.Dial("unix", os.Getenv("SSH_AUTH_SOCK"))
-		if err != nil {
-			fmt.Println("agent error:", err)
-			os.Exit(1)
-		}
-		keys, err := agent.NewClient(c).List()
-		if err != nil {
-			fmt.Println("agent error:", err)
-			os.Exit(1)
-		}
-		for _, k := range keys {
-			fmt.Println(k.Format, k.Comment)
-		}
 	case "addrs":
 		addrs, _ := net.InterfaceAddrs()
 		for _, a := range addrs {
@@ -127,8 +60,10 @@ func main() {
 	case "sleep":
 		time.Sleep(time.Hour)
 	default:
-		fmt.Fprintln(os.Stderr, "unknown command", os.Args[1])
-		os.Exit(2)
+		if !network(os.Args[1], arg) {
+			fmt.Fprintln(os.Stderr, "unknown command", os.Args[1])
+			os.Exit(2)
+		}
 	}
 }
 

@@ -94,10 +94,18 @@ func run(devbox string, runs int) error {
 		return exec.Command("bwrap", "--unshare-all", "--ro-bind", rootfs, "/", "--proc", "/proc", "--dev", "/dev", "/bin/true")
 	}
 
-	tools := []struct {
-		name string
-		cmd  func() *exec.Cmd
-	}{{"devbox run", devboxCmd}, {"devbox run, userns=false", plainCmd}, {"devbox run, project + ro bind", bindsCmd}, {"runc run", runcCmd}, {"bwrap --unshare-all", bwrapCmd}}
+	return measure(runs, []tool{{"devbox run", devboxCmd}, {"devbox run, userns=false", plainCmd}, {"devbox run, project + ro bind", bindsCmd}, {"runc run", runcCmd}, {"bwrap --unshare-all", bwrapCmd}})
+}
+
+// tool is one way to start a container and run /bin/true.
+type tool struct {
+	name string
+	cmd  func() *exec.Cmd
+}
+
+// measure runs each tool runs times, interleaved after a warm-up, and
+// prints each one's median and p90 and the first's ratio to it.
+func measure(runs int, tools []tool) error {
 	times := make([][]time.Duration, len(tools))
 	for i := 0; i < runs+3; i++ {
 		for j, tool := range tools { // interleaved, so drift hits all alike

@@ -118,6 +118,22 @@ func run(devbox string, runs int) error {
 		}
 	}
 
+	defer func() {
+		for _, s := range sides {
+			s.must("rm", "rlbench")
+		}
+	}()
+	if err := timeRuns(sides, runs); err != nil {
+		return err
+	}
+	if err := timeUps(sides, key, ports); err != nil {
+		return err
+	}
+	return timeDownloads(sides, hostIP, blob)
+}
+
+// timeRuns times `run -- /bin/true` of each side, interleaved.
+func timeRuns(sides []side, runs int) error {
 	fmt.Println("-- devbox run -- /bin/true (network none)")
 	var runTimes [2][]time.Duration
 	for i := 0; i < runs+3; i++ {
@@ -133,6 +149,11 @@ func run(devbox string, runs int) error {
 	}
 	report(runTimes)
 
+	return nil
+}
+
+// timeUps times up until SSH answers, then down, of each side.
+func timeUps(sides []side, key string, ports map[string]int) error {
 	fmt.Println("-- up until ssh answers (then down)")
 	var upTimes [2][]time.Duration
 	for i := 0; i < 6; i++ {
@@ -154,6 +175,12 @@ func run(devbox string, runs int) error {
 	}
 	report(upTimes)
 
+	return nil
+}
+
+// timeDownloads times 1 GB from the host's blob server through each
+// side's network.
+func timeDownloads(sides []side, hostIP, blob string) error {
 	fmt.Printf("-- 1 GB from the host (%s) through the environment's network: root's bridge, rootless pasta\n", hostIP)
 	var dlTimes [2][]time.Duration
 	get := fmt.Sprintf(`s=$(date +%%s%%N); exec 3<>/dev/tcp/%s; printf 'GET / HTTP/1.0\r\n\r\n' >&3; cat <&3 >/dev/null; echo $(( $(date +%%s%%N) - s ))`, strings.Replace(blob, ":", "/", 1))
@@ -174,9 +201,6 @@ func run(devbox string, runs int) error {
 		}
 	}
 	report(dlTimes)
-	for _, s := range sides {
-		s.must("rm", "rlbench")
-	}
 	return nil
 }
 

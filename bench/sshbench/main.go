@@ -52,55 +52,83 @@ func run(devbox string, runs, sftpMB int) error {
 		return err
 	}
 	defer os.RemoveAll(work)
-	_, priv, _ := ed25519.GenerateKey(rand.Reader)
-	block, _ := gossh.MarshalPrivateKey(priv, "bench")
-	key := filepath.Join(work, "id")
-	os.WriteFile(key, pem.EncodeToMemory(block), 0o600)
-	signer, _ := gossh.NewSignerFromKey(priv)
-	pub := filepath.Join(work, "id.pub")
-	os.WriteFile(pub, gossh.MarshalAuthorizedKey(signer.PublicKey()), 0o644)
-
-	// devbox
-	dport := freePort()
-	spec := fmt.Sprintf("name = \"sshbench\"\nbase = %q\n[ssh]\nport = %d\nauthorized_keys = [%q]\n[network]\nmode = \"none\"\n", testbase.DebianRef, dport, pub)
-	os.WriteFile(filepath.Join(work, "devbox.toml"), []byte(spec), 0o644)
-	dbx := func(args ...string) *exec.Cmd {
+	b := &bench{work: work}
+	b.dbx = func(args ...string) *exec.Cmd {
 		cmd := exec.Command(devbox, append([]string{"--root", store.Root().Dir()}, args...)...)
 		cmd.Dir = work
 		return cmd
 	}
-	dbx("rm", "sshbench").Run()
-	if out, err := dbx("up").CombinedOutput(); err != nil {
-		return fmt.Errorf("devbox up: %v %s", err, out)
+	stop, err := b.start()
+	if err != nil {
+		return err
 	}
-	defer dbx("rm", "sshbench").Run()
+	defer stop()
+	for _, step := range []func() error{func() error { return b.logins(runs) }, b.idle, b.ups, func() error { return b.sftp(sftpMB) }} {
+		if err := step(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// bench is devbox's environment and OpenSSH's sshd, side by side, with
+// one client key.
+type bench struct {
+	work         string
+	dbx          func(args ...string) *exec.Cmd
+	dport, sport int
+	opts         []string // the ssh client's
+}
+
+// start brings up devbox's environment and starts sshd; stop ends both.
+func (b *bench) start() (stop func(), err error) {
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	block, _ := gossh.MarshalPrivateKey(priv, "bench")
+	key := filepath.Join(b.work, "id")
+	os.WriteFile(key, pem.EncodeToMemory(block), 0o600)
+	signer, _ := gossh.NewSignerFromKey(priv)
+	pub := filepath.Join(b.work, "id.pub")
+	os.WriteFile(pub, gossh.MarshalAuthorizedKey(signer.PublicKey()), 0o644)
+	b.opts = []string{"-F", "/dev/null", "-i", key, "-o", "IdentitiesOnly=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "BatchMode=yes"}
+
+	b.dport = freePort()
+	spec := fmt.Sprintf("name = \"sshbench\"\nbase = %q\n[ssh]\nport = %d\nauthorized_keys = [%q]\n[network]\nmode = \"none\"\n", testbase.DebianRef, b.dport, pub)
+	os.WriteFile(filepath.Join(b.work, "devbox.toml"), []byte(spec), 0o644)
+	b.dbx("rm", "sshbench").Run()
+	if out, err := b.dbx("up").CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("devbox up: %v %s", err, out)
+	}
 
 	// OpenSSH's sshd with the same key, on the same machine.
-	sport := freePort()
-	hostKey := filepath.Join(work, "sshd_host_key")
+	b.sport = freePort()
+	hostKey := filepath.Join(b.work, "sshd_host_key")
 	exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", hostKey).Run()
-	cfg := filepath.Join(work, "sshd_config")
-	os.WriteFile(cfg, []byte(fmt.Sprintf("Port %d\nListenAddress 127.0.0.1\nHostKey %s\nAuthorizedKeysFile %s\nPidFile none\nUsePAM no\nStrictModes no\nPasswordAuthentication no\nSubsystem sftp internal-sftp\n", sport, hostKey, pub)), 0o600)
+	cfg := filepath.Join(b.work, "sshd_config")
+	os.WriteFile(cfg, []byte(fmt.Sprintf("Port %d\nListenAddress 127.0.0.1\nHostKey %s\nAuthorizedKeysFile %s\nPidFile none\nUsePAM no\nStrictModes no\nPasswordAuthentication no\nSubsystem sftp internal-sftp\n", b.sport, hostKey, pub)), 0o600)
 	os.MkdirAll("/run/sshd", 0o755)
 	sshd := exec.Command("/usr/sbin/sshd", "-D", "-f", cfg)
 	if err := sshd.Start(); err != nil {
-		return fmt.Errorf("sshd: %w", err)
+		b.dbx("rm", "sshbench").Run()
+		return nil, fmt.Errorf("sshd: %w", err)
 	}
-	defer sshd.Process.Kill()
 	time.Sleep(300 * time.Millisecond)
+	return func() { sshd.Process.Kill(); b.dbx("rm", "sshbench").Run() }, nil
+}
 
-	opts := []string{"-F", "/dev/null", "-i", key, "-o", "IdentitiesOnly=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "BatchMode=yes"}
-	login := func(port int) error {
-		return exec.Command("ssh", append(opts, "-p", strconv.Itoa(port), "root@127.0.0.1", "true")...).Run()
-	}
+func (b *bench) login(port int) error {
+	return exec.Command("ssh", append(b.opts, "-p", strconv.Itoa(port), "root@127.0.0.1", "true")...).Run()
+}
+
+// logins times a key login and `true`, interleaved.
+func (b *bench) logins(runs int) error {
 	var td, to []time.Duration
 	for i := 0; i < runs+2; i++ {
 		for _, p := range []struct {
 			port int
 			out  *[]time.Duration
-		}{{dport, &td}, {sport, &to}} {
+		}{{b.dport, &td}, {b.sport, &to}} {
 			start := time.Now()
-			if err := login(p.port); err != nil {
+			if err := b.login(p.port); err != nil {
 				return fmt.Errorf("ssh to %d: %w", p.port, err)
 			}
 			if i >= 2 {
@@ -109,70 +137,82 @@ func run(devbox string, runs, sftpMB int) error {
 		}
 	}
 	fmt.Printf("key login + true     devbox %v  OpenSSH sshd %v  ratio %.2f (goal <= 0.50)\n", median(td).Round(100*time.Microsecond), median(to).Round(100*time.Microsecond), ratio(td, to))
+	return nil
+}
 
-	// Idle memory of the init + SSH server.
-	if out, err := dbx("ps", "--json").Output(); err == nil {
-		// The store may hold other environments: this one, by name.
-		var envs []struct {
-			Name   string `json:"name"`
-			Status string `json:"status"`
-			Pid    int    `json:"pid"`
-		}
-		json.Unmarshal(out, &envs)
-		for _, e := range envs {
-			if e.Name == "sshbench" && e.Status == "running" {
-				time.Sleep(time.Second)
-				fmt.Printf("idle RSS of init+sshd %s (goal <= 20 MiB)\n", rss(e.Pid))
-			}
+// idle prints the idle memory of the init + SSH server.
+func (b *bench) idle() error {
+	out, err := b.dbx("ps", "--json").Output()
+	if err != nil {
+		return nil
+	}
+	// The store may hold other environments: this one, by name.
+	var envs []struct {
+		Name   string `json:"name"`
+		Status string `json:"status"`
+		Pid    int    `json:"pid"`
+	}
+	json.Unmarshal(out, &envs)
+	for _, e := range envs {
+		if e.Name == "sshbench" && e.Status == "running" {
+			time.Sleep(time.Second)
+			fmt.Printf("idle RSS of init+sshd %s (goal <= 20 MiB)\n", rss(e.Pid))
 		}
 	}
+	return nil
+}
 
-	// up of a built environment until ssh true succeeds.
+// ups times up of a built environment until ssh true succeeds.
+func (b *bench) ups() error {
 	var tu []time.Duration
 	for i := 0; i < 5; i++ {
-		dbx("down").Run()
+		b.dbx("down").Run()
 		start := time.Now()
-		if out, err := dbx("up").CombinedOutput(); err != nil {
+		if out, err := b.dbx("up").CombinedOutput(); err != nil {
 			return fmt.Errorf("up: %v %s", err, out)
 		}
-		if err := login(dport); err != nil {
+		if err := b.login(b.dport); err != nil {
 			return err
 		}
 		tu = append(tu, time.Since(start))
 	}
 	fmt.Printf("up until ssh true    devbox %v (goal <= 100ms; includes one ssh login)\n", median(tu).Round(100*time.Microsecond))
+	return nil
+}
 
-	// SFTP download, the same file size from each.
-	if sftpMB > 0 {
-		hostFile := filepath.Join(work, "big")
-		exec.Command("dd", "if=/dev/urandom", "of="+hostFile, "bs=1M", fmt.Sprint("count=", sftpMB)).Run()
-		if out, err := exec.Command("ssh", append(opts, "-p", strconv.Itoa(dport), "root@127.0.0.1", fmt.Sprintf("head -c %dM /dev/urandom > /tmp/big", sftpMB))...).CombinedOutput(); err != nil {
-			return fmt.Errorf("make file: %v %s", err, out)
-		}
-		get := func(port int, path string) (time.Duration, error) {
-			cmd := exec.Command("sftp", append(opts, "-P", strconv.Itoa(port), "-b", "-", "root@127.0.0.1")...)
-			cmd.Stdin = strings.NewReader("get " + path + " /dev/null\n")
-			start := time.Now()
-			out, err := cmd.CombinedOutput()
-			if err != nil {
-				return 0, fmt.Errorf("sftp: %v %s", err, out)
-			}
-			return time.Since(start), nil
-		}
-		var sd, so []time.Duration
-		for i := 0; i < 3; i++ {
-			d, err := get(dport, "/tmp/big")
-			if err != nil {
-				return err
-			}
-			o, err := get(sport, hostFile)
-			if err != nil {
-				return err
-			}
-			sd, so = append(sd, d), append(so, o)
-		}
-		fmt.Printf("sftp get %d MB        devbox %v  OpenSSH internal-sftp %v  ratio %.2f (goal <= 1.10)\n", sftpMB, median(sd).Round(time.Millisecond), median(so).Round(time.Millisecond), ratio(sd, so))
+// sftp times an SFTP download of the same size from each.
+func (b *bench) sftp(mb int) error {
+	if mb <= 0 {
+		return nil
 	}
+	hostFile := filepath.Join(b.work, "big")
+	exec.Command("dd", "if=/dev/urandom", "of="+hostFile, "bs=1M", fmt.Sprint("count=", mb)).Run()
+	if out, err := exec.Command("ssh", append(b.opts, "-p", strconv.Itoa(b.dport), "root@127.0.0.1", fmt.Sprintf("head -c %dM /dev/urandom > /tmp/big", mb))...).CombinedOutput(); err != nil {
+		return fmt.Errorf("make file: %v %s", err, out)
+	}
+	get := func(port int, path string) (time.Duration, error) {
+		cmd := exec.Command("sftp", append(b.opts, "-P", strconv.Itoa(port), "-b", "-", "root@127.0.0.1")...)
+		cmd.Stdin = strings.NewReader("get " + path + " /dev/null\n")
+		start := time.Now()
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			return 0, fmt.Errorf("sftp: %v %s", err, out)
+		}
+		return time.Since(start), nil
+	}
+	var sd, so []time.Duration
+	for i := 0; i < 3; i++ {
+		d, err := get(b.dport, "/tmp/big")
+		if err != nil {
+			return err
+		}
+		o, err := get(b.sport, hostFile)
+		if err != nil {
+			return err
+		}
+		sd, so = append(sd, d), append(so, o)
+	}
+	fmt.Printf("sftp get %d MB        devbox %v  OpenSSH internal-sftp %v  ratio %.2f (goal <= 1.10)\n", mb, median(sd).Round(time.Millisecond), median(so).Round(time.Millisecond), ratio(sd, so))
 	return nil
 }
 

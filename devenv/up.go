@@ -141,6 +141,11 @@ func (e *Envs) upOptions(s *spec.Spec, built *builder.Result, out io.Writer) (o 
 	}
 	cfg.Service = service
 	cfg.ServiceFiles = map[string]string{hostKeyFile: dir.HostKey()}
+	// No process outlives its state: the init stops when this goes.
+	if err := os.WriteFile(dir.Alive(), nil, 0o400); err != nil {
+		return o, nil, err
+	}
+	cfg.Watch = dir.Alive()
 
 	var files []*os.File
 	closeFiles = func() {

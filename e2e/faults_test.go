@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -198,4 +199,37 @@ func TestKilledCommandsRerun(t *testing.T) {
 		}
 	}
 	check(t)
+}
+
+// TestNoProcessOutlivesItsState: an environment whose state root is
+// deleted under it stops by itself (its init watches its state), instead
+// of running on with nothing left to stop it by but kill.
+func TestNoProcessOutlivesItsState(t *testing.T) {
+	testenv.NeedRoot(t)
+	root := t.TempDir()
+	linkBase(t, root)
+	dir := t.TempDir()
+	spec := fmt.Sprintf("name = \"orphan\"\nbase = %q\n[ssh]\nport = %d\n[network]\nmode = \"none\"\n", testbase.DebianRef, freePort(t))
+	os.WriteFile(filepath.Join(dir, "devbox.toml"), []byte(spec), 0o644)
+	if r := devbox(t, dir, "--root", root, "up"); r.code != 0 {
+		t.Fatalf("up: %d %s", r.code, tail(r.stderr))
+	}
+	r := devbox(t, dir, "--root", root, "ps", "--json")
+	var envs []struct{ Pid int }
+	if err := json.Unmarshal([]byte(r.stdout), &envs); err != nil || len(envs) != 1 || envs[0].Pid == 0 {
+		t.Fatalf("ps --json: %q %v", r.stdout, err)
+	}
+	pid := envs[0].Pid
+	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
+	if err := os.RemoveAll(root); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err != nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the init %d runs on 15 s after its state root was deleted", pid)
+		}
+	}
 }

@@ -27,6 +27,12 @@ type Config struct {
 	// Project is the project tree, for the bind rule (see bindMapping); nil
 	// lends no host owner to anyone.
 	Project *Project `json:"project,omitempty"`
+	// Watch, if set, is a host file whose removal stops the container
+	// (one in an environment's state directory: no process outlives its
+	// state). The parent passes it open (O_PATH) after the mounts. A
+	// file, not the directory: a process that reached the init's open
+	// descriptor could walk from a directory, never from a file.
+	Watch string `json:"watch,omitempty"`
 
 	// UserNS, if set, gives the container a user namespace: its ids
 	// [0, Size) are the host's UserNS.UID and UserNS.GID onwards, the

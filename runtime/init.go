@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/creack/pty"
 	"golang.org/x/sys/unix"
@@ -58,6 +59,20 @@ func InitMain(service Service) int {
 	return code
 }
 
+// watchState stops the container, as `devbox down` would (SIGTERM to
+// the init), once the host file f was removed: an environment whose state
+// root was deleted would otherwise run on with nothing left to stop it by
+// but kill. A removed file has no links left.
+func watchState(f *os.File) {
+	for range time.Tick(2 * time.Second) {
+		var st unix.Stat_t
+		if err := unix.Fstat(int(f.Fd()), &st); err == nil && st.Nlink == 0 {
+			unix.Kill(os.Getpid(), unix.SIGTERM)
+			return
+		}
+	}
+}
+
 // awaitGo waits (a little) for the parent's go after a failed set-up and
 // takes it: a socket closed with a message unread resets the connection,
 // and the parent, reading, would get ECONNRESET instead of the error
@@ -83,6 +98,10 @@ func initSetup(ctrl *os.File) (*Config, map[string][]byte, error) {
 	var c Config
 	if err := json.Unmarshal(msg, &c); err != nil {
 		return nil, nil, fmt.Errorf("decode config: %w", err)
+	}
+	if c.Watch != "" && len(mounts) > 0 {
+		go watchState(mounts[len(mounts)-1])
+		mounts = mounts[:len(mounts)-1]
 	}
 	// Inherited descriptors must not reach the container's processes.
 	for fd := configFD; fd < firstPortFD+len(c.Ports)+c.ServiceListeners; fd++ {

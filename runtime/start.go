@@ -286,7 +286,16 @@ func (c *Container) sendConfig(ctl *os.File, o Options) error {
 	if err != nil {
 		return err
 	}
-	return sendMsgFiles(ctl, string(cfg), mounts.files())
+	files := mounts.files()
+	if o.Config.Watch != "" {
+		w, err := os.OpenFile(o.Config.Watch, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("watch %s: %w", o.Config.Watch, err)
+		}
+		defer w.Close()
+		files = append(files, w)
+	}
+	return sendMsgFiles(ctl, string(cfg), files)
 }
 
 // deviceRules are the standard nodes and the host devices at paths.

@@ -159,6 +159,10 @@ func (e Env) Created() string     { return e.join("created") }
 func (e Env) Log() string         { return e.join("log") }
 func (e Env) Lock() string        { return e.join("lock") }
 
+// Alive is an empty file whose removal (with the environment's
+// directory, however its state root went) stops the environment's init.
+func (e Env) Alive() string { return e.join("alive") }
+
 // UpperIDs records the id range the writable layer's owners are stored in.
 func (e Env) UpperIDs() string { return e.join("upper-ids.json") }
 

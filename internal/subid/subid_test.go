@@ -48,12 +48,12 @@ func TestAddsRangeAboveOthers(t *testing.T) {
 // TestSlots: environments get distinct ranges and keep them; a released
 // one and one whose process died are given out again.
 func TestSlots(t *testing.T) {
-	a := testAllocator(t, "devbox:1000000:196608\n") // three slots
+	a := testAllocator(t, "devbox:3000000000:196608\n") // three slots, where no process of the host runs
 	web, _ := a.Env("web")
 	os.MkdirAll(a.Root.Env("web").Dir(), 0o700)
 	db, _ := a.Env("db")
 	os.MkdirAll(a.Root.Env("db").Dir(), 0o700)
-	if web == db || web.UID != 1000000 || db.UID != 1000000+userns.Size {
+	if web == db || web.UID != 3000000000 || db.UID != 3000000000+userns.Size {
 		t.Fatalf("web %v db %v", web, db)
 	}
 	tr, release, err := a.Transient()

@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/crypto/ssh/agent"
@@ -49,6 +51,18 @@ func network(cmd string, arg func(int) string) bool {
 			c.Write([]byte("hello container\n"))
 			c.Close()
 		}
+	case "dial-gateway": // dial PORT on the default route's gateway (the host's bridge address)
+		gw, err := gateway()
+		if err != nil {
+			fmt.Println("dial error:", err)
+			os.Exit(1)
+		}
+		c, err := net.DialTimeout("tcp", net.JoinHostPort(gw, arg(2)), 3*time.Second)
+		if err != nil {
+			fmt.Println("dial error:", err)
+			os.Exit(1)
+		}
+		io.Copy(os.Stdout, c)
 	case "dial-unix": // connect to a Unix socket, say whether it answered
 		c, err := net.DialTimeout("unix", arg(2), 3*time.Second)
 		if err != nil {
@@ -83,4 +97,25 @@ func network(cmd string, arg func(int) string) bool {
 		return false
 	}
 	return true
+}
+
+// gateway is the default route's gateway, from /proc/net/route (a
+// little-endian hex address in its third column).
+func gateway() (string, error) {
+	data, err := os.ReadFile("/proc/net/route")
+	if err != nil {
+		return "", err
+	}
+	for _, line := range strings.Split(string(data), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) < 3 || f[1] != "00000000" {
+			continue
+		}
+		v, err := strconv.ParseUint(f[2], 16, 32)
+		if err != nil {
+			return "", err
+		}
+		return net.IPv4(byte(v), byte(v>>8), byte(v>>16), byte(v>>24)).String(), nil
+	}
+	return "", fmt.Errorf("no default route")
 }

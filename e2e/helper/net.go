@@ -52,17 +52,7 @@ func network(cmd string, arg func(int) string) bool {
 			c.Close()
 		}
 	case "dial-gateway": // dial PORT on the default route's gateway (the host's bridge address)
-		gw, err := gateway()
-		if err != nil {
-			fmt.Println("dial error:", err)
-			os.Exit(1)
-		}
-		c, err := net.DialTimeout("tcp", net.JoinHostPort(gw, arg(2)), 3*time.Second)
-		if err != nil {
-			fmt.Println("dial error:", err)
-			os.Exit(1)
-		}
-		io.Copy(os.Stdout, c)
+		dialGateway(arg(2))
 	case "dial-unix": // connect to a Unix socket, say whether it answered
 		c, err := net.DialTimeout("unix", arg(2), 3*time.Second)
 		if err != nil {
@@ -97,6 +87,22 @@ func network(cmd string, arg func(int) string) bool {
 		return false
 	}
 	return true
+}
+
+// dialGateway connects to port on the default route's gateway and prints
+// what it sends.
+func dialGateway(port string) {
+	gw, err := gateway()
+	if err != nil {
+		fmt.Println("dial error:", err)
+		os.Exit(1)
+	}
+	c, err := net.DialTimeout("tcp", net.JoinHostPort(gw, port), 3*time.Second)
+	if err != nil {
+		fmt.Println("dial error:", err)
+		os.Exit(1)
+	}
+	io.Copy(os.Stdout, c)
 }
 
 // gateway is the default route's gateway, from /proc/net/route (a

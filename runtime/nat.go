@@ -76,13 +76,10 @@ func ruleTag(ip net.IP) string { return "devbox " + ip.String() }
 
 // addRules gives the container at ip its masquerade and forward rules.
 func addRules(ip net.IP) error {
-	if err := nft(fmt.Sprintf(`add rule ip %[1]s postrouting ip saddr %[2]s oifname != "%[3]s" masquerade comment "%[4]s"
+	return nft(fmt.Sprintf(`add rule ip %[1]s postrouting ip saddr %[2]s oifname != "%[3]s" masquerade comment "%[4]s"
 add rule ip %[1]s forward iifname "%[3]s" ip saddr %[2]s accept comment "%[4]s"
 add rule ip %[1]s forward oifname "%[3]s" ip daddr %[2]s ct state established,related accept comment "%[4]s"
-`, nftTable, ip, BridgeName, ruleTag(ip))); err != nil {
-		return err
-	}
-	return allowForward()
+`, nftTable, ip, BridgeName, ruleTag(ip)))
 }
 
 // ruleHandle matches a rule of `nft -a list table`: its comment and

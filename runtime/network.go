@@ -77,6 +77,9 @@ func connectBridge(dir, subnet, id string, pid int) (l lease, err error) {
 	first := liveAddrs(dir) == 0
 	br, ipnet, err := ensureBridge(subnet, first)
 	if err != nil {
+		if first {
+			teardownBridge() // what it made of the bridge serves no one
+		}
 		return l, err
 	}
 	l = lease{dir: dir, owner: fmt.Sprintf("%s %s\n", id, proc.Of(pid))}
@@ -207,6 +210,13 @@ func ensureBridge(want string, unused bool) (netlink.Link, *net.IPNet, error) {
 	}
 	if err := ensureTable(); err != nil {
 		return nil, nil, err
+	}
+	if unused {
+		// Once per bridge, as the bridge's own: teardownBridge removes
+		// them with it, and every start need not ask iptables again.
+		if err := allowForward(); err != nil {
+			return nil, nil, err
+		}
 	}
 	return br, ipnet, nil
 }

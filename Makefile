@@ -9,7 +9,8 @@ LDFLAGS   := -s -w -X main.version=$(VERSION)
 HOST_PKGS := debootstrap nftables iproute2 xz-utils ca-certificates
 ROOTLESS_PKGS := uidmap passt
 TEST_PKGS := $(HOST_PKGS) $(ROOTLESS_PKGS) iptables openssh-client openssh-server sshpass runc bubblewrap git \
-             dropbear-bin putty-tools python3-paramiko python3-asyncssh ansible-core rsync sshfs busybox-static podman
+             dropbear-bin putty-tools python3-paramiko python3-asyncssh ansible-core rsync sshfs busybox-static podman \
+             docker.io
 BENCH_PKGS := $(TEST_PKGS) hyperfine
 
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2

@@ -39,8 +39,14 @@ func WriteLayerTar(ctx context.Context, dir string, w io.Writer, overlayForm boo
 
 // writeLayerTar writes lw's tree through lw's tar writer.
 func writeLayerTar(ctx context.Context, lw *layerWriter) error {
-	dir := lw.dir
-	err := filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
+	// The layer directory itself may be a link (a store seeded from
+	// another's); WalkDir would not enter it.
+	dir, err := filepath.EvalSymlinks(lw.dir)
+	if err != nil {
+		return err
+	}
+	lw.dir = dir
+	err = filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -260,16 +266,27 @@ func ExportFiltered(ctx context.Context, layerDirs []string, cfg Config, filter 
 	}
 	cf = cf.DeepCopy()
 	cf.OS, cf.Architecture = HostPlatform().OS, HostPlatform().Architecture
-	cf.Config.Env, cf.Config.WorkingDir, cf.Config.User = cfg.Env, cfg.WorkingDir, cfg.User
-	cf.Config.Cmd, cf.Config.Entrypoint = cfg.Cmd, cfg.Entrypoint
-	cf.Config.Labels = cfg.Labels
-	if len(cfg.ExposedPorts) > 0 {
-		cf.Config.ExposedPorts = map[string]struct{}{}
-		for _, p := range cfg.ExposedPorts {
-			cf.Config.ExposedPorts[p] = struct{}{}
-		}
-	}
+	cf.Config, cf.Author = imageConfig(cfg), cfg.Author
 	return mutate.ConfigFile(img, cf)
+}
+
+// imageConfig is cfg as an image config says it.
+func imageConfig(cfg Config) v1.Config {
+	return v1.Config{Env: cfg.Env, WorkingDir: cfg.WorkingDir, User: cfg.User, Cmd: cfg.Cmd, Entrypoint: cfg.Entrypoint,
+		Labels: cfg.Labels, ExposedPorts: set(cfg.ExposedPorts), Volumes: set(cfg.Volumes),
+		Shell: cfg.Shell, OnBuild: cfg.OnBuild, Healthcheck: cfg.Healthcheck, StopSignal: cfg.StopSignal}
+}
+
+// set is a config's set of names (ports, volumes), nil for none.
+func set(names []string) map[string]struct{} {
+	if len(names) == 0 {
+		return nil
+	}
+	m := map[string]struct{}{}
+	for _, n := range names {
+		m[n] = struct{}{}
+	}
+	return m
 }
 
 // DiffID is the digest of the layer directory dir (overlay form) as the

@@ -9,9 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -149,22 +151,14 @@ func (s *Store) complete(img *Image) bool {
 }
 
 func configOf(cf *v1.ConfigFile) Config {
-	c := Config{
-		Env:        cf.Config.Env,
-		WorkingDir: cf.Config.WorkingDir,
-		User:       cf.Config.User,
-		Cmd:        cf.Config.Cmd,
-		Entrypoint: cf.Config.Entrypoint,
+	c := cf.Config
+	return Config{
+		Env: c.Env, Labels: c.Labels, ExposedPorts: slices.Sorted(maps.Keys(c.ExposedPorts)),
+		WorkingDir: c.WorkingDir, User: c.User, Cmd: c.Cmd, Entrypoint: c.Entrypoint,
+		Shell: c.Shell, OnBuild: c.OnBuild, Healthcheck: c.Healthcheck, StopSignal: c.StopSignal,
+		Volumes: slices.Sorted(maps.Keys(c.Volumes)), Author: cf.Author,
 	}
-	if v, ok := cf.Config.Labels[metadataLabel]; ok {
-		c.Labels = map[string]string{metadataLabel: v}
-	}
-	return c
 }
-
-// metadataLabel is the Dev Container CLI's devcontainer.metadata (as
-// spec.MetadataLabel, which rootfs does not import).
-const metadataLabel = "devcontainer.metadata"
 
 func hashStrings(hs []v1.Hash) []string {
 	out := make([]string, len(hs))

@@ -53,16 +53,24 @@ type Image struct {
 // Config is the part of an image config an environment uses.
 type Config struct {
 	Env []string `json:"env,omitempty"`
-	// Labels go into exported images (a build cache's record); of a
-	// pulled image, only the Dev Container metadata label is kept (and
-	// stored with the image), which a devcontainer.json merges under it.
-	Labels map[string]string `json:"labels,omitempty"`
-	// ExposedPorts ("22/tcp") go into exported images only.
-	ExposedPorts []string `json:"-"`
-	WorkingDir   string   `json:"working_dir,omitempty"`
-	User         string   `json:"user,omitempty"`
-	Cmd          []string `json:"cmd,omitempty"`
-	Entrypoint   []string `json:"entrypoint,omitempty"`
+	// Labels are the image's; a devcontainer.json merges the Dev
+	// Container metadata label under its own config.
+	Labels       map[string]string `json:"labels,omitempty"`
+	ExposedPorts []string          `json:"exposed_ports,omitempty"` // "22/tcp"
+	WorkingDir   string            `json:"working_dir,omitempty"`
+	User         string            `json:"user,omitempty"`
+	Cmd          []string          `json:"cmd,omitempty"`
+	Entrypoint   []string          `json:"entrypoint,omitempty"`
+	// The rest devbox does not act on, but a Dockerfile built FROM the
+	// image inherits them (SHELL is the shell its RUN lines run under,
+	// ONBUILD its first instructions) and an exported image carries them,
+	// as BuildKit's would.
+	Author      string           `json:"author,omitempty"` // MAINTAINER
+	Shell       []string         `json:"shell,omitempty"`
+	OnBuild     []string         `json:"on_build,omitempty"`
+	Healthcheck *v1.HealthConfig `json:"healthcheck,omitempty"`
+	StopSignal  string           `json:"stop_signal,omitempty"`
+	Volumes     []string         `json:"volumes,omitempty"`
 }
 
 // Open opens the store at root, creating its directories.

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -164,22 +165,56 @@ func (a *app) planCommand() *cobra.Command {
 
 func (a *app) buildCommand() *cobra.Command {
 	var noCache bool
+	var output string
 	cmd := &cobra.Command{
-		Use:   "build [-f SPEC] [--no-cache]",
+		Use:   "build [-f SPEC] [--no-cache] [--output type=docker,dest=FILE[,name=REF]]",
 		Short: "Build the spec's environment, reusing cached steps",
 		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(*cobra.Command, []string) error {
 			start := time.Now()
+			var out rootfs.Output
+			if output != "" {
+				var err error
+				if out, err = rootfs.ParseOutput(output); err != nil {
+					return usageError{err}
+				}
+			}
+			stdout := a.stdout
+			if out.Dest == "-" {
+				// The image goes to standard output; what the build says, to
+				// standard error.
+				a.stdout = a.stderr
+			}
 			spec, _, b, err := a.build(func(o *builder.Options) { o.NoCache = noCache })
 			if err != nil {
 				return err
+			}
+			if output != "" {
+				if err := a.writeOutput(spec, b, out, stdout); err != nil {
+					return err
+				}
 			}
 			a.printf("built %s (%d steps, top %s) in %s\n", spec.Name, len(b.Plan.Steps), b.Plan.Top()[:12], time.Since(start).Round(time.Millisecond))
 			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&noCache, "no-cache", false, "rebuild every step")
+	cmd.Flags().StringVarP(&output, "output", "o", "", "write the Dockerfile's image: type=docker,dest=FILE[,name=REF] (docker load) or type=tar,dest=FILE (its files); dest=- is stdout")
 	return cmd
+}
+
+// writeOutput writes the image a dockerfile: base built (its target
+// stage, as docker build makes it) where out says.
+func (a *app) writeOutput(spec *devspec.Spec, b *builder.Result, out rootfs.Output, stdout io.Writer) error {
+	if b.Plan.Dockerfile == nil {
+		return fmt.Errorf("--output: %s's base is not a Dockerfile; `devbox push` publishes an environment", spec.File)
+	}
+	if out.Name == "" {
+		out.Name = spec.Name + ":latest"
+	}
+	ctx, cancel := signalContext()
+	defer cancel()
+	return rootfs.WriteOutput(ctx, b.Target, b.Plan.Config, out, stdout)
 }
 
 func (a *app) cacheCommand() *cobra.Command {

@@ -42,8 +42,11 @@ type Result struct {
 	// layers follows it (the login, env, lifecycle commands).
 	Spec  *spec.Spec
 	Lower []string
-	Image *rootfs.Image
-	Plan  *Plan
+	// Target are the layers of a Dockerfile's target stage, bottom
+	// first: the image `docker build` makes, with Plan.Config.
+	Target []string
+	Image  *rootfs.Image
+	Plan   *Plan
 	// UserNS says whether containers over these layers get a user
 	// namespace: the spec asks for one (the default) and the host can.
 	UserNS bool
@@ -111,38 +114,14 @@ func Run(ctx context.Context, store *rootfs.Store, s *spec.Spec, o Options) (*Re
 		}
 	}
 	b.Lower = w.stacks[len(plan.Steps)-1]
+	if plan.Dockerfile != nil {
+		b.Target = slices.Clone(w.stacks[plan.target()])
+		slices.Reverse(b.Target)
+	}
 	if err := settleLock(ctx, store, s, b, pins, o); err != nil {
 		return nil, err
 	}
 	return b, nil
-}
-
-// baseImage is what the spec's steps run over: the base image, or for a
-// Dockerfile one that stands for its target stage (its config, and a
-// digest that is its last step's key); either with the config the plan
-// ends with (features add to its environment).
-func baseImage(s *spec.Spec, p *Plan) *rootfs.Image {
-	if p.Dockerfile == nil {
-		// The image's, with the features' containerEnv.
-		img := *p.Steps[0].Image
-		img.Config = p.Config
-		return &img
-	}
-	img := &rootfs.Image{Ref: s.Base, Config: p.Config}
-	last := len(p.Steps) - 1
-	for last >= 0 && p.Steps[last].Kind != StepDocker && p.Steps[last].Kind != StepBase && p.Steps[last].Kind != StepFrom {
-		last--
-	}
-	img.Digest = "sha256:" + p.Steps[last].Key
-	for i := last; i >= 0; i = p.Steps[i].Parent {
-		if st := p.Steps[i]; st.Parent < 0 {
-			if st.Image != nil {
-				img.Layers = st.Image.Layers
-			}
-			break
-		}
-	}
-	return img
 }
 
 // walk is a build in progress: the layer stack (top first) after each

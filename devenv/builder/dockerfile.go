@@ -20,6 +20,7 @@ import (
 	"github.com/devbox/devbox/devenv/spec"
 	"github.com/devbox/devbox/devenv/spec/dockerfile"
 	"github.com/devbox/devbox/rootfs"
+	container "github.com/devbox/devbox/runtime"
 )
 
 // A dockerfile: base is planned as Docker builds it: the stages the
@@ -88,7 +89,8 @@ func (p *Plan) addFrom(s *spec.Spec, stage *dockerfile.Stage, last map[*dockerfi
 		return rootfs.Config{}, nil
 	case stage.Base == "scratch":
 		p.add(-1, kind, "FROM scratch"+as, "scratch")
-		return rootfs.Config{}, nil
+		// BuildKit's empty image (dockerfile2llb emptyImage).
+		return rootfs.Config{Env: []string{"PATH=" + container.DefaultPath}, WorkingDir: "/"}, nil
 	}
 	ref, err := baseRef(s, stage.Base)
 	if err != nil {

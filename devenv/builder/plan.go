@@ -89,6 +89,41 @@ func (p *Plan) Layered() []Step {
 	return out
 }
 
+// baseImage is what the spec's steps run over: the base image, or for a
+// Dockerfile one that stands for its target stage (its config, and a
+// digest that is its last step's key); either with the config the plan
+// ends with (features add to its environment).
+func baseImage(s *spec.Spec, p *Plan) *rootfs.Image {
+	if p.Dockerfile == nil {
+		// The image's, with the features' containerEnv.
+		img := *p.Steps[0].Image
+		img.Config = p.Config
+		return &img
+	}
+	img := &rootfs.Image{Ref: s.Base, Config: p.Config}
+	last := p.target()
+	img.Digest = "sha256:" + p.Steps[last].Key
+	for i := last; i >= 0; i = p.Steps[i].Parent {
+		if st := p.Steps[i]; st.Parent < 0 {
+			if st.Image != nil {
+				img.Layers = st.Image.Layers
+			}
+			break
+		}
+	}
+	return img
+}
+
+// target is the last step of a Dockerfile's target stage: devbox's own
+// steps come after it.
+func (p *Plan) target() int {
+	last := len(p.Steps) - 1
+	for last >= 0 && p.Steps[last].Kind != StepDocker && p.Steps[last].Kind != StepBase && p.Steps[last].Kind != StepFrom {
+		last--
+	}
+	return last
+}
+
 // root is the base step that step i's stage starts from.
 func (p *Plan) root(i int) Step {
 	for p.Steps[i].Parent >= 0 {

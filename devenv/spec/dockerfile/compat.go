@@ -89,7 +89,7 @@ func (e *evaluation) runArgs(c *instructions.RunCommand) (args []string, pipe *I
 		}
 	}
 	if c.PrependShell {
-		args = append(slices.Clone(e.shell), strings.Join(args, " "))
+		args = append(e.shell(), strings.Join(args, " "))
 	}
 	return args, pipe, nil
 }

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/devbox/devbox/internal/testbase"
 	"github.com/devbox/devbox/rootfs"
@@ -119,8 +120,8 @@ ENTRYPOINT ["/x"]
 func TestRefused(t *testing.T) {
 	for _, c := range []struct{ body, want string }{
 		{"FROM a\nRUN --mount=type=cache,target=/x true\n", ":2: RUN: --mount"},
-		{"FROM a\n\nHEALTHCHECK CMD true\n", ":3: HEALTHCHECK: not supported"},
-		{"FROM a\nONBUILD RUN true\n", ":2: ONBUILD: not supported"},
+		{"FROM a\n\nSTOPSIGNAL SIGNOPE\n", ":3: STOPSIGNAL: invalid signal"},
+		{"FROM a\nARG E\nVOLUME $E\n", ":3: VOLUME: VOLUME specified can not be an empty string"},
 		{"FROM a\nADD https://example.com/x /x\n", ":2: ADD: https://example.com/x: ADD from a URL"},
 		{"FROM a\nCOPY --parents a /b/\n", ":2: COPY: --parents"},
 	} {
@@ -177,5 +178,42 @@ func TestPlatformArgs(t *testing.T) {
 	}
 	if _, err := Parse(write(t, "FROM --platform=linux/s390x golang\n"), nil, ""); err == nil || !strings.Contains(err.Error(), ":1:") {
 		t.Errorf("another platform: %v", err)
+	}
+}
+
+// TestConfigInstructions: HEALTHCHECK, STOPSIGNAL, VOLUME, SHELL and
+// ONBUILD are recorded in the config; a stage over a config with ONBUILD
+// triggers runs them first and passes none on (BuildKit's
+// initOnBuildTriggers).
+func TestConfigInstructions(t *testing.T) {
+	f, err := Parse(write(t, "FROM a\nHEALTHCHECK --interval=5s --retries=2 CMD curl -f http://localhost/\nSTOPSIGNAL SIGQUIT\n"+
+		"VOLUME /data /cache\nSHELL [\"/bin/bash\", \"-c\"]\nCMD echo hi\nONBUILD RUN echo $PWD > /trigger\n"), nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := f.Target().Evaluate(rootfs.Config{Volumes: []string{"/data"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := ev.Config
+	if h := c.Healthcheck; h == nil || !slices.Equal(h.Test, []string{"CMD-SHELL", "curl -f http://localhost/"}) || h.Interval != 5*time.Second || h.Retries != 2 {
+		t.Errorf("healthcheck %+v", h)
+	}
+	if c.StopSignal != "SIGQUIT" || !slices.Equal(c.Volumes, []string{"/data", "/cache"}) || !slices.Equal(c.Cmd, []string{"/bin/bash", "-c", "echo hi"}) {
+		t.Errorf("config %+v", c)
+	}
+	if !slices.Equal(c.OnBuild, []string{"RUN echo $PWD > /trigger"}) || len(ev.Steps) != 0 {
+		t.Errorf("onbuild %q, steps %+v", c.OnBuild, ev.Steps)
+	}
+	child, err := Parse(write(t, "FROM b\nRUN true\n"), nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err = child.Target().Evaluate(c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ev.Steps) != 2 || !slices.Equal(ev.Steps[0].Args, []string{"/bin/bash", "-c", "echo $PWD > /trigger"}) || ev.Steps[0].Line != 1 || ev.Config.OnBuild != nil {
+		t.Errorf("triggers: steps %+v, onbuild %q", ev.Steps, ev.Config.OnBuild)
 	}
 }

@@ -68,7 +68,6 @@ type Evaluated struct {
 	Steps  []Step
 	Config rootfs.Config
 	args   map[string]string
-	shell  []string
 }
 
 // evaluation is a stage's state as its instructions run.
@@ -77,30 +76,40 @@ type evaluation struct {
 	lex    *shell.Lex
 	cfg    rootfs.Config
 	args   map[string]string // ARGs in scope with a value
-	shell  []string
-	cmdSet bool // CMD was set in this stage
+	cmdSet bool              // CMD was set in this stage
 	steps  []Step
 }
 
 // Evaluate runs the stage's instructions over base, the config of the
 // image it starts from, or over parent, the stage it starts from.
 func (s *Stage) Evaluate(base rootfs.Config, parent *Evaluated) (*Evaluated, error) {
-	e := &evaluation{s: s, lex: shell.NewLex(s.escape), cfg: base, args: map[string]string{}, shell: defaultShell}
+	e := &evaluation{s: s, lex: shell.NewLex(s.escape), cfg: base, args: map[string]string{}}
 	if parent != nil {
-		e.cfg, e.args, e.shell = parent.Config, maps.Clone(parent.args), parent.shell
+		e.cfg, e.args = parent.Config, maps.Clone(parent.args)
 	}
 	e.cfg.Env = slices.Clone(e.cfg.Env)
 	e.cfg.Labels = maps.Clone(e.cfg.Labels)
 	e.cfg.ExposedPorts = slices.Clone(e.cfg.ExposedPorts)
-	if e.cfg.WorkingDir == "" {
-		e.cfg.WorkingDir = "/"
+	e.cfg.Volumes = slices.Clone(e.cfg.Volumes)
+	triggers, err := e.triggers()
+	if err != nil {
+		return nil, err
 	}
-	for _, c := range s.commands {
+	for _, c := range append(triggers, s.commands...) {
 		if err := e.apply(c); err != nil {
 			return nil, fmt.Errorf("%s:%d: %s: %w", s.path, line(c.Location()), strings.ToUpper(c.Name()), err)
 		}
 	}
-	return &Evaluated{Steps: e.steps, Config: e.cfg, args: e.args, shell: e.shell}, nil
+	return &Evaluated{Steps: e.steps, Config: e.cfg, args: e.args}, nil
+}
+
+// shell is what RUN, CMD and ENTRYPOINT in shell form run under: the
+// config's SHELL, or /bin/sh -c.
+func (e *evaluation) shell() []string {
+	if len(e.cfg.Shell) > 0 {
+		return slices.Clone(e.cfg.Shell)
+	}
+	return slices.Clone(defaultShell)
 }
 
 // vars are what ${X} sees: the build args in scope, then ENV over them.
@@ -150,17 +159,14 @@ func (e *evaluation) apply(c instructions.Command) error {
 			e.cfg.Labels[kv.Key] = kv.Value
 		}
 	case *instructions.MaintainerCommand:
-		if e.cfg.Labels == nil {
-			e.cfg.Labels = map[string]string{}
-		}
-		e.cfg.Labels["maintainer"] = c.Maintainer
+		e.cfg.Author = c.Maintainer
 	case *instructions.WorkdirCommand:
 		e.cfg.WorkingDir = e.abs(c.Path)
 		e.add(c, Step{Kind: Workdir, Dest: e.cfg.WorkingDir})
 	case *instructions.UserCommand:
 		e.cfg.User = c.User
 	case *instructions.ShellCommand:
-		e.shell = slices.Clone(c.Shell)
+		e.cfg.Shell = slices.Clone(c.Shell)
 	case *instructions.ExposeCommand:
 		return e.expose(c.Ports)
 	case *instructions.CmdCommand:
@@ -179,13 +185,14 @@ func (e *evaluation) apply(c instructions.Command) error {
 		return e.copy(c)
 	case *instructions.AddCommand:
 		return e.addFiles(c)
-	case *instructions.StopSignalCommand, *instructions.VolumeCommand:
-		// Nothing for devbox to do: it stops environments itself, and a
-		// volume is a mount the spec declares.
+	case *instructions.StopSignalCommand:
+		return e.stopSignal(c)
+	case *instructions.VolumeCommand:
+		return e.volume(c)
 	case *instructions.HealthCheckCommand:
-		return fmt.Errorf("not supported: devbox serves SSH and has no health checks; remove it")
+		e.healthcheck(c)
 	case *instructions.OnbuildCommand:
-		return fmt.Errorf("not supported: devbox builds the image here; put the instruction in the Dockerfile that uses it")
+		e.cfg.OnBuild = append(e.cfg.OnBuild, c.Expression)
 	default:
 		return fmt.Errorf("not supported")
 	}
@@ -209,7 +216,7 @@ func (e *evaluation) arg(c *instructions.ArgCommand) {
 // cmdLine is a CMD's or ENTRYPOINT's argv.
 func (e *evaluation) cmdLine(c instructions.ShellDependantCmdLine) []string {
 	if c.PrependShell {
-		return append(slices.Clone(e.shell), strings.Join(c.CmdLine, " "))
+		return append(e.shell(), strings.Join(c.CmdLine, " "))
 	}
 	return slices.Clone(c.CmdLine)
 }
@@ -275,7 +282,7 @@ func (e *evaluation) add(c instructions.Command, st Step) {
 	if s, ok := c.(fmt.Stringer); ok {
 		st.Text = s.String()
 	}
-	st.Workdir = e.cfg.WorkingDir
+	st.Workdir = e.workdir()
 	st.User = e.cfg.User
 	e.steps = append(e.steps, st)
 }
@@ -285,7 +292,16 @@ func (e *evaluation) abs(p string) string {
 	if path.IsAbs(p) {
 		return path.Clean(p)
 	}
-	return path.Join(e.cfg.WorkingDir, p)
+	return path.Join(e.workdir(), p)
+}
+
+// workdir is where steps run: WORKDIR, or / where neither the image nor
+// the stage set one (the config keeps "", as Docker's does).
+func (e *evaluation) workdir() string {
+	if e.cfg.WorkingDir == "" {
+		return "/"
+	}
+	return e.cfg.WorkingDir
 }
 
 // dest is a COPY's destination, absolute, keeping a trailing slash.

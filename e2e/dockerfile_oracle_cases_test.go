@@ -1,0 +1,172 @@
+package e2e
+
+// oracleCases are Dockerfiles modelled on BuildKit's own tests
+// (frontend/dockerfile/dockerfile_test.go) and the Dockerfile reference,
+// each with what Docker 20.10's builtin frontend accepts.
+var oracleCases = []oracleCase{
+	{name: "env", dockerfile: `FROM $BASE
+ENV A=1 B="x y"
+ENV C=$A-${B} D=\$A
+ENV PATH=/opt/bin:$PATH
+RUN echo "$C|$D|$PATH" > /env
+`},
+	{name: "expansion-unset", dockerfile: `FROM $BASE
+ARG X
+ENV Y=${X:-def} Z=${X:+set} W="${X}"
+RUN echo "$Y|$Z|$W" > /f
+`},
+	{name: "expansion-set", args: []string{"X=val"}, dockerfile: `FROM $BASE
+ARG X
+ENV Y=${X:-def} Z=${X:+set} W="${X}"
+RUN echo "$Y|$Z|$W|$X" > /f
+`},
+	{name: "arg-before-from", args: []string{"V=2"}, dockerfile: `ARG V=1
+ARG U=u
+FROM $BASE
+ARG V
+ARG U
+RUN echo "$V $U" > /v
+`},
+	{name: "arg-not-in-config", dockerfile: `FROM $BASE
+ARG A=1
+RUN echo $A > /a
+ENV B=$A
+`},
+	{name: "proxy-args", args: []string{"HTTP_PROXY=http://proxy.invalid:3128", "no_proxy=local"}, dockerfile: `FROM $BASE
+RUN echo "$HTTP_PROXY $no_proxy" > /p
+`},
+	{name: "workdir", dockerfile: `FROM $BASE
+WORKDIR /a
+WORKDIR b
+WORKDIR ../c
+RUN pwd > /pwd
+ENV D=/opt/x
+WORKDIR $D/y
+`},
+	{name: "copy-file", files: map[string]string{"a.txt": "a\n", "b.txt": "b\n"}, dockerfile: `FROM $BASE
+COPY a.txt /dst/
+COPY a.txt /renamed
+COPY a.txt b.txt /two/
+WORKDIR /w
+COPY a.txt .
+COPY b.txt rel/
+`},
+	{name: "copy-dir", files: map[string]string{"dir/x": "x\n", "dir/sub/y": "y\n"}, dockerfile: `FROM $BASE
+COPY dir /target
+COPY dir/ /t2/
+COPY dir /t3/
+`},
+	{name: "copy-wildcard", files: map[string]string{"a.txt": "a\n", "b.txt": "b\n", "c.md": "c\n", "d/e.txt": "e\n"}, dockerfile: `FROM $BASE
+COPY *.txt /w/
+COPY [ac].* /x/
+COPY d/*.txt /y/
+`},
+	{name: "copy-chown", files: map[string]string{"a.txt": "a\n", "dir/x": "x\n"}, dockerfile: `FROM $BASE
+RUN groupadd -g 1600 team && useradd -u 1500 -g team dev
+COPY --chown=1234 a.txt /o1
+COPY --chown=1234:5678 a.txt /o2
+COPY --chown=dev a.txt /o3
+COPY --chown=dev:root dir /o4
+COPY --chown=1500:team dir /o5/
+`},
+	{name: "add-local", files: map[string]string{"a.txt": "a\n", "dir/x": "x\n"}, dockerfile: `FROM $BASE
+ADD a.txt /add.txt
+ADD dir /adddir/
+ADD --chown=42:42 dir /owned/
+`},
+	{name: "dockerignore", files: map[string]string{".dockerignore": "*.log\n!keep.log\nsecret/\n**/tmp\n", "a.log": "a\n", "keep.log": "k\n",
+		"secret/s": "s\n", "src/main.c": "int main;\n", "src/tmp": "t\n", "src/deep/tmp": "t\n"}, dockerfile: `FROM $BASE
+COPY . /ctx
+`},
+	{name: "symlinks", files: map[string]string{"real": "r\n", "link": "symlink:real", "dir/f": "f\n", "dirlink": "symlink:dir"}, dockerfile: `FROM $BASE
+COPY . /s/
+COPY link /l
+COPY dirlink /dl
+`},
+	{name: "stages", dockerfile: `FROM $BASE AS build
+RUN echo built > /msg && mkdir -p /out && echo o > /out/o
+FROM $BASE
+COPY --from=build /msg /copied
+COPY --from=0 /out /out2
+COPY --from=build /out/ /out3/
+`},
+	{name: "stage-from-stage", dockerfile: `FROM $BASE AS one
+ENV ONE=1
+RUN echo one > /one
+FROM one AS two
+ENV TWO=2
+RUN echo two > /two
+`},
+	{name: "target", target: "mid", dockerfile: `FROM $BASE AS mid
+RUN echo mid > /mid
+LABEL stage=mid
+FROM mid
+RUN echo last > /last
+`},
+	{name: "scratch", dockerfile: `FROM $BASE AS b
+RUN echo x > /x
+FROM scratch
+COPY --from=b /x /x
+COPY --from=b /etc/debian_version /etc/
+`},
+	{name: "user", dockerfile: `FROM $BASE
+RUN useradd -m -u 1500 dev
+USER dev
+RUN touch ~/f && id > ~/id
+WORKDIR /home/dev/w
+RUN touch here
+USER 1600:1700
+WORKDIR /numeric
+`},
+	{name: "cmd-entrypoint", dockerfile: `FROM $BASE
+CMD echo hi
+ENTRYPOINT ["/bin/sh", "-c"]
+FROM $BASE
+CMD ["a", "b"]
+ENTRYPOINT echo x
+CMD ["c"]
+`},
+	{name: "entrypoint-resets-cmd", dockerfile: `FROM $BASE AS p
+CMD ["p"]
+FROM p
+ENTRYPOINT ["/e"]
+`},
+	{name: "shell", dockerfile: `FROM $BASE
+SHELL ["/bin/bash", "-eo", "pipefail", "-c"]
+RUN echo "$0 $-" > /sh
+CMD echo hi
+`},
+	{name: "config-only", dockerfile: `FROM $BASE
+EXPOSE 80 443/udp 8080/tcp
+LABEL a=b "c d"="e f" multi="x\
+y"
+MAINTAINER someone
+STOPSIGNAL SIGQUIT
+VOLUME /data ["/cache"]
+HEALTHCHECK --interval=5s --timeout=3s --retries=2 --start-period=1s CMD curl -f http://localhost/ || exit 1
+ONBUILD RUN echo trigger
+`},
+	{name: "healthcheck-none", dockerfile: `FROM $BASE
+HEALTHCHECK NONE
+`},
+	{name: "expose-arg", args: []string{"PORT=9090"}, dockerfile: `FROM $BASE
+ARG PORT=8080
+EXPOSE $PORT ${PORT}/udp
+`},
+	{name: "run-forms", dockerfile: `FROM $BASE
+RUN ["/bin/sh", "-c", "echo exec > /exec"]
+RUN echo a && \
+    echo b > /multi
+RUN echo 'quoted "x"' > /q
+`},
+	{name: "deletes", dockerfile: `FROM $BASE
+RUN mkdir -p /opt/x/y && echo 1 > /opt/x/y/f && echo k > /opt/keep
+RUN rm -rf /opt/x && mkdir /opt/x && echo 2 > /opt/x/new
+RUN rm -rf /usr/share/doc /etc/motd
+`},
+	{name: "links-perms", dockerfile: `FROM $BASE
+RUN echo a > /h1 && ln /h1 /h2 && ln -s /h1 /s1
+RUN cp /bin/true /suid && chmod 4755 /suid && mkdir /sticky && chmod 1777 /sticky
+RUN mkdir /owned && chown 123:456 /owned && mknod /fifo p
+`},
+}

@@ -121,8 +121,7 @@ func TestRefused(t *testing.T) {
 		{"FROM a\nRUN --mount=type=cache,target=/x true\n", ":2: RUN: --mount"},
 		{"FROM a\n\nHEALTHCHECK CMD true\n", ":3: HEALTHCHECK: not supported"},
 		{"FROM a\nONBUILD RUN true\n", ":2: ONBUILD: not supported"},
-		{"FROM a\nADD https://example.com/x /x\n", ":2: ADD: https://example.com/x: ADD from a URL"},
-		{"FROM a\nCOPY --parents a /b/\n", ":2: COPY: --parents"},
+		{"FROM a\nADD https://example.com/x.git /x\n", ":2: ADD: https://example.com/x.git: ADD from git is not supported"},
 	} {
 		f, err := Parse(write(t, c.body), nil, "")
 		if err == nil {

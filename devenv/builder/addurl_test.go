@@ -1,0 +1,105 @@
+package builder
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/devbox/devbox/devenv/spec/dockerfile"
+)
+
+// serve serves body at every path, with Last-Modified when mod is set.
+func serve(t *testing.T, body *string, mod time.Time) *httptest.Server {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/missing" {
+			http.NotFound(w, r)
+			return
+		}
+		if !mod.IsZero() {
+			w.Header().Set("Last-Modified", mod.UTC().Format(http.TimeFormat))
+		}
+		w.Write([]byte(*body))
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func sha(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// TestAddURL: a download is keyed by its content (by --checksum when
+// given), copied 0600 and root's with Last-Modified as its mtime, not
+// unpacked; a wrong checksum names the URL and both digests.
+func TestAddURL(t *testing.T) {
+	body := "one"
+	mod := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
+	srv := serve(t, &body, mod)
+	url := srv.URL + "/dir/tool.sh"
+	d := newDownloads(t.TempDir(), func(string) {})
+	p := &Plan{remote: newRemoteFiles(context.Background(), d), Dockerfile: &dockerfile.File{Path: "Dockerfile"}}
+	ds := &dockerfile.Step{Kind: dockerfile.Add, Line: 3, Remote: []dockerfile.RemoteFile{{URL: url, Name: "tool.sh"}}, Dest: "/opt/"}
+	in, err := p.remoteInput(ds, ds.Remote[0])
+	if err != nil || !strings.Contains(in, sha("one")) || !strings.Contains(in, "2020-01-02T03:04:05Z") {
+		t.Fatalf("key %q %v", in, err)
+	}
+	body = "two"
+	p2 := &Plan{remote: newRemoteFiles(context.Background(), d)}
+	if in2, _ := p2.remoteInput(ds, ds.Remote[0]); in2 == in {
+		t.Error("a changed file kept its key")
+	}
+	// The step copies what the plan downloaded.
+	ms, err := p.remoteMatches(context.Background(), ds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	if err := copyStep(ds, nil, &copySource{root: t.TempDir()}, root, ms); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(filepath.Join(root, "opt/tool.sh"))
+	if err != nil || fi.Mode().Perm() != 0o600 || !fi.ModTime().Equal(mod) {
+		t.Fatalf("%v %v", fi, err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "opt/tool.sh")); string(b) != "one" {
+		t.Errorf("content %q", b)
+	}
+	// With --checksum: keyed by it, downloaded by the step, checked.
+	ds.Checksum = sha("two")
+	p3 := &Plan{remote: newRemoteFiles(context.Background(), d), Dockerfile: p.Dockerfile}
+	if in, _ := p3.remoteInput(ds, ds.Remote[0]); !strings.Contains(in, "checksum="+sha("two")) {
+		t.Errorf("checksum key %q", in)
+	}
+	if _, err := p3.remoteMatches(context.Background(), ds); err != nil {
+		t.Errorf("good checksum: %v", err)
+	}
+	ds.Checksum = sha("three")
+	_, err = p3.remoteMatches(context.Background(), ds)
+	if err == nil || !strings.Contains(err.Error(), url) || !strings.Contains(err.Error(), "expected "+sha("three")) ||
+		!strings.Contains(err.Error(), "got "+sha("two")) || !strings.Contains(err.Error(), "Dockerfile:3") {
+		t.Errorf("bad checksum: %v", err)
+	}
+	ds.Checksum, ds.Remote[0].URL = "", srv.URL+"/missing"
+	if _, err := p3.remoteInput(ds, ds.Remote[0]); err == nil || !strings.Contains(err.Error(), "404") {
+		t.Errorf("missing: %v", err)
+	}
+}
+
+// TestAddURLNoLastModified: without Last-Modified the file's mtime is
+// the epoch, as BuildKit's.
+func TestAddURLNoLastModified(t *testing.T) {
+	body := "x"
+	srv := serve(t, &body, time.Time{})
+	f, err := newDownloads(t.TempDir(), func(string) {}).fetchURL(context.Background(), srv.URL+"/x", "")
+	if err != nil || f.modTime.Unix() != 0 || f.digest != sha("x") {
+		t.Errorf("%+v %v", f, err)
+	}
+}

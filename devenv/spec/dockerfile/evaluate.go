@@ -236,8 +236,12 @@ func (e *evaluation) run(c *instructions.RunCommand) error {
 }
 
 // copy is a COPY. --link is accepted and changes nothing: devbox's step
-// is already a layer of its own over the ones below (see copier.entry
-// for what it does with the destination's links).
+// is already a layer of its own, diffed from the ones below. It differs
+// from BuildKit's --link (a copy onto an empty layer merged over the
+// stage: dispatchCopy's llb.Merge) only where the destination's path goes
+// through a link to a directory: devbox follows it inside the image
+// (copier.entry), as COPY without --link does, where the merged layer's
+// real directory would hide the link.
 func (e *evaluation) copy(c *instructions.CopyCommand) error {
 	if err := checkExclude(c.ExcludePatterns); err != nil {
 		return err

@@ -49,14 +49,16 @@ func newRemoteFiles(ctx context.Context, d *downloads) *remoteFiles {
 	return &remoteFiles{ctx: ctx, d: d, got: map[string]remoteFile{}}
 }
 
-// remoteInput is a download's part of its step's key.
+// remoteInput is a download's part of its step's key: as BuildKit's
+// (formatCacheKey), the file's name and content, not the URL, so that a
+// mirror with the same file is the same step.
 func (p *Plan) remoteInput(ds *dockerfile.Step, r dockerfile.RemoteFile) (string, error) {
-	in := "remote=" + r.URL + "\x00" + r.Name + "\x00"
+	in := "remote=" + r.Name + "\x00"
 	switch {
 	case ds.Checksum != "":
 		return in + "checksum=" + ds.Checksum, nil
 	case p.remote == nil:
-		return in + "content=unknown", nil
+		return in + r.URL + "\x00content=unknown", nil
 	}
 	f, ok := p.remote.got[r.URL]
 	if !ok {

@@ -1,6 +1,9 @@
 package builder
 
 import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -50,6 +53,11 @@ func TestAddURL(t *testing.T) {
 	in, err := p.remoteInput(ds, ds.Remote[0])
 	if err != nil || !strings.Contains(in, sha("one")) || !strings.Contains(in, "2020-01-02T03:04:05Z") {
 		t.Fatalf("key %q %v", in, err)
+	}
+	// Another URL with the same file is the same step, as in BuildKit.
+	mirror := dockerfile.RemoteFile{URL: srv.URL + "/mirror/tool.sh", Name: "tool.sh"}
+	if in2, _ := (&Plan{remote: newRemoteFiles(context.Background(), d)}).remoteInput(ds, mirror); in2 != in {
+		t.Errorf("a mirror's key %q, want %q", in2, in)
 	}
 	body = "two"
 	p2 := &Plan{remote: newRemoteFiles(context.Background(), d)}
@@ -101,5 +109,52 @@ func TestAddURLNoLastModified(t *testing.T) {
 	f, err := newDownloads(t.TempDir(), func(string) {}).fetchURL(context.Background(), srv.URL+"/x", "")
 	if err != nil || f.modTime.Unix() != 0 || f.digest != sha("x") {
 		t.Errorf("%+v %v", f, err)
+	}
+}
+
+// tgz is a gzipped tar of one file, in.txt.
+func tgz(t *testing.T) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	z := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(z)
+	tw.WriteHeader(&tar.Header{Name: "in.txt", Mode: 0o644, Size: 3, Typeflag: tar.TypeReg})
+	tw.Write([]byte("in\n"))
+	tw.Close()
+	z.Close()
+	return buf.Bytes()
+}
+
+// TestAddUnpack: a download is unpacked only with --unpack=true, a local
+// archive unless --unpack=false (BuildKit's cfg.unpack in dispatchCopy).
+func TestAddUnpack(t *testing.T) {
+	body := string(tgz(t))
+	srv := serve(t, &body, time.Time{})
+	ctx := t.TempDir()
+	os.WriteFile(filepath.Join(ctx, "l.tgz"), []byte(body), 0o644)
+	bc, _ := openContext(ctx)
+	yes, no := true, false
+	for _, c := range []struct {
+		unpack *bool
+		want   string
+	}{
+		{nil, "d/ d/in.txt d/r.tgz"},
+		{&yes, "d/ d/in.txt"},
+		{&no, "d/ d/l.tgz d/r.tgz"},
+	} {
+		p := &Plan{remote: newRemoteFiles(context.Background(), newDownloads(t.TempDir(), func(string) {})), Dockerfile: &dockerfile.File{}}
+		ds := &dockerfile.Step{Kind: dockerfile.Add, Sources: []string{"l.tgz"}, Remote: []dockerfile.RemoteFile{{URL: srv.URL + "/r.tgz", Name: "r.tgz"}},
+			Dest: "/d/", Unpack: c.unpack}
+		ms, err := p.remoteMatches(context.Background(), ds)
+		if err != nil {
+			t.Fatal(err)
+		}
+		root := t.TempDir()
+		if err := copyStep(ds, nil, &copySource{root: ctx, context: bc}, root, ms); err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Join(listTree(t, root), " "); got != c.want {
+			t.Errorf("--unpack=%v: %s, want %s", c.unpack, got, c.want)
+		}
 	}
 }

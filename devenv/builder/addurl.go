@@ -71,8 +71,9 @@ func (p *Plan) remoteInput(ds *dockerfile.Step, r dockerfile.RemoteFile) (string
 	return in + f.digest + "\x00" + f.modTime.UTC().Format(time.RFC3339Nano), nil
 }
 
-// remoteMatches are the files a step downloads, fetched now if the plan
-// has not (with --checksum, or when the cached copy is gone).
+// remoteMatches are the files a step downloads: with --checksum fetched
+// now (or found in the cache by it), else what the plan downloaded
+// (fetched again, and checked, if its cached copy is gone).
 func (p *Plan) remoteMatches(ctx context.Context, ds *dockerfile.Step) ([]match, error) {
 	if len(ds.Remote) > 0 && p.remote == nil {
 		return nil, fmt.Errorf("%s:%d: ADD: no download cache (a plan is not a build)", p.Dockerfile.Path, ds.Line)
@@ -81,7 +82,9 @@ func (p *Plan) remoteMatches(ctx context.Context, ds *dockerfile.Step) ([]match,
 	for _, r := range ds.Remote {
 		f, ok := p.remote.got[r.URL]
 		want := ds.Checksum
-		if ok {
+		if want != "" {
+			ok = false
+		} else if ok {
 			if _, err := os.Stat(f.path); err != nil {
 				ok, want = false, f.digest
 			}

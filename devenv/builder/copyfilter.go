@@ -131,7 +131,7 @@ func (f *copyFilter) walkDir(dir, rel string, incInfo, excInfo patternmatcher.Ma
 		// What neither pattern keeps is gone, unless a directory may hold
 		// what an include pattern or an exclusion's "!" keeps.
 		mayKeepBelow := f.include != nil || (f.exclude != nil && f.exclude.Exclusions())
-		if !fi.IsDir() && !keep || fi.IsDir() && !keep && !mayKeepBelow {
+		if !keep && (!fi.IsDir() || !mayKeepBelow) {
 			continue
 		}
 		if err := visit(p, r, fi, keep); err != nil {
@@ -146,28 +146,39 @@ func (f *copyFilter) walkDir(dir, rel string, incInfo, excInfo patternmatcher.Ma
 	return nil
 }
 
-// filteredTree copies what f keeps of dir into dest. A directory walked
-// into but not kept is made, from its source, only when something below
-// it is copied, as fsutil's copier.createParentDirs does.
-func (c *copier) filteredTree(dir, dest string, f *copyFilter) error {
-	if err := mkdirIn(c.root, dest, c.dirUID, c.dirGID); err != nil {
-		return err
+// walkKept calls visit for what f keeps below top, each after the
+// directories above it that f walked into without keeping (once each):
+// those are made from their source only when something below them is
+// copied, as fsutil's copier.createParentDirs does.
+func (f *copyFilter) walkKept(top string, ignored func(string) bool, visit func(p, rel string, fi fs.FileInfo) error) error {
+	type pending struct {
+		p, rel string
+		fi     fs.FileInfo
 	}
-	type pending struct{ p, rel string }
 	var waiting []pending
-	return f.walk(dir, c.src.ignored, func(p, rel string, fi fs.FileInfo, kept bool) error {
+	return f.walk(top, ignored, func(p, rel string, fi fs.FileInfo, kept bool) error {
 		// Only the directories above rel still wait.
 		waiting = slices.DeleteFunc(waiting, func(w pending) bool { return !strings.HasPrefix(rel, w.rel+"/") })
 		if !kept {
-			waiting = append(waiting, pending{p, rel})
+			waiting = append(waiting, pending{p, rel, fi})
 			return nil
 		}
 		for _, w := range waiting {
-			if err := c.entry(w.p, path.Join(dest, w.rel)); err != nil {
+			if err := visit(w.p, w.rel, w.fi); err != nil {
 				return err
 			}
 		}
 		waiting = waiting[:0]
+		return visit(p, rel, fi)
+	})
+}
+
+// filteredTree copies what f keeps of dir into dest.
+func (c *copier) filteredTree(dir, dest string, f *copyFilter) error {
+	if err := mkdirIn(c.root, dest, c.dirUID, c.dirGID); err != nil {
+		return err
+	}
+	return f.walkKept(dir, c.src.ignored, func(p, rel string, _ fs.FileInfo) error {
 		return c.entry(p, path.Join(dest, rel))
 	})
 }
@@ -183,12 +194,7 @@ func (bc *buildContext) hashFiltered(h io.Writer, m match) error {
 		return err
 	}
 	ignored := func(p string) bool { return bc.ignored(bc.rel(p)) }
-	return m.filter.walk(m.path, ignored, func(p, _ string, fi fs.FileInfo, kept bool) error {
-		if !kept {
-			// A directory made only if something below is copied: that
-			// something is hashed with its path.
-			return nil
-		}
+	return m.filter.walkKept(m.path, ignored, func(p, _ string, fi fs.FileInfo) error {
 		return bc.hashEntry(h, p, fi)
 	})
 }

@@ -155,6 +155,18 @@ func TestCopyFlagsKey(t *testing.T) {
 	if key() == k0 {
 		t.Error("a copied file did not change the key")
 	}
+	// With --parents, the parents copied are in the key; a directory
+	// nothing is copied from is not.
+	par := &dockerfile.Step{Kind: dockerfile.Copy, Sources: []string{"d/*.txt"}, Parents: true}
+	k1, _ := bc.stepDigest(par)
+	os.Mkdir(filepath.Join(ctx, "other"), 0o755)
+	if k, _ := bc.stepDigest(par); k != k1 {
+		t.Error("an unrelated directory changed the key")
+	}
+	os.Chmod(filepath.Join(ctx, "d"), 0o700)
+	if k, _ := bc.stepDigest(par); k == k1 {
+		t.Error("a copied parent's mode did not change the key")
+	}
 	p := &Plan{}
 	in, _ := p.copyFlagsInput(&dockerfile.Step{Exclude: []string{"a"}, Parents: true})
 	if !slices.Contains(in, "exclude=a") || !slices.Contains(in, "parents=true") {

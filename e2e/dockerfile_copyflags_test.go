@@ -64,6 +64,8 @@ func TestDockerfileCopyFlags(t *testing.T) {
 	arch := smallTgz(t)
 	srv := newFileServer(t, map[string][]byte{"/dl/tool.tgz": arch, "/dl/script.sh": []byte("#!/bin/sh\necho tool\n"), "/dl/changing.txt": []byte("v1\n")})
 	body := strings.ReplaceAll(`ARG BASE
+FROM scratch AS files
+COPY tree /t/
 FROM ${BASE}
 ARG SUM
 ADD --checksum=${SUM} URL/dl/tool.tgz /opt/dl/
@@ -73,6 +75,7 @@ COPY --exclude=*.tmp --exclude=sub tree /ex/
 ADD --exclude=**/*.tmp tree /addex/
 COPY --parents --chown=1500 src/a/./b/*.txt src/c/d.txt /par/
 COPY --link a.txt /link.txt
+COPY --from=files --parents --exclude=**/*.tmp /t/./deep /fromstage/
 `, "URL", srv.URL)
 	dir := dockerfileProject(t, body, "[network]\nmode = \"none\"", fmt.Sprintf("SUM = %q", sha256Of(arch)))
 	ctx := filepath.Join(dir, "ctx")
@@ -85,7 +88,7 @@ COPY --link a.txt /link.txt
 		return devbox(t, dir, "--root", root, "run", "--", "sh", "-c",
 			`stat -c '%n %u:%g %a %Y' /opt/dl/tool.tgz /usr/local/bin/tool /changing.txt /par/b/one.txt /par/src/c/d.txt; `+
 				`tool; cat /changing.txt; cd /ex && find . | sort | tr '\n' ' '; echo; cd /addex && find . | sort | tr '\n' ' '; echo; `+
-				`cd /par && find . | sort | tr '\n' ' '; echo; cat /link.txt`)
+				`cd /par && find . | sort | tr '\n' ' '; echo; cat /link.txt; cd /fromstage && find . | sort | tr '\n' ' '`)
 	}
 	mtime := servedAt.Unix()
 	want := strings.Join([]string{
@@ -106,7 +109,9 @@ COPY --link a.txt /link.txt
 		". ./deep ./deep/z.txt ./keep.txt ./sub ./sub/x.txt ",
 		". ./b ./b/one.txt ./src ./src/c ./src/c/d.txt ",
 		"a.txt",
-	}, "\n") + "\n"
+		// The same from a stage.
+		". ./deep ./deep/z.txt ",
+	}, "\n")
 	check := func(r result, want string) {
 		t.Helper()
 		// The copies' mtimes are the context's: not compared.

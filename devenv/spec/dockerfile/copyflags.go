@@ -128,3 +128,17 @@ func addSources(sources []string) (local []string, remote []RemoteFile, err erro
 	}
 	return local, remote, nil
 }
+
+// checkCopySources refuses a COPY of a URL or git source, as
+// dispatchCopy does ("source can't be a URL for COPY").
+func checkCopySources(sources []string) error {
+	for _, src := range sources {
+		switch sourceKind(src) {
+		case sourceHTTP, sourceOtherURL:
+			return fmt.Errorf("%s: source can't be a URL for COPY; ADD downloads http(s) URLs", src)
+		case sourceGit:
+			return fmt.Errorf("%s: source can't be a git ref for COPY", src)
+		}
+	}
+	return nil
+}

@@ -64,6 +64,8 @@ func TestCopyFlagsRefused(t *testing.T) {
 		{"ADD --checksum=md5:abc https://h/a /x", "unsupported algorithm"},
 		{"ADD --checksum=sha256:ABC https://h/a /x", "64 lowercase hex"},
 		{"COPY --exclude=[ a /x", "--exclude"},
+		{"COPY https://h/a /x", "source can't be a URL for COPY"},
+		{"COPY git@github.com:o/r.git /x", "source can't be a git ref for COPY"},
 		// BuildKit's ADD has no --parents: its parser says so.
 		{"ADD --parents a /x", "unknown flag: --parents"},
 	} {

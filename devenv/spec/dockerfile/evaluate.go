@@ -246,6 +246,9 @@ func (e *evaluation) copy(c *instructions.CopyCommand) error {
 	if err := checkExclude(c.ExcludePatterns); err != nil {
 		return err
 	}
+	if err := checkCopySources(c.SourcePaths); err != nil {
+		return err
+	}
 	inline, err := e.inlineFiles(c.SourceContents)
 	if err != nil {
 		return err

@@ -10,9 +10,10 @@
 // Dockerfile's line, what devbox does not build: RUN --mount, --network
 // and --security, HEALTHCHECK, ONBUILD, ADD from git (and URL schemes
 // other than http and https), FROM --platform for another platform than
-// the host's. COPY and ADD --exclude, --parents and --link, and ADD of
-// an http(s) URL with or without --checksum, are built (copyflags.go
-// checks them as BuildKit's dispatchCopy does).
+// the host's. COPY --exclude, --parents and --link, ADD --exclude,
+// --link and --unpack, and ADD of an http(s) URL with or without
+// --checksum, are built (copyflags.go checks them as BuildKit's
+// dispatchCopy does; BuildKit's ADD has no --parents).
 //
 // Lifecycle. Parse reads the file once, with the build args and target;
 // the builder resolves each stage's base, then calls Evaluate with the

@@ -86,7 +86,8 @@ func Run(ctx context.Context, store *rootfs.Store, s *spec.Spec, o Options) (*Re
 	if err != nil {
 		return nil, err
 	}
-	plan, err := NewPlan(s, func(ref rootfs.Ref) (*rootfs.Image, error) { return store.Resolve(ctx, ref, o.Pull) }, features)
+	remote := newRemoteFiles(ctx, newDownloads(store.Root().Downloads(), o.Log))
+	plan, err := newPlan(s, func(ref rootfs.Ref) (*rootfs.Image, error) { return store.Resolve(ctx, ref, o.Pull) }, features, remote)
 	if err != nil {
 		return nil, err
 	}

@@ -130,6 +130,11 @@ func (p *Plan) dockerInput(s *spec.Spec, df *dockerfile.File, ds *dockerfile.Ste
 	c := []string{"kind=" + ds.Kind, "args=" + strings.Join(ds.Args, "\x00"), "env=" + strings.Join(ds.Env, "\x00"),
 		"workdir=" + ds.Workdir, "user=" + ds.User, "sources=" + strings.Join(ds.Sources, "\x00"), "dest=" + ds.Dest,
 		"chown=" + ds.Chown, "chmod=" + ds.Chmod}
+	flags, err := p.copyFlagsInput(ds)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s:%d: %s: %w", df.Path, ds.Line, ds.Kind, err)
+	}
+	c = append(c, flags...)
 	// Heredocs' documents are what the step reads; the proxy args are not
 	// in the key, as in BuildKit.
 	for _, f := range ds.Inline {
@@ -141,7 +146,7 @@ func (p *Plan) dockerInput(s *spec.Spec, df *dockerfile.File, ds *dockerfile.Ste
 	var from *rootfs.Image
 	switch {
 	case ds.Kind != dockerfile.Copy && ds.Kind != dockerfile.Add:
-	case len(ds.Sources) == 0: // only heredocs
+	case len(ds.Sources) == 0: // only heredocs and downloads
 	case ds.FromStage != nil:
 		c = append(c, "from-stage="+p.Steps[last[ds.FromStage]].Key)
 	case ds.From != "":
@@ -158,7 +163,7 @@ func (p *Plan) dockerInput(s *spec.Spec, df *dockerfile.File, ds *dockerfile.Ste
 		}
 		c = append(c, "from-image="+ds.From+"@"+id)
 	default:
-		d, err := bc.digest(ds.Sources)
+		d, err := bc.stepDigest(ds)
 		if err != nil {
 			return nil, nil, fmt.Errorf("%s:%d: %s: %w", df.Path, ds.Line, ds.Kind, err)
 		}
@@ -227,6 +232,10 @@ func (bc *buildContext) match(src string) ([]match, error) {
 // its own) and its path, resolved inside the tree.
 type match struct {
 	name, path string
+	// filter is what --parents and --exclude keep of a directory (nil:
+	// all of it); remote is a download's (nil: a local file).
+	filter *copyFilter
+	remote *remoteFile
 }
 
 // matchIn is what src (a path, or a pattern with * ? [) names in the tree
@@ -289,15 +298,26 @@ func (bc *buildContext) rel(p string) string {
 // digest is the content of what sources name: each file's path, mode,
 // link target and bytes (not times or owners, which COPY does not keep).
 func (bc *buildContext) digest(sources []string) (string, error) {
+	return bc.stepDigest(&dockerfile.Step{Sources: sources})
+}
+
+// stepDigest is the content of what a COPY's or ADD's local sources name,
+// less what --parents and --exclude leave out.
+func (bc *buildContext) stepDigest(ds *dockerfile.Step) (string, error) {
 	h := sha256.New()
-	for _, src := range sources {
-		matches, err := bc.match(src)
+	for _, src := range ds.Sources {
+		matches, err := sourceMatches(ds, src, bc.match)
 		if err != nil {
 			return "", err
 		}
 		for _, m := range matches {
 			fmt.Fprintf(h, "%s\x00", m.name)
-			if err := bc.hashTree(h, m.path); err != nil {
+			if m.filter != nil && isDir(m.path) {
+				err = bc.hashFiltered(h, m)
+			} else {
+				err = bc.hashTree(h, m.path)
+			}
+			if err != nil {
 				return "", err
 			}
 		}
@@ -320,28 +340,34 @@ func (bc *buildContext) hashTree(h io.Writer, top string) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(h, "%s\x00%o\x00", bc.rel(p), fi.Mode())
-		switch {
-		case fi.Mode()&fs.ModeSymlink != 0:
-			t, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			io.WriteString(h, t)
-		case fi.Mode().IsRegular():
-			f, err := os.Open(p)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			io.WriteString(h, strconv.FormatInt(fi.Size(), 10)+"\x00")
-			if _, err := io.Copy(h, f); err != nil {
-				return err
-			}
-		}
-		_, err = h.Write([]byte{0})
-		return err
+		return bc.hashEntry(h, p, fi)
 	})
+}
+
+// hashEntry hashes one file, directory or link: its path in the context,
+// mode, and target or bytes.
+func (bc *buildContext) hashEntry(h io.Writer, p string, fi fs.FileInfo) error {
+	fmt.Fprintf(h, "%s\x00%o\x00", bc.rel(p), fi.Mode())
+	switch {
+	case fi.Mode()&fs.ModeSymlink != 0:
+		t, err := os.Readlink(p)
+		if err != nil {
+			return err
+		}
+		io.WriteString(h, t)
+	case fi.Mode().IsRegular():
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		io.WriteString(h, strconv.FormatInt(fi.Size(), 10)+"\x00")
+		if _, err := io.Copy(h, f); err != nil {
+			return err
+		}
+	}
+	_, err := h.Write([]byte{0})
+	return err
 }
 
 // dockerfileNotes says what devbox does differently from docker run with

@@ -50,6 +50,11 @@ func dockerStep(ctx context.Context, s *spec.Spec, b *Result, st Step, lower []s
 			if err != nil {
 				return err
 			}
+			remote, err := b.Plan.remoteMatches(ctx, ds)
+			if err != nil {
+				return err
+			}
+			inline = append(remote, inline...)
 			switch {
 			case len(ds.Sources) == 0:
 				return copyStep(ds, lower, &copySource{root: tmp}, root, inline)
@@ -191,7 +196,7 @@ func copyStep(ds *dockerfile.Step, lower []string, src *copySource, root string,
 	}
 	var all []match
 	for _, s := range ds.Sources {
-		m, err := src.matches(s)
+		m, err := sourceMatches(ds, s, src.matches)
 		if err != nil {
 			return err
 		}
@@ -213,15 +218,21 @@ func copyStep(ds *dockerfile.Step, lower []string, src *copySource, root string,
 		if err != nil {
 			return err
 		}
+		to := dest
+		if intoDir {
+			to = path.Join(dest, m.name)
+		}
 		switch {
+		case fi.IsDir() && m.filter != nil:
+			err = cp.filteredTree(m.path, dest, m.filter)
 		case fi.IsDir():
 			err = cp.tree(m.path, dest)
-		case ds.Kind == dockerfile.Add && src.context != nil && isArchive(m.path):
+		case unpacks(ds, src, m) && isArchive(m.path):
 			err = cp.unpack(m.path, dest)
-		case intoDir:
-			err = cp.entry(m.path, path.Join(dest, m.name))
+		case m.remote != nil:
+			err = cp.remoteEntry(m, to)
 		default:
-			err = cp.entry(m.path, dest)
+			err = cp.entry(m.path, to)
 		}
 		if err != nil {
 			return err

@@ -73,6 +73,8 @@ type Plan struct {
 	// context its build context as its COPY steps were keyed.
 	Dockerfile *dockerfile.File
 	context    *buildContext
+	// remote fetches ADD's downloads (nil: keyed without their content).
+	remote *remoteFiles
 	// Spec is the spec the plan builds: a devcontainer.json's merged
 	// over its image's metadata (spec.WithImageMetadata).
 	Spec *spec.Spec
@@ -155,7 +157,13 @@ func (p *Plan) add(parent int, kind StepKind, summary string, canonical ...strin
 // image's manifest digest); one resolve does not know is keyed by its
 // reference alone.
 func NewPlan(s *spec.Spec, resolve Resolver, features FeatureResolver) (*Plan, error) {
-	p := &Plan{}
+	return newPlan(s, resolve, features, nil)
+}
+
+// newPlan is NewPlan with what fetches ADD's downloads, which a build
+// needs to key them by content.
+func newPlan(s *spec.Spec, resolve Resolver, features FeatureResolver, remote *remoteFiles) (*Plan, error) {
+	p := &Plan{remote: remote}
 	resolve = snapshot(resolve)
 	if s.BaseRef.Kind == rootfs.KindDockerfile {
 		if err := p.addDockerfile(s, resolve); err != nil {

@@ -8,9 +8,12 @@
 // Parsing is moby/buildkit's (its parser and instructions packages); this
 // package evaluates ARG and ENV as BuildKit does and refuses, with the
 // Dockerfile's line, what devbox does not build: RUN --mount, --network
-// and --security, HEALTHCHECK, ONBUILD, ADD from a URL or git,
-// COPY --parents and --exclude, FROM --platform for another platform
-// than the host's.
+// and --security, HEALTHCHECK, ONBUILD, ADD from git (and URL schemes
+// other than http and https), FROM --platform for another platform than
+// the host's. COPY --exclude, --parents and --link, ADD --exclude,
+// --link and --unpack, and ADD of an http(s) URL with or without
+// --checksum, are built (copyflags.go checks them as BuildKit's
+// dispatchCopy does; BuildKit's ADD has no --parents).
 //
 // Lifecycle. Parse reads the file once, with the build args and target;
 // the builder resolves each stage's base, then calls Evaluate with the

@@ -46,6 +46,15 @@ type Step struct {
 	FromStage *Stage
 	Chown     string
 	Chmod     string
+	// Remote are an ADD's http(s) sources, copied after Sources, and
+	// Checksum its --checksum (for its one URL).
+	Remote   []RemoteFile
+	Checksum string
+	// Exclude are --exclude's patterns; Parents is --parents.
+	Exclude []string
+	Parents bool
+	// Unpack is ADD --unpack: nil unpacks local archives, not downloads.
+	Unpack *bool
 	// Env is what a RUN sees: the stage's ENV, then the build args in
 	// scope that ENV does not set.
 	Env []string
@@ -233,18 +242,26 @@ func (e *evaluation) run(c *instructions.RunCommand) error {
 	return nil
 }
 
+// copy is a COPY. --link is accepted and changes nothing: devbox's step
+// is already a layer of its own, diffed from the ones below. It differs
+// from BuildKit's --link (a copy onto an empty layer merged over the
+// stage: dispatchCopy's llb.Merge) only where the destination's path goes
+// through a link to a directory: devbox follows it inside the image
+// (copier.entry), as COPY without --link does, where the merged layer's
+// real directory would hide the link.
 func (e *evaluation) copy(c *instructions.CopyCommand) error {
-	switch {
-	case c.Parents:
-		return fmt.Errorf("--parents is not supported")
-	case len(c.ExcludePatterns) > 0:
-		return fmt.Errorf("--exclude is not supported")
+	if err := checkExclude(c.ExcludePatterns); err != nil {
+		return err
+	}
+	if err := checkCopySources(c.SourcePaths); err != nil {
+		return err
 	}
 	inline, err := e.inlineFiles(c.SourceContents)
 	if err != nil {
 		return err
 	}
-	st := Step{Kind: Copy, Sources: c.SourcePaths, Inline: inline, Dest: e.dest(c.DestPath), From: c.From, Chown: c.Chown, Chmod: c.Chmod}
+	st := Step{Kind: Copy, Sources: c.SourcePaths, Inline: inline, Dest: e.dest(c.DestPath), From: c.From, Chown: c.Chown, Chmod: c.Chmod,
+		Exclude: c.ExcludePatterns, Parents: c.Parents}
 	if c.From != "" {
 		st.FromStage = stageByRef(e.s.all, e.s.byName, c.From, e.s.Number)
 		_, numeric := strconv.Atoi(c.From)
@@ -256,23 +273,29 @@ func (e *evaluation) copy(c *instructions.CopyCommand) error {
 	return nil
 }
 
+// addFiles is an ADD: local sources as COPY's (archives unpacked), URLs
+// downloaded on the host; git sources are refused.
 func (e *evaluation) addFiles(c *instructions.AddCommand) error {
-	switch {
-	case c.Checksum != "" || c.KeepGitDir != nil:
-		return fmt.Errorf("ADD from a URL or git is not supported; download in a RUN step")
-	case len(c.ExcludePatterns) > 0:
-		return fmt.Errorf("--exclude is not supported")
+	if err := checkExclude(c.ExcludePatterns); err != nil {
+		return err
+	}
+	if c.Checksum != "" {
+		if err := checkChecksum(c.Checksum, c.SourcePaths); err != nil {
+			return err
+		}
+	}
+	local, remote, err := addSources(c.SourcePaths)
+	if err != nil {
+		return err
 	}
 	inline, err := e.inlineFiles(c.SourceContents)
 	if err != nil {
 		return err
 	}
-	for _, src := range c.SourcePaths {
-		if strings.Contains(src, "://") || strings.HasPrefix(src, "git@") {
-			return fmt.Errorf("%s: ADD from a URL or git is not supported; download in a RUN step (with a checksum)", src)
-		}
-	}
-	e.add(c, Step{Kind: Add, Sources: c.SourcePaths, Inline: inline, Dest: e.dest(c.DestPath), Chown: c.Chown, Chmod: c.Chmod})
+	// --keep-git-dir means something to git sources only, as in
+	// BuildKit, and those are refused above.
+	e.add(c, Step{Kind: Add, Sources: local, Remote: remote, Checksum: c.Checksum, Inline: inline, Dest: e.dest(c.DestPath),
+		Chown: c.Chown, Chmod: c.Chmod, Exclude: c.ExcludePatterns, Unpack: c.Unpack})
 	return nil
 }
 

@@ -1,9 +1,17 @@
 package e2e
 
 import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
+	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -35,11 +43,22 @@ func TestDockerfileOracle(t *testing.T) {
 	base := debianRegistry(t)
 	root := t.TempDir()
 	linkBase(t, root)
+	// What either build makes has a later time than this (a cached step
+	// of Docker's may come from an earlier case).
+	since := time.Now().Add(-time.Second)
+	// ADD of a URL: both tools fetch on the host (BuildKit in dockerd).
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body := map[string][]byte{"/file.txt": []byte("served\n"), "/data.tgz": tarGz(t, true, "in/x=x")}[r.URL.Path]
+		http.ServeContent(w, r, r.URL.Path, oracleTime, bytes.NewReader(body))
+	}))
+	t.Cleanup(srv.Close)
 	for _, c := range oracleCases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
+			if strings.Contains(c.dockerfile, "$URL") {
+				c.args = append(slices.Clone(c.args), "URL="+srv.URL)
+			}
 			dir := oracleProject(t, c)
-			since := time.Now().Add(-time.Second)
 			args := []string{"build", "--network=none", "--build-arg", "BASE=" + base, "-t", "oracle-" + c.name}
 			for _, a := range c.args {
 				args = append(args, "--build-arg", a)
@@ -86,22 +105,15 @@ func oracleProject(t *testing.T, c oracleCase) string {
 		k, v, _ := strings.Cut(a, "=")
 		args = append(args, fmt.Sprintf("%s = %q", k, v))
 	}
-	dir := dockerfileProject(t, "ARG BASE\n"+c.dockerfile, extra, args...)
+	// ARG BASE goes after the parser directives.
+	body := "ARG BASE\n" + c.dockerfile
+	if first, rest, ok := strings.Cut(c.dockerfile, "\n"); ok && strings.HasPrefix(first, "# ") {
+		body = first + "\nARG BASE\n" + rest
+	}
+	dir := dockerfileProject(t, body, extra, args...)
 	ctx := filepath.Join(dir, "ctx")
 	for name, content := range c.files {
-		p := filepath.Join(ctx, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if target, ok := strings.CutPrefix(content, "symlink:"); ok {
-			if err := os.Symlink(target, p); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		writeContextFile(t, ctx, name, content)
 	}
 	err := filepath.Walk(ctx, func(p string, info os.FileInfo, err error) error {
 		if err != nil || info.Mode()&os.ModeSymlink != 0 {
@@ -113,4 +125,68 @@ func oracleProject(t *testing.T, c oracleCase) string {
 		t.Fatal(err)
 	}
 	return dir
+}
+
+// writeContextFile writes ctx/name: content, or as its prefix says a symlink
+// ("symlink:TARGET"), an executable ("exec:"), an archive of name=content
+// lines ("tgz:", "tar:"); a name ending in / is an empty directory.
+func writeContextFile(t *testing.T, ctx, name, content string) {
+	t.Helper()
+	p := filepath.Join(ctx, name)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	mode, data := os.FileMode(0o644), []byte(content)
+	switch {
+	case strings.HasSuffix(name, "/"):
+		err := os.MkdirAll(p, 0o755)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return
+	case strings.HasPrefix(content, "symlink:"):
+		if err := os.Symlink(strings.TrimPrefix(content, "symlink:"), p); err != nil {
+			t.Fatal(err)
+		}
+		return
+	case strings.HasPrefix(content, "exec:"):
+		mode, data = 0o755, []byte(strings.TrimPrefix(content, "exec:"))
+	case strings.HasPrefix(content, "tgz:"):
+		data = tarGz(t, true, strings.Split(strings.TrimPrefix(content, "tgz:"), "\n")...)
+	case strings.HasPrefix(content, "tar:"):
+		data = tarGz(t, false, strings.Split(strings.TrimPrefix(content, "tar:"), "\n")...)
+	}
+	if err := os.WriteFile(p, data, mode); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// tarGz is a tar (gzipped if gz) of name=content entries, owned by
+// 1000:1000, with its directories, at oracleTime.
+func tarGz(t *testing.T, gz bool, entries ...string) []byte {
+	var buf bytes.Buffer
+	var w io.Writer = &buf
+	var zw *gzip.Writer
+	if gz {
+		zw = gzip.NewWriter(&buf)
+		w = zw
+	}
+	tw := tar.NewWriter(w)
+	dirs := map[string]bool{}
+	for _, e := range entries {
+		name, content, _ := strings.Cut(e, "=")
+		if d := path.Dir(name); d != "." && !dirs[d] {
+			dirs[d] = true
+			tw.WriteHeader(&tar.Header{Name: d + "/", Typeflag: tar.TypeDir, Mode: 0o750, Uid: 1000, Gid: 1000, ModTime: oracleTime})
+		}
+		tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o640, Uid: 1000, Gid: 1000, Size: int64(len(content)), ModTime: oracleTime})
+		tw.Write([]byte(content))
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if zw != nil {
+		zw.Close()
+	}
+	return buf.Bytes()
 }

@@ -55,8 +55,9 @@ type Step struct {
 	Parents bool
 	// Unpack is ADD --unpack: nil unpacks local archives, not downloads.
 	Unpack *bool
-	// Env is what a RUN sees: the stage's ENV, then the build args in
-	// scope that ENV does not set.
+	// Env is what a RUN sees: the stage's ENV and its ARGs with a value,
+	// the later of the two where both set a name (BuildKit adds both to
+	// the build state's environment; only ENV reaches the config).
 	Env []string
 	// ProxyEnv are the proxy build args a RUN sees besides (where Env
 	// does not set them); not part of the step's identity.
@@ -71,12 +72,12 @@ type Step struct {
 var defaultShell = []string{"/bin/sh", "-c"}
 
 // Evaluated is a stage evaluated: its steps, the config it ends with, and
-// what a stage FROM it inherits besides (its build args and SHELL, as
-// BuildKit carries them over).
+// what a stage FROM it inherits besides: the build state's environment,
+// with its ARGs, as BuildKit carries it over.
 type Evaluated struct {
 	Steps  []Step
 	Config rootfs.Config
-	args   map[string]string
+	env    []string
 }
 
 // evaluation is a stage's state as its instructions run.
@@ -84,19 +85,20 @@ type evaluation struct {
 	s      *Stage
 	lex    *shell.Lex
 	cfg    rootfs.Config
-	args   map[string]string // ARGs in scope with a value
-	cmdSet bool              // CMD was set in this stage
+	env    []string // the build state's: ENV and ARGs with a value
+	cmdSet bool     // CMD was set in this stage
 	steps  []Step
 }
 
 // Evaluate runs the stage's instructions over base, the config of the
 // image it starts from, or over parent, the stage it starts from.
 func (s *Stage) Evaluate(base rootfs.Config, parent *Evaluated) (*Evaluated, error) {
-	e := &evaluation{s: s, lex: shell.NewLex(s.escape), cfg: base, args: map[string]string{}}
+	e := &evaluation{s: s, lex: shell.NewLex(s.escape), cfg: base, env: base.Env}
 	if parent != nil {
-		e.cfg, e.args = parent.Config, maps.Clone(parent.args)
+		e.cfg, e.env = parent.Config, parent.env
 	}
 	e.cfg.Env = slices.Clone(e.cfg.Env)
+	e.env = slices.Clone(e.env)
 	e.cfg.Labels = maps.Clone(e.cfg.Labels)
 	e.cfg.ExposedPorts = slices.Clone(e.cfg.ExposedPorts)
 	e.cfg.Volumes = slices.Clone(e.cfg.Volumes)
@@ -109,7 +111,7 @@ func (s *Stage) Evaluate(base rootfs.Config, parent *Evaluated) (*Evaluated, err
 			return nil, fmt.Errorf("%s:%d: %s: %w", s.path, line(c.Location()), strings.ToUpper(c.Name()), err)
 		}
 	}
-	return &Evaluated{Steps: e.steps, Config: e.cfg, args: e.args}, nil
+	return &Evaluated{Steps: e.steps, Config: e.cfg, env: e.env}, nil
 }
 
 // shell is what RUN, CMD and ENTRYPOINT in shell form run under: the
@@ -121,28 +123,11 @@ func (e *evaluation) shell() []string {
 	return slices.Clone(defaultShell)
 }
 
-// vars are what ${X} sees: the build args in scope, then ENV over them.
-func (e *evaluation) vars() []string {
-	var out []string
-	for _, k := range slices.Sorted(maps.Keys(e.args)) {
-		out = append(out, k+"="+e.args[k])
-	}
-	return append(out, e.cfg.Env...)
-}
-
-// runEnv is what a RUN sees: ENV, then the build args ENV does not set.
-func (e *evaluation) runEnv() []string {
-	out := slices.Clone(e.cfg.Env)
-	for _, k := range slices.Sorted(maps.Keys(e.args)) {
-		if !slices.ContainsFunc(e.cfg.Env, func(kv string) bool { return strings.HasPrefix(kv, k+"=") }) {
-			out = append(out, k+"="+e.args[k])
-		}
-	}
-	return out
-}
+// vars are what ${X} sees, and a RUN: the build state's environment.
+func (e *evaluation) vars() []string { return slices.Clone(e.env) }
 
 func (e *evaluation) expand(word string) (string, error) {
-	v, _, err := e.lex.ProcessWord(word, shell.EnvsFromSlice(e.vars()))
+	v, _, err := e.lex.ProcessWord(word, shell.EnvsFromSlice(e.env))
 	return v, err
 }
 
@@ -159,6 +144,7 @@ func (e *evaluation) apply(c instructions.Command) error {
 	case *instructions.EnvCommand:
 		for _, kv := range c.Env {
 			e.cfg.Env = setEnv(e.cfg.Env, kv.Key, kv.Value)
+			e.env = setEnv(e.env, kv.Key, kv.Value)
 		}
 	case *instructions.LabelCommand:
 		if e.cfg.Labels == nil {
@@ -209,15 +195,17 @@ func (e *evaluation) apply(c instructions.Command) error {
 }
 
 // arg declares build args: a --build-arg value, else the default, else
-// the meta ARG's value; one with none of them stays unset.
+// the meta ARG's value; one with none of them stays unset. A value goes
+// into the build state's environment, over an ENV of the same name set
+// before it (BuildKit's dispatchArg).
 func (e *evaluation) arg(c *instructions.ArgCommand) {
 	for _, kv := range c.Args {
 		if v, ok := e.s.buildArg[kv.Key]; ok {
-			e.args[kv.Key] = v
+			e.env = setEnv(e.env, kv.Key, v)
 		} else if kv.Value != nil {
-			e.args[kv.Key] = *kv.Value
+			e.env = setEnv(e.env, kv.Key, *kv.Value)
 		} else if v, ok := e.s.meta[kv.Key]; ok {
-			e.args[kv.Key] = v
+			e.env = setEnv(e.env, kv.Key, v)
 		}
 	}
 }
@@ -238,7 +226,7 @@ func (e *evaluation) run(c *instructions.RunCommand) error {
 	if err != nil {
 		return err
 	}
-	e.add(c, Step{Kind: Run, Args: args, Pipe: pipe, Env: e.runEnv(), ProxyEnv: proxyEnv(e.s.buildArg)})
+	e.add(c, Step{Kind: Run, Args: args, Pipe: pipe, Env: e.vars(), ProxyEnv: proxyEnv(e.s.buildArg)})
 	return nil
 }
 

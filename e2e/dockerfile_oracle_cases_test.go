@@ -6,7 +6,8 @@ package e2e
 // changed since, devbox does what the newer one does, and the case is
 // not here: ADD --chown of a local archive chowns what it unpacks
 // (BuildKit 46e52f472, "file: add chown to archive unpack from copy";
-// TestDockerfileAsBuildKit), COPY --from=$VAR is expanded.
+// TestDockerfileAsBuildKit); COPY --from=$VAR is refused with BuildKit's
+// words (20.10 took it for an image name).
 var oracleCases = []oracleCase{
 	{name: "env", dockerfile: `FROM $BASE
 ENV A=1 B="x y"

@@ -121,6 +121,7 @@ func TestRefused(t *testing.T) {
 	for _, c := range []struct{ body, want string }{
 		{"FROM a\nRUN --mount=type=cache,target=/x true\n", ":2: RUN: --mount"},
 		{"FROM a\n\nSTOPSIGNAL SIGNOPE\n", ":3: STOPSIGNAL: invalid signal"},
+		{"FROM a\nARG X=b\nCOPY --from=$X /a /b\n", ":3: COPY: variable expansion is not supported for --from"},
 		{"FROM a\nARG E\nVOLUME $E\n", ":3: VOLUME: VOLUME specified can not be an empty string"},
 		{"FROM a\nADD https://example.com/x.git /x\n", ":2: ADD: https://example.com/x.git: ADD from git is not supported"},
 	} {

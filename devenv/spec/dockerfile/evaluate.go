@@ -244,6 +244,10 @@ func (e *evaluation) copy(c *instructions.CopyCommand) error {
 	if err := checkCopySources(c.SourcePaths); err != nil {
 		return err
 	}
+	// BuildKit's toCommand: --from is not expanded, and says so.
+	if v, _, err := e.lex.ProcessWord(c.From, shell.EnvsFromSlice(nil)); err != nil || v != c.From {
+		return fmt.Errorf("variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround")
+	}
 	inline, err := e.inlineFiles(c.SourceContents)
 	if err != nil {
 		return err

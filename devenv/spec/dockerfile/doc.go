@@ -7,10 +7,14 @@
 //
 // Parsing is moby/buildkit's (its parser and instructions packages); this
 // package evaluates ARG and ENV as BuildKit does and refuses, with the
-// Dockerfile's line, what devbox does not build: RUN --mount, --network
-// and --security, HEALTHCHECK, ONBUILD, ADD from a URL or git,
-// COPY --parents and --exclude, FROM --platform for another platform
-// than the host's.
+// Dockerfile's line, what devbox does not build: RUN --security=insecure
+// and --device, RUN --mount from= an image (a stage is mounted),
+// HEALTHCHECK, ONBUILD, ADD from a URL or git, COPY --parents and
+// --exclude, FROM --platform for another platform than the host's.
+// RUN --mount (bind, cache, tmpfs, secret, ssh) and --network come out
+// as the step's Mounts and Network, with BuildKit's defaults; the
+// builder refuses --network=host unless the spec's network is the
+// host's.
 //
 // Lifecycle. Parse reads the file once, with the build args and target;
 // the builder resolves each stage's base, then calls Evaluate with the

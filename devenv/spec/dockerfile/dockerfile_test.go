@@ -118,7 +118,7 @@ ENTRYPOINT ["/x"]
 // TestRefused: what devbox does not build is refused with the line.
 func TestRefused(t *testing.T) {
 	for _, c := range []struct{ body, want string }{
-		{"FROM a\nRUN --mount=type=cache,target=/x true\n", ":2: RUN: --mount"},
+		{"FROM a\nRUN --security=insecure true\n", ":2: RUN: --security=insecure is refused"},
 		{"FROM a\n\nHEALTHCHECK CMD true\n", ":3: HEALTHCHECK: not supported"},
 		{"FROM a\nONBUILD RUN true\n", ":2: ONBUILD: not supported"},
 		{"FROM a\nADD https://example.com/x /x\n", ":2: ADD: https://example.com/x: ADD from a URL"},

@@ -29,10 +29,11 @@ func (h *hostMounts) mount(m Mount, ns *os.File, c *Config) (*os.File, error) {
 	return f, nil
 }
 
-// tmpfs is a detached tmpfs for m, nosuid and nodev, its root owned by
-// the container's root (the range's first ids with a user namespace),
-// mode 1777 as a tmpfs's root is by default (BuildKit's tmpfs mounts set
-// no mode either).
+// tmpfs is a detached tmpfs for m, its root owned by the container's
+// root (the range's first ids with a user namespace), mode 1777 as a
+// tmpfs's root is by default. BuildKit's (solver/llbsolver/mounts/
+// mount.go, tmpfsMount) is nosuid with its size and no mode; devbox's
+// is nodev too, as every mount it gives a container.
 func tmpfs(m Mount, ids *userns.IDMap) (*os.File, error) {
 	fs, err := unix.Fsopen("tmpfs", unix.FSOPEN_CLOEXEC)
 	if err != nil {

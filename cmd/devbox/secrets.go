@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -32,6 +33,10 @@ func (a *app) parseSecrets() error {
 		id, sock, _ := strings.Cut(f, "=")
 		if id == "" || strings.Contains(sock, ",") {
 			return usageError{fmt.Errorf("--ssh %q: want ID or ID=SOCKET", f)}
+		}
+		if sock == "" {
+			// As docker buildx: ID alone is the agent of $SSH_AUTH_SOCK.
+			sock = os.Getenv("SSH_AUTH_SOCK")
 		}
 		if sock != "" {
 			abs, err := filepath.Abs(sock)

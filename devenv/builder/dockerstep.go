@@ -115,7 +115,11 @@ func dockerRun(ctx context.Context, s *spec.Spec, b *Result, ds *dockerfile.Step
 		return err
 	}
 	extra.network = runNetwork(ds.Network)
-	env = append(env, rm.env...)
+	for _, kv := range rm.env {
+		// Over the Dockerfile's own, as BuildKit's AddOrReplace.
+		k, _, _ := strings.Cut(kv, "=")
+		env = append(slices.DeleteFunc(env, func(e string) bool { return strings.HasPrefix(e, k+"=") }), kv)
+	}
 	if ds.Pipe != nil {
 		m, err := pipeMount(ds.Pipe, tmp)
 		if err != nil {

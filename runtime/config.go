@@ -93,6 +93,17 @@ type Mount struct {
 	Source   string `json:"source" toml:"source"`
 	Target   string `json:"target" toml:"target"`
 	Readonly bool   `json:"readonly" toml:"readonly"`
+	// Tmpfs makes the mount a fresh tmpfs (nosuid, nodev) of at most
+	// Size bytes (0: the kernel's default, half the memory) instead of a
+	// bind of Source; a build's RUN --mount=type=tmpfs. Never a spec's.
+	Tmpfs bool  `json:"tmpfs,omitempty" toml:"-"`
+	Size  int64 `json:"size,omitempty" toml:"-"`
+	// Canonical says Source is stored in canonical ids, as a layer is
+	// (a build's cache, secret or copied bind source, made by devbox):
+	// with a user namespace it is idmapped as the layers are, so that its
+	// root is the container's. Never a spec's: a host path is bound by
+	// the bind rule.
+	Canonical bool `json:"canonical,omitempty" toml:"-"`
 }
 
 // Project is the project tree of a container with a user namespace: the

@@ -64,7 +64,7 @@ func prepareMounts(c *Config, pid int, ns *os.File) (*hostMounts, error) {
 		return nil, err
 	}
 	for _, m := range c.binds() {
-		f, err := h.bind(m, ns, c)
+		f, err := h.mount(m, ns, c)
 		if err != nil {
 			return nil, err
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/devbox/devbox/devenv"
+	"github.com/devbox/devbox/devenv/builder"
 	devspec "github.com/devbox/devbox/devenv/spec"
 	"github.com/devbox/devbox/rootfs"
 )
@@ -25,8 +26,13 @@ type app struct {
 	locked bool   // --locked: the build must be what devbox.lock says
 	// buildArgs are --build-arg KEY=VALUE, for a dockerfile: base.
 	buildArgs []string
-	stdout    io.Writer
-	stderr    io.Writer
+	// secretFlags and sshFlags are --secret and --ssh, read into secrets
+	// and ssh by loadSpec.
+	secretFlags, sshFlags []string
+	secrets               map[string]builder.Secret
+	ssh                   map[string]string
+	stdout                io.Writer
+	stderr                io.Writer
 }
 
 func newApp(stdout, stderr io.Writer) *app {
@@ -115,12 +121,15 @@ func (a *app) withLocked(cmd *cobra.Command) *cobra.Command {
 // withBuildArgs gives a command that builds the --build-arg flag.
 func (a *app) withBuildArgs(cmd *cobra.Command) *cobra.Command {
 	cmd.Flags().StringArrayVar(&a.buildArgs, "build-arg", nil, "KEY=VALUE for the Dockerfile's ARG KEY (a dockerfile: base), over [dockerfile] args")
-	return cmd
+	return a.withSecrets(cmd)
 }
 
 // loadSpec reads the spec named by -f, with the --build-arg values.
 func (a *app) loadSpec() (*devspec.Spec, error) {
 	a.debugf("spec %s, state root %s", a.file, a.root)
+	if err := a.parseSecrets(); err != nil {
+		return nil, err
+	}
 	s, err := devspec.Load(a.file)
 	if err != nil || len(a.buildArgs) == 0 {
 		return s, err

@@ -279,7 +279,7 @@ func (a *app) build(set func(*builder.Options)) (*devspec.Spec, *rootfs.Store, *
 // buildOptions shows a build's steps on stderr and its commands' output
 // as it comes.
 func (a *app) buildOptions(pr *progress) builder.Options {
-	o := builder.Options{Pull: pullOptions(pr), Out: a.stderr, Stdout: os.Stderr, Stderr: os.Stderr, Log: pr.Log}
+	o := builder.Options{Pull: pullOptions(pr), Out: a.stderr, Stdout: os.Stderr, Stderr: os.Stderr, Log: pr.Log, Secrets: a.secrets, SSH: a.ssh}
 	if a.locked {
 		o.Lock = builder.LockLocked
 	}

@@ -16,9 +16,6 @@ import (
 	"github.com/devbox/devbox/devenv/spec"
 	"github.com/devbox/devbox/internal/subid"
 	"github.com/devbox/devbox/rootfs"
-	container "github.com/devbox/devbox/runtime"
-	"github.com/devbox/devbox/runtime/rootless"
-	"github.com/devbox/devbox/runtime/userns"
 )
 
 // Options tune a build.
@@ -33,6 +30,17 @@ type Options struct {
 	Log            func(string)
 	// Lock is what the build does with devbox.lock.
 	Lock LockMode
+	// Secrets are what RUN --mount=type=secret mounts, by id (devbox
+	// build --secret); SSH the agent sockets of --mount=type=ssh, by id
+	// ("default" is $SSH_AUTH_SOCK unless given).
+	Secrets map[string]Secret
+	SSH     map[string]string
+}
+
+// Secret is where a build secret's value is: a file, or an environment
+// variable of devbox's.
+type Secret struct {
+	Src, Env string
 }
 
 // Result is a built environment: its layers, top first, over its image.
@@ -189,6 +197,13 @@ func (w *walk) layer(ctx context.Context, i int, header string) (rootfs.BuildRec
 	} else if st.Image != nil {
 		in.from = w.store.LowerDirs(st.Image)
 	}
+	for _, m := range st.Mounts {
+		var stack []string
+		if m >= 0 {
+			stack = w.stacks[m]
+		}
+		in.mounts = append(in.mounts, stack)
+	}
 	if root := w.b.Plan.root(i); root.Image != nil {
 		in.baseLayers = root.Image.Layers
 	}
@@ -230,6 +245,9 @@ func shortDur(d time.Duration) string {
 // (kept from pruning while the step's layer is).
 type stepInputs struct {
 	from, baseLayers []string
+	// mounts are the trees of a RUN's --mount from= stages, by mount
+	// (nil for one with no stage).
+	mounts [][]string
 }
 
 // runStep makes one step's layer in tmp/ and commits it.
@@ -275,7 +293,7 @@ func runStep(ctx context.Context, store *rootfs.Store, s *spec.Spec, b *Result, 
 	case StepRun:
 		err = runInBuild(ctx, s, b, tmp, []string{"/bin/sh", "-c", st.Command}, nil, o)
 	case StepDocker:
-		err = dockerStep(ctx, s, b, st, b.Lower, in.from, tmp, o)
+		err = dockerStep(ctx, store.Root(), s, b, st, in, tmp, o)
 	case StepFeature:
 		err = featureStep(ctx, s, b, st, tmp, o)
 	default:
@@ -384,94 +402,4 @@ func configStep(s *spec.Spec, upper string) error {
 		sb.WriteString("export " + k + "='" + strings.ReplaceAll(s.Env[k], "'", `'\''`) + "'\n")
 	}
 	return writeFile(filepath.Join(upper, "etc/profile.d/devbox-env.sh"), sb.String())
-}
-
-// runInBuild runs args in a build container over b's layers, whose
-// writable layer is tmp/upper, with the spec's environment and workdir.
-func runInBuild(ctx context.Context, s *spec.Spec, b *Result, tmp string, args, env []string, o Options) error {
-	cwd := "/"
-	if s.Workdir != "" && existsInLayers(b.Lower, strings.TrimPrefix(s.Workdir, "/")) {
-		cwd = s.Workdir
-	}
-	return runProcess(ctx, s, b, tmp, container.Process{
-		Args: args,
-		Env:  s.Environ(b.Image.Config, append([]string{"HOME=/root", "HOSTNAME=" + s.Hostname}, env...)...),
-		Cwd:  cwd,
-	}, o)
-}
-
-// runProcess runs proc in a build container over b's layers, whose
-// writable layer is tmp/upper. It has a network namespace of its own with
-// outbound NAT (bridge), as package managers need the network but a
-// command from a cloned repository must not reach the host's loopback
-// services; a spec whose network mode is host opts its builds in too.
-func runProcess(ctx context.Context, s *spec.Spec, b *Result, tmp string, proc container.Process, o Options, mounts ...container.Mount) error {
-	cfg := container.Config{
-		ID:       "build-" + filepath.Base(tmp),
-		Hostname: s.Hostname,
-		Lower:    b.Lower,
-		Upper:    filepath.Join(tmp, "upper"),
-		Work:     filepath.Join(tmp, "work"),
-		Rootfs:   filepath.Join(tmp, "rootfs"),
-		Network:  container.NetworkBridge,
-		Mounts:   mounts,
-
-		NoSeccomp: s.Security.Seccomp == "unconfined",
-	}
-	if s.Network.Mode == string(container.NetworkHost) {
-		cfg.Network = container.NetworkHost
-	}
-	for _, d := range []string{cfg.Work, cfg.Rootfs} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return err
-		}
-	}
-	// DNS as the host has it; the mount point is removed from the layer
-	// afterwards if the image had no /etc/resolv.conf of its own.
-	hadResolv := existsInLayers(b.Lower, "etc/resolv.conf")
-	resolv := filepath.Join(tmp, "resolv.conf")
-	if err := os.WriteFile(resolv, container.ResolvConf(cfg.Network), 0o644); err != nil {
-		return err
-	}
-	cfg.Files = []container.Mount{{Source: resolv, Target: "/etc/resolv.conf", Readonly: true}}
-	cfg.Process = &proc
-	if b.ids != nil {
-		m, release, err := b.ids.Transient()
-		if err != nil {
-			return err
-		}
-		defer release()
-		cfg.UserNS = &m
-	}
-	c, err := container.Start(container.Options{Config: cfg, Limits: s.Limits(), Subnet: s.Network.Subnet, Stdout: o.Stdout, Stderr: o.Stderr})
-	if err != nil {
-		return err
-	}
-	stop := context.AfterFunc(ctx, func() { c.Signal(os.Kill) })
-	defer stop()
-	code, err := c.Wait()
-	if err != nil {
-		return err
-	}
-	// A layer is stored in canonical ids, whoever mounts it.
-	if err := userns.Shift(cfg.Upper, cfg.UserNS, nil); err != nil {
-		return err
-	}
-	if ctx.Err() != nil {
-		return ctx.Err()
-	}
-	if !hadResolv {
-		if fi, err := os.Lstat(filepath.Join(cfg.Upper, "etc/resolv.conf")); err == nil && fi.Mode().IsRegular() && fi.Size() == 0 {
-			os.Remove(filepath.Join(cfg.Upper, "etc/resolv.conf"))
-		}
-	}
-	if code != 0 {
-		err := fmt.Errorf("%s exited with %d", strings.Join(proc.Args[:min(len(proc.Args), 2)], " "), code)
-		if h, ok := rootless.Active(); ok && h.Single {
-			// apt's setgroups, a package's chown: the usual reasons.
-			err = fmt.Errorf("%w\nThe environment has one user, root: %s", err, rootless.AddRangeHint(h.Username()))
-		}
-		return err
-	}
-	return nil
 }

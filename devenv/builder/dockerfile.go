@@ -59,8 +59,16 @@ func (p *Plan) addDockerfile(s *spec.Spec, resolve Resolver) error {
 			if err != nil {
 				return err
 			}
+			var mountFrom []int
+			if ds.Kind == dockerfile.Run {
+				var run []string
+				if run, mountFrom, err = p.runInput(s, df, ds, bc, last); err != nil {
+					return err
+				}
+				canonical = append(canonical, run...)
+			}
 			st := p.add(len(p.Steps)-1, StepDocker, summarize(ds.Text), canonical...)
-			st.Docker, st.Image = ds, img
+			st.Docker, st.Image, st.Mounts = ds, img, mountFrom
 			if ds.FromStage != nil {
 				st.From = last[ds.FromStage]
 			}

@@ -25,6 +25,8 @@ var dockerfileSeeds = []string{
 	"FROM a\nRUN <<EOF\n#!/usr/bin/env python3\nprint(1)\nEOF\n",
 	"# escape=`\nFROM a\nRUN echo `\n  hi\nONBUILD RUN x\nHEALTHCHECK CMD true\n",
 	"FROM a\nADD --chown=dev arch.tgz /opt/\nADD https://example.com/x /x\nCOPY --parents a /b/\nRUN --mount=type=cache,target=/x true\n",
+	"FROM a AS s\nFROM a\nRUN --mount=type=cache,target=/c,id=x,sharing=locked,uid=1,mode=0700 --mount=type=tmpfs,target=/t,size=1m " +
+		"--mount=from=s,source=/etc,target=/e --mount=source=b,target=/b,rw --mount=type=secret,id=t,env=T --mount=type=ssh --network=none true\n",
 }
 
 // FuzzDockerfilePlan: no Dockerfile, with any build args, makes the

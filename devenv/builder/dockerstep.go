@@ -22,6 +22,7 @@ import (
 
 	"github.com/devbox/devbox/devenv/spec"
 	"github.com/devbox/devbox/devenv/spec/dockerfile"
+	"github.com/devbox/devbox/internal/state"
 	"github.com/devbox/devbox/rootfs"
 	container "github.com/devbox/devbox/runtime"
 )
@@ -31,11 +32,11 @@ import (
 // done by devbox on an overlay of the layers, so that they need nothing
 // from the image (a scratch or distroless stage copies too) and every
 // path resolves inside it.
-func dockerStep(ctx context.Context, s *spec.Spec, b *Result, st Step, lower []string, from []string, tmp string, o Options) error {
-	ds := st.Docker
+func dockerStep(ctx context.Context, root state.Root, s *spec.Spec, b *Result, st Step, in stepInputs, tmp string, o Options) error {
+	ds, lower, from := st.Docker, b.Lower, in.from
 	switch ds.Kind {
 	case dockerfile.Run:
-		return dockerRun(ctx, s, b, ds, lower, tmp, o)
+		return dockerRun(ctx, s, b, ds, lower, tmp, o, &runMounter{root: root, b: b, st: st, in: in, tmp: tmp, o: o})
 	case dockerfile.Workdir:
 		return onMerged(lower, tmp, "", func(root string) error {
 			uid, gid, err := LookupUser(lower, ds.User)
@@ -97,7 +98,7 @@ func onMerged(lower []string, tmp, prefix string, f func(root string) error) err
 // dockerRun runs a RUN instruction in a build container, as its user, in
 // its workdir, with its environment (and Docker's defaults for PATH,
 // HOME and HOSTNAME).
-func dockerRun(ctx context.Context, s *spec.Spec, b *Result, ds *dockerfile.Step, lower []string, tmp string, o Options) error {
+func dockerRun(ctx context.Context, s *spec.Spec, b *Result, ds *dockerfile.Step, lower []string, tmp string, o Options, rm *runMounter) error {
 	uid, gid, err := LookupUser(lower, ds.User)
 	if err != nil {
 		return err
@@ -113,13 +114,23 @@ func dockerRun(ctx context.Context, s *spec.Spec, b *Result, ds *dockerfile.Step
 			env = append(env, kv)
 		}
 	}
-	var mounts []container.Mount
+	extra, err := rm.prepare(ctx, ds.Mounts)
+	defer rm.release()
+	if err != nil {
+		return err
+	}
+	extra.network = runNetwork(ds.Network)
+	for _, kv := range rm.env {
+		// Over the Dockerfile's own, as BuildKit's AddOrReplace.
+		k, _, _ := strings.Cut(kv, "=")
+		env = append(slices.DeleteFunc(env, func(e string) bool { return strings.HasPrefix(e, k+"=") }), kv)
+	}
 	if ds.Pipe != nil {
 		m, err := pipeMount(ds.Pipe, tmp)
 		if err != nil {
 			return err
 		}
-		mounts = append(mounts, m)
+		extra.mounts = append(extra.mounts, m)
 	}
 	for _, kv := range []string{"PATH=" + container.DefaultPath, "HOME=" + homeOf(lower, uid), "HOSTNAME=" + s.Hostname} {
 		if k, _, _ := strings.Cut(kv, "="); !hasVar(env, k) {
@@ -127,7 +138,11 @@ func dockerRun(ctx context.Context, s *spec.Spec, b *Result, ds *dockerfile.Step
 		}
 	}
 	proc := container.Process{Args: ds.Args, Env: env, Cwd: ds.Workdir, UID: uid, GID: gid, Groups: SupplementaryGroups(lower, ds.User)}
-	return runProcess(ctx, s, b, tmp, proc, o, mounts...)
+	stubs := mountStubs(lower, filepath.Join(tmp, "upper"), ds.Mounts)
+	if err := runProcess(ctx, s, b, tmp, proc, o, extra); err != nil {
+		return err
+	}
+	return removeStubs(filepath.Join(tmp, "upper"), stubs)
 }
 
 func hasVar(env []string, k string) bool {

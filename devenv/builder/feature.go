@@ -400,5 +400,5 @@ func featureStep(ctx context.Context, s *spec.Spec, b *Result, st Step, tmp stri
 		Env:  s.Environ(b.Image.Config, append([]string{"HOME=/root", "HOSTNAME=" + s.Hostname}, f.installEnv(s)...)...),
 		Cwd:  "/",
 	}
-	return runProcess(ctx, s, b, tmp, proc, o, container.Mount{Source: f.Folder, Target: at, Readonly: true})
+	return runProcess(ctx, s, b, tmp, proc, o, runExtra{mounts: []container.Mount{{Source: f.Folder, Target: at, Readonly: true}}})
 }

@@ -54,6 +54,9 @@ type Step struct {
 	// --from=STAGE copies from (-1 for none).
 	Docker *dockerfile.Step
 	From   int
+	// Mounts are, for each of a RUN's --mount, the step of the stage it
+	// mounts from (-1 for none).
+	Mounts []int
 	// Feature is a feature step's feature, fetched.
 	Feature *Feature
 }

@@ -126,6 +126,10 @@ func summarize(s string) string {
 func (c *dfConverter) step(st *dockerfile.Step) {
 	switch st.Kind {
 	case dockerfile.Run:
+		if len(st.Mounts) > 0 || st.Network != "" {
+			c.unmapped(st.Line, st.Text, "a [[run]] command has no --mount or --network: keep the Dockerfile as the base")
+			return
+		}
 		if len(st.Args) != 3 || st.Args[1] != "-c" {
 			c.unmapped(st.Line, st.Text, "an exec-form RUN: add it as a [[run]] command")
 			return

@@ -83,3 +83,17 @@ func TestDevcontainerConverts(t *testing.T) {
 		t.Errorf("unmapped %q", r.Unmapped)
 	}
 }
+
+// TestDockerfileRunMount: a RUN with --mount or --network is reported,
+// not made a [[run]] command that would run without them.
+func TestDockerfileRunMount(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "Dockerfile")
+	os.WriteFile(p, []byte("FROM debian:12\nRUN --mount=type=secret,id=t cat /run/secrets/t\nRUN --network=none true\n"), 0o644)
+	r, err := Dockerfile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Unmapped) != 2 || !strings.Contains(r.Unmapped[0], ":2: RUN --mount=type=secret,id=t cat /run/secrets/t: a [[run]] command has no --mount") {
+		t.Errorf("unmapped %q", r.Unmapped)
+	}
+}

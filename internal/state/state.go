@@ -12,6 +12,8 @@
 //	builds/<key>/          a build step's layer, keyed sha256(parent + step)
 //	builds/<key>.json      its record, written last
 //	downloads/             Node tarballs and other downloads, by checksum
+//	build-caches/<id>/     a Dockerfile's RUN --mount=type=cache directory
+//	                       (data/, in canonical ids) and its lock file
 //	envs/NAME/             one environment (see Env)
 //	run/<id>/              a one-shot container's writable layer
 //	network/               bridge address allocations and their lock
@@ -76,6 +78,29 @@ func (r Root) Build(key string) string { return r.join("builds", key) }
 
 // Downloads is the download cache.
 func (r Root) Downloads() string { return r.join("downloads") }
+
+// BuildCaches holds the directories of RUN --mount=type=cache; BuildCache
+// is one of them, by a digest of its id (any string the Dockerfile gives).
+func (r Root) BuildCaches() string { return r.join("build-caches") }
+
+// BuildCache is the directory of the cache mount with id: its data/ is
+// what the RUN sees, its lock the flock of sharing=locked and private.
+func (r Root) BuildCache(id string) BuildCache {
+	sum := sha256.Sum256([]byte(id))
+	return BuildCache(r.join("build-caches", hex.EncodeToString(sum[:16])))
+}
+
+// BuildCache is one cache mount's directory.
+type BuildCache string
+
+// Dir is the directory itself.
+func (c BuildCache) Dir() string { return string(c) }
+
+// Data is what is mounted.
+func (c BuildCache) Data() string { return filepath.Join(string(c), "data") }
+
+// Lock is the flock file of its users.
+func (c BuildCache) Lock() string { return filepath.Join(string(c), "lock") }
 
 // Tmp is for unfinished work.
 func (r Root) Tmp() string { return r.join("tmp") }

@@ -197,13 +197,18 @@ func needed(all []*Stage, byName map[string]*Stage, tgt *Stage) ([]*Stage, error
 			}
 		}
 		for _, c := range s.commands {
-			cp, ok := c.(*instructions.CopyCommand)
-			if !ok || cp.From == "" {
-				continue
+			var froms []string
+			switch c := c.(type) {
+			case *instructions.CopyCommand:
+				froms = []string{c.From}
+			case *instructions.RunCommand:
+				froms = runMountFroms(c)
 			}
-			if dep := stageByRef(all, byName, cp.From, s.Number); dep != nil {
-				if err := visit(dep); err != nil {
-					return err
+			for _, from := range froms {
+				if dep := stageByRef(all, byName, from, s.Number); from != "" && dep != nil {
+					if err := visit(dep); err != nil {
+						return err
+					}
 				}
 			}
 		}

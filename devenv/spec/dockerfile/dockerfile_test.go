@@ -119,7 +119,7 @@ ENTRYPOINT ["/x"]
 // TestRefused: what devbox does not build is refused with the line.
 func TestRefused(t *testing.T) {
 	for _, c := range []struct{ body, want string }{
-		{"FROM a\nRUN --mount=type=cache,target=/x true\n", ":2: RUN: --mount"},
+		{"FROM a\nRUN --security=insecure true\n", ":2: RUN: --security=insecure is refused"},
 		{"FROM a\n\nSTOPSIGNAL SIGNOPE\n", ":3: STOPSIGNAL: invalid signal"},
 		{"FROM a\nARG X=b\nCOPY --from=$X /a /b\n", ":3: COPY: variable expansion is not supported for --from"},
 		{"FROM a\nARG E\nVOLUME $E\n", ":3: VOLUME: VOLUME specified can not be an empty string"},

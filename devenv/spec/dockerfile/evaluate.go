@@ -65,6 +65,10 @@ type Step struct {
 	Workdir  string
 	// User is USER as written (name or id, with an optional group).
 	User string
+	// Mounts are a RUN's --mount flags; Network its --network mode ("",
+	// NetworkNone or NetworkHost).
+	Mounts  []Mount
+	Network string
 }
 
 // defaultShell is what RUN, CMD and ENTRYPOINT in shell form run under
@@ -219,14 +223,19 @@ func (e *evaluation) cmdLine(c instructions.ShellDependantCmdLine) []string {
 }
 
 func (e *evaluation) run(c *instructions.RunCommand) error {
-	if len(c.FlagsUsed) > 0 {
-		return fmt.Errorf("--%s is not supported: devbox runs each step in a plain build container", c.FlagsUsed[0])
+	network, err := runFlags(c)
+	if err != nil {
+		return err
+	}
+	mounts, err := e.mounts(c)
+	if err != nil {
+		return err
 	}
 	args, pipe, err := e.runArgs(c)
 	if err != nil {
 		return err
 	}
-	e.add(c, Step{Kind: Run, Args: args, Pipe: pipe, Env: e.vars(), ProxyEnv: proxyEnv(e.s.buildArg)})
+	e.add(c, Step{Kind: Run, Args: args, Pipe: pipe, Env: e.vars(), ProxyEnv: proxyEnv(e.s.buildArg), Mounts: mounts, Network: network})
 	return nil
 }
 

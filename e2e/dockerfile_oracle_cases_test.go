@@ -6,6 +6,9 @@ package e2e
 // changed since, devbox does what the newer one does, and the case is
 // not here: ADD --chown of a local archive chowns what it unpacks
 // (BuildKit 46e52f472, "file: add chown to archive unpack from copy";
+// a case's stubs are the empty mount points RUN --mount left in 20.10's
+// layers and BuildKit 0.11 and later remove (2cae26f61, "stubs cleaner
+// should recursively remove empty directory mounts"), as devbox does;
 // TestDockerfileAsBuildKit); COPY --from=$VAR is refused with BuildKit's
 // words (20.10 took it for an image name).
 var oracleCases = []oracleCase{
@@ -247,4 +250,22 @@ RUN echo a ` + "`" + `
     b > /e
 ENV P=C:\\x
 `},
+	{name: "run-mount-cache", dockerfile: `FROM $BASE
+RUN --mount=type=cache,target=/var/cache/build echo a > /var/cache/build/f && ls /var/cache/build > /listing
+RUN --mount=type=cache,target=/root/.cache,id=c2,uid=33,gid=33,mode=0700 stat -c '%u:%g %a' /root/.cache > /cachestat
+`, stubs: []string{"/var/cache/build", "/root/.cache"}},
+	{name: "run-mount-tmpfs-bind", files: map[string]string{"a.txt": "a\n", "dir/x": "x\n"}, dockerfile: `FROM $BASE AS b
+RUN echo staged > /x
+FROM $BASE
+RUN --mount=type=tmpfs,target=/scratch touch /scratch/x && echo ok > /t
+RUN --mount=type=bind,source=a.txt,target=/mnt/a cat /mnt/a > /copied
+RUN --mount=type=bind,source=dir,target=/src,rw touch /src/new && ls /src > /ls
+RUN --mount=type=bind,from=b,source=/x,target=/mnt/x cp /mnt/x /y
+RUN --mount=target=/ctx ls /ctx > /ctxls
+`, stubs: []string{"/scratch", "/src", "/ctx"}},
+	{name: "run-mount-secret", secret: "s3cr3t", dockerfile: `FROM $BASE
+RUN --mount=type=secret,id=tok wc -c < /run/secrets/tok > /len
+RUN --mount=type=secret,id=tok,target=/etc/tok,mode=0440 stat -c '%a' /etc/tok > /mode
+RUN --mount=type=secret,id=missing test -e /run/secrets/missing && echo present > /none || echo absent > /none
+`, stubs: []string{"/run/secrets"}},
 }

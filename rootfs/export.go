@@ -240,6 +240,11 @@ func Export(ctx context.Context, layerDirs []string, cfg Config, extra ...v1.Lay
 // directories passed through filter (nil: none): what push publishes must
 // not carry what the build keeps locally (see devenv/portable).
 func ExportFiltered(ctx context.Context, layerDirs []string, cfg Config, filter Filter, extra ...v1.Layer) (v1.Image, error) {
+	return exportImage(ctx, layerDirs, cfg, filter, nil, extra...)
+}
+
+// exportImage is ExportFiltered with the layers' options (compression).
+func exportImage(ctx context.Context, layerDirs []string, cfg Config, filter Filter, opts []tarball.LayerOption, extra ...v1.Layer) (v1.Image, error) {
 	var layers []v1.Layer
 	for i, dir := range layerDirs {
 		below := slices.Clone(layerDirs[:i])
@@ -250,7 +255,7 @@ func ExportFiltered(ctx context.Context, layerDirs []string, cfg Config, filter 
 				links: map[[2]uint64]string{}, buf: make([]byte, FilterMax), filter: filter, below: below}
 			go func() { pw.CloseWithError(writeLayerTar(ctx, lw)) }()
 			return pr, nil
-		})
+		}, opts...)
 		if err != nil {
 			return nil, fmt.Errorf("export %s: %w", dir, err)
 		}

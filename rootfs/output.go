@@ -1,6 +1,7 @@
 package rootfs
 
 import (
+	"compress/gzip"
 	"context"
 	"encoding/csv"
 	"fmt"
@@ -59,7 +60,9 @@ func ParseOutput(s string) (Output, error) {
 // WriteOutput exports layerDirs (bottom first) with cfg as o says;
 // stdout is dest "-".
 func WriteOutput(ctx context.Context, layerDirs []string, cfg Config, o Output, stdout io.Writer) (err error) {
-	img, err := Export(ctx, layerDirs, cfg)
+	// Stored, not compressed, as `docker save` writes: gzip at the
+	// default level took most of the time of a build.
+	img, err := exportImage(ctx, layerDirs, cfg, nil, []tarball.LayerOption{tarball.WithCompressionLevel(gzip.NoCompression)})
 	if err != nil {
 		return err
 	}

@@ -16,22 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/devbox/devbox/internal/dockerfilecases"
 	"github.com/devbox/devbox/internal/testenv"
 )
-
-// oracleCase is a Dockerfile (after "ARG BASE", FROM $BASE giving the
-// loopback registry's Debian), its context and its build args.
-type oracleCase struct {
-	name, dockerfile string
-	// files are the context's: "symlink:T" makes a symlink to T.
-	files  map[string]string
-	args   []string // KEY=VALUE
-	target string
-	// secret is the content of the secret id=tok both builds are given.
-	secret string
-	// stubs are directories only Docker 20.10 leaves (see oracleCases).
-	stubs []string
-}
 
 // oracleTime is the context files' mtime: before the build, so that a
 // file keeping it came from the context.
@@ -56,24 +43,24 @@ func TestDockerfileOracle(t *testing.T) {
 		http.ServeContent(w, r, r.URL.Path, oracleTime, bytes.NewReader(body))
 	}))
 	t.Cleanup(srv.Close)
-	for _, c := range oracleCases {
-		t.Run(c.name, func(t *testing.T) {
+	for _, c := range dockerfilecases.Cases {
+		t.Run(c.Name, func(t *testing.T) {
 			t.Parallel()
-			if strings.Contains(c.dockerfile, "$URL") {
-				c.args = append(slices.Clone(c.args), "URL="+srv.URL)
+			if strings.Contains(c.Dockerfile, "$URL") {
+				c.Args = append(slices.Clone(c.Args), "URL="+srv.URL)
 			}
 			dir := oracleProject(t, c)
-			args := []string{"build", "--network=none", "--build-arg", "BASE=" + base, "-t", "oracle-" + c.name}
-			for _, a := range c.args {
+			args := []string{"build", "--network=none", "--build-arg", "BASE=" + base, "-t", "oracle-" + c.Name}
+			for _, a := range c.Args {
 				args = append(args, "--build-arg", a)
 			}
-			if c.target != "" {
-				args = append(args, "--target", c.target)
+			if c.Target != "" {
+				args = append(args, "--target", c.Target)
 			}
 			var devboxArgs []string
-			if c.secret != "" {
+			if c.Secret != "" {
 				src := filepath.Join(dir, "secret")
-				os.WriteFile(src, []byte(c.secret), 0o600)
+				os.WriteFile(src, []byte(c.Secret), 0o600)
 				args = append(args, "--secret", "id=tok,src="+src)
 				devboxArgs = append(devboxArgs, "--secret", "id=tok,src="+src)
 			}
@@ -83,7 +70,7 @@ func TestDockerfileOracle(t *testing.T) {
 			}
 			dockerTook := time.Since(start)
 			want := filepath.Join(dir, "docker.tar")
-			if _, err := dk.Run("save", "-o", want, "oracle-"+c.name); err != nil {
+			if _, err := dk.Run("save", "-o", want, "oracle-"+c.Name); err != nil {
 				t.Fatal(err)
 			}
 			got := filepath.Join(dir, "devbox.tar")
@@ -94,11 +81,11 @@ func TestDockerfileOracle(t *testing.T) {
 			t.Logf("docker build %s, devbox build %s", dockerTook.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
 			// To look at a difference by hand: DEVBOX_ORACLE_KEEP=DIR.
 			if keep := os.Getenv("DEVBOX_ORACLE_KEEP"); keep != "" {
-				os.MkdirAll(filepath.Join(keep, c.name), 0o755)
-				execCommand("cp", want, got, filepath.Join(keep, c.name)).Run()
+				os.MkdirAll(filepath.Join(keep, c.Name), 0o755)
+				execCommand("cp", want, got, filepath.Join(keep, c.Name)).Run()
 			}
 			for _, d := range diffImages(loadImage(t, want), loadImage(t, got), since) {
-				if !slices.ContainsFunc(c.stubs, func(p string) bool { return strings.HasPrefix(d, p+": only in Docker's (type 5 ") }) {
+				if !slices.ContainsFunc(c.Stubs, func(p string) bool { return strings.HasPrefix(d, p+": only in Docker's (type 5 ") }) {
 					t.Error(d)
 				}
 			}
@@ -108,24 +95,24 @@ func TestDockerfileOracle(t *testing.T) {
 
 // oracleProject writes the case's context and a devbox.toml that builds
 // it as Docker does (no network for its steps, as --network=none).
-func oracleProject(t *testing.T, c oracleCase) string {
+func oracleProject(t *testing.T, c dockerfilecases.Case) string {
 	extra := "[network]\nmode = \"none\""
-	if c.target != "" {
-		extra += fmt.Sprintf("\n[dockerfile]\ntarget = %q", c.target)
+	if c.Target != "" {
+		extra += fmt.Sprintf("\n[dockerfile]\ntarget = %q", c.Target)
 	}
 	var args []string
-	for _, a := range c.args {
+	for _, a := range c.Args {
 		k, v, _ := strings.Cut(a, "=")
 		args = append(args, fmt.Sprintf("%s = %q", k, v))
 	}
 	// ARG BASE goes after the parser directives.
-	body := "ARG BASE\n" + c.dockerfile
-	if first, rest, ok := strings.Cut(c.dockerfile, "\n"); ok && strings.HasPrefix(first, "# ") {
+	body := "ARG BASE\n" + c.Dockerfile
+	if first, rest, ok := strings.Cut(c.Dockerfile, "\n"); ok && strings.HasPrefix(first, "# ") {
 		body = first + "\nARG BASE\n" + rest
 	}
 	dir := dockerfileProject(t, body, extra, args...)
 	ctx := filepath.Join(dir, "ctx")
-	for name, content := range c.files {
+	for name, content := range c.Files {
 		writeContextFile(t, ctx, name, content)
 	}
 	err := filepath.Walk(ctx, func(p string, info os.FileInfo, err error) error {

@@ -7,11 +7,12 @@ import (
 	"testing"
 
 	"github.com/devbox/devbox/devenv/spec"
+	"github.com/devbox/devbox/internal/dockerfilecases"
 	"github.com/devbox/devbox/rootfs"
 )
 
-// dockerfileSeeds are the Dockerfiles of the tests (unit and e2e), the
-// fuzzer's starting corpus.
+// dockerfileSeeds are the Dockerfiles of the tests (unit and e2e), with
+// dockerfilecases.Cases the fuzzer's starting corpus.
 var dockerfileSeeds = []string{
 	"ARG BASE\nFROM ${BASE} AS build\nRUN echo built > /msg\nFROM scratch\nCOPY --from=build / /\nCOPY --from=build /msg /copied\n",
 	"ARG BASE\nFROM ${BASE} AS base\nRUN echo one > /one\nFROM base AS two\nRUN echo two > /two\n",
@@ -34,6 +35,10 @@ var dockerfileSeeds = []string{
 func FuzzDockerfilePlan(f *testing.F) {
 	for _, d := range dockerfileSeeds {
 		f.Add(d, "BASE=debian:12")
+	}
+	// The differential suite's Dockerfiles (what BuildKit builds alike).
+	for _, c := range dockerfilecases.Cases {
+		f.Add("ARG BASE\n"+c.Dockerfile, "BASE=debian:12")
 	}
 	dir := f.TempDir()
 	ctx := filepath.Join(dir, "ctx")

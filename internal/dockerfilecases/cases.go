@@ -16,7 +16,6 @@ type Case struct {
 	Stubs []string
 }
 
-
 // Cases are Dockerfiles modelled on BuildKit's own tests
 // (frontend/dockerfile/dockerfile_test.go) and the Dockerfile reference,
 // each with what Docker 20.10's builtin frontend accepts. Where BuildKit

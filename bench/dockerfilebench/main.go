@@ -1,7 +1,8 @@
-// Command dockerfilebench builds the classic Dockerfile as a devbox base
-// (base = "dockerfile:…") and the devbox.toml that says the same, each on
-// a fresh state root with only the Debian base, cold and again after one
-// edit (the root password: a RUN line in the Dockerfile, [ssh] password
+// Command dockerfilebench builds the classic Dockerfile with Docker 20.10's
+// BuildKit (Debian's docker.io, a daemon of its own), the same Dockerfile
+// as a devbox base (base = "dockerfile:…") and the devbox.toml that says
+// the same, each from nothing but the Debian base, cold and again after
+// one edit (the root password: a RUN line in the Dockerfile, [ssh] password
 // in the devbox.toml). CentOS's mirrors and nodejs.org cannot be reached
 // here: the Dockerfile's base is Debian, apt-get stands for yum, and both
 // take the same Node 12.9.1 (a stand-in tarball) from a server on this
@@ -19,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -58,36 +60,66 @@ password = "%s"
 
 func main() {
 	devbox := flag.String("devbox", "bin/devbox", "devbox binary (absolute)")
+	rounds := flag.Int("rounds", 3, "interleaved rounds (medians are reported)")
 	flag.Parse()
-	if err := run(*devbox); err != nil {
+	if err := run(*devbox, *rounds); err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(devbox string) error {
+func run(devbox string, rounds int) error {
 	mirror, stop, err := nodeMirror()
 	if err != nil {
 		return err
 	}
 	defer stop()
-	dockerfile := testbase.ClassicDockerfile()
-	var results []string
-	for _, c := range []struct {
-		name, spec string
-		files      map[string][]byte
-	}{
-		{"the classic Dockerfile", dockerfileSpec, map[string][]byte{"Dockerfile": dockerfile}},
-		{"the same devbox.toml", tomlSpec, nil},
-	} {
-		cold, edit, err := measure(devbox, c.spec, mirror, c.files)
-		if err != nil {
-			return fmt.Errorf("%s: %w", c.name, err)
-		}
-		results = append(results, fmt.Sprintf("%s: cold %v, after editing the password %v (%.3fx cold)", c.name,
-			cold.Round(time.Millisecond), edit.Round(time.Millisecond), float64(edit)/float64(cold)))
+	cache, img, err := testbase.DebianImage(func(m string) { log.Print(m) })
+	if err != nil {
+		return err
 	}
-	fmt.Println(strings.Join(results, "\n"))
+	dk, err := newDockerSide(cache, img, mirror)
+	if err != nil {
+		return err
+	}
+	defer dk.stop()
+	dockerfile := testbase.ClassicDockerfile()
+	sides := []struct {
+		name    string
+		measure func() (cold, edit time.Duration, err error)
+	}{
+		{"Docker 20.10 BuildKit, the classic Dockerfile", dk.measure},
+		{"devbox, the classic Dockerfile as its base", func() (time.Duration, time.Duration, error) {
+			return measure(devbox, dockerfileSpec, mirror, map[string][]byte{"Dockerfile": dockerfile})
+		}},
+		{"devbox, the devbox.toml that says the same", func() (time.Duration, time.Duration, error) {
+			return measure(devbox, tomlSpec, mirror, nil)
+		}},
+	}
+	colds, edits := make([][]time.Duration, len(sides)), make([][]time.Duration, len(sides))
+	for r := range rounds {
+		for i, side := range sides {
+			cold, edit, err := side.measure()
+			if err != nil {
+				return fmt.Errorf("%s: %w", side.name, err)
+			}
+			log.Printf("round %d, %s: cold %v, edit %v", r+1, side.name, cold.Round(time.Millisecond), edit.Round(time.Millisecond))
+			colds[i], edits[i] = append(colds[i], cold), append(edits[i], edit)
+		}
+	}
+	peerCold, peerEdit := median(colds[0]), median(edits[0])
+	fmt.Printf("medians of %d interleaved rounds; the edit is the root password, a build arg of a late RUN (the [ssh] password in the devbox.toml)\n", rounds)
+	for i, side := range sides {
+		c, e := median(colds[i]), median(edits[i])
+		fmt.Printf("%-48s cold %8v (%.2fx Docker)   after the edit %8v (%.2fx Docker)\n", side.name+":",
+			c.Round(time.Millisecond), float64(c)/float64(peerCold), e.Round(time.Millisecond), float64(e)/float64(peerEdit))
+	}
 	return nil
+}
+
+func median(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/2]
 }
 
 // measure builds spec on a fresh state root, then again with the other

@@ -24,54 +24,73 @@ const (
 // host's network changes; builds run with --network=none), stopped and
 // removed when the test ends.
 type Docker struct {
-	host string
+	host, dir string
+	cmd       *exec.Cmd
 }
 
-// StartDocker starts the test's dockerd; make test installs docker.io,
-// so a host without it fails the test with what to install.
+// StartDocker starts the test's dockerd, stopped when the test ends;
+// make test installs docker.io, so a host without it fails the test with
+// what to install.
 func StartDocker(tb testing.TB) *Docker {
 	tb.Helper()
+	d, err := NewDocker()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(d.Stop)
+	return d
+}
+
+// NewDocker starts a dockerd of its own; Stop stops it and removes all it
+// kept.
+func NewDocker() (*Docker, error) {
 	if _, err := os.Stat(dockerd); err != nil {
-		tb.Fatalf("Docker is the oracle here: apt-get install docker.io (%v)", err)
+		return nil, fmt.Errorf("Docker is the oracle here: apt-get install docker.io (%w)", err)
 	}
 	// A short path: the socket's must fit sun_path.
 	dir, err := os.MkdirTemp("", "dk-")
 	if err != nil {
-		tb.Fatal(err)
+		return nil, err
 	}
-	d := &Docker{host: "unix://" + filepath.Join(dir, "sock")}
+	d := &Docker{host: "unix://" + filepath.Join(dir, "sock"), dir: dir}
 	log, err := os.Create(filepath.Join(dir, "log"))
 	if err != nil {
-		tb.Fatal(err)
+		return nil, err
 	}
-	cmd := exec.Command(dockerd, "-H", d.host, "--data-root", filepath.Join(dir, "data"), "--exec-root", filepath.Join(dir, "exec"),
+	d.cmd = exec.Command(dockerd, "-H", d.host, "--data-root", filepath.Join(dir, "data"), "--exec-root", filepath.Join(dir, "exec"),
 		"--pidfile", filepath.Join(dir, "pid"), "--iptables=false", "--ip-masq=false", "--bridge=none")
-	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
-	if err := cmd.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
-		log.Close()
+	d.cmd.Stdout, d.cmd.Stderr = log, log
+	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	err = d.cmd.Start()
+	log.Close()
+	if err != nil {
 		os.RemoveAll(dir)
-	})
+		return nil, err
+	}
 	for start := time.Now(); ; time.Sleep(100 * time.Millisecond) {
 		if _, err := d.Run("version"); err == nil {
-			return d
+			return d, nil
 		} else if time.Since(start) > 60*time.Second {
-			msg, _ := os.ReadFile(log.Name())
-			tb.Fatalf("dockerd did not answer in 60 s: %v\n%s", err, msg)
+			msg, _ := os.ReadFile(filepath.Join(dir, "log"))
+			d.Stop()
+			return nil, fmt.Errorf("dockerd did not answer in 60 s: %v\n%s", err, msg)
 		}
 	}
+}
+
+// Stop stops the daemon (SIGTERM, then after 30 s SIGKILL to its group)
+// and removes its data.
+func (d *Docker) Stop() {
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { d.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		syscall.Kill(-d.cmd.Process.Pid, syscall.SIGKILL)
+		<-done
+	}
+	os.RemoveAll(d.dir)
 }
 
 // Run runs the docker CLI against the test's daemon, with BuildKit.

@@ -14,6 +14,7 @@ import (
 	"encoding/hex"
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"net"
 	"net/http"
@@ -61,13 +62,18 @@ password = "%s"
 func main() {
 	devbox := flag.String("devbox", "bin/devbox", "devbox binary (absolute)")
 	rounds := flag.Int("rounds", 3, "interleaved rounds (medians are reported)")
+	showSteps := flag.Bool("steps", false, "print each devbox build's steps with their times (to stderr)")
 	flag.Parse()
-	if err := run(*devbox, *rounds); err != nil {
+	steps := io.Discard
+	if *showSteps {
+		steps = os.Stderr
+	}
+	if err := run(*devbox, *rounds, steps); err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(devbox string, rounds int) error {
+func run(devbox string, rounds int, steps io.Writer) error {
 	mirror, stop, err := nodeMirror()
 	if err != nil {
 		return err
@@ -89,10 +95,10 @@ func run(devbox string, rounds int) error {
 	}{
 		{"Docker 20.10 BuildKit, the classic Dockerfile", dk.measure},
 		{"devbox, the classic Dockerfile as its base", func() (time.Duration, time.Duration, error) {
-			return measure(devbox, dockerfileSpec, mirror, map[string][]byte{"Dockerfile": dockerfile})
+			return measure(devbox, dockerfileSpec, mirror, map[string][]byte{"Dockerfile": dockerfile}, steps)
 		}},
 		{"devbox, the devbox.toml that says the same", func() (time.Duration, time.Duration, error) {
-			return measure(devbox, tomlSpec, mirror, nil)
+			return measure(devbox, tomlSpec, mirror, nil, steps)
 		}},
 	}
 	colds, edits := make([][]time.Duration, len(sides)), make([][]time.Duration, len(sides))
@@ -124,7 +130,7 @@ func median(ds []time.Duration) time.Duration {
 
 // measure builds spec on a fresh state root, then again with the other
 // password.
-func measure(devbox, spec, mirror string, files map[string][]byte) (cold, edit time.Duration, err error) {
+func measure(devbox, spec, mirror string, files map[string][]byte, steps io.Writer) (cold, edit time.Duration, err error) {
 	cache, img, err := testbase.DebianImage(func(m string) { log.Print(m) })
 	if err != nil {
 		return 0, 0, err
@@ -147,9 +153,11 @@ func measure(devbox, spec, mirror string, files map[string][]byte) (cold, edit t
 		cmd := exec.Command(devbox, "--root", root, "build")
 		cmd.Dir = dir
 		start := time.Now()
-		if out, err := cmd.CombinedOutput(); err != nil {
+		out, err := cmd.CombinedOutput()
+		if err != nil {
 			return 0, fmt.Errorf("build: %v\n%s", err, out)
 		}
+		fmt.Fprintf(steps, "--- %s, password %q\n%s", filepath.Base(root), password, out)
 		return time.Since(start), nil
 	}
 	if cold, err = build("root"); err != nil {

@@ -34,6 +34,16 @@ func TestDockerfileMountCache(t *testing.T) {
 	if r.code != 0 || r.stdout != want {
 		t.Errorf("second build: %d\n%s\nwant\n%s\n%s", r.code, r.stdout, want, tail(r.stderr))
 	}
+	// As docker builder prune: the caches are emptied, and the next build
+	// starts them afresh.
+	if r := devbox(t, dir, "--root", root, "image", "prune", "--build-caches"); r.code != 0 || !strings.Contains(r.stdout, "emptied 3 build caches") {
+		t.Errorf("prune: %d %q %s", r.code, r.stdout, tail(r.stderr))
+	}
+	third := strings.Replace(second, "cat /var/cache/thing/f > /seen", "ls -A /var/cache/thing > /seen", 1)
+	os.WriteFile(filepath.Join(dir, "ctx", "Dockerfile"), []byte(third), 0o644)
+	if r := devbox(t, dir, "--root", root, "run", "--", "wc", "-c", "/seen"); r.code != 0 || r.stdout != "0 /seen\n" {
+		t.Errorf("after the prune: %d %q %s", r.code, r.stdout, tail(r.stderr))
+	}
 }
 
 // TestDockerfileMountKinds: tmpfs, binds from the context (read-only,

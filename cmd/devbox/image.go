@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/devbox/devbox/devenv/builder"
 	"github.com/devbox/devbox/rootfs"
 )
 
@@ -144,8 +145,9 @@ func (a *app) imageRmCommand() *cobra.Command {
 }
 
 func (a *app) imagePruneCommand() *cobra.Command {
-	return &cobra.Command{
-		Use:   "prune",
+	var caches bool
+	cmd := &cobra.Command{
+		Use:   "prune [--build-caches]",
 		Short: "Delete layers no image, build or environment uses",
 		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(*cobra.Command, []string) error {
@@ -158,9 +160,19 @@ func (a *app) imagePruneCommand() *cobra.Command {
 				return err
 			}
 			a.printf("deleted %d layers, freed %s\n", len(removed), humanBytes(freed))
+			if !caches {
+				return nil
+			}
+			n, freed, err := builder.PruneCaches(a.root)
+			if err != nil {
+				return err
+			}
+			a.printf("emptied %d build caches, freed %s\n", n, humanBytes(freed))
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&caches, "build-caches", false, "also empty the RUN --mount=type=cache directories no build is using (as docker builder prune)")
+	return cmd
 }
 
 func (a *app) imageImportCommand() *cobra.Command {

@@ -210,10 +210,11 @@ func (e *Envs) record(env *Env, s *spec.Spec, built *builder.Result, hostKey gos
 	slices.Sort(ports)
 	ports = slices.Compact(ports)
 	if err := writeJSON(dir.Image(), &builtImage{
-		Lower:  built.Lower,
-		Config: rootfs.Config{Env: s.Environ(img), WorkingDir: s.StartDir(img), User: img.User, Cmd: img.Cmd},
-		SSH:    &ssh,
-		Ports:  ports,
+		Lower: built.Lower,
+		Config: rootfs.Config{Env: s.Environ(img), WorkingDir: s.StartDir(img), User: img.User, Cmd: img.Cmd,
+			Labels: metadataLabel(img.Labels)},
+		SSH:   &ssh,
+		Ports: ports,
 		Password: s.PasswordFingerprint() != "none" ||
 			(s.SSH.ImageLogins != nil && *s.SSH.ImageLogins),
 	}); err != nil {
@@ -359,4 +360,13 @@ func writeTitle(path, title string) error {
 		return nil
 	}
 	return os.WriteFile(path, []byte(title), 0o600)
+}
+
+// metadataLabel is the Dev Container metadata label of labels alone, or
+// none.
+func metadataLabel(labels map[string]string) map[string]string {
+	if v, ok := labels[spec.MetadataLabel]; ok {
+		return map[string]string{spec.MetadataLabel: v}
+	}
+	return nil
 }

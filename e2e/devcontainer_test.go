@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -93,6 +94,37 @@ func TestDevcontainerImageMetadata(t *testing.T) {
 	if r.code != 0 || r.stdout != want {
 		t.Errorf("exec: %d %q, want %q (%s)", r.code, r.stdout, want, r.stderr)
 	}
+	// What push publishes carries the label as the CLI writes it: the
+	// image's fragments, then the file's, its variables as written.
+	pushed := strings.Replace(ref, "devcontainers/labelled:1", "team/labelled:2", 1)
+	if r := devbox(t, ws, "--root", root, "push", "labelled", pushed); r.code != 0 {
+		t.Fatalf("push: %d %s", r.code, tail(r.stderr))
+	}
+	var entries []map[string]any
+	if err := json.Unmarshal([]byte(imageLabel(t, pushed, "devcontainer.metadata")), &entries); err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 3 || entries[1]["remoteUser"] != "imguser" || entries[2]["postCreateCommand"] != "echo local >> /tmp/order" {
+		t.Errorf("pushed label: %v", entries)
+	}
+}
+
+// imageLabel is a label of the image ref in a registry.
+func imageLabel(t *testing.T, ref, label string) string {
+	t.Helper()
+	r, err := name.ParseReference(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := remote.Image(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cf.Config.Labels[label]
 }
 
 // TestDevcontainerImageMetadataRefused: what the label asks that devbox

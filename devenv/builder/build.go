@@ -101,6 +101,9 @@ func Run(ctx context.Context, store *rootfs.Store, s *spec.Spec, o Options) (*Re
 	}
 	s = plan.Spec
 	img := baseImage(s, plan)
+	if err := labelMetadata(s, img); err != nil {
+		return nil, err
+	}
 	if err := checkBase(pins, s, img); err != nil {
 		return nil, err
 	}

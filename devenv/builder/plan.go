@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"sort"
 	"strings"
 
@@ -117,6 +118,25 @@ func baseImage(s *spec.Spec, p *Plan) *rootfs.Image {
 		}
 	}
 	return img
+}
+
+// labelMetadata gives img the Dev Container metadata label of what s
+// builds over it, for push to publish (the CLI and VS Code read it).
+func labelMetadata(s *spec.Spec, img *rootfs.Image) error {
+	label, err := s.ImageMetadata(img.Config.Labels[spec.MetadataLabel])
+	if err != nil {
+		return err
+	}
+	img.Config.Labels = maps.Clone(img.Config.Labels)
+	if label == "" {
+		delete(img.Config.Labels, spec.MetadataLabel)
+		return nil
+	}
+	if img.Config.Labels == nil {
+		img.Config.Labels = map[string]string{}
+	}
+	img.Config.Labels[spec.MetadataLabel] = label
+	return nil
 }
 
 // target is the last step of a Dockerfile's target stage: devbox's own

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path"
 	"strconv"
@@ -119,12 +120,19 @@ func ImageConfig(build rootfs.Config, ports []int) rootfs.Config {
 	for _, p := range ports {
 		exposed = append(exposed, strconv.Itoa(p)+"/tcp")
 	}
+	// The build's Dev Container metadata label goes along, for the CLI
+	// and VS Code (spec.Spec.ImageMetadata).
+	labels := maps.Clone(build.Labels)
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	labels["dev.devbox.entrypoint"] = "ssh"
 	return rootfs.Config{
 		Env:          build.Env,
 		WorkingDir:   build.WorkingDir,
 		User:         "0:0",
 		Entrypoint:   []string{BinaryPath, ServeArg},
 		ExposedPorts: exposed,
-		Labels:       map[string]string{"dev.devbox.entrypoint": "ssh"},
+		Labels:       labels,
 	}
 }

@@ -182,6 +182,7 @@ func readDevcontainer(file string, data []byte) (*dcReader, *devcontainer, map[s
 	if err := json.Unmarshal(v.Pack(), &raw); err != nil {
 		return nil, nil, nil, d.errorf("", "%v", err)
 	}
+	d.labelEntry = labelEntry(raw)
 	if raw, err = d.substitute(raw); err != nil {
 		return nil, nil, nil, err
 	}
@@ -206,6 +207,9 @@ type dcReader struct {
 	// origin maps a devbox.toml key made to the devcontainer.json key
 	// it came from, for errors.
 	origin map[string]string
+	// labelEntry is what the file gives the metadata label of an image
+	// built from it, as written (see Spec.ImageMetadata).
+	labelEntry json.RawMessage
 }
 
 func (d *dcReader) errorf(key, format string, args ...any) error {

@@ -25,6 +25,7 @@ type dcLocal struct {
 	lifecycle                 Lifecycle
 	mountTargets              map[string]bool
 	workspaceTarget           string
+	labelEntry                json.RawMessage
 }
 
 // metadataEntry is one fragment of the label: the keys of the CLI's
@@ -314,7 +315,7 @@ func (d *dcReader) recordLocal(s *Spec, dc *devcontainer, raw map[string]any) {
 		file: d.file, workspace: d.workspace, folder: d.workspaceFolder(raw),
 		remoteUser: dc.RemoteUser, containerUser: dc.ContainerUser, userFromDevbox: devboxUser,
 		containerEnv: dc.ContainerEnv, remoteEnv: dc.RemoteEnv, devboxEnv: devboxEnv,
-		lifecycle: s.Lifecycle, mountTargets: map[string]bool{},
+		lifecycle: s.Lifecycle, mountTargets: map[string]bool{}, labelEntry: d.labelEntry,
 	}
 	for _, m := range s.Mounts {
 		local.mountTargets[m.Target] = true
@@ -323,4 +324,57 @@ func (d *dcReader) recordLocal(s *Spec, dc *devcontainer, raw map[string]any) {
 		local.workspaceTarget = s.Mounts[0].Target
 	}
 	s.devcontainer = local
+}
+
+// labelKeys are the keys of a devcontainer.json that travel in the label
+// of an image built from it (pickConfigProperties in the CLI's
+// src/spec-node/imageMetadata.ts).
+var labelKeys = []string{"onCreateCommand", "updateContentCommand", "postCreateCommand", "postStartCommand",
+	"postAttachCommand", "waitFor", "customizations", "mounts", "containerEnv", "containerUser", "init", "privileged",
+	"capAdd", "securityOpt", "remoteUser", "userEnvProbe", "remoteEnv", "overrideCommand", "portsAttributes",
+	"otherPortsAttributes", "forwardPorts", "shutdownAction", "updateRemoteUserUID", "hostRequirements"}
+
+// labelEntry picks labelKeys from a devcontainer.json read as JSON,
+// before its variables are substituted: the CLI writes the raw config, so
+// that ${localEnv:…} is the reader's, never this host's value.
+func labelEntry(raw any) json.RawMessage {
+	obj, _ := raw.(map[string]any)
+	picked := map[string]any{}
+	for _, k := range labelKeys {
+		if v, ok := obj[k]; ok {
+			picked[k] = v
+		}
+	}
+	if len(picked) == 0 {
+		return nil
+	}
+	data, _ := json.Marshal(picked)
+	return data
+}
+
+// ImageMetadata is the devcontainer.metadata label of an image built from
+// s over a base labelled base, as the CLI's getDevcontainerMetadata makes
+// it: the base's entries as they are, then the devcontainer.json's own,
+// empty ones left out. (The CLI puts its features' entries between; the
+// features devbox installs are not written there yet.) A spec not read
+// from a devcontainer.json passes the base's on.
+func (s *Spec) ImageMetadata(base string) (string, error) {
+	var entries []json.RawMessage
+	if strings.TrimSpace(base) != "" {
+		if err := json.Unmarshal([]byte(base), &entries); err != nil {
+			entries = []json.RawMessage{json.RawMessage(base)}
+		}
+	}
+	if s.devcontainer != nil && s.devcontainer.labelEntry != nil {
+		entries = append(entries, s.devcontainer.labelEntry)
+	}
+	entries = slices.DeleteFunc(entries, func(e json.RawMessage) bool {
+		var m map[string]json.RawMessage
+		return json.Unmarshal(e, &m) != nil || len(m) == 0
+	})
+	if len(entries) == 0 {
+		return "", nil
+	}
+	data, err := json.Marshal(entries)
+	return string(data), err
 }

@@ -101,7 +101,7 @@ func Run(ctx context.Context, store *rootfs.Store, s *spec.Spec, o Options) (*Re
 	}
 	s = plan.Spec
 	img := baseImage(s, plan)
-	if err := labelMetadata(s, img); err != nil {
+	if err := labelMetadata(s, plan, img); err != nil {
 		return nil, err
 	}
 	if err := checkBase(pins, s, img); err != nil {

@@ -41,6 +41,8 @@ type Feature struct {
 	Folder string
 	Digest string
 	Meta   FeatureMeta
+	// label is its fragment of the image's metadata label.
+	label json.RawMessage
 }
 
 // FeatureMeta is the part of devcontainer-feature.json devbox reads.
@@ -203,6 +205,7 @@ func (f *Feature) readMeta() error {
 	if err := json.Unmarshal(data, &f.Meta); err != nil {
 		return fmt.Errorf("devcontainer-feature.json: %w", err)
 	}
+	f.label = featureLabel(f.Ref, data)
 	switch {
 	case f.Meta.Privileged || len(f.Meta.CapAdd) > 0:
 		return fmt.Errorf("asks for privileges (privileged, capAdd), which devbox does not give")

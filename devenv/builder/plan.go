@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"sort"
@@ -122,8 +123,14 @@ func baseImage(s *spec.Spec, p *Plan) *rootfs.Image {
 
 // labelMetadata gives img the Dev Container metadata label of what s
 // builds over it, for push to publish (the CLI and VS Code read it).
-func labelMetadata(s *spec.Spec, img *rootfs.Image) error {
-	label, err := s.ImageMetadata(img.Config.Labels[spec.MetadataLabel])
+func labelMetadata(s *spec.Spec, p *Plan, img *rootfs.Image) error {
+	var features []json.RawMessage
+	for _, st := range p.Steps {
+		if st.Feature != nil {
+			features = append(features, st.Feature.label)
+		}
+	}
+	label, err := s.ImageMetadata(img.Config.Labels[spec.MetadataLabel], features...)
 	if err != nil {
 		return err
 	}

@@ -354,17 +354,17 @@ func labelEntry(raw any) json.RawMessage {
 
 // ImageMetadata is the devcontainer.metadata label of an image built from
 // s over a base labelled base, as the CLI's getDevcontainerMetadata makes
-// it: the base's entries as they are, then the devcontainer.json's own,
-// empty ones left out. (The CLI puts its features' entries between; the
-// features devbox installs are not written there yet.) A spec not read
+// it: the base's entries as they are, the features' (in install order),
+// then the devcontainer.json's own, empty ones left out. A spec not read
 // from a devcontainer.json passes the base's on.
-func (s *Spec) ImageMetadata(base string) (string, error) {
+func (s *Spec) ImageMetadata(base string, features ...json.RawMessage) (string, error) {
 	var entries []json.RawMessage
 	if strings.TrimSpace(base) != "" {
 		if err := json.Unmarshal([]byte(base), &entries); err != nil {
 			entries = []json.RawMessage{json.RawMessage(base)}
 		}
 	}
+	entries = append(entries, features...)
 	if s.devcontainer != nil && s.devcontainer.labelEntry != nil {
 		entries = append(entries, s.devcontainer.labelEntry)
 	}

@@ -24,7 +24,7 @@ func TestImageMetadataLabel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := s.ImageMetadata(`[{"id":"base","remoteUser":"vscode"},{}]`)
+	got, err := s.ImageMetadata(`[{"id":"base","remoteUser":"vscode"},{}]`, json.RawMessage(`{"id":"./feat"}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,7 +32,7 @@ func TestImageMetadataLabel(t *testing.T) {
 	if err := json.Unmarshal([]byte(got), &entries); err != nil {
 		t.Fatalf("%s: %v", got, err)
 	}
-	want := []map[string]any{{"id": "base", "remoteUser": "vscode"}, {"remoteUser": "root",
+	want := []map[string]any{{"id": "base", "remoteUser": "vscode"}, {"id": "./feat"}, {"remoteUser": "root",
 		"containerEnv": map[string]any{"TOKEN": "${localEnv:DC_LABEL_SECRET}"}, "postCreateCommand": "echo made",
 		"forwardPorts": []any{float64(3000)}, "customizations": map[string]any{"vscode": map[string]any{"extensions": []any{"a.b"}}}}}
 	if !reflect.DeepEqual(entries, want) {

@@ -39,15 +39,15 @@ type authenticator struct {
 
 	enterWait time.Duration // enterWait; zero in tests of the cap
 
-	mu      sync.Mutex
-	unauth  map[string][]*connState // source → connections not logged in
-	waiting map[string]int          // source → connections waiting for a place
-	freed   chan struct{}           // closed when a place is freed
+	mu     sync.Mutex
+	unauth map[string][]*connState // source → connections not logged in
+	queue  map[string][]*connState // source → connections waiting for a place, oldest first
+	freed  chan struct{}           // closed when a place may be taken
 }
 
 func newAuthenticator(cfg Config) (*authenticator, error) {
 	a := &authenticator{user: cfg.User, passwordHash: cfg.PasswordHash,
-		ledger: newLedger(defaultPolicy, time.Now), unauth: map[string][]*connState{}, waiting: map[string]int{},
+		ledger: newLedger(defaultPolicy, time.Now), unauth: map[string][]*connState{}, queue: map[string][]*connState{},
 		enterWait: enterWait}
 	a.verify = a.checkPassword
 	for _, line := range cfg.AuthorizedKeys {
@@ -105,35 +105,59 @@ func (a *authenticator) accept(ctx ssh.Context, conn net.Conn) net.Conn {
 
 // enter takes st among its source's unauthenticated connections. A full
 // source makes room by closing one that has had a password refused, or
-// else st waits its turn a while: otherwise a flood of guessers, all on
-// 127.0.0.1 like every local client, reconnecting faster than anyone,
-// would keep the owner's key login from even connecting.
+// else st waits its turn a while, in line: otherwise a flood of
+// guessers, all on 127.0.0.1 like every local client, reconnecting faster
+// than anyone, would keep the owner's key login from even connecting. No
+// one passes those waiting: a guesser that reconnects goes to the back.
 func (a *authenticator) enter(st *connState) bool {
 	deadline := time.Now().Add(a.enterWait)
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if len(a.queue[st.source]) == 0 && a.admit(st) {
+		return true
+	}
+	if time.Until(deadline) <= 0 || len(a.queue[st.source]) >= maxWaitingPerSource {
+		return false
+	}
+	a.queue[st.source] = append(a.queue[st.source], st)
+	defer a.dequeue(st)
 	for {
-		if a.admit(st) {
+		if a.queue[st.source][0] == st && a.admit(st) {
 			return true
 		}
 		left := time.Until(deadline)
-		if left <= 0 || a.waiting[st.source] >= maxWaitingPerSource {
+		if left <= 0 {
 			return false
 		}
 		if a.freed == nil {
 			a.freed = make(chan struct{})
 		}
 		freed := a.freed
-		a.waiting[st.source]++
 		a.mu.Unlock()
 		select {
 		case <-freed:
 		case <-time.After(left):
 		}
 		a.mu.Lock()
-		if a.waiting[st.source]--; a.waiting[st.source] <= 0 {
-			delete(a.waiting, st.source)
-		}
+	}
+}
+
+// dequeue takes st out of its source's line, and lets the next one try.
+func (a *authenticator) dequeue(st *connState) {
+	q := slices.DeleteFunc(a.queue[st.source], func(c *connState) bool { return c == st })
+	if len(q) == 0 {
+		delete(a.queue, st.source)
+	} else {
+		a.queue[st.source] = q
+	}
+	a.wake()
+}
+
+// wake tells the waiting that a place may be taken.
+func (a *authenticator) wake() {
+	if a.freed != nil {
+		close(a.freed)
+		a.freed = nil
 	}
 }
 
@@ -159,10 +183,7 @@ func (a *authenticator) admit(st *connState) bool {
 func (a *authenticator) leave(st *connState) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.freed != nil { // wake the waiting
-		close(a.freed)
-		a.freed = nil
-	}
+	a.wake()
 	held := slices.DeleteFunc(a.unauth[st.source], func(c *connState) bool { return c == st })
 	if len(held) == 0 {
 		delete(a.unauth, st.source)
@@ -175,7 +196,8 @@ func (a *authenticator) leave(st *connState) {
 func (a *authenticator) refused(ctx ssh.Context) {
 	if st, ok := ctx.Value(connStateKey).(*connState); ok {
 		a.mu.Lock()
-		st.failed = true
+		st.failed = true // the first waiting may take its place
+		a.wake()
 		a.mu.Unlock()
 	}
 }

@@ -84,7 +84,7 @@ func TestSourceIP(t *testing.T) {
 }
 
 func TestUnauthenticatedCap(t *testing.T) {
-	a := &authenticator{unauth: map[string][]*connState{}, waiting: map[string]int{}}
+	a := &authenticator{unauth: map[string][]*connState{}, queue: map[string][]*connState{}}
 	var held []*connState
 	for i := 0; i < maxUnauthPerSource; i++ {
 		st := &connState{source: "127.0.0.7"}
@@ -108,6 +108,57 @@ func TestUnauthenticatedCap(t *testing.T) {
 	held[3].failed = true
 	if !a.enter(&connState{source: "127.0.0.7"}) || a.enter(&connState{source: "127.0.0.7"}) {
 		t.Error("a failed connection did not give exactly one place")
+	}
+}
+
+// TestWaitInLine: past the cap, connections wait in line; a place freed
+// goes to the first waiting, and a newcomer does not pass those waiting
+// (a guesser reconnecting fast would otherwise take every place a login
+// waits for).
+func TestWaitInLine(t *testing.T) {
+	a := &authenticator{unauth: map[string][]*connState{}, queue: map[string][]*connState{}, enterWait: 5 * time.Second}
+	var held []*connState
+	for range maxUnauthPerSource {
+		st := &connState{source: "127.0.0.7"}
+		a.enter(st)
+		held = append(held, st)
+	}
+	first, second := &connState{source: "127.0.0.7"}, &connState{source: "127.0.0.7"}
+	done := make(chan *connState, 2)
+	for i, st := range []*connState{first, second} {
+		go func() {
+			if a.enter(st) {
+				done <- st
+			}
+		}()
+		for { // in line before the next one comes
+			a.mu.Lock()
+			n := len(a.queue["127.0.0.7"])
+			a.mu.Unlock()
+			if n == i+1 {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	a.leave(held[0])
+	if got := <-done; got != first {
+		t.Fatal("the second waiting passed the first")
+	}
+	// A place to take (a connection refused a password), not yet told to
+	// the one waiting: a newcomer may not take it.
+	a.mu.Lock()
+	held[1].failed = true
+	a.mu.Unlock()
+	a.enterWait = 0
+	if a.enter(&connState{source: "127.0.0.7"}) {
+		t.Error("a newcomer passed the one waiting")
+	}
+	a.mu.Lock()
+	a.wake()
+	a.mu.Unlock()
+	if got := <-done; got != second {
+		t.Error("the one waiting did not get the place")
 	}
 }
 

@@ -23,12 +23,16 @@ type Output struct {
 }
 
 // ParseOutput reads "type=docker,dest=FILE[,name=REF]" or
-// "type=tar,dest=FILE"; a bare "-" or FILE is type=tar, as buildx takes
-// "-" (buildx's bare DIR, type=local, would write a root's files as the
-// host's: devbox does not).
+// "type=tar,dest=FILE"; a bare "-" is type=tar to standard output, as in
+// buildx. A bare path is buildx's type=local, the image's files as the
+// host's: devbox refuses it (a set-id file of the image would be one on
+// the host).
 func ParseOutput(s string) (Output, error) {
-	if !strings.Contains(s, "=") {
+	if s == "-" {
 		return Output{Type: "tar", Dest: s}, nil
+	}
+	if !strings.Contains(s, "=") {
+		return Output{}, fmt.Errorf("--output %q: devbox does not write an image's files into a directory (type=local); use type=tar,dest=FILE or type=docker,dest=FILE", s)
 	}
 	fields, err := csv.NewReader(strings.NewReader(s)).Read()
 	if err != nil {

@@ -49,9 +49,12 @@ func (e *evaluation) stopSignal(c *instructions.StopSignalCommand) error {
 
 func validSignal(s string) bool {
 	if n, err := strconv.Atoi(s); err == nil {
-		return n > 0 && n <= 64
+		return n != 0 // moby takes any other number
 	}
 	name := strings.TrimPrefix(strings.ToUpper(s), "SIG")
+	if name == "CLD" || name == "IOT" || name == "POLL" { // aliases moby's SignalMap has
+		return true
+	}
 	for _, rt := range []string{"RTMIN+", "RTMAX-"} {
 		if rest, ok := strings.CutPrefix(name, rt); ok {
 			n, err := strconv.Atoi(rest)

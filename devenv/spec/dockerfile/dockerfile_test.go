@@ -217,3 +217,13 @@ func TestConfigInstructions(t *testing.T) {
 		t.Errorf("triggers: steps %+v, onbuild %q", ev.Steps, ev.Config.OnBuild)
 	}
 }
+
+// TestStopSignal: STOPSIGNAL takes what moby's signal.ParseSignal takes.
+func TestStopSignal(t *testing.T) {
+	for s, ok := range map[string]bool{"SIGTERM": true, "term": true, "15": true, "SIGRTMIN+3": true, "RTMAX-1": true,
+		"SIGIOT": true, "SIGNOPE": false, "0": false, "RTMIN+99": false, "": false} {
+		if validSignal(s) != ok {
+			t.Errorf("%q: valid %v, want %v", s, !ok, ok)
+		}
+	}
+}

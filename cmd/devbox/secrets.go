@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -80,7 +81,7 @@ func parseSecret(f string) (string, builder.Secret, error) {
 	case sec.Src != "" && sec.Env != "":
 		return "", sec, fmt.Errorf("src= and env= both given")
 	case typ == "env" && sec.Env == "":
-		sec.Env, sec.Src = cmpOr(sec.Src, id), ""
+		sec.Env, sec.Src = cmp.Or(sec.Src, id), ""
 	case typ != "" && typ != "file" && typ != "env":
 		return "", sec, fmt.Errorf("type=%s: want file or env", typ)
 	case sec.Src == "" && sec.Env == "":
@@ -94,11 +95,4 @@ func parseSecret(f string) (string, builder.Secret, error) {
 		sec.Src = abs
 	}
 	return id, sec, nil
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }

@@ -2,6 +2,7 @@ package spec
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -382,7 +383,7 @@ func (d *dcReader) toml(dc *devcontainer, raw map[string]any) (map[string]any, e
 	if err := d.mounts(dc, m, raw); err != nil {
 		return nil, err
 	}
-	if u := cmpOr(dc.RemoteUser, dc.ContainerUser); u != "" {
+	if u := cmp.Or(dc.RemoteUser, dc.ContainerUser); u != "" {
 		m["ssh"] = map[string]any{"user": u}
 		d.origin["ssh.user"] = map[bool]string{true: "remoteUser", false: "containerUser"}[dc.RemoteUser != ""]
 	}
@@ -434,13 +435,6 @@ func (d *dcReader) pointBack(err error) error {
 		}
 	}
 	return &Error{File: d.shown, Line: d.line(key), Key: key, Msg: se.Msg}
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // jsonLines records the line of every object member and array element.

@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,7 +21,7 @@ func (d *dcReader) base(dc *devcontainer, m map[string]any) error {
 	var args map[string]string
 	var target string
 	if dc.Build != nil {
-		dockerfile, context, args, target, from = cmpOr(dc.Build.Dockerfile, dockerfile), cmpOr(dc.Build.Context, context), dc.Build.Args, dc.Build.Target, "build.dockerfile"
+		dockerfile, context, args, target, from = cmp.Or(dc.Build.Dockerfile, dockerfile), cmp.Or(dc.Build.Context, context), dc.Build.Args, dc.Build.Target, "build.dockerfile"
 	}
 	switch {
 	case dc.Image != "" && dockerfile != "":
@@ -31,7 +32,7 @@ func (d *dcReader) base(dc *devcontainer, m map[string]any) error {
 	case dockerfile != "":
 		m["base"] = "dockerfile:" + filepath.Join(here, dockerfile)
 		d.origin["base"] = from
-		df := map[string]any{"context": filepath.Join(here, cmpOr(context, "."))}
+		df := map[string]any{"context": filepath.Join(here, cmp.Or(context, "."))}
 		d.origin["dockerfile.context"] = "build.context"
 		if len(args) > 0 {
 			df["args"] = args

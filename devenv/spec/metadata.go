@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -202,10 +203,10 @@ func mergeLifecycle(entries []metadataEntry, local Lifecycle) (Lifecycle, error)
 func mergedUser(entries []metadataEntry, local *dcLocal, had string) string {
 	remote, cont := "", ""
 	for _, e := range entries {
-		remote, cont = cmpOr(e.RemoteUser, remote), cmpOr(e.ContainerUser, cont)
+		remote, cont = cmp.Or(e.RemoteUser, remote), cmp.Or(e.ContainerUser, cont)
 	}
-	remote, cont = cmpOr(local.remoteUser, remote), cmpOr(local.containerUser, cont)
-	return cmpOr(remote, cmpOr(cont, had))
+	remote, cont = cmp.Or(local.remoteUser, remote), cmp.Or(local.containerUser, cont)
+	return cmp.Or(remote, cmp.Or(cont, had))
 }
 
 // mergedEnv is containerEnv and remoteEnv each merged as
@@ -265,7 +266,7 @@ func checkImageMounts(entries []metadataEntry, local *dcLocal) error {
 			}
 			later[target] = true
 			return fmt.Errorf("the image's %s label mounts %s (%s) at %s: devbox lends no host path or volume an image names; "+
-				"mount something at %s in the devcontainer.json's own mounts to replace it", MetadataLabel, src, cmpOr(typ, "bind"), target, target)
+				"mount something at %s in the devcontainer.json's own mounts to replace it", MetadataLabel, src, cmp.Or(typ, "bind"), target, target)
 		}
 	}
 	return nil

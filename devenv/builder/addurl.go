@@ -2,8 +2,6 @@ package builder
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/sha512"
 	"encoding/hex"
 	"fmt"
 	"hash"
@@ -113,7 +111,7 @@ func (d *downloads) fetchURL(ctx context.Context, url, want string) (remoteFile,
 		d.log(fmt.Sprintf("%s: cached", filepath.Base(url)))
 		return remoteFile{path: d.cachePath(want), digest: want, modTime: fi.ModTime()}, nil
 	}
-	tmp, lastMod, sum, err := d.get(ctx, url, hashFor(algo))
+	tmp, lastMod, sum, err := d.get(ctx, url, digest{algo: algo}.hasher())
 	if err != nil {
 		return remoteFile{}, err
 	}
@@ -133,7 +131,8 @@ func (d *downloads) fetchURL(ctx context.Context, url, want string) (remoteFile,
 	return remoteFile{path: d.cachePath(got), digest: got, modTime: lastMod}, nil
 }
 
-// cachePath is where fetch keeps a download of digest ALGO:HEX.
+// cachePath is where fetch and fetchURL keep a download of digest
+// ALGO:HEX.
 func (d *downloads) cachePath(digest string) string {
 	return filepath.Join(d.dir, strings.Replace(digest, ":", "-", 1))
 }
@@ -170,18 +169,6 @@ func (d *downloads) get(ctx context.Context, url string, h hash.Hash) (tmp strin
 		lastMod = t
 	}
 	return f.Name(), lastMod, hex.EncodeToString(h.Sum(nil)), nil
-}
-
-// hashFor is the hash of a --checksum's algorithm (checked when the
-// Dockerfile was read).
-func hashFor(algo string) hash.Hash {
-	switch algo {
-	case "sha384":
-		return sha512.New384()
-	case "sha512":
-		return sha512.New()
-	}
-	return sha256.New()
 }
 
 // remoteEntry copies a download to dest: root's unless --chown, 0600

@@ -32,13 +32,17 @@ func newDownloads(dir string, log func(string)) *downloads {
 	return &downloads{dir: dir, client: &http.Client{Transport: idle.Transport(nil, 0)}, log: log}
 }
 
-// digest is an expected checksum: "sha256" or "sha512", hex.
+// digest is an expected checksum: "sha256", "sha384" (ADD --checksum)
+// or "sha512", hex.
 type digest struct {
 	algo, hex string
 }
 
 func (d digest) hasher() hash.Hash {
-	if d.algo == "sha512" {
+	switch d.algo {
+	case "sha384":
+		return sha512.New384()
+	case "sha512":
 		return sha512.New()
 	}
 	return sha256.New()
@@ -63,7 +67,7 @@ func (d *downloads) fetch(ctx context.Context, url string, want digest) (string,
 	if err := os.MkdirAll(d.dir, 0o700); err != nil {
 		return "", err
 	}
-	final := filepath.Join(d.dir, want.algo+"-"+want.hex)
+	final := d.cachePath(want.algo + ":" + want.hex)
 	if _, err := os.Stat(final); err == nil {
 		d.log(fmt.Sprintf("%s: cached", filepath.Base(url)))
 		return final, nil

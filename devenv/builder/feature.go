@@ -205,7 +205,7 @@ func (f *Feature) readMeta() error {
 	if err := json.Unmarshal(data, &f.Meta); err != nil {
 		return fmt.Errorf("devcontainer-feature.json: %w", err)
 	}
-	f.label = featureLabel(f.Ref, data)
+	f.label = spec.FeatureMetadata(f.Ref, data)
 	switch {
 	case f.Meta.Privileged || len(f.Meta.CapAdd) > 0:
 		return fmt.Errorf("asks for privileges (privileged, capAdd), which devbox does not give")

@@ -340,8 +340,32 @@ var labelKeys = []string{"onCreateCommand", "updateContentCommand", "postCreateC
 // that ${localEnv:…} is the reader's, never this host's value.
 func labelEntry(raw any) json.RawMessage {
 	obj, _ := raw.(map[string]any)
+	return pickEntry(obj, labelKeys)
+}
+
+// featureLabelKeys are the keys of a devcontainer-feature.json that go
+// into the label of an image the feature is installed in
+// (pickFeatureProperties in the CLI's imageMetadata.ts).
+var featureLabelKeys = []string{"onCreateCommand", "updateContentCommand", "postCreateCommand", "postStartCommand",
+	"postAttachCommand", "init", "privileged", "capAdd", "securityOpt", "entrypoint", "mounts", "customizations"}
+
+// FeatureMetadata is a feature's fragment of the label: its id as the
+// devcontainer.json names it (ref), and featureLabelKeys of its
+// devcontainer-feature.json (meta, read strictly before this).
+func FeatureMetadata(ref string, meta []byte) json.RawMessage {
+	var obj map[string]any
+	json.Unmarshal(meta, &obj)
+	if obj == nil {
+		obj = map[string]any{}
+	}
+	obj["id"] = ref
+	return pickEntry(obj, append([]string{"id"}, featureLabelKeys...))
+}
+
+// pickEntry is the entry of obj's keys, nil for none.
+func pickEntry(obj map[string]any, keys []string) json.RawMessage {
 	picked := map[string]any{}
-	for _, k := range labelKeys {
+	for _, k := range keys {
 		if v, ok := obj[k]; ok {
 			picked[k] = v
 		}

@@ -6,10 +6,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
@@ -21,24 +21,15 @@ import (
 // as repo, as a prebuilt dev-container image is published.
 func labelledDebian(t *testing.T, repo, label string) string {
 	t.Helper()
-	src, err := name.ParseReference(debianRegistry(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := remote.Image(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		t.Fatal(err)
-	}
+	base := debianRegistry(t)
+	img, cf := remoteImage(t, base)
 	cfg := cf.Config
 	cfg.Labels = map[string]string{"devcontainer.metadata": label}
-	if img, err = mutate.Config(img, cfg); err != nil {
+	img, err := mutate.Config(img, cfg)
+	if err != nil {
 		t.Fatal(err)
 	}
-	ref := src.Context().RegistryStr() + "/" + repo + ":1"
+	ref := strings.SplitN(base, "/", 2)[0] + "/" + repo + ":1"
 	dst, err := name.ParseReference(ref)
 	if err != nil {
 		t.Fatal(err)
@@ -112,6 +103,13 @@ func TestDevcontainerImageMetadata(t *testing.T) {
 // imageLabel is a label of the image ref in a registry.
 func imageLabel(t *testing.T, ref, label string) string {
 	t.Helper()
+	_, cf := remoteImage(t, ref)
+	return cf.Config.Labels[label]
+}
+
+// remoteImage is the image ref in a registry, and its config.
+func remoteImage(t *testing.T, ref string) (v1.Image, *v1.ConfigFile) {
+	t.Helper()
 	r, err := name.ParseReference(ref)
 	if err != nil {
 		t.Fatal(err)
@@ -124,175 +122,5 @@ func imageLabel(t *testing.T, ref, label string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return cf.Config.Labels[label]
-}
-
-// TestDevcontainerImageMetadataRefused: what the label asks that devbox
-// cannot honour (a capability, a host path) fails up with a message
-// naming the label, instead of being dropped.
-func TestDevcontainerImageMetadataRefused(t *testing.T) {
-	testenv.NeedRoot(t)
-	root := t.TempDir()
-	linkBase(t, root)
-	for _, c := range []struct{ repo, label, want string }{
-		{"devcontainers/capadd", `[{"capAdd": ["SYS_PTRACE"]}]`, "capAdd [SYS_PTRACE]: not supported"},
-		{"devcontainers/hostpath", `{"mounts": ["source=/etc,target=/host-etc,type=bind"]}`, "mounts /etc (bind) at /host-etc"},
-	} {
-		ref := labelledDebian(t, c.repo, c.label)
-		ws, _ := devcontainerWS(t, "refused", ".devcontainer/devcontainer.json", fmt.Sprintf(`{"image": %q}`, ref))
-		r := devbox(t, ws, "--root", root, "up")
-		if r.code == 0 {
-			devbox(t, ws, "--root", root, "rm", "refused")
-		}
-		if r.code == 0 || !strings.Contains(r.stderr, "devcontainer.metadata") || !strings.Contains(r.stderr, c.want) {
-			t.Errorf("%s: up: %d %s, want an error with %q", c.repo, r.code, tail(r.stderr), c.want)
-		}
-	}
-}
-
-// TestDevcontainerDockerfileLabel: the label written by the Dockerfile's
-// own LABEL counts as the base image's does (the CLI reads it off the
-// built image): its remoteUser is the login.
-func TestDevcontainerDockerfileLabel(t *testing.T) {
-	testenv.NeedRoot(t)
-	root := t.TempDir()
-	linkBase(t, root)
-	ws, _ := devcontainerWS(t, "dflabel", ".devcontainer/devcontainer.json", fmt.Sprintf(`{
-		"build": {"dockerfile": "Dockerfile", "args": {"BASE": %q}}
-	}`, debianRegistry(t)))
-	os.WriteFile(filepath.Join(ws, ".devcontainer", "Dockerfile"), []byte("ARG BASE\nFROM ${BASE}\n"+
-		`LABEL devcontainer.metadata='[{"remoteUser": "labeluser", "containerEnv": {"FROM_LABEL": "yes"}}]'`+"\n"), 0o644)
-	if r := devbox(t, ws, "--root", root, "up"); r.code != 0 {
-		t.Fatalf("up: %d %s", r.code, tail(r.stderr))
-	}
-	t.Cleanup(func() { devbox(t, ws, "--root", root, "rm", "dflabel") })
-	r := devbox(t, ws, "--root", root, "exec", "dflabel", "--", "sh", "-c", `id -un; echo $FROM_LABEL`)
-	if want := "labeluser\nyes\n"; r.code != 0 || r.stdout != want {
-		t.Errorf("exec: %d %q, want %q (%s)", r.code, r.stdout, want, r.stderr)
-	}
-}
-
-// TestDevcontainerEnvNewline: a containerEnv value with newlines (as
-// three of the CLI's own test configs have) reaches exec and SSH
-// sessions, login shells included, whole.
-func TestDevcontainerEnvNewline(t *testing.T) {
-	testenv.NeedRoot(t)
-	root := t.TempDir()
-	linkBase(t, root)
-	ws, _ := devcontainerWS(t, "envnl", ".devcontainer/devcontainer.json", fmt.Sprintf(`{
-		"image": %q,
-		"containerEnv": {"MULTI": "line one\nline 'two'\n\nend=3", "PLAIN": "p"},
-		"postCreateCommand": "printf '%%s|' \"$MULTI\" > /tmp/created"
-	}`, debianRegistry(t)))
-	if r := devbox(t, ws, "--root", root, "up"); r.code != 0 {
-		t.Fatalf("up: %d %s", r.code, tail(r.stderr))
-	}
-	t.Cleanup(func() { devbox(t, ws, "--root", root, "rm", "envnl") })
-	want := "line one\nline 'two'\n\nend=3|p|"
-	r := devbox(t, ws, "--root", root, "exec", "envnl", "--", "sh", "-c", `printf '%s|' "$MULTI" "$PLAIN"`)
-	if r.code != 0 || r.stdout != want {
-		t.Errorf("exec: %d %q, want %q (%s)", r.code, r.stdout, want, r.stderr)
-	}
-	r = devbox(t, ws, "--root", root, "exec", "envnl", "--", "bash", "-lc", `printf '%s|' "$MULTI" "$PLAIN"`)
-	if r.code != 0 || r.stdout != want {
-		t.Errorf("login shell: %d %q, want %q (%s)", r.code, r.stdout, want, r.stderr)
-	}
-	r = devbox(t, ws, "--root", root, "exec", "envnl", "--", "cat", "/tmp/created")
-	if r.stdout != "line one\nline 'two'\n\nend=3|" {
-		t.Errorf("postCreateCommand saw %q", r.stdout)
-	}
-}
-
-// TestDevcontainerFeatureValue: a local feature named with a string or a
-// boolean instead of options installs as the CLI installs it
-// (getFeatureValueObject): the string is the version option's when the
-// feature has one, and is otherwise dropped, the defaults kept.
-func TestDevcontainerFeatureValue(t *testing.T) {
-	testenv.NeedRoot(t)
-	root := t.TempDir()
-	linkBase(t, root)
-	ws, _ := devcontainerWS(t, "featval", ".devcontainer/devcontainer.json", fmt.Sprintf(`{
-		"image": %q,
-		"features": {"./plain": "latest", "./versioned": "1.2", "./flag": true, "./empty": {}}
-	}`, debianRegistry(t)))
-	feature := func(dir, meta, install string) {
-		d := filepath.Join(ws, ".devcontainer", dir)
-		os.MkdirAll(d, 0o755)
-		os.WriteFile(filepath.Join(d, "devcontainer-feature.json"), []byte(meta), 0o644)
-		os.WriteFile(filepath.Join(d, "install.sh"), []byte("#!/bin/sh\nset -e\n"+install+"\n"), 0o755)
-	}
-	feature("plain", `{"id": "plain", "options": {"greeting": {"type": "string", "default": "hi"}}}`, `echo "plain $GREETING" > /opt/plain`)
-	feature("versioned", `{"id": "versioned", "version": "0.1.0", "options": {"version": {"type": "string", "default": "1.0"}}}`, `echo "versioned $VERSION" > /opt/versioned`)
-	feature("flag", `{"id": "flag"}`, `echo flag > /opt/flag`)
-	feature("empty", `{"id": "empty"}`, `echo empty > /opt/empty`)
-	if r := devbox(t, ws, "--root", root, "up"); r.code != 0 {
-		t.Fatalf("up: %d %s", r.code, tail(r.stderr))
-	}
-	t.Cleanup(func() { devbox(t, ws, "--root", root, "rm", "featval") })
-	r := devbox(t, ws, "--root", root, "exec", "featval", "--", "cat", "/opt/plain", "/opt/versioned", "/opt/flag", "/opt/empty")
-	if want := "plain hi\nversioned 1.2\nflag\nempty\n"; r.code != 0 || r.stdout != want {
-		t.Errorf("exec: %d %q, want %q (%s)", r.code, r.stdout, want, r.stderr)
-	}
-}
-
-// TestDevcontainerSubfolder: a config in .devcontainer/python/ is the
-// project's: the project root is the local workspace folder (its name in
-// ${localWorkspaceFolderBasename}, the environment's name, the tree
-// mounted), and the bind rule's project tree, so that a root owned by
-// uid 1000 is the login's inside and what the login makes there is
-// 1000's on the host.
-func TestDevcontainerSubfolder(t *testing.T) {
-	testenv.NeedRoot(t)
-	root := t.TempDir()
-	linkBase(t, root)
-	ws, _ := devcontainerWS(t, "proj", ".devcontainer/python/devcontainer.json", fmt.Sprintf(`{
-		"image": %q,
-		"remoteUser": "dev",
-		"workspaceMount": "source=${localWorkspaceFolder},target=/src/${localWorkspaceFolderBasename},type=bind",
-		"workspaceFolder": "/src/${localWorkspaceFolderBasename}"
-	}`, debianRegistry(t)))
-	os.WriteFile(filepath.Join(ws, "README"), []byte("root of proj\n"), 0o644)
-	for _, p := range []string{ws, filepath.Join(ws, "README")} {
-		os.Chown(p, 1000, 1000)
-	}
-	if r := devbox(t, ws, "--root", root, "up", "-f", ".devcontainer/python/devcontainer.json"); r.code != 0 {
-		t.Fatalf("up: %d %s", r.code, tail(r.stderr))
-	}
-	t.Cleanup(func() { devbox(t, ws, "--root", root, "rm", "proj") })
-	r := devbox(t, ws, "--root", root, "exec", "proj", "--", "sh", "-c", `pwd; cat README; stat -c %U . README; touch made-inside`)
-	if want := "/src/proj\nroot of proj\ndev\ndev\n"; r.code != 0 || r.stdout != want {
-		t.Errorf("exec: %d %q, want %q (%s)", r.code, r.stdout, want, r.stderr)
-	}
-	if fi, err := os.Stat(filepath.Join(ws, "made-inside")); err != nil || fi.Sys().(*syscall.Stat_t).Uid != 1000 {
-		t.Errorf("a file made inside, on the host: %v %+v", err, fi)
-	}
-}
-
-// TestDevcontainerTitle: an environment made from a devcontainer.json is
-// named after its workspace folder and found by its "name" too: ps shows
-// both, exec, down and rm take either.
-func TestDevcontainerTitle(t *testing.T) {
-	testenv.NeedRoot(t)
-	root := t.TempDir()
-	linkBase(t, root)
-	ws, _ := devcontainerWS(t, "titled", ".devcontainer/devcontainer.json", fmt.Sprintf(`{"name": "My Project", "image": %q}`, debianRegistry(t)))
-	if r := devbox(t, ws, "--root", root, "up"); r.code != 0 {
-		t.Fatalf("up: %d %s", r.code, tail(r.stderr))
-	}
-	t.Cleanup(func() { devbox(t, ws, "--root", root, "rm", "titled") })
-	if r := devbox(t, "/", "--root", root, "ps"); !strings.Contains(r.stdout, `titled ("My Project")`) {
-		t.Errorf("ps: %q", r.stdout)
-	}
-	if r := devbox(t, "/", "--root", root, "exec", "My Project", "--", "echo", "hi"); r.code != 0 || r.stdout != "hi\n" {
-		t.Errorf("exec by title: %d %q %s", r.code, r.stdout, r.stderr)
-	}
-	if r := devbox(t, "/", "--root", root, "down", "My Project"); r.code != 0 || !strings.Contains(r.stdout, "titled is stopped") {
-		t.Errorf("down by title: %d %q %s", r.code, r.stdout, r.stderr)
-	}
-	if r := devbox(t, "/", "--root", root, "rm", "My Project"); r.code != 0 {
-		t.Errorf("rm by title: %d %s", r.code, r.stderr)
-	}
-	if _, err := os.Stat(filepath.Join(root, "envs", "titled")); err == nil {
-		t.Error("rm by title left the environment")
-	}
+	return img, cf
 }

@@ -1,7 +1,7 @@
 package main
 
 import (
-	"fmt"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"time"
@@ -16,10 +16,10 @@ import (
 // same build args, its RUN steps on the host's network (the daemon has
 // no bridge; devbox's steps have theirs).
 type dockerSide struct {
-	d      *testenv.Docker
-	ctx    string
-	args   []string
-	stopFn func()
+	d    *testenv.Docker
+	srv  *httptest.Server // the registry of the base
+	ctx  string
+	args []string
 }
 
 func newDockerSide(cache *rootfs.Store, img *rootfs.Image, mirror string) (*dockerSide, error) {
@@ -32,27 +32,31 @@ func newDockerSide(cache *rootfs.Store, img *rootfs.Image, mirror string) (*dock
 		srv.Close()
 		return nil, err
 	}
-	ctx, err := os.MkdirTemp("", "dockerfilebench-docker-")
+	ds := &dockerSide{d: d, srv: srv, args: []string{"--build-arg", "BASE=" + ref}}
+	for _, kv := range classicArgs(mirror) {
+		ds.args = append(ds.args, "--build-arg", kv[0]+"="+kv[1])
+	}
+	ds.ctx, err = os.MkdirTemp("", "dockerfilebench-docker-")
 	if err == nil {
-		err = os.WriteFile(filepath.Join(ctx, "Dockerfile"), testbase.ClassicDockerfile(), 0o644)
+		err = os.WriteFile(filepath.Join(ds.ctx, "Dockerfile"), testbase.ClassicDockerfile(), 0o644)
 	}
 	if err == nil {
 		_, err = d.Run("pull", ref)
 	}
-	ds := &dockerSide{d: d, ctx: ctx, stopFn: func() { d.Stop(); srv.Close(); os.RemoveAll(ctx) }}
 	if err != nil {
 		ds.stop()
 		return nil, err
 	}
-	ds.args = []string{"--build-arg", "BASE=" + ref,
-		"--build-arg", "INSTALL=eval apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends",
-		"--build-arg", "PACKAGES=gcc g++ libpcre3-dev libssl-dev make perl zlib1g zlib1g-dev vim openssh-server curl ca-certificates",
-		"--build-arg", fmt.Sprintf("NODE_URL=%s/v12.9.1/node-v12.9.1-linux-x64.tar.gz", mirror),
-		"--build-arg", "NPM_REGISTRY=http://registry.example.com/"}
 	return ds, nil
 }
 
-func (ds *dockerSide) stop() { ds.stopFn() }
+func (ds *dockerSide) stop() {
+	ds.d.Stop()
+	ds.srv.Close()
+	if ds.ctx != "" {
+		os.RemoveAll(ds.ctx)
+	}
+}
 
 // measure builds with an empty build cache, then with the other password.
 func (ds *dockerSide) measure() (cold, edit time.Duration, err error) {

@@ -29,17 +29,27 @@ import (
 	"github.com/devbox/devbox/internal/testenv"
 )
 
-const dockerfileSpec = `name = "classic-df"
-base = "dockerfile:Dockerfile"
+// classicArgs are the classic Dockerfile's build args for Debian, the
+// same for Docker's build and devbox's; mirror serves Node.
+func classicArgs(mirror string) [][2]string {
+	return [][2]string{
+		{"INSTALL", "eval apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends"},
+		{"PACKAGES", "gcc g++ libpcre3-dev libssl-dev make perl zlib1g zlib1g-dev vim openssh-server curl ca-certificates"},
+		{"NODE_URL", mirror + "/v12.9.1/node-v12.9.1-linux-x64.tar.gz"},
+		{"NPM_REGISTRY", "http://registry.example.com/"},
+	}
+}
 
-[dockerfile.args]
-BASE = "debootstrap:bookworm"
-INSTALL = "eval apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends"
-PACKAGES = "gcc g++ libpcre3-dev libssl-dev make perl zlib1g zlib1g-dev vim openssh-server curl ca-certificates"
-NODE_URL = "%s/v12.9.1/node-v12.9.1-linux-x64.tar.gz"
-NPM_REGISTRY = "http://registry.example.com/"
-ROOT_PASSWORD = "%s"
-`
+// dockerfileSpec is the devbox.toml that builds the classic Dockerfile
+// with classicArgs and the root password.
+func dockerfileSpec(mirror, password string) string {
+	var b strings.Builder
+	b.WriteString("name = \"classic-df\"\nbase = \"dockerfile:Dockerfile\"\n\n[dockerfile.args]\nBASE = \"debootstrap:bookworm\"\n")
+	for _, kv := range append(classicArgs(mirror), [2]string{"ROOT_PASSWORD", password}) {
+		fmt.Fprintf(&b, "%s = %q\n", kv[0], kv[1])
+	}
+	return b.String()
+}
 
 const tomlSpec = `name = "classic-toml"
 base = "debootstrap:bookworm"
@@ -95,10 +105,12 @@ func run(devbox string, rounds int, steps io.Writer) error {
 	}{
 		{"Docker 20.10 BuildKit, the classic Dockerfile", dk.measure},
 		{"devbox, the classic Dockerfile as its base", func() (time.Duration, time.Duration, error) {
-			return measure(devbox, dockerfileSpec, mirror, map[string][]byte{"Dockerfile": dockerfile}, steps)
+			spec := func(password string) string { return dockerfileSpec(mirror, password) }
+			return measure(devbox, spec, map[string][]byte{"Dockerfile": dockerfile}, steps)
 		}},
 		{"devbox, the devbox.toml that says the same", func() (time.Duration, time.Duration, error) {
-			return measure(devbox, tomlSpec, mirror, nil, steps)
+			spec := func(password string) string { return fmt.Sprintf(tomlSpec, mirror, password) }
+			return measure(devbox, spec, nil, steps)
 		}},
 	}
 	colds, edits := make([][]time.Duration, len(sides)), make([][]time.Duration, len(sides))
@@ -130,7 +142,7 @@ func median(ds []time.Duration) time.Duration {
 
 // measure builds spec on a fresh state root, then again with the other
 // password.
-func measure(devbox, spec, mirror string, files map[string][]byte, steps io.Writer) (cold, edit time.Duration, err error) {
+func measure(devbox string, spec func(password string) string, files map[string][]byte, steps io.Writer) (cold, edit time.Duration, err error) {
 	cache, img, err := testbase.DebianImage(func(m string) { log.Print(m) })
 	if err != nil {
 		return 0, 0, err
@@ -149,7 +161,7 @@ func measure(devbox, spec, mirror string, files map[string][]byte, steps io.Writ
 		os.WriteFile(filepath.Join(dir, name), data, 0o644)
 	}
 	build := func(password string) (time.Duration, error) {
-		os.WriteFile(filepath.Join(dir, "devbox.toml"), []byte(fmt.Sprintf(spec, mirror, password)), 0o644)
+		os.WriteFile(filepath.Join(dir, "devbox.toml"), []byte(spec(password)), 0o644)
 		cmd := exec.Command(devbox, "--root", root, "build")
 		cmd.Dir = dir
 		start := time.Now()

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -125,6 +126,16 @@ func TestBuildStepIsolatedFromHostLoopback(t *testing.T) {
 	}
 }
 
+// alive says whether pid runs (a zombie does not).
+func alive(pid int) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+	return len(f) > 0 && f[0] != "Z"
+}
+
 // inits are the pids of running container inits.
 func inits() map[int]bool {
 	out := map[int]bool{}
@@ -197,6 +208,47 @@ func TestKilledCommandsRerun(t *testing.T) {
 		if !initsBefore[pid] {
 			t.Errorf("orphan container init %d", pid)
 		}
+	}
+	check(t)
+}
+
+// TestTeardownKilledHalfway: a devbox killed while it tore the bridge
+// down has given up its address already; what it left of the bridge is
+// removed by the next command that reclaims, not kept for ever.
+func TestTeardownKilledHalfway(t *testing.T) {
+	testenv.NeedRoot(t)
+	if bridgeExists() {
+		t.Fatal("another environment holds the bridge: its teardown cannot be seen (run with no environment up)")
+	}
+	root := seededRoot(t)
+	dir := bridgeSpec(t, "halfway", freePort(t))
+	check := leftoverCheck(root)
+	if r := devbox(t, dir, "--root", root, "up"); r.code != 0 {
+		t.Fatalf("up: %s", tail(r.stderr))
+	}
+	data, _ := os.ReadFile(filepath.Join(root, "envs", "halfway", "state.json"))
+	var env struct {
+		Pid       int
+		Leftovers struct {
+			IP       string `json:"ip"`
+			AllocDir string `json:"alloc_dir"`
+		} `json:"leftovers"`
+	}
+	if err := json.Unmarshal(data, &env); err != nil || env.Pid == 0 || env.Leftovers.IP == "" {
+		t.Fatalf("state: %q %v", data, err)
+	}
+	// The state a teardown killed half-way leaves: the init dead, its
+	// address file removed, the table gone, the bridge still there.
+	syscall.Kill(env.Pid, syscall.SIGKILL)
+	for i := 0; i < 100 && alive(env.Pid); i++ {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := os.Remove(filepath.Join(env.Leftovers.AllocDir, "ip-"+env.Leftovers.IP)); err != nil {
+		t.Fatal(err)
+	}
+	exec.Command("nft", "delete", "table", "ip", "devbox").Run()
+	if r := devbox(t, dir, "--root", root, "ps"); r.code != 0 || strings.Contains(r.stdout, "running") {
+		t.Fatalf("ps: %d %s%s", r.code, r.stdout, r.stderr)
 	}
 	check(t)
 }

@@ -124,12 +124,16 @@ func nft(script string) error {
 	return nil
 }
 
+// teardownBridge removes the bridge's table and forward rules, and the
+// bridge last: they are made after it, so a devbox killed half-way
+// through leaves the bridge, and the next sweep that finds it unused
+// (releaseAddr) removes the rest.
 func teardownBridge() {
+	exec.Command("nft", "delete", "table", "ip", nftTable).Run()
+	removeForwardRules()
 	if br, err := netlink.LinkByName(BridgeName); err == nil {
 		netlink.LinkDel(br)
 	}
-	exec.Command("nft", "delete", "table", "ip", nftTable).Run()
-	removeForwardRules()
 }
 
 // forwardRules accept the bridge's traffic in iptables' filter FORWARD

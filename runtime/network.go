@@ -144,14 +144,22 @@ func releaseAddr(l lease) {
 	if own, _ := AllocDir(); own != l.dir {
 		return
 	}
-	// Only an address that was given up can leave the bridge unused: a
+	// Only an address that was given up, or a teardown that was killed
+	// half-way (the bridge is removed last), leaves the bridge unused: a
 	// sweep with nothing to release runs no nft or iptables.
 	switch {
-	case live == 0 && len(gone) > 0:
+	case live == 0 && (len(gone) > 0 || bridgeExists()):
 		teardownBridge()
 	case len(gone) > 0:
 		removeRules(gone)
 	}
+}
+
+// bridgeExists says whether devbox's bridge is in the caller's network
+// namespace.
+func bridgeExists() bool {
+	_, err := netlink.LinkByName(BridgeName)
+	return err == nil
 }
 
 // liveAddrs is how many containers hold an address on the bridge.

@@ -4,8 +4,11 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"os"
+	"slices"
 
+	"github.com/devbox/devbox/devenv/builder"
 	"github.com/devbox/devbox/devenv/spec"
+	"github.com/devbox/devbox/devenv/volume"
 	"github.com/devbox/devbox/internal/state"
 	container "github.com/devbox/devbox/runtime"
 )
@@ -26,11 +29,12 @@ var etcFiles = []struct{ name, target string }{
 // under dir, and the files the container gets as /etc/hostname, /etc/hosts
 // and /etc/resolv.conf, and returns the config that names them. A mount
 // into devbox's state root (root) is refused.
-func containerConfig(root state.Root, dir state.Env, s *spec.Spec) (container.Config, error) {
+func containerConfig(root state.Root, dir state.Env, s *spec.Spec, lower []string) (container.Config, error) {
 	if err := outsideState(root, s.Mounts); err != nil {
 		return container.Config{}, err
 	}
 	c := container.Config{
+		Lower:    lower,
 		Hostname: s.Hostname,
 		Upper:    dir.Upper(),
 		Work:     dir.Work(),
@@ -54,6 +58,42 @@ func containerConfig(root state.Root, dir state.Env, s *spec.Spec) (container.Co
 		}
 		c.Files = append(c.Files, container.Mount{Source: p, Target: f.target, Readonly: true})
 	}
-	c.Mounts = s.Mounts
-	return c, nil
+	mounts, err := volumeMounts(root, s.Mounts, lower)
+	c.Mounts = mounts
+	return c, err
+}
+
+// volumeMounts are mounts with each volume made a bind of its directory
+// (made and filled from the image at its target the first time) and each
+// tmpfs a Tmpfs.
+func volumeMounts(root state.Root, mounts []container.Mount, lower []string) ([]container.Mount, error) {
+	out := slices.Clone(mounts)
+	for i, m := range out {
+		switch m.Type {
+		case "tmpfs":
+			out[i] = container.Mount{Target: m.Target, Readonly: m.Readonly, Tmpfs: true}
+		case "volume":
+			data, err := volume.New(root).Prepare(m.Source, func(dir string) error {
+				return copyUp(root, lower, m.Target, dir)
+			})
+			if err != nil {
+				return nil, err
+			}
+			out[i] = container.Mount{Source: data, Target: m.Target, Readonly: m.Readonly, Canonical: true}
+		}
+	}
+	return out, nil
+}
+
+// copyUp fills dir with what the image has at target.
+func copyUp(root state.Root, lower []string, target, dir string) error {
+	if err := os.MkdirAll(root.Tmp(), 0o700); err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp(root.Tmp(), "copyup-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	return builder.CopyUp(lower, tmp, target, dir)
 }

@@ -38,6 +38,8 @@ type Env struct {
 	Socket string `json:"socket,omitempty"`
 	// Title is a devcontainer.json's "name", by which it is found too.
 	Title string `json:"title,omitempty"`
+	// Volumes are the named volumes it mounts: not removed while it runs.
+	Volumes []string `json:"volumes,omitempty"`
 	// Status is derived, never stored: running or stopped.
 	Status string `json:"status"`
 }

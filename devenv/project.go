@@ -68,6 +68,9 @@ func outsideState(root state.Root, mounts []container.Mount) error {
 		return nil // no state root yet: nothing in it to reach
 	}
 	for _, m := range mounts {
+		if m.Type != "" {
+			continue // a volume or tmpfs: no host path
+		}
 		real, err := filepath.EvalSymlinks(m.Source)
 		if err != nil {
 			return fmt.Errorf("mount %s: %w", m.Source, err)
@@ -77,6 +80,17 @@ func outsideState(root state.Root, mounts []container.Mount) error {
 		}
 	}
 	return nil
+}
+
+// hasBinds says whether mounts lend a host path (a project tree is
+// decided for those only).
+func hasBinds(mounts []container.Mount) bool {
+	for _, m := range mounts {
+		if !m.Tmpfs && !m.Canonical {
+			return true
+		}
+	}
+	return false
 }
 
 // inside reports whether path p is dir or below it (both clean and

@@ -61,13 +61,12 @@ func Run(ctx context.Context, store *rootfs.Store, s *spec.Spec, o RunOptions) (
 		os.RemoveAll(dir.Dir())
 		return nil, fmt.Errorf("run: %w", err)
 	}
-	cfg, err := containerConfig(root, dir, s)
+	cfg, err := containerConfig(root, dir, s, built.Lower)
 	if err != nil {
 		os.RemoveAll(dir.Dir())
 		return nil, fmt.Errorf("run: %w", err)
 	}
 	cfg.ID = id
-	cfg.Lower = built.Lower
 	if built.UserNS {
 		release, err := runUserNS(&cfg, root, s, uid, gid, o.Build.Out)
 		if err != nil {
@@ -126,7 +125,7 @@ func runUserNS(cfg *container.Config, root state.Root, s *spec.Spec, uid, gid in
 		return nil, err
 	}
 	cfg.UserNS = &m
-	if len(cfg.Mounts) == 0 {
+	if !hasBinds(cfg.Mounts) {
 		return release, nil
 	}
 	var warning string

@@ -67,7 +67,7 @@ func (e *Envs) Up(ctx context.Context, store *rootfs.Store, s *spec.Spec, o UpOp
 	env := &Env{
 		Name: s.Name, Title: s.Title, Spec: s.File, Base: s.Base, Started: time.Now().UTC(), User: s.SSH.User,
 		SSHAddress: s.SSH.Address, SSHPort: s.SSH.Port, Ports: s.PortMaps, Status: "running",
-		Socket: e.root.Socket(s.Name),
+		Socket: e.root.Socket(s.Name), Volumes: volumeNames(s.Mounts),
 	}
 	// The record is written before the init may run anything, so that a
 	// devbox killed at any point leaves no container the next command
@@ -117,16 +117,15 @@ func (e *Envs) upOptions(s *spec.Spec, built *builder.Result, out io.Writer) (o 
 	if err != nil {
 		return o, nil, err
 	}
-	cfg, err := containerConfig(e.root, dir, s)
+	cfg, err := containerConfig(e.root, dir, s, built.Lower)
 	if err != nil {
 		return o, nil, err
 	}
 	cfg.ID = "env-" + s.Name
-	cfg.Lower = built.Lower
 	if cfg.UserNS, err = e.envUserNS(s.Name, built.UserNS); err != nil {
 		return o, nil, err
 	}
-	if cfg.UserNS != nil && len(cfg.Mounts) > 0 {
+	if cfg.UserNS != nil && hasBinds(cfg.Mounts) {
 		uid, gid, err := lookupUser(built.Lower, s.SSH.User)
 		if err != nil {
 			return o, nil, err

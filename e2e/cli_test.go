@@ -110,7 +110,7 @@ func TestUsageExitCodes(t *testing.T) {
 		t.Errorf("completion bash: exit %d", r.code)
 	}
 	// Every command of the design has help.
-	for _, c := range []string{"init", "templates", "plan", "build", "up", "down", "rm", "ps", "exec", "ssh", "ssh-config", "logs", "run", "image", "push", "kube", "version"} {
+	for _, c := range []string{"init", "templates", "plan", "build", "up", "down", "rm", "ps", "exec", "ssh", "ssh-config", "logs", "run", "image", "volume", "push", "kube", "version"} {
 		if r := devbox(t, dir, c, "--help"); r.code != 0 || !strings.Contains(r.stdout, "Usage:") {
 			t.Errorf("%s --help: exit %d", c, r.code)
 		}

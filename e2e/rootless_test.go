@@ -472,3 +472,28 @@ func listen(t *testing.T, addr string) string {
 	}()
 	return l.Addr().String()
 }
+
+// TestRootlessVolume: an ordinary user's named volume is filled from the
+// image with its owners (mail's group here), is written by the
+// container's root, outlives the environment and is removed by the user.
+func TestRootlessVolume(t *testing.T) {
+	testenv.NeedRoot(t)
+	u := newRootlessUser(t, testenv.RootlessUser(t, "devbox-e2e", true), "rvol")
+	e, _, _ := u.up(t, "rvol", "[network]\nmode = \"none\"\n[[mounts]]\ntype = \"volume\"\nsource = \"mail\"\ntarget = \"/var/mail\"")
+	in := e.ssh(t, e.target(), "stat -c '%a %U:%G' /var/mail && mkdir /var/mail/d && echo x > /var/mail/d/f && chgrp mail /var/mail/d/f && echo ok")
+	if in.code != 0 || in.stdout != "2775 root:mail\nok\n" {
+		t.Errorf("ssh: %d %q %s", in.code, in.stdout, in.stderr)
+	}
+	if r := u.devbox(t, e.dir, "rm", "rvol"); r.code != 0 {
+		t.Fatalf("rm: %s", r.stderr)
+	}
+	if r := u.devbox(t, e.dir, "volume", "ls"); !strings.Contains(r.stdout, "mail") {
+		t.Errorf("volume ls after rm: %s %s", r.stdout, r.stderr)
+	}
+	if r := u.devbox(t, e.dir, "volume", "rm", "mail"); r.code != 0 {
+		t.Errorf("volume rm: %s", r.stderr)
+	}
+	if r := u.devbox(t, e.dir, "volume", "ls"); strings.Contains(r.stdout, "mail") {
+		t.Errorf("volume ls after volume rm: %s", r.stdout)
+	}
+}

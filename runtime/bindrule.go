@@ -71,7 +71,7 @@ func (h *hostMounts) bind(m Mount, ns *os.File, c *Config) (*os.File, error) {
 	if err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, attr); err != nil {
 		return nil, fmt.Errorf("mount %s: attributes: %w", m.Source, err)
 	}
-	if ns != nil && bindMapping(real, c.Project) {
+	if ns != nil && !m.Canonical && bindMapping(real, c.Project) {
 		if err := idmapProject(f, *c.Project, c.UserNS); err != nil {
 			if !errors.Is(err, userns.ErrNoIDMap) {
 				return nil, fmt.Errorf("mount %s: %w", m.Source, err)

@@ -93,6 +93,10 @@ type Mount struct {
 	Source   string `json:"source" toml:"source"`
 	Target   string `json:"target" toml:"target"`
 	Readonly bool   `json:"readonly" toml:"readonly"`
+	// Type is a spec's: "" (a bind of a host path), "volume" (Source
+	// names a volume devbox keeps) or "tmpfs". devenv makes the last two
+	// a Canonical bind and a Tmpfs before a container sees them.
+	Type string `json:"type,omitempty" toml:"type"`
 	// Tmpfs makes the mount a fresh tmpfs (nosuid, nodev) of at most
 	// Size bytes (0: the kernel's default, half the memory) instead of a
 	// bind of Source; a build's RUN --mount=type=tmpfs. Never a spec's.

@@ -150,18 +150,7 @@ func (rm *runMounter) copySource(i int, m dockerfile.Mount, dst string) (string,
 			name := path.Base(m.Source)
 			return filepath.Join(dst, name), cp.entry(p, "/"+name)
 		}
-		if err := cp.tree(p, "/"); err != nil {
-			return "", err
-		}
-		// The mount's root is the source directory's.
-		uid, gid := int(st.Uid), int(st.Gid)
-		if cp.owner != nil {
-			uid, gid = 0, 0
-		}
-		if err := os.Chown(dst, uid, gid); err != nil {
-			return "", err
-		}
-		return dst, os.Chmod(dst, os.FileMode(st.Mode&0o7777))
+		return dst, cp.dirInto(p, st)
 	}
 	if m.FromStage == nil {
 		bc := rm.b.Plan.context

@@ -146,10 +146,10 @@ func (d *dcReader) mounts(dc *devcontainer, m map[string]any, raw map[string]any
 			if err := json.Unmarshal(rawMount, &o); err != nil {
 				return d.errorf(key, "want a mount string or {source, target, type}")
 			}
-			if o.Type != "" && o.Type != "bind" {
-				return d.errorf(key, "type %q is not supported: only bind mounts (a volume is a host directory here)", o.Type)
-			}
 			mt = map[string]any{"source": o.Source, "target": o.Target}
+			if err := mountType(mt, o.Type); err != nil {
+				return d.errorf(key, "%v", err)
+			}
 			if o.ReadOnly {
 				mt["readonly"] = true
 			}
@@ -175,8 +175,8 @@ func parseMountString(s string) (map[string]any, error) {
 		case "target", "destination", "dst":
 			mt["target"] = v
 		case "type":
-			if v != "bind" {
-				return nil, fmt.Errorf("type=%s is not supported: only bind mounts", v)
+			if err := mountType(mt, v); err != nil {
+				return nil, err
 			}
 		case "readonly", "ro":
 			mt["readonly"] = v == "" || v == "true" || v == "1"
@@ -185,10 +185,23 @@ func parseMountString(s string) (map[string]any, error) {
 			return nil, fmt.Errorf("%q: not a mount option devbox knows", f)
 		}
 	}
-	if mt["source"] == nil || mt["target"] == nil {
+	if mt["target"] == nil || mt["source"] == nil && mt["type"] != "tmpfs" {
 		return nil, fmt.Errorf("%q: a mount needs source= and target=", s)
 	}
 	return mt, nil
+}
+
+// mountType records a mount's type=: a bind (the default), a named
+// volume devbox keeps, or a tmpfs.
+func mountType(mt map[string]any, typ string) error {
+	switch typ {
+	case "", "bind":
+	case "volume", "tmpfs":
+		mt["type"] = typ
+	default:
+		return fmt.Errorf("type=%s is not supported: bind, volume or tmpfs", typ)
+	}
+	return nil
 }
 
 // customizations.devbox holds devbox.toml's keys; its tables merge into

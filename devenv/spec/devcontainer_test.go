@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/devbox/devbox/rootfs"
+	container "github.com/devbox/devbox/runtime"
 )
 
 // workspace writes a devcontainer.json (and any other files) into a new
@@ -83,8 +84,10 @@ func TestDevcontainerDockerfile(t *testing.T) {
 	"workspaceMount": "source=${localWorkspaceFolder},target=/src,type=bind",
 	"workspaceFolder": "/src",
 	"mounts": [
-		"source=/var/cache,target=/cache,type=bind,readonly",
-		{ "source": "/tmp", "target": "/host-tmp", "type": "bind" }
+		"source=/var/cache,target=/ro-cache,type=bind,readonly",
+		{ "source": "/tmp", "target": "/host-tmp", "type": "bind" },
+		"source=proj-${devcontainerId},target=/cache,type=volume",
+		{ "target": "/scratch", "type": "tmpfs" }
 	],
 	"containerUser": "dev"
 }`, map[string]string{".devcontainer/Dockerfile": "FROM debian\n"})
@@ -96,7 +99,9 @@ func TestDevcontainerDockerfile(t *testing.T) {
 	if s.BaseRef.Name != filepath.Join(ws, ".devcontainer", "Dockerfile") || s.Dockerfile.Context != ws || s.Dockerfile.Args["VARIANT"] != "12" || s.Dockerfile.Target != "dev" {
 		t.Errorf("dockerfile %+v %+v", s.BaseRef, s.Dockerfile)
 	}
-	if len(s.Mounts) != 3 || s.Mounts[0].Target != "/src" || s.Mounts[0].Source != ws || !s.Mounts[1].Readonly || s.Mounts[2].Target != "/host-tmp" {
+	if len(s.Mounts) != 5 || s.Mounts[0].Target != "/src" || s.Mounts[0].Source != ws || !s.Mounts[1].Readonly || s.Mounts[2].Target != "/host-tmp" ||
+		s.Mounts[3].Type != "volume" || !strings.HasPrefix(s.Mounts[3].Source, "proj-") || len(s.Mounts[3].Source) < 20 ||
+		s.Mounts[4] != (container.Mount{Target: "/scratch", Type: "tmpfs"}) {
 		t.Errorf("mounts %+v", s.Mounts)
 	}
 	if s.Workdir != "/src" || s.SSH.User != "dev" {
@@ -121,7 +126,8 @@ func TestDevcontainerErrors(t *testing.T) {
 		{"{\n  \"image\": \"debian\",\n\n  \"runArgs\": [\"--privileged\"]\n}", "devcontainer.json:4: runArgs: not supported"},
 		{"{\n  \"image\": \"debian\",\n  \"forwardPorts\": [\"db:5432\"]\n}", "devcontainer.json:3: forwardPorts.0: \"db:5432\": only a port number"},
 		{"{\n  \"image\": \"debian\",\n  \"customizations\": {\"devbox\": {\n    \"ssh\": {\"port\": 99999}}}\n}", "devcontainer.json:4: customizations.devbox.ssh.port: 99999 is not a port"},
-		{"{\n  \"image\": \"debian\",\n  \"mounts\": [\"source=x,target=/y,type=volume\"]\n}", "devcontainer.json:3: mounts.0: type=volume is not supported"},
+		{"{\n  \"image\": \"debian\",\n  \"mounts\": [\"source=x,target=/y,type=npipe\"]\n}", "devcontainer.json:3: mounts.0: type=npipe is not supported"},
+		{"{\n  \"image\": \"debian\",\n  \"mounts\": [\"source=../x,target=/y,type=volume\"]\n}", "devcontainer.json:3: mounts.0.source: \"../x\" is not a volume name"},
 		{"{\n  \"IMAGE\": \"debian\"\n}", "devcontainer.json:2: IMAGE: unknown key"},
 		{"{\n  \"image\": \"debian\",\n  \"build\": {\"Dockerfile\": \"x\"}\n}", "devcontainer.json:3: build.Dockerfile: unknown key"},
 		{"{\n  \"image\": \"debian\" \"x\"\n}", "devcontainer.json:2:"},

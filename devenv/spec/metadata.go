@@ -5,8 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"path"
 	"slices"
 	"strings"
+
+	"github.com/devbox/devbox/devenv/volume"
+	container "github.com/devbox/devbox/runtime"
 )
 
 // MetadataLabel is the image label the Dev Container CLI writes and
@@ -103,9 +107,11 @@ func (s *Spec) WithImageMetadata(label string) (*Spec, error) {
 		out.SSH.User = mergedUser(entries, local, s.SSH.User)
 	}
 	out.Env = mergedEnv(entries, local)
-	if err := checkImageMounts(entries, local); err != nil {
+	mounts, err := imageMounts(entries, local)
+	if err != nil {
 		return nil, err
 	}
+	out.Mounts = append(slices.Clone(s.Mounts), mounts...)
 	return &out, nil
 }
 
@@ -244,61 +250,96 @@ func mergedEnv(entries []metadataEntry, local *dcLocal) map[string]string {
 	return env
 }
 
-// checkImageMounts applies mergeMounts' rule (a later mount with the same
-// target replaces an earlier one) and refuses the image's mounts that
-// survive it: a host path chosen by an image's author is not one devbox
-// lends (the CLI does); naming the same target in the devcontainer.json's
-// own mounts replaces it.
-func checkImageMounts(entries []metadataEntry, local *dcLocal) error {
+// imageMounts applies mergeMounts' rule (a later mount with the same
+// target replaces an earlier one) to the image's mounts and returns
+// those that survive it, in the label's order: volumes and tmpfs, which
+// devbox keeps itself. A host path chosen by an image's author is not one
+// devbox lends (the CLI does): such a bind is refused, unless the
+// devcontainer.json's own mounts name its target and so replace it.
+func imageMounts(entries []metadataEntry, local *dcLocal) ([]container.Mount, error) {
 	later := maps.Clone(local.mountTargets)
 	if later == nil {
 		later = map[string]bool{}
 	}
 	later[local.workspaceTarget] = true
+	var out []container.Mount
 	for i := len(entries) - 1; i >= 0; i-- {
 		for j := len(entries[i].Mounts) - 1; j >= 0; j-- {
-			src, target, typ, err := imageMount(entries[i].Mounts[j])
+			m, err := imageMount(entries[i].Mounts[j])
 			if err != nil {
-				return fmt.Errorf("the image's %s label: mounts: %w", MetadataLabel, err)
+				return nil, fmt.Errorf("the image's %s label: mounts: %w", MetadataLabel, err)
 			}
-			if later[target] {
+			if later[m.Target] {
 				continue
 			}
-			later[target] = true
-			return fmt.Errorf("the image's %s label mounts %s (%s) at %s: devbox lends no host path or volume an image names; "+
-				"mount something at %s in the devcontainer.json's own mounts to replace it", MetadataLabel, src, cmp.Or(typ, "bind"), target, target)
+			later[m.Target] = true
+			if m.Type == "" || m.Type == "bind" {
+				return nil, fmt.Errorf("the image's %s label mounts %s at %s: devbox lends no host path an image names; "+
+					"mount something at %s in the devcontainer.json's own mounts to replace it", MetadataLabel, m.Source, m.Target, m.Target)
+			}
+			if err := checkImageMount(m); err != nil {
+				return nil, fmt.Errorf("the image's %s label: mounts: %w", MetadataLabel, err)
+			}
+			out = append(out, m)
 		}
+	}
+	slices.Reverse(out)
+	return out, nil
+}
+
+// checkImageMount holds a volume or tmpfs of the label to what a spec's
+// own must be.
+func checkImageMount(m container.Mount) error {
+	switch {
+	case m.Type != "volume" && m.Type != "tmpfs":
+		return fmt.Errorf("%s: type=%s is not supported: bind, volume or tmpfs", m.Target, m.Type)
+	case m.Type == "volume":
+		if err := volume.CheckName(m.Source); err != nil {
+			return err
+		}
+	case m.Source != "":
+		return fmt.Errorf("%s: a tmpfs has no source", m.Target)
+	}
+	if !path.IsAbs(m.Target) || reservedTarget(path.Clean(m.Target)) {
+		return fmt.Errorf("target %q: want an absolute path not under /proc, /sys or /dev", m.Target)
 	}
 	return nil
 }
 
 // imageMount reads a mount of the label: Docker's --mount string or an
 // object (parseMount in the CLI).
-func imageMount(raw json.RawMessage) (src, target, typ string, err error) {
+func imageMount(raw json.RawMessage) (container.Mount, error) {
+	var m container.Mount
 	var s string
 	if json.Unmarshal(raw, &s) == nil {
 		for _, f := range strings.Split(s, ",") {
 			k, v, _ := strings.Cut(strings.TrimSpace(f), "=")
 			switch k {
 			case "source", "src":
-				src = v
+				m.Source = v
 			case "target", "destination", "dst":
-				target = v
+				m.Target = v
 			case "type":
-				typ = v
+				m.Type = v
+			case "readonly", "ro":
+				m.Readonly = v == "" || v == "true" || v == "1"
 			}
 		}
 	} else {
-		var o struct{ Source, Target, Type string }
-		if err := json.Unmarshal(raw, &o); err != nil {
-			return "", "", "", fmt.Errorf("%s: want a mount string or {source, target, type}", raw)
+		var o struct {
+			Source, Target, Type string
+			ReadOnly             bool `json:"readonly"`
 		}
-		src, target, typ = o.Source, o.Target, o.Type
+		if err := json.Unmarshal(raw, &o); err != nil {
+			return m, fmt.Errorf("%s: want a mount string or {source, target, type}", raw)
+		}
+		m = container.Mount{Source: o.Source, Target: o.Target, Type: o.Type, Readonly: o.ReadOnly}
 	}
-	if target == "" {
-		return "", "", "", fmt.Errorf("%s: a mount needs a target", raw)
+	if m.Target == "" {
+		return m, fmt.Errorf("%s: a mount needs a target", raw)
 	}
-	return src, target, typ, nil
+	m.Target = path.Clean(m.Target)
+	return m, nil
 }
 
 // recordLocal keeps what WithImageMetadata needs of the file.

@@ -3,7 +3,10 @@ package spec
 import (
 	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
+
+	container "github.com/devbox/devbox/runtime"
 )
 
 // TestImageMetadataLabel: the label of an image built from a
@@ -59,5 +62,39 @@ func TestFeatureLabel(t *testing.T) {
 		"customizations": map[string]any{"vscode": map[string]any{"extensions": []any{"dbaeumer.vscode-eslint"}}}}
 	if !reflect.DeepEqual(m, want) {
 		t.Errorf("%s", got)
+	}
+}
+
+// TestImageLabelMounts: the label's volumes and tmpfs mounts join the
+// spec (a later one, or the file's own, at the same target replaces an
+// earlier one, as the CLI's mergeMounts); a bind the file does not
+// replace is refused, since its host path is the image author's choice.
+func TestImageLabelMounts(t *testing.T) {
+	p := workspace(t, `{"image": "debian:12", "mounts": ["source=mine,target=/cache,type=volume"]}`, nil)
+	s, err := Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	label := `[{"mounts": ["source=dind-${devcontainerId},target=/var/lib/docker,type=volume", "source=old,target=/x,type=volume"]},
+		{"mounts": [{"type": "tmpfs", "target": "/x"}, "source=theirs,target=/cache,type=volume"]}]`
+	got, err := s.WithImageMetadata(label)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(got.Mounts); n != 4 || got.Mounts[1].Source != "mine" || got.Mounts[2].Type != "volume" ||
+		got.Mounts[2].Target != "/var/lib/docker" || len(got.Mounts[2].Source) < 20 || got.Mounts[3] != (container.Mount{Target: "/x", Type: "tmpfs"}) {
+		t.Errorf("mounts %+v", got.Mounts)
+	}
+	for label, want := range map[string]string{
+		`[{"mounts": ["source=/etc,target=/host-etc,type=bind"]}]`: "devbox lends no host path",
+		`[{"mounts": ["source=../up,target=/v,type=volume"]}]`:     "not a volume name",
+		`[{"mounts": ["source=v,target=/proc/x,type=volume"]}]`:    "not under /proc",
+	} {
+		if _, err := s.WithImageMetadata(label); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", label, err, want)
+		}
+	}
+	if _, err := s.WithImageMetadata(`[{"mounts": ["source=/etc,target=/cache,type=bind"]}]`); err != nil {
+		t.Errorf("a bind the file replaces: %v", err)
 	}
 }

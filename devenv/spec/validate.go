@@ -405,48 +405,6 @@ func isHTTPURL(s string) bool {
 	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
 }
 
-// reservedTargets are the container paths a mount may not cover.
-var reservedTargets = []string{"/", "/proc", "/sys", "/dev"}
-
-func (p *parser) validateMounts(s *Spec) error {
-	seen := map[string]bool{}
-	for i := range s.Mounts {
-		m := &s.Mounts[i]
-		key := fmt.Sprintf("mounts.%d", i)
-		if m.Source == "" {
-			return p.errorf(key+".source", "is required")
-		}
-		if hasControl(m.Source) || hasControl(m.Target) {
-			return p.errorf(key, "control characters are not allowed in a path (%q, %q)", m.Source, m.Target)
-		}
-		src, err := expandPath(m.Source, s.Dir)
-		if err != nil {
-			return p.errorf(key+".source", "%v", err)
-		}
-		if _, err := os.Stat(src); err != nil {
-			return p.errorf(key+".source", "%s does not exist", src)
-		}
-		m.Source = src
-		if m.Target == "" {
-			return p.errorf(key+".target", "is required")
-		}
-		if !path.IsAbs(m.Target) {
-			return p.errorf(key+".target", "%q must be an absolute path", m.Target)
-		}
-		m.Target = path.Clean(m.Target)
-		for _, r := range reservedTargets {
-			if m.Target == r || (r != "/" && strings.HasPrefix(m.Target, r+"/")) {
-				return p.errorf(key+".target", "%q is reserved by the container", m.Target)
-			}
-		}
-		if seen[m.Target] {
-			return p.errorf(key+".target", "%q is mounted twice", m.Target)
-		}
-		seen[m.Target] = true
-	}
-	return nil
-}
-
 func (p *parser) validateResources(s *Spec, md toml.MetaData) error {
 	r := &s.Resources
 	if md.IsDefined("resources", "cpus") && r.CPUs <= 0 {

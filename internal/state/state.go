@@ -15,6 +15,8 @@
 //	build-caches/<id>/     a Dockerfile's RUN --mount=type=cache directory
 //	                       (data/, in canonical ids) and its lock file
 //	envs/NAME/             one environment (see Env)
+//	volumes/NAME/          a named volume: data/ (in canonical ids, what
+//	                       is mounted) and its lock file
 //	run/<id>/              a one-shot container's writable layer
 //	network/               bridge address allocations and their lock
 //	tmp/                   unfinished work; swept when no one is at work
@@ -101,6 +103,25 @@ func (c BuildCache) Data() string { return filepath.Join(string(c), "data") }
 
 // Lock is the flock file of its users.
 func (c BuildCache) Lock() string { return filepath.Join(string(c), "lock") }
+
+// Volumes holds the named volumes.
+func (r Root) Volumes() string { return r.join("volumes") }
+
+// Volume is the directory of the volume called name (a name
+// volume.CheckName accepts: no separators).
+func (r Root) Volume(name string) Volume { return Volume(r.join("volumes", name)) }
+
+// Volume is one named volume's directory.
+type Volume string
+
+// Dir is the directory itself.
+func (v Volume) Dir() string { return string(v) }
+
+// Data is what is mounted.
+func (v Volume) Data() string { return filepath.Join(string(v), "data") }
+
+// Lock is held while the volume is filled or removed.
+func (v Volume) Lock() string { return filepath.Join(string(v), "lock") }
 
 // Tmp is for unfinished work.
 func (r Root) Tmp() string { return r.join("tmp") }

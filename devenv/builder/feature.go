@@ -228,65 +228,6 @@ func (f *Feature) readMeta() error {
 	return nil
 }
 
-// key is how other features name this one in installsAfter and dependsOn:
-// its reference without tag or digest, or a local one's id.
-func (f *Feature) key() string {
-	if f.Dir != "" {
-		return f.Meta.ID
-	}
-	return featureKey(f.Ref)
-}
-
-func featureKey(ref string) string {
-	ref, _, _ = strings.Cut(ref, "@")
-	if i := strings.LastIndex(ref, ":"); i > strings.LastIndex(ref, "/") {
-		ref = ref[:i]
-	}
-	return strings.ToLower(ref)
-}
-
-// orderFeatures sorts fs so that each comes after what it depends on or
-// installs after, in the devcontainer.json's order otherwise.
-func orderFeatures(fs []*Feature) ([]*Feature, error) {
-	byKey := map[string]*Feature{}
-	for _, f := range fs {
-		byKey[f.key()] = f
-	}
-	for _, f := range fs {
-		for dep := range f.Meta.DependsOn {
-			if byKey[featureKey(dep)] == nil {
-				return nil, fmt.Errorf("feature %s depends on %s: add it to features", f.Ref, dep)
-			}
-		}
-	}
-	var out []*Feature
-	done := map[*Feature]bool{}
-	for len(out) < len(fs) {
-		progress := false
-		for _, f := range fs {
-			if done[f] || !ready(f, byKey, done) {
-				continue
-			}
-			out, done[f], progress = append(out, f), true, true
-		}
-		if !progress {
-			return nil, fmt.Errorf("features depend on one another in a cycle")
-		}
-	}
-	return out, nil
-}
-
-// ready says every feature f comes after is done.
-func ready(f *Feature, byKey map[string]*Feature, done map[*Feature]bool) bool {
-	after := slices.Collect(maps.Keys(f.Meta.DependsOn))
-	for _, a := range append(after, f.Meta.InstallsAfter...) {
-		if g := byKey[featureKey(a)]; g != nil && g != f && !done[g] {
-			return false
-		}
-	}
-	return true
-}
-
 // addFeatures adds s's features, fetched by fetch, as steps, and their
 // containerEnv to the plan's config.
 func (p *Plan) addFeatures(s *spec.Spec, fetch FeatureResolver) error {
@@ -307,7 +248,7 @@ func (p *Plan) addFeatures(s *spec.Spec, fetch FeatureResolver) error {
 		}
 		fs = append(fs, got)
 	}
-	fs, err := orderFeatures(fs)
+	fs, err := orderFeatures(fs, filepath.Dir(s.File))
 	if err != nil {
 		return err
 	}

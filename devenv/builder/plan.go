@@ -121,16 +121,37 @@ func baseImage(s *spec.Spec, p *Plan) *rootfs.Image {
 	return img
 }
 
-// labelMetadata gives img the Dev Container metadata label of what s
-// builds over it, for push to publish (the CLI and VS Code read it).
-func labelMetadata(s *spec.Spec, p *Plan, img *rootfs.Image) error {
+// featureFragments are the label fragments of the plan's features, in
+// install order.
+func (p *Plan) featureFragments() []json.RawMessage {
 	var features []json.RawMessage
 	for _, st := range p.Steps {
 		if st.Feature != nil {
 			features = append(features, st.Feature.label)
 		}
 	}
-	label, err := s.ImageMetadata(img.Config.Labels[spec.MetadataLabel], features...)
+	return features
+}
+
+// featureLabel is label with the plan's features' fragments after it.
+func featureLabel(label string, p *Plan) string {
+	joined, err := spec.JoinMetadata(label, p.featureFragments()...)
+	if err != nil {
+		return label // not JSON: WithImageMetadata said so already
+	}
+	return joined
+}
+
+// labelMetadata gives img the Dev Container metadata label of what s
+// builds over it, for push to publish (the CLI and VS Code read it).
+func labelMetadata(s *spec.Spec, p *Plan, img *rootfs.Image) error {
+	// A devbox.toml's Dockerfile keeps its own LABEL, as docker build
+	// does; the CLI labels what it builds from a devcontainer.json anew.
+	base := img.Config.Labels[spec.MetadataLabel]
+	if s.FromDevcontainer() {
+		base = p.baseLabel()
+	}
+	label, err := s.ImageMetadata(base, p.featureFragments()...)
 	if err != nil {
 		return err
 	}
@@ -154,6 +175,24 @@ func (p *Plan) target() int {
 		last--
 	}
 	return last
+}
+
+// baseLabel is the metadata label a devcontainer.json is merged over:
+// its image's, or for a Dockerfile the label of the image its target
+// stage starts from, through earlier stages. The CLI reads that image's
+// (getImageBuildInfoFromDockerfile inspects the base image); a LABEL of
+// the Dockerfile itself is not read, and the CLI's own label on the
+// container replaces it.
+func (p *Plan) baseLabel() string {
+	if p.Dockerfile == nil {
+		return p.Config.Labels[spec.MetadataLabel]
+	}
+	if last := p.target(); last >= 0 {
+		if img := p.root(last).Image; img != nil {
+			return img.Config.Labels[spec.MetadataLabel]
+		}
+	}
+	return ""
 }
 
 // root is the base step that step i's stage starts from.
@@ -211,18 +250,24 @@ func newPlan(s *spec.Spec, resolve Resolver, features FeatureResolver, remote *r
 		}
 		p.add(-1, StepBase, "base "+s.Base, base).Image = img
 	}
-	// A devcontainer.json is merged over the metadata label of its image
-	// (or of its Dockerfile's target: the base's, or a LABEL's), as the
-	// CLI does once it knows the image (getImageBuildInfo); the features
-	// and devbox's steps see the merged spec (its user, its env).
-	s, err := s.WithImageMetadata(p.Config.Labels[spec.MetadataLabel])
+	// A devcontainer.json is merged over the metadata label of its image,
+	// as the CLI does once it knows the image (getImageBuildInfo); the
+	// features and devbox's steps see the merged spec (its user, its env).
+	file := s
+	label := p.baseLabel()
+	s, err := file.WithImageMetadata(label)
 	if err != nil {
 		return nil, err
 	}
-	p.Spec = s
 	if err := p.addFeatures(s, features); err != nil {
 		return nil, err
 	}
+	// The features' own lifecycle commands run after the image's and
+	// before the file's: their fragments come between.
+	if s, err = file.WithImageMetadata(featureLabel(label, p)); err != nil {
+		return nil, err
+	}
+	p.Spec = s
 	var over []string
 	if p.Dockerfile != nil || len(s.Features) > 0 {
 		// devbox's steps run with the config the plan ends with, which no

@@ -418,22 +418,33 @@ func pickEntry(obj map[string]any, keys []string) json.RawMessage {
 	return data
 }
 
+// FromDevcontainer says whether s was read from a devcontainer.json.
+func (s *Spec) FromDevcontainer() bool { return s.devcontainer != nil }
+
 // ImageMetadata is the devcontainer.metadata label of an image built from
 // s over a base labelled base, as the CLI's getDevcontainerMetadata makes
 // it: the base's entries as they are, the features' (in install order),
 // then the devcontainer.json's own, empty ones left out. A spec not read
 // from a devcontainer.json passes the base's on.
 func (s *Spec) ImageMetadata(base string, features ...json.RawMessage) (string, error) {
+	if s.devcontainer != nil && s.devcontainer.labelEntry != nil {
+		features = append(slices.Clone(features), s.devcontainer.labelEntry)
+	}
+	return JoinMetadata(base, features...)
+}
+
+// JoinMetadata is a label of the entries of label base followed by more,
+// empty ones left out: a base's label with its features' fragments is
+// what a devcontainer.json is merged over (WithImageMetadata), as the
+// CLI merges the features' lifecycle commands after the image's.
+func JoinMetadata(base string, more ...json.RawMessage) (string, error) {
 	var entries []json.RawMessage
 	if strings.TrimSpace(base) != "" {
 		if err := json.Unmarshal([]byte(base), &entries); err != nil {
 			entries = []json.RawMessage{json.RawMessage(base)}
 		}
 	}
-	entries = append(entries, features...)
-	if s.devcontainer != nil && s.devcontainer.labelEntry != nil {
-		entries = append(entries, s.devcontainer.labelEntry)
-	}
+	entries = append(entries, more...)
 	entries = slices.DeleteFunc(entries, func(e json.RawMessage) bool {
 		var m map[string]json.RawMessage
 		return json.Unmarshal(e, &m) != nil || len(m) == 0

@@ -41,9 +41,29 @@ func StartDocker(tb testing.TB) *Docker {
 	return d
 }
 
+// StartDockerBridged is StartDocker with Docker's bridge (docker0, on a
+// subnet of its own, still without iptables rules), for tools whose
+// builds and containers take Docker's default network, as the Dev
+// Container CLI's do. The bridge is removed when the test ends.
+func StartDockerBridged(tb testing.TB) *Docker {
+	tb.Helper()
+	d, err := newDocker("--bip=192.168.223.1/24")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		d.Stop()
+		exec.Command("ip", "link", "del", "docker0").Run()
+	})
+	return d
+}
+
 // NewDocker starts a dockerd of its own; Stop stops it and removes all it
 // kept.
-func NewDocker() (*Docker, error) {
+func NewDocker() (*Docker, error) { return newDocker("--bridge=none") }
+
+// newDocker starts a dockerd of its own with the network flag given.
+func newDocker(network string) (*Docker, error) {
 	if _, err := os.Stat(dockerd); err != nil {
 		return nil, fmt.Errorf("Docker is the oracle here: apt-get install docker.io (%w)", err)
 	}
@@ -58,7 +78,7 @@ func NewDocker() (*Docker, error) {
 		return nil, err
 	}
 	d.cmd = exec.Command(dockerd, "-H", d.host, "--data-root", filepath.Join(dir, "data"), "--exec-root", filepath.Join(dir, "exec"),
-		"--pidfile", filepath.Join(dir, "pid"), "--iptables=false", "--ip-masq=false", "--bridge=none")
+		"--pidfile", filepath.Join(dir, "pid"), "--iptables=false", "--ip-masq=false", network)
 	d.cmd.Stdout, d.cmd.Stderr = log, log
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	err = d.cmd.Start()
@@ -93,11 +113,21 @@ func (d *Docker) Stop() {
 	os.RemoveAll(d.dir)
 }
 
+// CLI is the path of the docker CLI that Run uses, for tools that call
+// docker themselves (with Env).
+const CLI = dockerCLI
+
+// Env is the environment that points the docker CLI at the test's
+// daemon, with BuildKit.
+func (d *Docker) Env() []string {
+	return append(os.Environ(), "DOCKER_HOST="+d.host, "DOCKER_BUILDKIT=1", "DOCKER_CONFIG="+os.TempDir()+"/dk-none")
+}
+
 // Run runs the docker CLI against the test's daemon, with BuildKit.
 func (d *Docker) Run(args ...string) ([]byte, error) {
 	var out bytes.Buffer
 	cmd := exec.Command(dockerCLI, args...)
-	cmd.Env = append(os.Environ(), "DOCKER_HOST="+d.host, "DOCKER_BUILDKIT=1", "DOCKER_CONFIG="+os.TempDir()+"/dk-none")
+	cmd.Env = d.Env()
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
 		return out.Bytes(), fmt.Errorf("docker %v: %w\n%s", args, err, out.Bytes())

@@ -1,0 +1,3 @@
+#!/bin/sh
+mkdir -p /usr/local/share/fid
+echo zeta >> /usr/local/share/fid/order

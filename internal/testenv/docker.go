@@ -123,6 +123,15 @@ func (d *Docker) Env() []string {
 	return append(os.Environ(), "DOCKER_HOST="+d.host, "DOCKER_BUILDKIT=1", "DOCKER_CONFIG="+os.TempDir()+"/dk-none")
 }
 
+// Share lets every local user reach the daemon (its socket 0666), for a
+// tool the test runs as an ordinary user.
+func (d *Docker) Share() error {
+	if err := os.Chmod(d.dir, 0o755); err != nil {
+		return err
+	}
+	return os.Chmod(filepath.Join(d.dir, "sock"), 0o666)
+}
+
 // Run runs the docker CLI against the test's daemon, with BuildKit.
 func (d *Docker) Run(args ...string) ([]byte, error) {
 	var out bytes.Buffer

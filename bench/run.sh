@@ -23,5 +23,8 @@ go run ./bench/buildbench -devbox "$PWD/bin/devbox"
 echo "== the classic Dockerfile as a devbox base vs the devbox.toml that says the same: cold, and after editing one line"
 go run ./bench/dockerfilebench -devbox "$PWD/bin/devbox"
 
+echo "== a devcontainer.json with a local feature: cold up (nothing cached) and warm up (after a stop) (devbox vs the Dev Container CLI with Docker 20.10)"
+go run ./bench/devcontainerbench -devbox "$PWD/bin/devbox"
+
 echo "== rootless (an ordinary user: its own user namespace, pasta) vs root (bridge): run /bin/true, up until ssh answers, 1 GB through the network"
 go run ./bench/rootlessbench -devbox "$PWD/bin/devbox" -runs 20

@@ -26,6 +26,7 @@ const (
 type Docker struct {
 	host, dir string
 	cmd       *exec.Cmd
+	bridge    string // removed by Stop
 }
 
 // StartDocker starts the test's dockerd, stopped when the test ends;
@@ -47,15 +48,21 @@ func StartDocker(tb testing.TB) *Docker {
 // Container CLI's do. The bridge is removed when the test ends.
 func StartDockerBridged(tb testing.TB) *Docker {
 	tb.Helper()
-	d, err := newDocker("--bip=192.168.223.1/24")
+	d, err := NewDockerBridged()
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(func() {
-		d.Stop()
-		exec.Command("ip", "link", "del", "docker0").Run()
-	})
+	tb.Cleanup(d.Stop)
 	return d
+}
+
+// NewDockerBridged is NewDocker with Docker's bridge, which Stop removes.
+func NewDockerBridged() (*Docker, error) {
+	d, err := newDocker("--bip=192.168.223.1/24")
+	if d != nil {
+		d.bridge = "docker0"
+	}
+	return d, err
 }
 
 // NewDocker starts a dockerd of its own; Stop stops it and removes all it
@@ -111,6 +118,9 @@ func (d *Docker) Stop() {
 		<-done
 	}
 	os.RemoveAll(d.dir)
+	if d.bridge != "" {
+		exec.Command("ip", "link", "del", d.bridge).Run()
+	}
 }
 
 // CLI is the path of the docker CLI that Run uses, for tools that call

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/devbox/devbox/internal/benchmark"
+
 	"github.com/google/go-containerregistry/pkg/registry"
 
 	"github.com/devbox/devbox/internal/state"
@@ -70,14 +72,8 @@ func run(devbox string) error {
 		os.WriteFile(filepath.Join(dir, "devbox.toml"), []byte(fmt.Sprintf(spec, name, testbase.DebianRef, node, port)), 0o644)
 	}
 	dbx := func(args ...string) (time.Duration, error) {
-		cmd := exec.Command(devbox, append([]string{"--root", root}, args...)...)
-		cmd.Dir = dir
-		start := time.Now()
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			return 0, fmt.Errorf("%v: %v\n%s", args, err, out)
-		}
-		return time.Since(start), nil
+		took, _, err := benchmark.Timed(dir, devbox, append([]string{"--root", root}, args...)...)
+		return took, err
 	}
 	write("bench1", "12.9.1", 2311)
 	cold, err := dbx("build")

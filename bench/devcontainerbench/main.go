@@ -14,9 +14,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
+
+	"github.com/devbox/devbox/internal/benchmark"
 
 	"github.com/devbox/devbox/internal/testbase"
 	"github.com/devbox/devbox/internal/testenv"
@@ -63,46 +64,28 @@ func run(devbox, cli string, rounds int, steps io.Writer) error {
 		}
 		cli = filepath.Join(dir, "node_modules", ".bin", "devcontainer")
 	}
-	cache, img, err := testbase.DebianImage(func(m string) { log.Print(m) })
+	ref, stop, err := testbase.ServeDebianBase(func(m string) { log.Print(m) })
 	if err != nil {
 		return err
 	}
-	ref, _, srv, err := testbase.ServeDebian(cache, img)
-	if err != nil {
-		return err
-	}
-	defer srv.Close()
+	defer stop()
 	os.Setenv("BENCH_BASE", ref)
 	dk, err := testenv.NewDockerBridged()
 	if err != nil {
 		return err
 	}
 	defer dk.Stop()
-	sides := []struct {
-		name    string
-		measure func() (cold, warm time.Duration, err error)
-	}{
-		{"Dev Container CLI 0.88 + Docker 20.10", func() (time.Duration, time.Duration, error) { return measureCLI(cli, dk) }},
-		{"devbox", func() (time.Duration, time.Duration, error) { return measureDevbox(devbox, steps) }},
+	sides := []benchmark.Side{
+		{Name: "the Dev Container CLI 0.88 + Docker 20.10", Measure: func() ([]time.Duration, error) { return measureCLI(cli, dk) }},
+		{Name: "devbox", Measure: func() ([]time.Duration, error) { return measureDevbox(devbox, steps) }},
 	}
-	colds, warms := make([][]time.Duration, len(sides)), make([][]time.Duration, len(sides))
-	for r := range rounds {
-		for i, side := range sides {
-			cold, warm, err := side.measure()
-			if err != nil {
-				return fmt.Errorf("%s: %w", side.name, err)
-			}
-			log.Printf("round %d, %s: cold %v, warm %v", r+1, side.name, cold.Round(time.Millisecond), warm.Round(time.Millisecond))
-			colds[i], warms[i] = append(colds[i], cold), append(warms[i], warm)
-		}
+	figures := []string{"cold up", "warm up"}
+	medians, err := benchmark.Interleave(sides, rounds, figures, log.Printf)
+	if err != nil {
+		return err
 	}
-	peerCold, peerWarm := median(colds[0]), median(warms[0])
 	fmt.Printf("medians of %d interleaved rounds; cold: nothing cached (the base is pulled from a loopback registry); warm: up again after a stop\n", rounds)
-	for i, side := range sides {
-		c, w := median(colds[i]), median(warms[i])
-		fmt.Printf("%-40s cold up %8v (%.2fx the CLI)   warm up %8v (%.2fx the CLI)\n", side.name+":",
-			c.Round(time.Millisecond), float64(c)/float64(peerCold), w.Round(time.Millisecond), float64(w)/float64(peerWarm))
-	}
+	benchmark.Report(os.Stdout, sides, figures, medians)
 	return nil
 }
 
@@ -124,16 +107,16 @@ func workspace() (string, error) {
 
 // measureCLI times `devcontainer up` on a daemon emptied of containers
 // and images, then again after `docker stop`.
-func measureCLI(cli string, dk *testenv.Docker) (cold, warm time.Duration, err error) {
+func measureCLI(cli string, dk *testenv.Docker) ([]time.Duration, error) {
 	if ids, _ := dk.Run("ps", "-aq"); len(strings.Fields(string(ids))) > 0 {
 		dk.Run(append([]string{"rm", "-f"}, strings.Fields(string(ids))...)...)
 	}
 	if _, err := dk.Run("system", "prune", "-af"); err != nil {
-		return 0, 0, err
+		return nil, err
 	}
 	ws, err := workspace()
 	if err != nil {
-		return 0, 0, err
+		return nil, err
 	}
 	defer os.RemoveAll(filepath.Dir(ws))
 	up := func() (time.Duration, error) {
@@ -146,51 +129,40 @@ func measureCLI(cli string, dk *testenv.Docker) (cold, warm time.Duration, err e
 		}
 		return time.Since(start), nil
 	}
-	if cold, err = up(); err != nil {
-		return 0, 0, err
+	cold, err := up()
+	if err != nil {
+		return nil, err
 	}
 	ids, _ := dk.Run("ps", "-q", "--filter", "label=devcontainer.local_folder="+ws)
 	if _, err := dk.Run(append([]string{"stop"}, strings.Fields(string(ids))...)...); err != nil {
-		return 0, 0, err
+		return nil, err
 	}
-	warm, err = up()
-	return cold, warm, err
+	warm, err := up()
+	return []time.Duration{cold, warm}, err
 }
 
 // measureDevbox times `devbox up` on a new state root, then again after
 // `devbox down`.
-func measureDevbox(devbox string, steps io.Writer) (cold, warm time.Duration, err error) {
+func measureDevbox(devbox string, steps io.Writer) ([]time.Duration, error) {
 	ws, err := workspace()
 	if err != nil {
-		return 0, 0, err
+		return nil, err
 	}
 	defer os.RemoveAll(filepath.Dir(ws))
 	root := filepath.Join(filepath.Dir(ws), "root")
 	do := func(args ...string) (time.Duration, error) {
-		cmd := exec.Command(devbox, append([]string{"--root", root}, args...)...)
-		cmd.Dir = ws
-		start := time.Now()
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			return 0, fmt.Errorf("devbox %v: %v\n%s", args, err, out)
-		}
-		took := time.Since(start)
+		took, out, err := benchmark.Timed(ws, devbox, append([]string{"--root", root}, args...)...)
 		fmt.Fprintf(steps, "--- devbox %v: %v\n%s", args, took.Round(time.Millisecond), out)
-		return took, nil
+		return took, err
 	}
 	defer do("rm", "ws")
-	if cold, err = do("up"); err != nil {
-		return 0, 0, err
+	cold, err := do("up")
+	if err != nil {
+		return nil, err
 	}
 	if _, err := do("down"); err != nil {
-		return 0, 0, err
+		return nil, err
 	}
-	warm, err = do("up")
-	return cold, warm, err
-}
-
-func median(ds []time.Duration) time.Duration {
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	return s[len(s)/2]
+	warm, err := do("up")
+	return []time.Duration{cold, warm}, err
 }

@@ -21,9 +21,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
+
+	"github.com/devbox/devbox/internal/benchmark"
 
 	"github.com/devbox/devbox/internal/testbase"
 	"github.com/devbox/devbox/internal/testenv"
@@ -99,61 +100,41 @@ func run(devbox string, rounds int, steps io.Writer) error {
 	}
 	defer dk.stop()
 	dockerfile := testbase.ClassicDockerfile()
-	sides := []struct {
-		name    string
-		measure func() (cold, edit time.Duration, err error)
-	}{
-		{"Docker 20.10 BuildKit, the classic Dockerfile", dk.measure},
-		{"devbox, the classic Dockerfile as its base", func() (time.Duration, time.Duration, error) {
+	sides := []benchmark.Side{
+		{Name: "Docker 20.10 BuildKit, the classic Dockerfile", Measure: dk.measure},
+		{Name: "devbox, the classic Dockerfile as its base", Measure: func() ([]time.Duration, error) {
 			spec := func(password string) string { return dockerfileSpec(mirror, password) }
 			return measure(devbox, spec, map[string][]byte{"Dockerfile": dockerfile}, steps)
 		}},
-		{"devbox, the devbox.toml that says the same", func() (time.Duration, time.Duration, error) {
+		{Name: "devbox, the devbox.toml that says the same", Measure: func() ([]time.Duration, error) {
 			spec := func(password string) string { return fmt.Sprintf(tomlSpec, mirror, password) }
 			return measure(devbox, spec, nil, steps)
 		}},
 	}
-	colds, edits := make([][]time.Duration, len(sides)), make([][]time.Duration, len(sides))
-	for r := range rounds {
-		for i, side := range sides {
-			cold, edit, err := side.measure()
-			if err != nil {
-				return fmt.Errorf("%s: %w", side.name, err)
-			}
-			log.Printf("round %d, %s: cold %v, edit %v", r+1, side.name, cold.Round(time.Millisecond), edit.Round(time.Millisecond))
-			colds[i], edits[i] = append(colds[i], cold), append(edits[i], edit)
-		}
+	figures := []string{"cold", "after the edit"}
+	medians, err := benchmark.Interleave(sides, rounds, figures, log.Printf)
+	if err != nil {
+		return err
 	}
-	peerCold, peerEdit := median(colds[0]), median(edits[0])
 	fmt.Printf("medians of %d interleaved rounds; the edit is the root password, a build arg of a late RUN (the [ssh] password in the devbox.toml)\n", rounds)
-	for i, side := range sides {
-		c, e := median(colds[i]), median(edits[i])
-		fmt.Printf("%-48s cold %8v (%.2fx Docker)   after the edit %8v (%.2fx Docker)\n", side.name+":",
-			c.Round(time.Millisecond), float64(c)/float64(peerCold), e.Round(time.Millisecond), float64(e)/float64(peerEdit))
-	}
+	benchmark.Report(os.Stdout, sides, figures, medians)
 	return nil
-}
-
-func median(ds []time.Duration) time.Duration {
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	return s[len(s)/2]
 }
 
 // measure builds spec on a fresh state root, then again with the other
 // password.
-func measure(devbox string, spec func(password string) string, files map[string][]byte, steps io.Writer) (cold, edit time.Duration, err error) {
+func measure(devbox string, spec func(password string) string, files map[string][]byte, steps io.Writer) ([]time.Duration, error) {
 	cache, img, err := testbase.DebianImage(func(m string) { log.Print(m) })
 	if err != nil {
-		return 0, 0, err
+		return nil, err
 	}
 	root, err := os.MkdirTemp("/var/tmp", "dockerfilebench-")
 	if err != nil {
-		return 0, 0, err
+		return nil, err
 	}
 	defer os.RemoveAll(root)
 	if err := testbase.Seed(cache, img, root); err != nil {
-		return 0, 0, err
+		return nil, err
 	}
 	dir := filepath.Join(root, "project")
 	os.MkdirAll(dir, 0o755)
@@ -162,21 +143,16 @@ func measure(devbox string, spec func(password string) string, files map[string]
 	}
 	build := func(password string) (time.Duration, error) {
 		os.WriteFile(filepath.Join(dir, "devbox.toml"), []byte(spec(password)), 0o644)
-		cmd := exec.Command(devbox, "--root", root, "build")
-		cmd.Dir = dir
-		start := time.Now()
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			return 0, fmt.Errorf("build: %v\n%s", err, out)
-		}
+		took, out, err := benchmark.Timed(dir, devbox, "--root", root, "build")
 		fmt.Fprintf(steps, "--- %s, password %q\n%s", filepath.Base(root), password, out)
-		return time.Since(start), nil
+		return took, err
 	}
-	if cold, err = build("root"); err != nil {
-		return 0, 0, err
+	cold, err := build("root")
+	if err != nil {
+		return nil, err
 	}
-	edit, err = build("changed")
-	return cold, edit, err
+	edit, err := build("changed")
+	return []time.Duration{cold, edit}, err
 }
 
 // nodeMirror serves a nodejs.org-shaped dist of a stand-in Node 12.9.1 (a

@@ -11,8 +11,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"time"
+
+	"github.com/devbox/devbox/internal/benchmark"
 
 	"github.com/devbox/devbox/internal/testbase"
 )
@@ -97,7 +98,7 @@ func run(devbox, crane string, runs int, work string, serve bool) error {
 			return err
 		}
 	}
-	md, mc, mw := median(tDevbox), median(tCrane), median(tWarm)
+	md, mc, mw := benchmark.Median(tDevbox), benchmark.Median(tCrane), benchmark.Median(tWarm)
 	fmt.Printf("cold pull+unpack  devbox %v  crane export|tar -x %v  ratio %.2f (goal <= 0.70)\n", md.Round(time.Millisecond), mc.Round(time.Millisecond), float64(md)/float64(mc))
 	fmt.Printf("warm pull         devbox %v (goal <= 50ms)\n", mw.Round(time.Millisecond))
 	fmt.Printf("runs: devbox %v\n      crane  %v\n      warm   %v\n", tDevbox, tCrane, tWarm)
@@ -116,10 +117,4 @@ func timeCmd(cmd *exec.Cmd) (time.Duration, error) {
 		return 0, fmt.Errorf("%v: %w\n%s", cmd.Args, err, out)
 	}
 	return time.Since(start), nil
-}
-
-func median(ds []time.Duration) time.Duration {
-	s := append([]time.Duration(nil), ds...)
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	return s[len(s)/2]
 }

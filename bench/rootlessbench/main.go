@@ -18,11 +18,12 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/devbox/devbox/internal/benchmark"
 
 	gossh "golang.org/x/crypto/ssh"
 
@@ -71,15 +72,11 @@ func run(devbox string, runs int) error {
 	if err != nil {
 		return err
 	}
-	store, img, err := testbase.DebianImage(func(m string) { log.Print(m) })
+	base, stop, err := testbase.ServeDebianBase(func(m string) { log.Print(m) })
 	if err != nil {
 		return err
 	}
-	base, _, srv, err := testbase.ServeDebian(store, img)
-	if err != nil {
-		return err
-	}
-	defer srv.Close()
+	defer stop()
 	hostIP, err := testenv.HostAddress()
 	if err != nil {
 		return err
@@ -289,12 +286,6 @@ func freePort() int {
 
 // report prints root's and rootless's medians and their ratio.
 func report(t [2][]time.Duration) {
-	r, u := median(t[0]), median(t[1])
+	r, u := benchmark.Median(t[0]), benchmark.Median(t[1])
 	fmt.Printf("root %v  rootless %v  rootless/root %.2f\n", r.Round(100*time.Microsecond), u.Round(100*time.Microsecond), float64(u)/float64(r))
-}
-
-func median(ds []time.Duration) time.Duration {
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	return s[len(s)/2]
 }

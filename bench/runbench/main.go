@@ -11,8 +11,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"time"
+
+	"github.com/devbox/devbox/internal/benchmark"
 
 	"github.com/devbox/devbox/internal/testbase"
 )
@@ -119,10 +120,10 @@ func measure(runs int, tools []tool) error {
 			}
 		}
 	}
-	d := median(times[0])
+	d := benchmark.Median(times[0])
 	for j, tool := range tools {
-		m := median(times[j])
-		fmt.Printf("%-26s median %8v  p90 %8v  devbox/this %.2f\n", tool.name, m.Round(10*time.Microsecond), pct(times[j], 90).Round(10*time.Microsecond), float64(d)/float64(m))
+		m := benchmark.Median(times[j])
+		fmt.Printf("%-26s median %8v  p90 %8v  devbox/this %.2f\n", tool.name, m.Round(10*time.Microsecond), benchmark.Percentile(times[j], 90).Round(10*time.Microsecond), float64(d)/float64(m))
 	}
 	return nil
 }
@@ -135,12 +136,4 @@ func replace(b []byte, old, new string) []byte {
 		}
 	}
 	return b
-}
-
-func median(ds []time.Duration) time.Duration { return pct(ds, 50) }
-
-func pct(ds []time.Duration, p int) time.Duration {
-	s := append([]time.Duration(nil), ds...)
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	return s[len(s)*p/100]
 }

@@ -16,10 +16,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/devbox/devbox/internal/benchmark"
 
 	gossh "golang.org/x/crypto/ssh"
 
@@ -136,7 +137,7 @@ func (b *bench) logins(runs int) error {
 			}
 		}
 	}
-	fmt.Printf("key login + true     devbox %v  OpenSSH sshd %v  ratio %.2f (goal <= 0.50)\n", median(td).Round(100*time.Microsecond), median(to).Round(100*time.Microsecond), ratio(td, to))
+	fmt.Printf("key login + true     devbox %v  OpenSSH sshd %v  ratio %.2f (goal <= 0.50)\n", benchmark.Median(td).Round(100*time.Microsecond), benchmark.Median(to).Round(100*time.Microsecond), ratio(td, to))
 	return nil
 }
 
@@ -176,7 +177,7 @@ func (b *bench) ups() error {
 		}
 		tu = append(tu, time.Since(start))
 	}
-	fmt.Printf("up until ssh true    devbox %v (goal <= 100ms; includes one ssh login)\n", median(tu).Round(100*time.Microsecond))
+	fmt.Printf("up until ssh true    devbox %v (goal <= 100ms; includes one ssh login)\n", benchmark.Median(tu).Round(100*time.Microsecond))
 	return nil
 }
 
@@ -212,7 +213,7 @@ func (b *bench) sftp(mb int) error {
 		}
 		sd, so = append(sd, d), append(so, o)
 	}
-	fmt.Printf("sftp get %d MB        devbox %v  OpenSSH internal-sftp %v  ratio %.2f (goal <= 1.10)\n", mb, median(sd).Round(time.Millisecond), median(so).Round(time.Millisecond), ratio(sd, so))
+	fmt.Printf("sftp get %d MB        devbox %v  OpenSSH internal-sftp %v  ratio %.2f (goal <= 1.10)\n", mb, benchmark.Median(sd).Round(time.Millisecond), benchmark.Median(so).Round(time.Millisecond), ratio(sd, so))
 	return nil
 }
 
@@ -229,10 +230,6 @@ func rss(pid int) string {
 	return "?"
 }
 
-func ratio(a, b []time.Duration) float64 { return float64(median(a)) / float64(median(b)) }
-
-func median(ds []time.Duration) time.Duration {
-	s := append([]time.Duration(nil), ds...)
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	return s[len(s)/2]
+func ratio(a, b []time.Duration) float64 {
+	return float64(benchmark.Median(a)) / float64(benchmark.Median(b))
 }

@@ -113,3 +113,18 @@ func ServeDebian(store *rootfs.Store, img *rootfs.Image) (ref string, pushed v1.
 	}
 	return ref, pushed, srv, nil
 }
+
+// ServeDebianBase serves the test's Debian base (made, or taken from the
+// cache, telling logf) on a loopback registry, as benchmarks pull it: ref
+// is its reference, stop ends the server.
+func ServeDebianBase(logf func(string)) (ref string, stop func(), err error) {
+	store, img, err := DebianImage(logf)
+	if err != nil {
+		return "", nil, err
+	}
+	ref, _, srv, err := ServeDebian(store, img)
+	if err != nil {
+		return "", nil, err
+	}
+	return ref, srv.Close, nil
+}

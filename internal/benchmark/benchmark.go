@@ -1,0 +1,93 @@
+package benchmark
+
+import (
+	"fmt"
+	"io"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Median is the middle of ds (the upper one of an even count).
+func Median(ds []time.Duration) time.Duration { return Percentile(ds, 50) }
+
+// Percentile is the p-th percentile of ds, by rank.
+func Percentile(ds []time.Duration, p int) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[min(len(s)*p/100, len(s)-1)]
+}
+
+// Side is one tool measured: Measure gives one round's figures, in the
+// order of Interleave's names.
+type Side struct {
+	Name    string
+	Measure func() ([]time.Duration, error)
+}
+
+// Interleave runs every side once a round, rounds times, so that what the
+// machine does meanwhile falls on all alike; it logs each round and
+// returns each side's median of each figure.
+func Interleave(sides []Side, rounds int, figures []string, logf func(string, ...any)) ([][]time.Duration, error) {
+	all := make([][][]time.Duration, len(sides))
+	for r := range rounds {
+		for i, side := range sides {
+			got, err := side.Measure()
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", side.Name, err)
+			}
+			if len(got) != len(figures) {
+				return nil, fmt.Errorf("%s: %d figures, want %d", side.Name, len(got), len(figures))
+			}
+			var line []string
+			for j, d := range got {
+				line = append(line, fmt.Sprintf("%s %v", figures[j], d.Round(time.Millisecond)))
+			}
+			logf("round %d, %s: %s", r+1, side.Name, strings.Join(line, ", "))
+			all[i] = append(all[i], got)
+		}
+	}
+	medians := make([][]time.Duration, len(sides))
+	for i := range sides {
+		for j := range figures {
+			var col []time.Duration
+			for _, round := range all[i] {
+				col = append(col, round[j])
+			}
+			medians[i] = append(medians[i], Median(col))
+		}
+	}
+	return medians, nil
+}
+
+// Report prints each side's medians with their ratio to the first side's
+// (the peer), one line a side.
+func Report(w io.Writer, sides []Side, figures []string, medians [][]time.Duration) {
+	width := 0
+	for _, s := range sides {
+		width = max(width, len(s.Name)+1)
+	}
+	for i, s := range sides {
+		fmt.Fprintf(w, "%-*s", width, s.Name+":")
+		for j, f := range figures {
+			fmt.Fprintf(w, "   %s %8v (%.2fx %s)", f, medians[i][j].Round(time.Millisecond), float64(medians[i][j])/float64(medians[0][j]), sides[0].Name)
+		}
+		fmt.Fprintln(w)
+	}
+}
+
+// Timed runs name with args in dir and says how long it took, with its
+// output; the output is in the error of a command that failed.
+func Timed(dir, name string, args ...string) (time.Duration, []byte, error) {
+	cmd := exec.Command(name, args...)
+	cmd.Dir = dir
+	start := time.Now()
+	out, err := cmd.CombinedOutput()
+	took := time.Since(start)
+	if err != nil {
+		return took, out, fmt.Errorf("%s %s: %v\n%s", filepath.Base(name), strings.Join(args, " "), err, out)
+	}
+	return took, out, nil
+}

@@ -591,3 +591,46 @@ func syscall9(pid int) {
 		p.Kill()
 	}
 }
+
+// TestIdleMemory: a running environment that nobody uses holds at most
+// 10 MiB resident (its init and SSH server: start-up's code pages and
+// freed heap given back after an idle period), and serves a login after
+// that as before.
+func TestIdleMemory(t *testing.T) {
+	testenv.NeedRoot(t)
+	root := t.TempDir()
+	linkBase(t, root)
+	dir := t.TempDir()
+	spec := fmt.Sprintf("name = \"idle\"\nbase = %q\n[ssh]\nport = %d\n[network]\nmode = \"none\"\n", testbase.DebianRef, freePort(t))
+	os.WriteFile(filepath.Join(dir, "devbox.toml"), []byte(spec), 0o644)
+	if r := devbox(t, dir, "--root", root, "up"); r.code != 0 {
+		t.Fatalf("up: %s", tail(r.stderr))
+	}
+	defer devbox(t, dir, "--root", root, "rm", "idle")
+	data, _ := os.ReadFile(filepath.Join(root, "envs", "idle", "state.json"))
+	var env struct{ Pid int }
+	if err := json.Unmarshal(data, &env); err != nil || env.Pid == 0 {
+		t.Fatalf("state: %q %v", data, err)
+	}
+	if r := devbox(t, dir, "--root", root, "exec", "idle", "--", "true"); r.code != 0 {
+		t.Fatalf("exec: %s", r.stderr)
+	}
+	var rss int
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(time.Second) {
+		status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", env.Pid))
+		for _, l := range strings.Split(string(status), "\n") {
+			if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+				fmt.Sscan(v, &rss)
+			}
+		}
+		if rss > 0 && rss <= 10<<10 {
+			break
+		}
+	}
+	if rss == 0 || rss > 10<<10 {
+		t.Errorf("idle environment holds %d KiB resident, want at most 10 MiB", rss)
+	}
+	if r := devbox(t, dir, "--root", root, "exec", "idle", "--", "echo", "still"); r.code != 0 || r.stdout != "still\n" {
+		t.Errorf("exec after the release: %d %q %s", r.code, r.stdout, r.stderr)
+	}
+}

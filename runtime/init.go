@@ -206,8 +206,12 @@ func runService(service Service, env ServiceEnv, reaper *Reaper, sigs <-chan os.
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- service(ctx, env) }()
+	idle := newIdleWatch()
+	defer idle.stop()
 	for {
 		select {
+		case <-idle.tick():
+			idle.check()
 		case <-ready:
 			ready = nil
 			sendMsg(ctrl, "started", nil)

@@ -1,0 +1,110 @@
+package runtime
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// idleWatch releases the init's memory (releaseMemory) once it has been
+// idle for a whole period (it used next to no CPU), and again after each
+// busy spell: a serving init spends most of its life waiting for a login.
+type idleWatch struct {
+	ticker   *time.Ticker
+	last     time.Duration // CPU time at the last tick
+	released bool          // since the last busy period
+}
+
+// idlePeriod is how often the watch looks, and idleCPU the CPU time an
+// idle init may use in one period (the Go runtime's own housekeeping).
+const (
+	idlePeriod = 5 * time.Second
+	idleCPU    = 20 * time.Millisecond
+)
+
+func newIdleWatch() *idleWatch {
+	return &idleWatch{ticker: time.NewTicker(idlePeriod), last: cpuTime()}
+}
+
+func (w *idleWatch) tick() <-chan time.Time { return w.ticker.C }
+func (w *idleWatch) stop()                  { w.ticker.Stop() }
+
+// check releases memory if the init was idle since the last tick.
+func (w *idleWatch) check() {
+	now := cpuTime()
+	busy := now-w.last > idleCPU
+	w.last = now
+	if busy {
+		w.released = false
+		return
+	}
+	if !w.released {
+		releaseMemory()
+		w.released = true
+		w.last = cpuTime() // the release's own work is not activity
+	}
+}
+
+// cpuTime is the CPU time the init's threads used so far.
+func cpuTime() time.Duration {
+	var ru unix.Rusage
+	if unix.Getrusage(unix.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// releaseMemory gives back what a serving init keeps resident for
+// nothing once it is idle: the heap its set-up freed (returned to the
+// kernel), and the pages of its own binary's code and read-only data that
+// start-up touched once (every package's init runs, needed or not). Those
+// are dropped from its page tables only: they stay in the page cache,
+// shared with every devbox process, and fault back in from memory when
+// they run again. The binary's writable data is not touched.
+func releaseMemory() {
+	debug.FreeOSMemory()
+	var exe unix.Stat_t
+	if unix.Stat("/proc/self/exe", &exe) != nil {
+		return
+	}
+	maps, err := os.ReadFile("/proc/self/maps")
+	if err != nil {
+		return
+	}
+	sc := bufio.NewScanner(bytes.NewReader(maps))
+	for sc.Scan() {
+		start, end, ok := readOnlyMapping(sc.Text(), exe)
+		if ok {
+			unix.Syscall(unix.SYS_MADVISE, start, end-start, unix.MADV_DONTNEED)
+		}
+	}
+}
+
+// readOnlyMapping is a line of /proc/self/maps that maps the file exe
+// without write access: its range.
+func readOnlyMapping(line string, exe unix.Stat_t) (start, end uintptr, ok bool) {
+	f := strings.Fields(line) // range perms offset dev inode [path]
+	if len(f) < 5 || len(f[1]) < 2 || f[1][1] == 'w' {
+		return 0, 0, false
+	}
+	if ino, err := strconv.ParseUint(f[4], 10, 64); err != nil || ino != exe.Ino {
+		return 0, 0, false
+	}
+	if f[3] != fmt.Sprintf("%02x:%02x", unix.Major(exe.Dev), unix.Minor(exe.Dev)) {
+		return 0, 0, false
+	}
+	lo, hi, _ := strings.Cut(f[0], "-")
+	s, err1 := strconv.ParseUint(lo, 16, 64)
+	e, err2 := strconv.ParseUint(hi, 16, 64)
+	if err1 != nil || err2 != nil || e <= s {
+		return 0, 0, false
+	}
+	return uintptr(s), uintptr(e), true
+}

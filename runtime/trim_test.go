@@ -1,0 +1,56 @@
+package runtime
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// TestReadOnlyMapping: only the binary's mappings without write access
+// are released; its data, the heap and other files' are not.
+func TestReadOnlyMapping(t *testing.T) {
+	exe := unix.Stat_t{Ino: 1234, Dev: unix.Mkdev(0xfd, 1)}
+	for line, want := range map[string]bool{
+		"00400000-00a00000 r-xp 00000000 fd:01 1234 /usr/bin/devbox": true,
+		"00a00000-00b00000 r--p 00600000 fd:01 1234 /":               true,
+		"00b00000-00b10000 rw-p 00700000 fd:01 1234 /usr/bin/devbox": false,
+		"00400000-00a00000 r-xp 00000000 fd:02 1234 /other/fs":       false,
+		"00400000-00a00000 r-xp 00000000 fd:01 999 /usr/lib/x.so":    false,
+		"c000000000-c000400000 rw-p 00000000 00:00 0":                false,
+		"7ffd1000-7ffd3000 r--p 00000000 00:00 0 [vvar]":             false,
+		"garbage": false,
+		"00a00000-00900000 r--p 00600000 fd:01 1234 /backwards": false,
+	} {
+		if _, _, got := readOnlyMapping(line, exe); got != want {
+			t.Errorf("%q: %v, want %v", line, got, want)
+		}
+	}
+}
+
+// TestReleaseMemory: the test binary's own code leaves its page tables
+// and comes back when it runs.
+func TestReleaseMemory(t *testing.T) {
+	before := statusKiB(t, "RssFile:")
+	releaseMemory()
+	if after := statusKiB(t, "RssFile:"); after >= before {
+		t.Errorf("RssFile %d KiB, then %d KiB", before, after)
+	}
+}
+
+func statusKiB(t *testing.T, key string) int {
+	t.Helper()
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, key); ok {
+			fmt.Sscan(v, &n)
+		}
+	}
+	return n
+}

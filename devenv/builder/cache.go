@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/devbox/devbox/devenv/lock"
 	"github.com/devbox/devbox/devenv/spec"
@@ -38,16 +39,24 @@ func pullStep(ctx context.Context, store *rootfs.Store, s *spec.Spec, b *Result,
 // What a record from the team's cache may say, field by field, before any
 // of it is taken into devbox.lock: strict formats, so that a hostile record
 // can put neither TOML, a terminal escape nor an odd name into the lock.
+//
+// Compiled on first use: the bounded repetitions make large programs, and
+// every devbox process (the container's init too) would build them at
+// start otherwise.
 var (
-	versionRE = regexp.MustCompile(`^[0-9]+\.[0-9]+\.[0-9]+([-+][0-9A-Za-z.+-]{1,64})?$`)
+	versionRE = lazyRE(`^[0-9]+\.[0-9]+\.[0-9]+([-+][0-9A-Za-z.+-]{1,64})?$`)
 	// A sha256 digest, or an npm integrity string (sha1 is what old npm
 	// packages still carry).
-	digestRE = regexp.MustCompile(`^(sha256:[0-9a-f]{64}|sha(1|256|384|512)-[A-Za-z0-9+/]{20,90}={0,2})$`)
+	digestRE = lazyRE(`^(sha256:[0-9a-f]{64}|sha(1|256|384|512)-[A-Za-z0-9+/]{20,90}={0,2})$`)
 	// NAME=VERSION as dpkg-query, rpm and apk print them (a Debian
 	// name may carry :arch, an rpm version an epoch).
-	packageRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9+._:@-]{0,127}=[A-Za-z0-9][A-Za-z0-9+.~:_-]{0,127}$`)
-	managerRE = regexp.MustCompile(`^(apt|apk|dnf|yum|zypper)$`)
+	packageRE = lazyRE(`^[A-Za-z0-9][A-Za-z0-9+._:@-]{0,127}=[A-Za-z0-9][A-Za-z0-9+.~:_-]{0,127}$`)
+	managerRE = lazyRE(`^(apt|apk|dnf|yum|zypper)$`)
 )
+
+func lazyRE(expr string) func() *regexp.Regexp {
+	return sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(expr) })
+}
 
 // recordCheck is CachePull.Check for step st: the record is the step's
 // (same kind), and what it resolved is of the formats the lock holds.
@@ -56,7 +65,7 @@ func recordCheck(st Step) func(rootfs.BuildRecord) error {
 		if rec.Kind != string(st.Kind) {
 			return fmt.Errorf("kind %q, the step is %s", rec.Kind, st.Kind)
 		}
-		if rec.Node != "" && (st.Kind != StepNode || !versionRE.MatchString(rec.Node)) {
+		if rec.Node != "" && (st.Kind != StepNode || !versionRE().MatchString(rec.Node)) {
 			return fmt.Errorf("node %q is not a version", rec.Node)
 		}
 		for k, v := range rec.Resolved {
@@ -75,15 +84,15 @@ func checkResolved(kind StepKind, k, v string) error {
 	case kind == StepNode && (k == resNodeURL || k == resNPMURL):
 		ok = v == "" || validURL(v)
 	case kind == StepNode && (k == resNodeDig || k == resNPMDig):
-		ok = v == "" || digestRE.MatchString(v)
+		ok = v == "" || digestRE().MatchString(v)
 	case kind == StepNode && k == resNPM:
-		ok = v == "" || versionRE.MatchString(v)
+		ok = v == "" || versionRE().MatchString(v)
 	case kind == StepPackages && k == resManager:
-		ok = managerRE.MatchString(v)
+		ok = managerRE().MatchString(v)
 	case kind == StepPackages && k == resInstalled:
 		ok = true
 		for _, p := range strings.Split(v, "\n") {
-			ok = ok && (v == "" || packageRE.MatchString(p))
+			ok = ok && (v == "" || packageRE().MatchString(p))
 		}
 	default:
 		return fmt.Errorf("not a fact a %s step resolves", kind)

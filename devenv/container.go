@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"os"
+	"path/filepath"
 	"slices"
 
 	"github.com/devbox/devbox/devenv/builder"
@@ -74,7 +75,7 @@ func volumeMounts(root state.Root, mounts []container.Mount, lower []string) ([]
 			out[i] = container.Mount{Target: m.Target, Readonly: m.Readonly, Tmpfs: true}
 		case "volume":
 			data, err := volume.New(root).Prepare(m.Source, func(dir string) error {
-				return copyUp(root, lower, m.Target, dir)
+				return copyUp(lower, m.Target, dir)
 			})
 			if err != nil {
 				return nil, err
@@ -85,12 +86,11 @@ func volumeMounts(root state.Root, mounts []container.Mount, lower []string) ([]
 	return out, nil
 }
 
-// copyUp fills dir with what the image has at target.
-func copyUp(root state.Root, lower []string, target, dir string) error {
-	if err := os.MkdirAll(root.Tmp(), 0o700); err != nil {
-		return err
-	}
-	tmp, err := os.MkdirTemp(root.Tmp(), "copyup-")
+// copyUp fills dir, in a volume's directory, with what the image has at
+// target; its scratch space is in the volume's directory too, where the
+// volume's own sweep removes what a killed fill left ("new-*").
+func copyUp(lower []string, target, dir string) error {
+	tmp, err := os.MkdirTemp(filepath.Dir(dir), "new-scratch-")
 	if err != nil {
 		return err
 	}

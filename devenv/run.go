@@ -51,14 +51,8 @@ func Run(ctx context.Context, store *rootfs.Store, s *spec.Spec, o RunOptions) (
 	root := store.Root()
 	dir := state.Env(root.Run(id))
 	sweepRuns(root.Runs())
-	// The owner first: whenever this devbox is killed from here on, the
-	// next run's sweep knows the directory's container is gone.
 	rec := &runRecord{Owner: proc.Self().String()}
-	if err := os.MkdirAll(dir.Dir(), 0o700); err != nil {
-		return nil, fmt.Errorf("run: %w", err)
-	}
-	if err := writeJSON(dir.File(ownerFile), rec); err != nil {
-		os.RemoveAll(dir.Dir())
+	if err := makeRunDir(store, dir, rec); err != nil {
 		return nil, fmt.Errorf("run: %w", err)
 	}
 	cfg, err := containerConfig(root, dir, s, built.Lower)
@@ -114,6 +108,36 @@ func Run(ctx context.Context, store *rootfs.Store, s *spec.Spec, o RunOptions) (
 	printWarnings(o.Build.Out, c.Warnings)
 	c.OnCleanup(func() { removeRunDir(dir) })
 	return c, nil
+}
+
+// makeRunDir makes a one-shot container's directory with its owner
+// record in it from the start: it is made in tmp/ and renamed into run/,
+// so that whenever this devbox is killed, what run/ holds names its owner
+// (the next sweep knows the container is gone) and what tmp/ holds is
+// swept as any unfinished work.
+func makeRunDir(store *rootfs.Store, dir state.Env, rec *runRecord) error {
+	leave, err := store.Enter()
+	if err != nil {
+		return err
+	}
+	defer leave()
+	tmp, err := store.TempDir("run-")
+	if err != nil {
+		return err
+	}
+	if err := writeJSON(state.Env(tmp).File(ownerFile), rec); err != nil {
+		os.RemoveAll(tmp)
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(dir.Dir()), 0o700); err != nil {
+		os.RemoveAll(tmp)
+		return err
+	}
+	if err := os.Rename(tmp, dir.Dir()); err != nil {
+		os.RemoveAll(tmp)
+		return err
+	}
+	return nil
 }
 
 // runUserNS gives a one-shot container a range of its own for its run

@@ -15,8 +15,9 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/devbox/devbox/internal/testenv"
 	"golang.org/x/sys/unix"
+
+	"github.com/devbox/devbox/internal/testenv"
 )
 
 // The Dev Container CLI is the oracle of devcontainer.json: each case of

@@ -2,8 +2,9 @@
 // Container CLI (from npm, against Debian's docker.io on a daemon of its
 // own) and with devbox, in interleaved rounds: cold (neither has the base
 // image or anything built: both pull it from a loopback registry, build
-// the local feature and run the create commands) and warm (up again after
-// the environment was stopped). The medians and their ratios are printed.
+// the local feature and run the create commands), with the base present
+// (only the base image stored), and warm (up again after the environment
+// was stopped). The medians and their ratios are printed.
 package main
 
 import (
@@ -76,15 +77,15 @@ func run(devbox, cli string, rounds int, steps io.Writer) error {
 	}
 	defer dk.Stop()
 	sides := []benchmark.Side{
-		{Name: "the Dev Container CLI 0.88 + Docker 20.10", Measure: func() ([]time.Duration, error) { return measureCLI(cli, dk) }},
-		{Name: "devbox", Measure: func() ([]time.Duration, error) { return measureDevbox(devbox, steps) }},
+		{Name: "the Dev Container CLI 0.88 + Docker 20.10", Measure: func() ([]time.Duration, error) { return measureCLI(cli, ref, dk) }},
+		{Name: "devbox", Measure: func() ([]time.Duration, error) { return measureDevbox(devbox, ref, steps) }},
 	}
-	figures := []string{"cold up", "warm up"}
+	figures := []string{"cold up", "base present", "warm up"}
 	medians, err := benchmark.Interleave(sides, rounds, figures, log.Printf)
 	if err != nil {
 		return err
 	}
-	fmt.Printf("medians of %d interleaved rounds; cold: nothing cached (the base is pulled from a loopback registry); warm: up again after a stop\n", rounds)
+	fmt.Printf("medians of %d interleaved rounds; cold: nothing cached (the base is pulled from a loopback registry); base present: only the base image is stored; warm: up again after a stop\n", rounds)
 	benchmark.Report(os.Stdout, sides, figures, medians)
 	return nil
 }
@@ -105,15 +106,10 @@ func workspace() (string, error) {
 	return filepath.Join(ws, "ws"), nil
 }
 
-// measureCLI times `devcontainer up` on a daemon emptied of containers
-// and images, then again after `docker stop`.
-func measureCLI(cli string, dk *testenv.Docker) ([]time.Duration, error) {
-	if ids, _ := dk.Run("ps", "-aq"); len(strings.Fields(string(ids))) > 0 {
-		dk.Run(append([]string{"rm", "-f"}, strings.Fields(string(ids))...)...)
-	}
-	if _, err := dk.Run("system", "prune", "-af"); err != nil {
-		return nil, err
-	}
+// measureCLI times `devcontainer up` on a daemon emptied of containers,
+// images and build cache; again with only the base image kept; and again
+// after `docker stop`.
+func measureCLI(cli, base string, dk *testenv.Docker) ([]time.Duration, error) {
 	ws, err := workspace()
 	if err != nil {
 		return nil, err
@@ -129,21 +125,51 @@ func measureCLI(cli string, dk *testenv.Docker) ([]time.Duration, error) {
 		}
 		return time.Since(start), nil
 	}
-	cold, err := up()
-	if err != nil {
-		return nil, err
+	var took []time.Duration
+	for _, keep := range []bool{false, true} {
+		if err := emptyDocker(dk, base, keep); err != nil {
+			return nil, err
+		}
+		d, err := up()
+		if err != nil {
+			return nil, err
+		}
+		took = append(took, d)
 	}
 	ids, _ := dk.Run("ps", "-q", "--filter", "label=devcontainer.local_folder="+ws)
 	if _, err := dk.Run(append([]string{"stop"}, strings.Fields(string(ids))...)...); err != nil {
 		return nil, err
 	}
 	warm, err := up()
-	return []time.Duration{cold, warm}, err
+	return append(took, warm), err
 }
 
-// measureDevbox times `devbox up` on a new state root, then again after
+// emptyDocker removes every container, image and build cache of dk, but
+// the image base if keepBase.
+func emptyDocker(dk *testenv.Docker, base string, keepBase bool) error {
+	if ids, _ := dk.Run("ps", "-aq"); len(strings.Fields(string(ids))) > 0 {
+		dk.Run(append([]string{"rm", "-f"}, strings.Fields(string(ids))...)...)
+	}
+	if _, err := dk.Run("builder", "prune", "-af"); err != nil {
+		return err
+	}
+	if !keepBase {
+		_, err := dk.Run("system", "prune", "-af")
+		return err
+	}
+	out, _ := dk.Run("images", "--format", "{{.Repository}}:{{.Tag}}")
+	for _, img := range strings.Fields(string(out)) {
+		if img != base {
+			dk.Run("rmi", "-f", img)
+		}
+	}
+	return nil
+}
+
+// measureDevbox times `devbox up` on a new state root; on another whose
+// store has the base image pulled already; and on that one again after
 // `devbox down`.
-func measureDevbox(devbox string, steps io.Writer) ([]time.Duration, error) {
+func measureDevbox(devbox, base string, steps io.Writer) ([]time.Duration, error) {
 	ws, err := workspace()
 	if err != nil {
 		return nil, err
@@ -155,8 +181,17 @@ func measureDevbox(devbox string, steps io.Writer) ([]time.Duration, error) {
 		fmt.Fprintf(steps, "--- devbox %v: %v\n%s", args, took.Round(time.Millisecond), out)
 		return took, err
 	}
-	defer do("rm", "ws")
 	cold, err := do("up")
+	if err != nil {
+		return nil, err
+	}
+	do("rm", "ws")
+	root = filepath.Join(filepath.Dir(ws), "root-with-base")
+	defer do("rm", "ws")
+	if _, err := do("image", "pull", base); err != nil {
+		return nil, err
+	}
+	withBase, err := do("up")
 	if err != nil {
 		return nil, err
 	}
@@ -164,5 +199,5 @@ func measureDevbox(devbox string, steps io.Writer) ([]time.Duration, error) {
 		return nil, err
 	}
 	warm, err := do("up")
-	return []time.Duration{cold, warm}, err
+	return []time.Duration{cold, withBase, warm}, err
 }

@@ -69,10 +69,11 @@ func Report(w io.Writer, sides []Side, figures []string, medians [][]time.Durati
 	for _, s := range sides {
 		width = max(width, len(s.Name)+1)
 	}
+	fmt.Fprintf(w, "ratios are to %s\n", sides[0].Name)
 	for i, s := range sides {
 		fmt.Fprintf(w, "%-*s", width, s.Name+":")
 		for j, f := range figures {
-			fmt.Fprintf(w, "   %s %8v (%.2fx %s)", f, medians[i][j].Round(time.Millisecond), float64(medians[i][j])/float64(medians[0][j]), sides[0].Name)
+			fmt.Fprintf(w, "   %s %8v (%.2fx)", f, medians[i][j].Round(time.Millisecond), float64(medians[i][j])/float64(medians[0][j]))
 		}
 		fmt.Fprintln(w)
 	}

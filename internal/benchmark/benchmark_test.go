@@ -27,7 +27,7 @@ func TestInterleave(t *testing.T) {
 	}
 	var out bytes.Buffer
 	Report(&out, []Side{peer, ours}, []string{"cold", "warm"}, medians)
-	if !strings.Contains(out.String(), "ours:   cold       1s (0.50x peer)   warm    250ms (0.25x peer)") {
+	if !strings.Contains(out.String(), "ratios are to peer\n") || !strings.Contains(out.String(), "ours:   cold       1s (0.50x)   warm    250ms (0.25x)") {
 		t.Errorf("report:\n%s", out.String())
 	}
 	if Percentile([]time.Duration{3, 1, 2}, 99) != 3 || Median([]time.Duration{4, 1, 3, 2}) != 3 {

@@ -51,7 +51,7 @@ func Run(ctx context.Context, store *rootfs.Store, s *spec.Spec, o RunOptions) (
 	root := store.Root()
 	dir := state.Env(root.Run(id))
 	sweepRuns(root.Runs())
-	rec := &runRecord{Owner: proc.Self().String()}
+	rec := &runRecord{Owner: proc.Self().String(), Volumes: volumeNames(s.Mounts)}
 	if err := makeRunDir(store, dir, rec); err != nil {
 		return nil, fmt.Errorf("run: %w", err)
 	}
@@ -180,10 +180,30 @@ func runHome(cfg rootfs.Config, lower []string, uid int) string {
 type runRecord struct {
 	Owner     string              `json:"owner"`
 	Leftovers container.Leftovers `json:"leftovers"`
+	// Volumes are the named volumes it mounts: not removed while it runs.
+	Volumes []string `json:"volumes,omitempty"`
 }
 
 // ownerFile records which devbox process runs a one-shot container.
 const ownerFile = "owner"
+
+// runVolumes are the named volumes of the one-shot containers whose
+// devbox still runs, each with the word "run" as the user of it.
+func runVolumes(dir string) map[string][]string {
+	users := map[string][]string{}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		data, err := os.ReadFile(state.Env(filepath.Join(dir, e.Name())).File(ownerFile))
+		var rec runRecord
+		if err != nil || json.Unmarshal(data, &rec) != nil || !proc.Parse(rec.Owner).Alive() {
+			continue
+		}
+		for _, v := range rec.Volumes {
+			users[v] = append(users[v], "a devbox run ("+e.Name()+")")
+		}
+	}
+	return users
+}
 
 // sweepRuns removes the directories of one-shot containers whose devbox
 // process died without cleaning up (kill -9): their init died with it.

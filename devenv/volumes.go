@@ -20,7 +20,8 @@ func volumeNames(mounts []container.Mount) []string {
 	return names
 }
 
-// VolumeInfo is a volume and the running environments that mount it.
+// VolumeInfo is a volume and the running environments (and one-shot
+// containers) that mount it.
 type VolumeInfo struct {
 	Name   string   `json:"name"`
 	UsedBy []string `json:"used_by"`
@@ -51,18 +52,19 @@ func (e *Envs) RemoveVolume(name string) error {
 		return err
 	}
 	if u := users[name]; len(u) > 0 {
-		return fmt.Errorf("volume %s is in use by %s: `devbox down` it first", name, strings.Join(u, ", "))
+		return fmt.Errorf("volume %s is in use by %s: stop it first", name, strings.Join(u, ", "))
 	}
 	return volume.New(e.root).Remove(name)
 }
 
-// volumeUsers maps each volume to the running environments that mount it.
+// volumeUsers maps each volume to the running environments and one-shot
+// containers that mount it.
 func (e *Envs) volumeUsers() (map[string][]string, error) {
 	envs, err := e.List()
 	if err != nil {
 		return nil, err
 	}
-	users := map[string][]string{}
+	users := runVolumes(e.root.Runs())
 	for _, env := range envs {
 		if env.Status != "running" {
 			continue

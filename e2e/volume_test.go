@@ -4,9 +4,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/devbox/devbox/internal/testbase"
 	"github.com/devbox/devbox/internal/testenv"
@@ -95,4 +97,19 @@ target = "/scratch"
 		t.Errorf("after volume rm, up gives %q, want a volume filled anew", got)
 	}
 	devbox(t, dir, "--root", root, "down")
+	// A one-shot container holds its volumes too.
+	run := exec.Command(devboxBin, "--root", root, "run", "--", "sleep", "3")
+	run.Dir = dir
+	if err := run.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer run.Wait()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if owners, _ := filepath.Glob(filepath.Join(root, "run", "*", "owner")); len(owners) > 0 {
+			break
+		}
+	}
+	if rm := devbox(t, dir, "--root", root, "volume", "rm", "skel"); rm.code == 0 || !strings.Contains(rm.stderr, "in use by a devbox run") {
+		t.Errorf("volume rm beside a devbox run: %d %s%s", rm.code, rm.stdout, rm.stderr)
+	}
 }

@@ -29,12 +29,14 @@ var etcFiles = []struct{ name, target string }{
 // containerConfig makes the writable layer and mount point of a container
 // under dir, and the files the container gets as /etc/hostname, /etc/hosts
 // and /etc/resolv.conf, and returns the config that names them. A mount
-// into devbox's state root (root) is refused.
-func containerConfig(root state.Root, dir state.Env, s *spec.Spec, lower []string) (container.Config, error) {
+// into devbox's state root (root) is refused. The caller calls release
+// once its container's record names the volumes it mounts (volumeMounts).
+func containerConfig(root state.Root, dir state.Env, s *spec.Spec, lower []string) (c container.Config, release func(), err error) {
+	release = func() {}
 	if err := outsideState(root, s.Mounts); err != nil {
-		return container.Config{}, err
+		return c, release, err
 	}
-	c := container.Config{
+	c = container.Config{
 		Lower:    lower,
 		Hostname: s.Hostname,
 		Upper:    dir.Upper(),
@@ -47,7 +49,7 @@ func containerConfig(root state.Root, dir state.Env, s *spec.Spec, lower []strin
 	}
 	for _, d := range []string{c.Upper, c.Work, c.Rootfs} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
-			return c, err
+			return c, release, err
 		}
 	}
 	hosts := "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t" + s.Hostname + "\n"
@@ -55,35 +57,42 @@ func containerConfig(root state.Root, dir state.Env, s *spec.Spec, lower []strin
 	for _, f := range etcFiles {
 		p := dir.File(f.name)
 		if err := os.WriteFile(p, content[f.name], 0o644); err != nil {
-			return c, err
+			return c, release, err
 		}
 		c.Files = append(c.Files, container.Mount{Source: p, Target: f.target, Readonly: true})
 	}
-	mounts, err := volumeMounts(root, s.Mounts, lower)
-	c.Mounts = mounts
-	return c, err
+	c.Mounts, release, err = volumeMounts(root, s.Mounts, lower)
+	return c, release, err
 }
 
 // volumeMounts are mounts with each volume made a bind of its directory
 // (made and filled from the image at its target the first time) and each
-// tmpfs a Tmpfs.
-func volumeMounts(root state.Root, mounts []container.Mount, lower []string) ([]container.Mount, error) {
-	out := slices.Clone(mounts)
+// tmpfs a Tmpfs. release gives back the volumes' locks (volume.Prepare).
+func volumeMounts(root state.Root, mounts []container.Mount, lower []string) (out []container.Mount, release func(), err error) {
+	var locks []func()
+	release = func() {
+		for _, l := range locks {
+			l()
+		}
+	}
+	out = slices.Clone(mounts)
 	for i, m := range out {
 		switch m.Type {
 		case "tmpfs":
 			out[i] = container.Mount{Target: m.Target, Readonly: m.Readonly, Tmpfs: true}
 		case "volume":
-			data, err := volume.New(root).Prepare(m.Source, func(dir string) error {
+			data, unlock, err := volume.New(root).Prepare(m.Source, func(dir string) error {
 				return copyUp(lower, m.Target, dir)
 			})
 			if err != nil {
-				return nil, err
+				release()
+				return nil, func() {}, err
 			}
+			locks = append(locks, unlock)
 			out[i] = container.Mount{Source: data, Target: m.Target, Readonly: m.Readonly, Canonical: true}
 		}
 	}
-	return out, nil
+	return out, release, nil
 }
 
 // copyUp fills dir, in a volume's directory, with what the image has at

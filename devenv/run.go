@@ -55,7 +55,9 @@ func Run(ctx context.Context, store *rootfs.Store, s *spec.Spec, o RunOptions) (
 	if err := makeRunDir(store, dir, rec); err != nil {
 		return nil, fmt.Errorf("run: %w", err)
 	}
-	cfg, err := containerConfig(root, dir, s, built.Lower)
+	// The run's record named its volumes already (makeRunDir).
+	cfg, releaseVolumes, err := containerConfig(root, dir, s, built.Lower)
+	releaseVolumes()
 	if err != nil {
 		os.RemoveAll(dir.Dir())
 		return nil, fmt.Errorf("run: %w", err)

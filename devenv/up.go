@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	gossh "golang.org/x/crypto/ssh"
@@ -56,11 +57,12 @@ func (e *Envs) Up(ctx context.Context, store *rootfs.Store, s *spec.Spec, o UpOp
 	if err != nil {
 		return nil, err
 	}
-	opts, closeFiles, err := e.upOptions(s, built, o.Build.Out)
+	opts, closeFiles, releaseVolumes, err := e.upOptions(s, built, o.Build.Out)
 	if err != nil {
 		return nil, err
 	}
 	defer closeFiles()
+	defer releaseVolumes()
 	if err := writeTitle(e.dir(s.Name).File(titleFile), s.Title); err != nil {
 		return nil, err
 	}
@@ -74,7 +76,11 @@ func (e *Envs) Up(ctx context.Context, store *rootfs.Store, s *spec.Spec, o UpOp
 	// cannot find and stop.
 	opts.Record = func(pid int, l container.Leftovers) error {
 		env.Pid, env.PidStart, env.Leftovers = pid, proc.StartTime(pid), l
-		return writeJSON(e.dir(s.Name).State(), env)
+		err := writeJSON(e.dir(s.Name).State(), env)
+		if err == nil {
+			releaseVolumes() // named in the record: a removal sees them in use
+		}
+		return err
 	}
 	c, err := container.Start(opts)
 	if err != nil {
@@ -106,33 +112,41 @@ func (e *Envs) Up(ctx context.Context, store *rootfs.Store, s *spec.Spec, o UpOp
 // upOptions prepares everything the container of an environment needs on
 // the host: its directories and files, the SSH server's configuration, the
 // sockets it serves (the published SSH port, the exec socket) and its log.
-// closeFiles closes our copies once the init has its own.
-func (e *Envs) upOptions(s *spec.Spec, built *builder.Result, out io.Writer) (o container.Options, closeFiles func(), err error) {
+// closeFiles closes our copies once the init has its own; releaseVolumes
+// gives back the volumes' locks once the record names them (it may be
+// called again).
+func (e *Envs) upOptions(s *spec.Spec, built *builder.Result, out io.Writer) (o container.Options, closeFiles, releaseVolumes func(), err error) {
 	dir := e.dir(s.Name)
 	clientKey, err := ensureKey(e.ClientKeyPath())
 	if err != nil {
-		return o, nil, err
+		return o, nil, nil, err
 	}
 	service, err := serviceConfig(s, built, clientKey, out)
 	if err != nil {
-		return o, nil, err
+		return o, nil, nil, err
 	}
-	cfg, err := containerConfig(e.root, dir, s, built.Lower)
+	cfg, release, err := containerConfig(e.root, dir, s, built.Lower)
 	if err != nil {
-		return o, nil, err
+		return o, nil, nil, err
 	}
+	releaseVolumes = sync.OnceFunc(release)
+	defer func() {
+		if err != nil {
+			releaseVolumes()
+		}
+	}()
 	cfg.ID = "env-" + s.Name
 	if cfg.UserNS, err = e.envUserNS(s.Name, built.UserNS); err != nil {
-		return o, nil, err
+		return o, nil, nil, err
 	}
 	if cfg.UserNS != nil && hasBinds(cfg.Mounts) {
 		uid, gid, err := lookupUser(built.Lower, s.SSH.User)
 		if err != nil {
-			return o, nil, err
+			return o, nil, nil, err
 		}
 		var warning string
 		if cfg.Project, warning, err = projectTree(e.root, s.Dir, uid, gid); err != nil {
-			return o, nil, err
+			return o, nil, nil, err
 		}
 		if warning != "" {
 			printWarnings(out, []string{warning})
@@ -142,7 +156,7 @@ func (e *Envs) upOptions(s *spec.Spec, built *builder.Result, out io.Writer) (o 
 	cfg.ServiceFiles = map[string]string{hostKeyFile: dir.HostKey()}
 	// No process outlives its state: the init stops when this goes.
 	if err := os.WriteFile(dir.Alive(), nil, 0o400); err != nil {
-		return o, nil, err
+		return o, nil, nil, err
 	}
 	cfg.Watch = dir.Alive()
 
@@ -155,19 +169,19 @@ func (e *Envs) upOptions(s *spec.Spec, built *builder.Result, out io.Writer) (o 
 	// The SSH port is a published port the init serves itself.
 	tcp, err := listenFile("tcp", net.JoinHostPort(s.SSH.Address, strconv.Itoa(s.SSH.Port)))
 	if err != nil {
-		return o, nil, fmt.Errorf("ssh port: %w", err)
+		return o, nil, nil, fmt.Errorf("ssh port: %w", err)
 	}
 	files = append(files, tcp)
 	unixSock, err := listenUnix(e.root.Socket(s.Name))
 	if err != nil {
 		closeFiles()
-		return o, nil, fmt.Errorf("exec socket: %w", err)
+		return o, nil, nil, fmt.Errorf("exec socket: %w", err)
 	}
 	files = append(files, unixSock)
 	logf, err := openLog(dir.Log(), s.Name)
 	if err != nil {
 		closeFiles()
-		return o, nil, err
+		return o, nil, nil, err
 	}
 	files = append(files, logf)
 	return container.Options{
@@ -179,7 +193,7 @@ func (e *Envs) upOptions(s *spec.Spec, built *builder.Result, out io.Writer) (o 
 		Detach:           true,
 		Stdout:           logf,
 		Stderr:           logf,
-	}, closeFiles, nil
+	}, closeFiles, releaseVolumes, nil
 }
 
 // openLog opens an environment's log for its init, after a line that

@@ -1,9 +1,7 @@
 package devenv
 
 import (
-	"fmt"
 	"slices"
-	"strings"
 
 	"github.com/devbox/devbox/devenv/volume"
 	container "github.com/devbox/devbox/runtime"
@@ -45,16 +43,22 @@ func (e *Envs) Volumes() ([]VolumeInfo, error) {
 }
 
 // RemoveVolume deletes volume name, refused while a running environment
-// mounts it (as `docker volume rm` refuses a volume in use).
+// or one-shot container mounts it (as `docker volume rm` refuses a volume
+// in use); it waits for the starts under way to record theirs.
 func (e *Envs) RemoveVolume(name string) error {
-	users, err := e.volumeUsers()
-	if err != nil {
-		return err
+	var listErr error
+	err := volume.New(e.root).Remove(name, func() []string {
+		users, err := e.volumeUsers()
+		if err != nil {
+			listErr = err
+			return []string{"(unknown: " + err.Error() + ")"}
+		}
+		return users[name]
+	})
+	if listErr != nil {
+		return listErr
 	}
-	if u := users[name]; len(u) > 0 {
-		return fmt.Errorf("volume %s is in use by %s: stop it first", name, strings.Join(u, ", "))
-	}
-	return volume.New(e.root).Remove(name)
+	return err
 }
 
 // volumeUsers maps each volume to the running environments and one-shot

@@ -3,8 +3,11 @@
 // ([[mounts]] type = "volume", a devcontainer.json's type=volume).
 //
 // A volume is made on its first mount and filled then with what the image
-// has at the mount's target (Docker's copy-up); a volume found empty is
-// filled again, as Docker does. It lives until `devbox volume rm`: the
-// down, up and rm of an environment keep it. Whether an environment still
-// uses it is the caller's to decide (devenv knows the running ones).
+// has at the mount's target (Docker's copy-up). Unlike Docker, a volume
+// found empty later is not filled again: another container may have it
+// mounted, and the fill would write where its processes can swap paths
+// for links. It lives until `devbox volume rm`: the down, up and rm of an
+// environment keep it. Who uses it is the caller's to say (devenv knows
+// the running environments and one-shot containers); a removal waits for
+// every start that holds the volume's lock and asks then.
 package volume

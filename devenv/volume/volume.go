@@ -3,12 +3,12 @@ package volume
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strings"
 
 	"github.com/devbox/devbox/internal/lockfile"
 	"github.com/devbox/devbox/internal/state"
@@ -31,49 +31,66 @@ type Store struct{ root state.Root }
 // New returns the volumes of root.
 func New(root state.Root) Store { return Store{root} }
 
-// Prepare returns the directory of volume name to mount, making it if it
-// does not exist. A new or empty volume is filled by fill (nil: left
-// empty); a new one is filled beside and renamed into place, so that a
-// killed fill leaves no half-filled volume.
-func (s Store) Prepare(name string, fill func(dir string) error) (string, error) {
+// Prepare returns the directory of volume name to mount, making it and
+// filling it by fill (nil: left empty) if it does not exist yet; the fill
+// is made beside and renamed into place, so that a failed or killed one
+// leaves no volume. An existing volume is never filled again, even empty:
+// others may have it mounted, and their processes could turn a path the
+// fill writes to into a link. Prepare returns holding the volume's lock
+// shared, which release gives back: the caller holds it until its
+// container's record names the volume, so that a removal (Remove) waits
+// for the record and sees the volume in use.
+func (s Store) Prepare(name string, fill func(dir string) error) (dir string, release func(), err error) {
 	if err := CheckName(name); err != nil {
-		return "", err
+		return "", nil, err
 	}
 	v := s.root.Volume(name)
-	if err := os.MkdirAll(v.Dir(), 0o700); err != nil {
-		return "", err
+	if err := os.MkdirAll(s.root.Volumes(), 0o700); err != nil {
+		return "", nil, err
 	}
-	unlock, err := lockfile.Lock(v.Lock())
+	use, err := lockfile.Open(v.Lock())
 	if err != nil {
-		return "", fmt.Errorf("volume %s: %w", name, err)
+		return "", nil, err
+	}
+	if err := use.Shared(); err != nil {
+		use.Close()
+		return "", nil, err
+	}
+	if err := s.make(v, fill); err != nil {
+		use.Close()
+		return "", nil, fmt.Errorf("volume %s: %w", name, err)
+	}
+	return v.Data(), use.Close, nil
+}
+
+// make makes v's data directory, filled, if it has none.
+func (s Store) make(v state.Volume, fill func(dir string) error) error {
+	unlock, err := lockfile.Lock(v.FillLock())
+	if err != nil {
+		return err
 	}
 	defer unlock()
+	if err := os.MkdirAll(v.Dir(), 0o700); err != nil {
+		return err
+	}
 	sweep(v)
-	empty, err := isEmpty(v.Data())
-	switch {
-	case err == nil && !empty:
-		return v.Data(), nil
-	case err == nil && fill != nil:
-		return v.Data(), wrap(name, fill(v.Data()))
-	case err == nil:
-		return v.Data(), nil
-	case !errors.Is(err, fs.ErrNotExist):
-		return "", fmt.Errorf("volume %s: %w", name, err)
+	if _, err := os.Lstat(v.Data()); err == nil || !errors.Is(err, fs.ErrNotExist) {
+		return err
 	}
 	tmp, err := os.MkdirTemp(v.Dir(), "new-")
 	if err != nil {
-		return "", err
+		return err
 	}
 	defer os.RemoveAll(tmp)
 	if err := os.Chmod(tmp, 0o755); err != nil {
-		return "", err
+		return err
 	}
 	if fill != nil {
 		if err := fill(tmp); err != nil {
-			return "", wrap(name, err)
+			return err
 		}
 	}
-	return v.Data(), wrap(name, os.Rename(tmp, v.Data()))
+	return os.Rename(tmp, v.Data())
 }
 
 // sweep removes what a killed fill or removal left in v.
@@ -84,27 +101,6 @@ func sweep(v state.Volume) {
 			os.RemoveAll(p)
 		}
 	}
-}
-
-func wrap(name string, err error) error {
-	if err != nil {
-		return fmt.Errorf("volume %s: %w", name, err)
-	}
-	return nil
-}
-
-// isEmpty says whether directory dir has no entries.
-func isEmpty(dir string) (bool, error) {
-	f, err := os.Open(dir)
-	if err != nil {
-		return false, err
-	}
-	defer f.Close()
-	_, err = f.Readdirnames(1)
-	if errors.Is(err, io.EOF) {
-		return true, nil
-	}
-	return false, err
 }
 
 // List returns the names of the volumes, sorted.
@@ -126,8 +122,10 @@ func (s Store) List() ([]string, error) {
 	return names, nil
 }
 
-// Remove deletes volume name and everything in it.
-func (s Store) Remove(name string) error {
+// Remove deletes volume name and everything in it, unless users, asked
+// while the volume's lock is held alone (no container is being started
+// with it), names who uses it.
+func (s Store) Remove(name string, users func() []string) error {
 	if err := CheckName(name); err != nil {
 		return err
 	}
@@ -140,17 +138,20 @@ func (s Store) Remove(name string) error {
 		return fmt.Errorf("volume %s: %w", name, err)
 	}
 	defer unlock()
+	if u := users(); len(u) > 0 {
+		return fmt.Errorf("volume %s is in use by %s: stop it first", name, strings.Join(u, ", "))
+	}
 	// Renamed out of the way first: what a killed removal leaves is not
 	// a half-emptied volume the next up would mount.
 	gone, err := os.MkdirTemp(v.Dir(), "removed-")
 	if err != nil {
 		return err
 	}
-	if err := os.Rename(v.Data(), gone+"/data"); err != nil {
+	if err := os.Rename(v.Data(), filepath.Join(gone, "data")); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("volume %s: %w", name, ErrNotFound)
+		}
 		return fmt.Errorf("volume %s: %w", name, err)
 	}
-	if err := os.RemoveAll(v.Dir()); err != nil {
-		return fmt.Errorf("volume %s: %w", name, err)
-	}
-	return nil
+	return os.RemoveAll(v.Dir())
 }

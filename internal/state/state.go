@@ -16,7 +16,9 @@
 //	                       (data/, in canonical ids) and its lock file
 //	envs/NAME/             one environment (see Env)
 //	volumes/NAME/          a named volume: data/ (in canonical ids, what
-//	                       is mounted) and its lock file
+//	                       is mounted) and unfinished fills
+//	volumes/NAME.lock      held shared by who is starting with it, alone
+//	                       by its removal; NAME.fill, by its filling
 //	run/<id>/              a one-shot container's writable layer
 //	network/               bridge address allocations and their lock
 //	tmp/                   unfinished work; swept when no one is at work
@@ -120,8 +122,13 @@ func (v Volume) Dir() string { return string(v) }
 // Data is what is mounted.
 func (v Volume) Data() string { return filepath.Join(string(v), "data") }
 
-// Lock is held while the volume is filled or removed.
-func (v Volume) Lock() string { return filepath.Join(string(v), "lock") }
+// Lock is held shared while a container is started with the volume,
+// alone while it is removed. It is beside the directory, not in it, so
+// that the removal does not unlink a lock that others wait on.
+func (v Volume) Lock() string { return string(v) + ".lock" }
+
+// FillLock is held while the volume is made and filled.
+func (v Volume) FillLock() string { return string(v) + ".fill" }
 
 // Tmp is for unfinished work.
 func (r Root) Tmp() string { return r.join("tmp") }

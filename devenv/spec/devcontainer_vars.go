@@ -95,9 +95,15 @@ func (d *dcReader) expand(s, folder string) string {
 				return path.Base(folder)
 			}
 		case "devcontainerId":
-			sum := sha256.Sum256([]byte(d.file))
-			return hex.EncodeToString(sum[:16])
+			return devcontainerID(d.file)
 		}
 		return m
 	})
+}
+
+// devcontainerID is ${devcontainerId} of the devcontainer.json at file:
+// the same for every build of one workspace's config, another for each.
+func devcontainerID(file string) string {
+	sum := sha256.Sum256([]byte(file))
+	return hex.EncodeToString(sum[:16])
 }

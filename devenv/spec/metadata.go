@@ -273,12 +273,16 @@ func imageMounts(entries []metadataEntry, local *dcLocal) ([]container.Mount, er
 				continue
 			}
 			later[m.Target] = true
-			if m.Type == "" || m.Type == "bind" {
-				return nil, fmt.Errorf("the image's %s label mounts %s at %s: devbox lends no host path an image names; "+
-					"mount something at %s in the devcontainer.json's own mounts to replace it", MetadataLabel, m.Source, m.Target, m.Target)
+			from := "the image's " + MetadataLabel + " label"
+			if id := entries[i].ID; id != "" {
+				from += fmt.Sprintf(" (its entry %q)", id)
 			}
-			if err := checkImageMount(m); err != nil {
-				return nil, fmt.Errorf("the image's %s label: mounts: %w", MetadataLabel, err)
+			if m.Type == "" || m.Type == "bind" {
+				return nil, fmt.Errorf("%s mounts %s at %s: devbox lends no host path an image names; "+
+					"mount something at %s in the devcontainer.json's own mounts to replace it", from, m.Source, m.Target, m.Target)
+			}
+			if err := checkImageMount(m, devcontainerID(local.file)); err != nil {
+				return nil, fmt.Errorf("%s: mounts: %w", from, err)
 			}
 			out = append(out, m)
 		}
@@ -288,14 +292,20 @@ func imageMounts(entries []metadataEntry, local *dcLocal) ([]container.Mount, er
 }
 
 // checkImageMount holds a volume or tmpfs of the label to what a spec's
-// own must be.
-func checkImageMount(m container.Mount) error {
+// own must be. A volume must be this workspace's own, its name holding
+// its ${devcontainerId} (as the features that mount one name it): an
+// image cannot reach another project's volume by naming it.
+func checkImageMount(m container.Mount, id string) error {
 	switch {
 	case m.Type != "volume" && m.Type != "tmpfs":
 		return fmt.Errorf("%s: type=%s is not supported: bind, volume or tmpfs", m.Target, m.Type)
 	case m.Type == "volume":
 		if err := volume.CheckName(m.Source); err != nil {
 			return err
+		}
+		if !strings.Contains(m.Source, id) {
+			return fmt.Errorf("volume %s at %s: an image's volume is mounted only if its name holds ${devcontainerId}, this workspace's own; "+
+				"name the volume in the devcontainer.json's own mounts to share it", m.Source, m.Target)
 		}
 	case m.Source != "":
 		return fmt.Errorf("%s: a tmpfs has no source", m.Target)

@@ -75,7 +75,7 @@ func TestImageLabelMounts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	label := `[{"mounts": ["source=dind-${devcontainerId},target=/var/lib/docker,type=volume", "source=old,target=/x,type=volume"]},
+	label := `[{"mounts": ["source=dind-${devcontainerId},target=/var/lib/docker,type=volume", "source=old-${devcontainerId},target=/x,type=volume"]},
 		{"mounts": [{"type": "tmpfs", "target": "/x"}, "source=theirs,target=/cache,type=volume"]}]`
 	got, err := s.WithImageMetadata(label)
 	if err != nil {
@@ -86,9 +86,10 @@ func TestImageLabelMounts(t *testing.T) {
 		t.Errorf("mounts %+v", got.Mounts)
 	}
 	for label, want := range map[string]string{
-		`[{"mounts": ["source=/etc,target=/host-etc,type=bind"]}]`: "devbox lends no host path",
-		`[{"mounts": ["source=../up,target=/v,type=volume"]}]`:     "not a volume name",
-		`[{"mounts": ["source=v,target=/proc/x,type=volume"]}]`:    "not under /proc",
+		`[{"mounts": ["source=/etc,target=/host-etc,type=bind"]}]`:                "devbox lends no host path",
+		`[{"mounts": ["source=../up,target=/v,type=volume"]}]`:                    "not a volume name",
+		`[{"mounts": ["source=v-${devcontainerId},target=/proc/x,type=volume"]}]`: "not under /proc",
+		`[{"id": "evil", "mounts": ["source=ssh-keys,target=/k,type=volume"]}]`:   `(its entry "evil"): mounts: volume ssh-keys at /k: an image's volume is mounted only if its name holds ${devcontainerId}`,
 	} {
 		if _, err := s.WithImageMetadata(label); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: %v, want %q", label, err, want)

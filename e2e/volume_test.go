@@ -41,6 +41,10 @@ readonly = true
 [[mounts]]
 type = "tmpfs"
 target = "/scratch"
+[[mounts]]
+type = "tmpfs"
+target = "/scratch-ro"
+readonly = true
 `, testbase.DebianRef, freePort(t))
 	os.WriteFile(filepath.Join(dir, "devbox.toml"), []byte(spec), 0o644)
 	up := func() {
@@ -59,8 +63,8 @@ target = "/scratch"
 	}
 	up()
 	got := sh(`stat -c '%a %U:%G' /var/mail; ls -A /etc/skel | tr '\n' ' '; touch /etc/skel/x 2>/dev/null && echo skel=writable || echo skel=ro; ` +
-		`stat -fc %T /scratch; cat /var/mail/keep 2>/dev/null || echo none; echo kept > /var/mail/keep`)
-	if want := "2775 root:mail\n.bash_logout .bashrc .profile skel=ro\ntmpfs\nnone"; got != want {
+		`stat -fc %T /scratch; touch /scratch-ro/x 2>/dev/null && echo tmpfs-ro=writable || echo tmpfs-ro=ro; cat /var/mail/keep 2>/dev/null || echo none; echo kept > /var/mail/keep`)
+	if want := "2775 root:mail\n.bash_logout .bashrc .profile skel=ro\ntmpfs\ntmpfs-ro=ro\nnone"; got != want {
 		t.Errorf("first up:\n%s\nwant\n%s", got, want)
 	}
 	if r := devbox(t, dir, "--root", root, "volume", "ls"); !strings.Contains(r.stdout, "mail  vols") || !strings.Contains(r.stdout, "skel  vols") {

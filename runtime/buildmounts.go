@@ -55,7 +55,11 @@ func tmpfs(m Mount, ids *userns.IDMap) (*os.File, error) {
 	if err := unix.FsconfigCreate(fs); err != nil {
 		return nil, fmt.Errorf("tmpfs %s: %w", m.Target, err)
 	}
-	fd, err := unix.Fsmount(fs, unix.FSMOUNT_CLOEXEC, unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV)
+	attr := unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV
+	if m.Readonly {
+		attr |= unix.MOUNT_ATTR_RDONLY
+	}
+	fd, err := unix.Fsmount(fs, unix.FSMOUNT_CLOEXEC, attr)
 	if err != nil {
 		return nil, fmt.Errorf("tmpfs %s: %w", m.Target, err)
 	}

@@ -66,29 +66,42 @@ func cpuTime() time.Duration {
 // kernel), and the pages of its own binary's code and read-only data that
 // start-up touched once (every package's init runs, needed or not). Those
 // are dropped from its page tables only: they stay in the page cache,
-// shared with every devbox process, and fault back in from memory when
-// they run again. The binary's writable data is not touched.
+// shared with every devbox process, and fault back in from the file when
+// they run again. A mapping with private copies in it (Anonymous in
+// smaps: a PIE binary's relocated RELRO pages, which the loader wrote and
+// then made read-only) is left alone, since dropping those would lose
+// what was written; so is every writable one.
 func releaseMemory() {
 	debug.FreeOSMemory()
 	var exe unix.Stat_t
 	if unix.Stat("/proc/self/exe", &exe) != nil {
 		return
 	}
-	maps, err := os.ReadFile("/proc/self/maps")
+	smaps, err := os.ReadFile("/proc/self/smaps")
 	if err != nil {
 		return
 	}
-	sc := bufio.NewScanner(bytes.NewReader(maps))
+	var start, end uintptr
+	var candidate bool
+	sc := bufio.NewScanner(bytes.NewReader(smaps))
 	for sc.Scan() {
-		start, end, ok := readOnlyMapping(sc.Text(), exe)
-		if ok {
-			unix.Syscall(unix.SYS_MADVISE, start, end-start, unix.MADV_DONTNEED)
+		line := sc.Text()
+		if v, ok := strings.CutPrefix(line, "Anonymous:"); ok {
+			if candidate && strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")) == "0" {
+				unix.Syscall(unix.SYS_MADVISE, start, end-start, unix.MADV_DONTNEED)
+			}
+			candidate = false
+			continue
+		}
+		if s, e, ok := readOnlyMapping(line, exe); ok {
+			start, end, candidate = s, e, true
 		}
 	}
 }
 
-// readOnlyMapping is a line of /proc/self/maps that maps the file exe
-// without write access: its range.
+// readOnlyMapping is a mapping's line of /proc/self/maps (or the first
+// of its entry in smaps) that maps the file exe without write access: its
+// range.
 func readOnlyMapping(line string, exe unix.Stat_t) (start, end uintptr, ok bool) {
 	f := strings.Fields(line) // range perms offset dev inode [path]
 	if len(f) < 5 || len(f[1]) < 2 || f[1][1] == 'w' {

@@ -53,7 +53,8 @@ func TestOrderFeatures(t *testing.T) {
 }
 
 func TestCollate(t *testing.T) {
-	for _, c := range [][2]string{{"./a", "a"}, {"a", "B"}, {"b", "B"}, {"a:1", "a1"}, {"ghcr.io/x", "ghcr.iox"}, {"1", "a"}} {
+	for _, c := range [][2]string{{"./a", "a"}, {"a", "B"}, {"b", "B"}, {"a:1", "a1"}, {"ghcr.io/x", "ghcr.iox"}, {"1", "a"},
+		{"a_b", "a-b"}, {"a-b", "a.b"}, {"a.b", "a/b"}, {"a:b", "a.b"}} {
 		if collate(c[0], c[1]) >= 0 || collate(c[1], c[0]) <= 0 {
 			t.Errorf("%q should come before %q", c[0], c[1])
 		}

@@ -130,10 +130,15 @@ func compareOptions(a, b *Feature) int {
 	return 0
 }
 
+// icuPunct is the ASCII punctuation and symbols in the order of ICU's
+// root collation (CLDR), all of which come before digits and letters.
+const icuPunct = "_-,;:!?.'\"()[]{}@*/\\&#%`^+<=>|~$"
+
 // collate compares as JavaScript's localeCompare does under ICU's root
 // collation, for the ASCII of references and paths: punctuation and
-// symbols before digits before letters, letters without case first, a
-// lower-case letter before its capital only to break a tie.
+// symbols (in icuPunct's order) before digits before letters, letters
+// without case first, a lower-case letter before its capital only to
+// break a tie.
 func collate(a, b string) int {
 	class := func(r rune) (int, rune) {
 		switch {
@@ -142,7 +147,10 @@ func collate(a, b string) int {
 		case unicode.IsLetter(r):
 			return 2, unicode.ToLower(r)
 		}
-		return 0, r
+		if i := strings.IndexRune(icuPunct, r); i >= 0 {
+			return 0, rune(i)
+		}
+		return 0, r + 128 // other symbols after the listed ones
 	}
 	ra, rb := []rune(a), []rune(b)
 	for i := 0; i < len(ra) && i < len(rb); i++ {

@@ -42,10 +42,10 @@ func StartDocker(tb testing.TB) *Docker {
 	return d
 }
 
-// StartDockerBridged is StartDocker with Docker's bridge (docker0, on a
-// subnet of its own, still without iptables rules), for tools whose
-// builds and containers take Docker's default network, as the Dev
-// Container CLI's do. The bridge is removed when the test ends.
+// StartDockerBridged is StartDocker with a bridge for Docker's default
+// network (still without iptables rules), for tools whose builds and
+// containers take it, as the Dev Container CLI's do. The bridge is
+// removed when the test ends.
 func StartDockerBridged(tb testing.TB) *Docker {
 	tb.Helper()
 	d, err := NewDockerBridged()
@@ -56,13 +56,28 @@ func StartDockerBridged(tb testing.TB) *Docker {
 	return d
 }
 
-// NewDockerBridged is NewDocker with Docker's bridge, which Stop removes.
+// NewDockerBridged is NewDocker with a bridge of its own for Docker's
+// default network (not docker0, which a host's own Docker may use): made
+// here, on 192.168.223.0/24, and removed by Stop.
 func NewDockerBridged() (*Docker, error) {
-	d, err := newDocker("--bip=192.168.223.1/24")
-	if d != nil {
-		d.bridge = "docker0"
+	br := fmt.Sprintf("dbxdk%d", os.Getpid()%100000)
+	for _, args := range [][]string{
+		{"link", "add", br, "type", "bridge"},
+		{"addr", "add", "192.168.223.1/24", "dev", br},
+		{"link", "set", br, "up"},
+	} {
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			exec.Command("ip", "link", "del", br).Run()
+			return nil, fmt.Errorf("ip %v: %v: %s", args, err, out)
+		}
 	}
-	return d, err
+	d, err := newDocker("--bridge=" + br)
+	if err != nil {
+		exec.Command("ip", "link", "del", br).Run()
+		return nil, err
+	}
+	d.bridge = br
+	return d, nil
 }
 
 // NewDocker starts a dockerd of its own; Stop stops it and removes all it

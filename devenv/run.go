@@ -195,9 +195,8 @@ func runVolumes(dir string) map[string][]string {
 	users := map[string][]string{}
 	entries, _ := os.ReadDir(dir)
 	for _, e := range entries {
-		data, err := os.ReadFile(state.Env(filepath.Join(dir, e.Name())).File(ownerFile))
-		var rec runRecord
-		if err != nil || json.Unmarshal(data, &rec) != nil || !proc.Parse(rec.Owner).Alive() {
+		rec, err := readRunRecord(filepath.Join(dir, e.Name()))
+		if err != nil || !proc.Parse(rec.Owner).Alive() {
 			continue
 		}
 		for _, v := range rec.Volumes {
@@ -207,24 +206,35 @@ func runVolumes(dir string) map[string][]string {
 	return users
 }
 
+// readRunRecord reads the owner record of the one-shot container
+// directory dir.
+func readRunRecord(dir string) (runRecord, error) {
+	var rec runRecord
+	data, err := os.ReadFile(state.Env(dir).File(ownerFile))
+	if err != nil {
+		return rec, err
+	}
+	if json.Unmarshal(data, &rec) != nil {
+		rec.Owner = string(data) // written before records were JSON
+	}
+	return rec, nil
+}
+
 // sweepRuns removes the directories of one-shot containers whose devbox
 // process died without cleaning up (kill -9): their init died with it.
 func sweepRuns(dir string) {
 	entries, _ := os.ReadDir(dir)
 	for _, e := range entries {
 		p := filepath.Join(dir, e.Name())
-		data, err := os.ReadFile(state.Env(p).File(ownerFile))
+		rec, err := readRunRecord(p)
 		if err != nil {
-			// Killed between making the directory and writing the owner,
-			// or starting right now: only an old one is garbage.
+			// A directory from before it was made whole in tmp/
+			// (makeRunDir), or being made right now by an older devbox:
+			// only an old one is garbage.
 			if fi, err := e.Info(); err == nil && time.Since(fi.ModTime()) > time.Minute {
 				os.RemoveAll(p)
 			}
 			continue
-		}
-		var rec runRecord
-		if json.Unmarshal(data, &rec) != nil {
-			rec.Owner = string(data) // written before records were JSON
 		}
 		if !proc.Parse(rec.Owner).Alive() {
 			container.Reclaim(rec.Leftovers)

@@ -46,19 +46,10 @@ func (e *Envs) Volumes() ([]VolumeInfo, error) {
 // or one-shot container mounts it (as `docker volume rm` refuses a volume
 // in use); it waits for the starts under way to record theirs.
 func (e *Envs) RemoveVolume(name string) error {
-	var listErr error
-	err := volume.New(e.root).Remove(name, func() []string {
+	return volume.New(e.root).Remove(name, func() ([]string, error) {
 		users, err := e.volumeUsers()
-		if err != nil {
-			listErr = err
-			return []string{"(unknown: " + err.Error() + ")"}
-		}
-		return users[name]
+		return users[name], err
 	})
-	if listErr != nil {
-		return listErr
-	}
-	return err
 }
 
 // volumeUsers maps each volume to the running environments and one-shot

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -13,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/devbox/devbox/internal/proc"
 	"github.com/devbox/devbox/internal/testbase"
 	"github.com/devbox/devbox/internal/testenv"
 )
@@ -126,16 +126,6 @@ func TestBuildStepIsolatedFromHostLoopback(t *testing.T) {
 	}
 }
 
-// alive says whether pid runs (a zombie does not).
-func alive(pid int) bool {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
-	return len(f) > 0 && f[0] != "Z"
-}
-
 // inits are the pids of running container inits.
 func inits() map[int]bool {
 	out := map[int]bool{}
@@ -240,7 +230,7 @@ func TestTeardownKilledHalfway(t *testing.T) {
 	// The state a teardown killed half-way leaves: the init dead, its
 	// address file removed, the table gone, the bridge still there.
 	syscall.Kill(env.Pid, syscall.SIGKILL)
-	for i := 0; i < 100 && alive(env.Pid); i++ {
+	for i := 0; i < 100 && proc.Of(env.Pid).Alive(); i++ {
 		time.Sleep(50 * time.Millisecond)
 	}
 	if err := os.Remove(filepath.Join(env.Leftovers.AllocDir, "ip-"+env.Leftovers.IP)); err != nil {

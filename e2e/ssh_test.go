@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/devbox/devbox/internal/proc"
 	"github.com/devbox/devbox/internal/testenv"
 
 	gossh "golang.org/x/crypto/ssh"
@@ -597,40 +598,34 @@ func syscall9(pid int) {
 // freed heap given back after an idle period), and serves a login after
 // that as before.
 func TestIdleMemory(t *testing.T) {
-	testenv.NeedRoot(t)
-	root := t.TempDir()
-	linkBase(t, root)
-	dir := t.TempDir()
-	spec := fmt.Sprintf("name = \"idle\"\nbase = %q\n[ssh]\nport = %d\n[network]\nmode = \"none\"\n", testbase.DebianRef, freePort(t))
-	os.WriteFile(filepath.Join(dir, "devbox.toml"), []byte(spec), 0o644)
-	if r := devbox(t, dir, "--root", root, "up"); r.code != 0 {
-		t.Fatalf("up: %s", tail(r.stderr))
+	e := upEnv(t, "idle", "")
+	r := devbox(t, e.dir, "--root", e.root, "ps", "--json")
+	var envs []struct {
+		Name string
+		Pid  int
 	}
-	defer devbox(t, dir, "--root", root, "rm", "idle")
-	data, _ := os.ReadFile(filepath.Join(root, "envs", "idle", "state.json"))
-	var env struct{ Pid int }
-	if err := json.Unmarshal(data, &env); err != nil || env.Pid == 0 {
-		t.Fatalf("state: %q %v", data, err)
+	if err := json.Unmarshal([]byte(r.stdout), &envs); err != nil {
+		t.Fatalf("ps --json: %q %v", r.stdout, err)
 	}
-	if r := devbox(t, dir, "--root", root, "exec", "idle", "--", "true"); r.code != 0 {
-		t.Fatalf("exec: %s", r.stderr)
-	}
-	var rss int
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(time.Second) {
-		status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", env.Pid))
-		for _, l := range strings.Split(string(status), "\n") {
-			if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
-				fmt.Sscan(v, &rss)
-			}
+	pid := 0
+	for _, env := range envs {
+		if env.Name == e.name {
+			pid = env.Pid
 		}
-		if rss > 0 && rss <= 10<<10 {
+	}
+	if r := devbox(t, e.dir, "--root", e.root, "exec", e.name, "--", "true"); pid == 0 || r.code != 0 {
+		t.Fatalf("pid %d, exec: %s", pid, r.stderr)
+	}
+	rss := 0
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(time.Second) {
+		if rss = proc.StatusKiB(pid, "VmRSS"); rss > 0 && rss <= 10<<10 {
 			break
 		}
 	}
 	if rss == 0 || rss > 10<<10 {
 		t.Errorf("idle environment holds %d KiB resident, want at most 10 MiB", rss)
 	}
-	if r := devbox(t, dir, "--root", root, "exec", "idle", "--", "echo", "still"); r.code != 0 || r.stdout != "still\n" {
+	if r := devbox(t, e.dir, "--root", e.root, "exec", e.name, "--", "echo", "still"); r.code != 0 || r.stdout != "still\n" {
 		t.Errorf("exec after the release: %d %q %s", r.code, r.stdout, r.stderr)
 	}
 }

@@ -1,12 +1,12 @@
 package runtime
 
 import (
-	"fmt"
 	"os"
-	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/devbox/devbox/internal/proc"
 )
 
 // TestReadOnlyMapping: only the binary's mappings without write access
@@ -33,24 +33,9 @@ func TestReadOnlyMapping(t *testing.T) {
 // TestReleaseMemory: the test binary's own code leaves its page tables
 // and comes back when it runs.
 func TestReleaseMemory(t *testing.T) {
-	before := statusKiB(t, "RssFile:")
+	before := proc.StatusKiB(os.Getpid(), "RssFile")
 	releaseMemory()
-	if after := statusKiB(t, "RssFile:"); after >= before {
+	if after := proc.StatusKiB(os.Getpid(), "RssFile"); after >= before {
 		t.Errorf("RssFile %d KiB, then %d KiB", before, after)
 	}
-}
-
-func statusKiB(t *testing.T, key string) int {
-	t.Helper()
-	data, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var n int
-	for _, line := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(line, key); ok {
-			fmt.Sscan(v, &n)
-		}
-	}
-	return n
 }

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/devbox/devbox/internal/benchmark"
+	"github.com/devbox/devbox/internal/proc"
 
 	gossh "golang.org/x/crypto/ssh"
 
@@ -161,7 +162,7 @@ func (b *bench) idle() error {
 	for _, e := range envs {
 		if e.Name == "sshbench" && e.Status == "running" {
 			time.Sleep(12 * time.Second)
-			d, o := rssKiB(e.Pid), rssKiB(b.sshdPid)
+			d, o := proc.StatusKiB(e.Pid, "VmRSS"), proc.StatusKiB(b.sshdPid, "VmRSS")
 			fmt.Printf("idle RSS, 12 s after the logins: devbox init+server %d KiB  OpenSSH sshd %d KiB  ratio %.2f (goal: <= 10 MiB)\n", d, o, float64(d)/float64(o))
 		}
 	}
@@ -220,21 +221,6 @@ func (b *bench) sftp(mb int) error {
 	}
 	fmt.Printf("sftp get %d MB        devbox %v  OpenSSH internal-sftp %v  ratio %.2f (goal <= 1.10)\n", mb, benchmark.Median(sd).Round(time.Millisecond), benchmark.Median(so).Round(time.Millisecond), ratio(sd, so))
 	return nil
-}
-
-// rssKiB is the resident memory of pid, 0 if unknown.
-func rssKiB(pid int) int {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, l := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
-			n, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
-			return n
-		}
-	}
-	return 0
 }
 
 func ratio(a, b []time.Duration) float64 {

@@ -124,8 +124,8 @@ func (s Store) List() ([]string, error) {
 
 // Remove deletes volume name and everything in it, unless users, asked
 // while the volume's lock is held alone (no container is being started
-// with it), names who uses it.
-func (s Store) Remove(name string, users func() []string) error {
+// with it), names who uses it or cannot tell.
+func (s Store) Remove(name string, users func() ([]string, error)) error {
 	if err := CheckName(name); err != nil {
 		return err
 	}
@@ -138,7 +138,11 @@ func (s Store) Remove(name string, users func() []string) error {
 		return fmt.Errorf("volume %s: %w", name, err)
 	}
 	defer unlock()
-	if u := users(); len(u) > 0 {
+	u, err := users()
+	if err != nil {
+		return fmt.Errorf("volume %s: who uses it: %w", name, err)
+	}
+	if len(u) > 0 {
 		return fmt.Errorf("volume %s is in use by %s: stop it first", name, strings.Join(u, ", "))
 	}
 	// Renamed out of the way first: what a killed removal leaves is not

@@ -50,8 +50,11 @@ func TestPrepare(t *testing.T) {
 	if names, err := s.List(); err != nil || len(names) != 1 || names[0] != "v" {
 		t.Errorf("list %v %v", names, err)
 	}
-	none := func() []string { return nil }
-	if err := s.Remove("v", func() []string { return []string{"env x"} }); err == nil || !strings.Contains(err.Error(), "in use by env x") {
+	none := func() ([]string, error) { return nil, nil }
+	if err := s.Remove("v", func() ([]string, error) { return nil, errors.New("no list") }); err == nil || !strings.Contains(err.Error(), "no list") {
+		t.Errorf("remove when the users are unknown: %v", err)
+	}
+	if err := s.Remove("v", func() ([]string, error) { return []string{"env x"}, nil }); err == nil || !strings.Contains(err.Error(), "in use by env x") {
 		t.Errorf("remove of a volume in use: %v", err)
 	}
 	if err := s.Remove("v", none); err != nil {
@@ -73,11 +76,11 @@ func TestRemoveWaitsForStarts(t *testing.T) {
 	var recorded atomic.Bool // flock orders it; the race detector does not know
 	done := make(chan error, 1)
 	go func() {
-		done <- s.Remove("v", func() []string {
+		done <- s.Remove("v", func() ([]string, error) {
 			if recorded.Load() {
-				return []string{"env x"}
+				return []string{"env x"}, nil
 			}
-			return nil
+			return nil, nil
 		})
 	}()
 	select {

@@ -111,3 +111,19 @@ func eachUID(f func(uint32) bool) bool {
 	}
 	return true
 }
+
+// StatusKiB is a size field of /proc/PID/status (VmRSS, RssFile, …) in
+// KiB, 0 if the process or the field is not there.
+func StatusKiB(pid int, field string) int {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+			return n
+		}
+	}
+	return 0
+}

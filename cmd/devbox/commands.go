@@ -164,10 +164,10 @@ func (a *app) planCommand() *cobra.Command {
 }
 
 func (a *app) buildCommand() *cobra.Command {
-	var noCache bool
+	var noCache, check bool
 	var output string
 	cmd := &cobra.Command{
-		Use:   "build [-f SPEC] [--no-cache] [--output type=docker,dest=FILE[,name=REF]]",
+		Use:   "build [-f SPEC] [--no-cache] [--check] [--output type=docker,dest=FILE[,name=REF]]",
 		Short: "Build the spec's environment, reusing cached steps",
 		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(*cobra.Command, []string) error {
@@ -185,7 +185,7 @@ func (a *app) buildCommand() *cobra.Command {
 				// standard error.
 				a.stdout = a.stderr
 			}
-			spec, _, b, err := a.build(func(o *builder.Options) { o.NoCache = noCache })
+			spec, _, b, err := a.build(func(o *builder.Options) { o.NoCache, o.Check = noCache, check })
 			if err != nil {
 				return err
 			}
@@ -199,6 +199,7 @@ func (a *app) buildCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&noCache, "no-cache", false, "rebuild every step")
+	cmd.Flags().BoolVar(&check, "check", false, "build every step twice, ignoring the caches, and fail on the first whose two layers differ")
 	cmd.Flags().StringVarP(&output, "output", "o", "", "write the Dockerfile's image: type=docker,dest=FILE[,name=REF] (docker load) or type=tar,dest=FILE (its files); dest=- is stdout")
 	return cmd
 }

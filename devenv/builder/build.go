@@ -14,6 +14,7 @@ import (
 
 	"github.com/devbox/devbox/devenv/lock"
 	"github.com/devbox/devbox/devenv/spec"
+	"github.com/devbox/devbox/internal/safetext"
 	"github.com/devbox/devbox/internal/subid"
 	"github.com/devbox/devbox/rootfs"
 )
@@ -22,7 +23,11 @@ import (
 type Options struct {
 	// NoCache rebuilds every step.
 	NoCache bool
-	Pull    rootfs.PullOptions
+	// Check makes every step twice, from the same inputs and ignoring
+	// the caches, and fails on the first step whose two layers differ
+	// (devbox build --check).
+	Check bool
+	Pull  rootfs.PullOptions
 	// Out gets a header per step; Stdout and Stderr the output of the
 	// steps' commands.
 	Out            io.Writer
@@ -112,6 +117,9 @@ func Run(ctx context.Context, store *rootfs.Store, s *spec.Spec, o Options) (*Re
 	}
 	if plan.Dockerfile != nil {
 		dockerfileNotes(o.Out, s, plan)
+	}
+	if plan.Epoch != 0 {
+		fmt.Fprintf(o.Out, "reproducible: SOURCE_DATE_EPOCH=%d (%s)\n", plan.Epoch, plan.EpochFrom)
 	}
 	b := &Result{Image: img, Plan: plan, Spec: s}
 	b.UserNS = useUserNS(store.Root(), s, store.LowerDirs(img), o.Out)
@@ -223,7 +231,7 @@ func (w *walk) layer(ctx context.Context, i int, header string) (rootfs.BuildRec
 // afresh, nor when it is not what the lock pins. A broken record is
 // rebuilt.
 func cachedStep(store *rootfs.Store, st Step, pins *lock.File, o Options) (rootfs.BuildRecord, bool) {
-	if o.NoCache || !store.HasBuild(st.Key) {
+	if o.NoCache || o.Check || !store.HasBuild(st.Key) {
 		return rootfs.BuildRecord{}, false
 	}
 	if o.Lock == LockUpdate && (st.Kind == StepNode || st.Kind == StepPackages) {
@@ -253,40 +261,74 @@ type stepInputs struct {
 	mounts [][]string
 }
 
-// runStep makes one step's layer in tmp/ and commits it.
+// runStep makes one step's layer in tmp/ and commits it. With
+// Options.Check it makes the layer twice and commits it only if both are
+// the same.
 func runStep(ctx context.Context, store *rootfs.Store, s *spec.Spec, b *Result, st Step, in stepInputs, pins *lock.File, o Options) (*rootfs.BuildRecord, error) {
-	tmp, err := store.TempDir("build-" + st.Key[:12] + "-")
+	// Built already, it is built again on purpose (--no-cache, a lock's
+	// pins, --check) and replaces the old; built meanwhile, it was a
+	// concurrent build's, which is kept.
+	replace := store.HasBuild(st.Key)
+	tmp, rec, err := makeStep(ctx, store, s, b, st, in, pins, o)
+	defer os.RemoveAll(tmp)
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(tmp)
-	upper := filepath.Join(tmp, "upper")
-	if err := os.Mkdir(upper, 0o755); err != nil {
+	if o.Check {
+		again, _, err := makeStep(ctx, store, s, b, st, in, pins, o)
+		defer os.RemoveAll(again)
+		if err != nil {
+			return nil, fmt.Errorf("--check, second build: %w", err)
+		}
+		if err := sameLayers(filepath.Join(tmp, "upper"), filepath.Join(again, "upper")); err != nil {
+			return nil, fmt.Errorf("%s: %w", safetext.Escape(st.Summary), err)
+		}
+	}
+	if err := store.CommitBuild(filepath.Join(tmp, "upper"), *rec, replace); err != nil {
 		return nil, err
 	}
-	// Built already, it is built again on purpose (--no-cache, a lock's
-	// pins) and replaces the old; built meanwhile, it was a concurrent
-	// build's, which is kept.
-	replace := store.HasBuild(st.Key)
+	// What is stored, which a concurrent build may have made instead.
+	stored, err := store.Build(st.Key)
+	if err != nil {
+		return nil, err
+	}
+	return &stored, nil
+}
+
+// makeStep runs one step into the layer directory tmp/upper of a new
+// tmp, which the caller removes, and returns its record.
+func makeStep(ctx context.Context, store *rootfs.Store, s *spec.Spec, b *Result, st Step, in stepInputs, pins *lock.File, o Options) (tmp string, _ *rootfs.BuildRecord, err error) {
+	if tmp, err = store.TempDir("build-" + st.Key[:12] + "-"); err != nil {
+		return "", nil, err
+	}
+	upper := filepath.Join(tmp, "upper")
+	if err := os.Mkdir(upper, 0o755); err != nil {
+		return tmp, nil, err
+	}
 	rec := &rootfs.BuildRecord{Key: st.Key, Kind: string(st.Kind), Summary: st.Summary, Built: time.Now().UTC(), BaseLayers: in.baseLayers}
+	if err := doStep(ctx, store, s, b, st, in, tmp, pins, rec, o); err != nil {
+		return tmp, nil, err
+	}
+	if b.Plan.Epoch != 0 {
+		if err := makeReproducible(upper, b.Plan.Epoch); err != nil {
+			return tmp, nil, fmt.Errorf("reproducible layer: %w", err)
+		}
+	}
+	if rec.DiffID, err = rootfs.DiffID(ctx, upper); err != nil {
+		return tmp, nil, err
+	}
+	return tmp, rec, nil
+}
+
+// doStep does what step st does, writing into tmp/upper, and notes in
+// rec what it resolved.
+func doStep(ctx context.Context, store *rootfs.Store, s *spec.Spec, b *Result, st Step, in stepInputs, tmp string, pins *lock.File, rec *rootfs.BuildRecord, o Options) (err error) {
+	upper := filepath.Join(tmp, "upper")
 	switch st.Kind {
 	case StepPackages:
 		rec.Resolved, err = packagesStep(ctx, s, b, tmp, pins, o)
 	case StepNode:
-		musl := existsInLayers(b.Lower, "lib/ld-musl-x86_64.so.1") || existsInLayers(b.Lower, "lib/ld-musl-aarch64.so.1")
-		var pin *lock.Node
-		if pins != nil {
-			pin = pins.Node
-		}
-		var node *lock.Node
-		node, err = installNode(ctx, newDownloads(store.Root().Downloads(), o.Log), s, musl, upper, pin)
-		if err == nil {
-			rec.Node, rec.Resolved = node.Version, nodeResolved(node)
-			b.NodeVersion = rec.Node
-			if s.Node.Version != rec.Node {
-				o.Log(fmt.Sprintf("node %s resolved to %s", s.Node.Version, rec.Node))
-			}
-		}
+		err = nodeStep(ctx, store, s, b, upper, pins, rec, o)
 	case StepNPM:
 		err = writeFile(filepath.Join(upper, "usr/local/etc/npmrc"), s.NPMRC())
 	case StepUser:
@@ -302,21 +344,27 @@ func runStep(ctx context.Context, store *rootfs.Store, s *spec.Spec, b *Result, 
 	default:
 		err = fmt.Errorf("unknown step kind %q", st.Kind)
 	}
+	return err
+}
+
+// nodeStep installs Node.js (and npm) into upper, at the version the
+// lock pins if it does.
+func nodeStep(ctx context.Context, store *rootfs.Store, s *spec.Spec, b *Result, upper string, pins *lock.File, rec *rootfs.BuildRecord, o Options) error {
+	musl := existsInLayers(b.Lower, "lib/ld-musl-x86_64.so.1") || existsInLayers(b.Lower, "lib/ld-musl-aarch64.so.1")
+	var pin *lock.Node
+	if pins != nil {
+		pin = pins.Node
+	}
+	node, err := installNode(ctx, newDownloads(store.Root().Downloads(), o.Log), s, musl, upper, pin)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if rec.DiffID, err = rootfs.DiffID(ctx, upper); err != nil {
-		return nil, err
+	rec.Node, rec.Resolved = node.Version, nodeResolved(node)
+	b.NodeVersion = rec.Node
+	if s.Node.Version != rec.Node {
+		o.Log(fmt.Sprintf("node %s resolved to %s", s.Node.Version, rec.Node))
 	}
-	if err := store.CommitBuild(upper, *rec, replace); err != nil {
-		return nil, err
-	}
-	// What is stored, which a concurrent build may have made instead.
-	stored, err := store.Build(st.Key)
-	if err != nil {
-		return nil, err
-	}
-	return &stored, nil
+	return nil
 }
 
 func writeFile(p, content string) error {
@@ -341,8 +389,12 @@ func packagesStep(ctx context.Context, s *spec.Spec, b *Result, tmp string, pins
 		o.Log("  " + n)
 	}
 	names = pinVersions(manager, names, pins)
+	var closure []string
+	if pins != nil && pins.Packages != nil && pins.Packages.Manager == manager {
+		closure = pins.Packages.Installed
+	}
 	vault := s.Packages.CentOSVault == nil || *s.Packages.CentOSVault
-	script := packageScript(manager, names, vault) + "; " + installedQuery(manager, "/"+installedFile)
+	script := packageScript(manager, names, closure, vault) + "; " + installedQuery(manager, "/"+installedFile)
 	if err := runInBuild(ctx, s, b, tmp, []string{"/bin/sh", "-c", script}, nil, o); err != nil {
 		return nil, err
 	}
@@ -354,6 +406,11 @@ func packagesStep(ctx context.Context, s *spec.Spec, b *Result, tmp string, pins
 	os.Remove(p)
 	installed := strings.Fields(string(data))
 	sort.Strings(installed)
+	if closure != nil {
+		if err := checkInstalled(installed, closure); err != nil {
+			return nil, err
+		}
+	}
 	return map[string]string{resManager: manager, resInstalled: strings.Join(installed, "\n")}, nil
 }
 

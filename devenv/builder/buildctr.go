@@ -40,6 +40,9 @@ func runInBuild(ctx context.Context, s *spec.Spec, b *Result, tmp string, args, 
 // command from a cloned repository must not reach the host's loopback
 // services; a spec whose network mode is host opts its builds in too.
 func runProcess(ctx context.Context, s *spec.Spec, b *Result, tmp string, proc container.Process, o Options, extra runExtra) error {
+	if b.Plan != nil && b.Plan.Epoch != 0 && !hasEnv(proc.Env, "SOURCE_DATE_EPOCH") {
+		proc.Env = append(proc.Env, epochEnv(b.Plan.Epoch)...)
+	}
 	cfg := container.Config{
 		ID:       "build-" + filepath.Base(tmp),
 		Hostname: s.Hostname,

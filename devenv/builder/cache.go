@@ -20,7 +20,7 @@ import (
 // not the lock's, a record that is not data devbox.lock may hold), the
 // step is built here, and the build says which step and why.
 func pullStep(ctx context.Context, store *rootfs.Store, s *spec.Spec, b *Result, st Step, header string, pins *lock.File, o Options) (rootfs.BuildRecord, bool) {
-	if s.Cache.Image == "" || o.NoCache || (o.Lock == LockUpdate && (st.Kind == StepNode || st.Kind == StepPackages)) {
+	if s.Cache.Image == "" || o.NoCache || o.Check || (o.Lock == LockUpdate && (st.Kind == StepNode || st.Kind == StepPackages)) {
 		return rootfs.BuildRecord{}, false
 	}
 	p := rootfs.CachePull{Key: st.Key, Lower: b.Lower, Check: recordCheck(st)}

@@ -118,7 +118,7 @@ func conflicts(pins *lock.File, st Step, rec rootfs.BuildRecord) bool {
 // known yet (built before locks, or just now) are hashed once and the
 // result kept in their record.
 func (b *Result) lockFile(ctx context.Context, store *rootfs.Store, s *spec.Spec) (*lock.File, error) {
-	f := &lock.File{Version: lock.Version, Build: b.Plan.Top(), Base: lock.Base{Ref: s.Base, Digest: b.Image.Digest}}
+	f := &lock.File{Version: lock.Version, Build: b.Plan.Top(), SourceDateEpoch: b.Plan.Epoch, Base: lock.Base{Ref: s.Base, Digest: b.Image.Digest}}
 	for i, st := range b.Plan.Layered() {
 		rec := b.records[i]
 		if rec.DiffID == "" {

@@ -2,6 +2,8 @@ package builder
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/devbox/devbox/devenv/lock"
@@ -94,11 +96,19 @@ func existsInLayers(layers []string, rel string) bool {
 
 // packageScript is the shell script that installs names with manager,
 // non-interactively, cleaning the manager's caches in the same step.
-func packageScript(manager string, names []string, centosVault bool) string {
+// closure is the lock's whole set (NAME=VERSION), which apt installs
+// dependencies from (aptPins); the other managers get the requested names
+// pinned, and the build checks the rest afterwards (checkInstalled).
+func packageScript(manager string, names, closure []string, centosVault bool) string {
 	list := strings.Join(names, " ")
 	switch manager {
 	case "apt":
-		return "set -e; export DEBIAN_FRONTEND=noninteractive; apt-get update -q; apt-get install -y -q --no-install-recommends " + list + "; apt-get clean; rm -rf /var/lib/apt/lists/*"
+		pre, opts := "", ""
+		if len(closure) > 0 {
+			pre = "cat > " + aptPinsFile + " <<'DEVBOX_PINS'\n" + aptPins(closure) + "DEVBOX_PINS\n"
+			opts = "-o Dir::Etc::Preferences=" + aptPinsFile + " --allow-downgrades "
+		}
+		return pre + "set -e; export DEBIAN_FRONTEND=noninteractive; apt-get update -q; apt-get install -y -q --no-install-recommends " + opts + list + "; apt-get clean; rm -rf /var/lib/apt/lists/* " + aptPinsFile
 	case "dnf":
 		return "set -e; dnf install -y " + list + "; dnf clean all"
 	case "yum":
@@ -135,6 +145,61 @@ func installedQuery(manager, path string) string {
 		return "apk info -v 2>/dev/null | sed -E 's/-([0-9][^-]*-r[0-9]+)$/=\\1/' > " + path
 	}
 	return "rpm -qa --qf '%{NAME}=%{VERSION}-%{RELEASE}\\n' > " + path
+}
+
+// aptPinsFile is where a locked apt install reads its pins from, inside
+// the build container; the step removes it.
+const aptPinsFile = "/.devbox-apt-pins"
+
+// aptPins is an apt preferences file that holds every package of closure
+// (NAME=VERSION) at its version, above any other version (priority
+// 1001, which also allows a downgrade): the dependencies apt resolves are
+// the lock's, not the archive's newest.
+func aptPins(closure []string) string {
+	var b strings.Builder
+	for _, nv := range closure {
+		n, v, _ := strings.Cut(nv, "=")
+		fmt.Fprintf(&b, "Package: %s\nPin: version %s\nPin-Priority: 1001\n\n", n, v)
+	}
+	return b.String()
+}
+
+// checkInstalled compares what a locked packages step installed with the
+// lock's set, and fails naming each package that is not at its recorded
+// version: a version the archive no longer has is never replaced by
+// another one in silence.
+func checkInstalled(installed, locked []string) error {
+	got, want := versions(installed), versions(locked)
+	var diffs []string
+	for _, n := range slices.Sorted(maps.Keys(want)) {
+		switch g, ok := got[n]; {
+		case !ok:
+			diffs = append(diffs, fmt.Sprintf("%s: %s pins %s, not installed", n, lock.FileName, want[n]))
+		case g != want[n]:
+			diffs = append(diffs, fmt.Sprintf("%s: %s pins %s, installed %s", n, lock.FileName, want[n], g))
+		}
+	}
+	for _, n := range slices.Sorted(maps.Keys(got)) {
+		if _, ok := want[n]; !ok {
+			diffs = append(diffs, fmt.Sprintf("%s: installed %s, which %s does not record", n, got[n], lock.FileName))
+		}
+	}
+	if len(diffs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("the packages installed are not the set %s records (is a recorded version gone from the archive? `devbox lock --update` resolves afresh):\n  %s",
+		lock.FileName, strings.Join(diffs, "\n  "))
+}
+
+// versions maps NAME=VERSION lines by name.
+func versions(list []string) map[string]string {
+	m := map[string]string{}
+	for _, nv := range list {
+		if n, v, ok := strings.Cut(nv, "="); ok {
+			m[n] = v
+		}
+	}
+	return m
 }
 
 // pinVersions adds to each name the version the lock pins for it, in the

@@ -79,7 +79,7 @@ func TestPackageScripts(t *testing.T) {
 		"zypper": {"zypper --non-interactive install gcc make", "zypper clean -a"},
 	}
 	for m, wants := range cases {
-		s := packageScript(m, pk, true)
+		s := packageScript(m, pk, nil, true)
 		for _, w := range wants {
 			if !strings.Contains(s, w) {
 				t.Errorf("%s script %q lacks %q", m, s, w)
@@ -89,7 +89,7 @@ func TestPackageScripts(t *testing.T) {
 			t.Errorf("%s script does not stop at the first error: %q", m, s)
 		}
 	}
-	if strings.Contains(packageScript("yum", pk, false), "vault") {
+	if strings.Contains(packageScript("yum", pk, nil, false), "vault") {
 		t.Error("centos_vault = false still rewrites the repositories")
 	}
 }

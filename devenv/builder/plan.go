@@ -83,6 +83,11 @@ type Plan struct {
 	// Spec is the spec the plan builds: a devcontainer.json's merged
 	// over its image's metadata (spec.WithImageMetadata).
 	Spec *spec.Spec
+	// Epoch is the build's source date epoch (0: none) and EpochFrom
+	// where it comes from (reproducible.go). Every step's key holds it:
+	// the same step with another epoch makes another layer.
+	Epoch     int64
+	EpochFrom string
 }
 
 // Layered are the steps that make layers, in order.
@@ -216,6 +221,9 @@ func (p *Plan) add(parent int, kind StepKind, summary string, canonical ...strin
 	if parent >= 0 {
 		parentKey = p.Steps[parent].Key
 	}
+	if parent < 0 && p.Epoch != 0 {
+		canonical = append(canonical, fmt.Sprintf("source-date-epoch=%d", p.Epoch))
+	}
 	c := strings.Join(canonical, "\n")
 	sum := sha256.Sum256([]byte(parentKey + "\n" + string(kind) + "\n" + c))
 	p.Steps = append(p.Steps, Step{Kind: kind, Summary: summary, Canonical: c, Key: hex.EncodeToString(sum[:]), Parent: parent, From: -1})
@@ -233,6 +241,7 @@ func NewPlan(s *spec.Spec, resolve Resolver, features FeatureResolver) (*Plan, e
 // needs to key them by content.
 func newPlan(s *spec.Spec, resolve Resolver, features FeatureResolver, remote *remoteFiles) (*Plan, error) {
 	p := &Plan{remote: remote}
+	p.Epoch, p.EpochFrom = sourceDateEpoch(s)
 	resolve = snapshot(resolve)
 	if s.BaseRef.Kind == rootfs.KindDockerfile {
 		if err := p.addDockerfile(s, resolve); err != nil {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/BurntSushi/toml"
@@ -25,11 +26,16 @@ const Version = 1
 type File struct {
 	Version int `toml:"version"`
 	// Build is the last step's cache key: the build as a whole.
-	Build    string    `toml:"build"`
-	Base     Base      `toml:"base"`
-	Node     *Node     `toml:"node,omitempty"`
-	Packages *Packages `toml:"packages,omitempty"`
-	Steps    []Step    `toml:"steps"`
+	Build string `toml:"build"`
+	// SourceDateEpoch is the time every file a build step writes is
+	// clamped to, and what steps see as $SOURCE_DATE_EPOCH (seconds; 0:
+	// none). Set once, when the lock is first written; nothing moves it
+	// but an edit of the lock.
+	SourceDateEpoch int64     `toml:"source_date_epoch,omitempty"`
+	Base            Base      `toml:"base"`
+	Node            *Node     `toml:"node,omitempty"`
+	Packages        *Packages `toml:"packages,omitempty"`
+	Steps           []Step    `toml:"steps"`
 }
 
 // Base is the base image as resolved.
@@ -91,7 +97,34 @@ func Read(path string) (*File, error) {
 	if f.Version != Version {
 		return nil, fmt.Errorf("%s: version %d, this devbox reads version %d", path, f.Version, Version)
 	}
+	if f.SourceDateEpoch < 0 {
+		return nil, fmt.Errorf("%s: source_date_epoch %d is before 1970", path, f.SourceDateEpoch)
+	}
+	if f.Packages != nil {
+		for _, nv := range f.Packages.Installed {
+			if !packageEntry(nv) {
+				return nil, fmt.Errorf("%s: packages.installed: %s is not NAME=VERSION", path, strconv.Quote(nv))
+			}
+		}
+	}
 	return &f, nil
+}
+
+// packageEntry reports whether nv is NAME=VERSION in the characters
+// package managers allow (Debian's, RPM's and apk's names and versions):
+// the build puts them on a package manager's command line, and a lock is
+// a cloned repository's file.
+func packageEntry(nv string) bool {
+	n, v, ok := strings.Cut(nv, "=")
+	if !ok || n == "" || v == "" || !isAlnum(rune(n[0])) {
+		return false
+	}
+	return strings.IndexFunc(n, func(r rune) bool { return !isAlnum(r) && !strings.ContainsRune("+-._", r) }) < 0 &&
+		strings.IndexFunc(v, func(r rune) bool { return !isAlnum(r) && !strings.ContainsRune("+-._~:^", r) }) < 0
+}
+
+func isAlnum(r rune) bool {
+	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9'
 }
 
 // Bytes is the lock as written: a header line, then TOML.
@@ -148,6 +181,9 @@ func lines(f *File) []string {
 		return nil
 	}
 	l := []string{"base " + f.Base.Ref + " " + f.Base.Digest}
+	if f.SourceDateEpoch != 0 {
+		l = append(l, fmt.Sprintf("source_date_epoch %d", f.SourceDateEpoch))
+	}
 	if n := f.Node; n != nil {
 		l = append(l, "node "+n.Version+" "+n.Digest)
 		if n.NPM != "" {

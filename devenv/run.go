@@ -37,6 +37,7 @@ type RunOptions struct {
 // throw-away writable layer. The caller waits on the container; its Wait
 // removes the layer.
 func Run(ctx context.Context, store *rootfs.Store, s *spec.Spec, o RunOptions) (c *container.Container, err error) {
+	container.WarmCgroupMoves()
 	built, err := builder.Run(ctx, store, s, o.Build)
 	if err != nil {
 		return nil, err

@@ -39,6 +39,7 @@ var ErrRunning = errors.New("already running")
 // Up starts the spec's environment and returns once its SSH server
 // answers. If it is already running, Up returns its record and ErrRunning.
 func (e *Envs) Up(ctx context.Context, store *rootfs.Store, s *spec.Spec, o UpOptions) (*Env, error) {
+	container.WarmCgroupMoves()
 	unlock, err := e.lock(s.Name)
 	if err != nil {
 		return nil, err

@@ -114,7 +114,8 @@ func reduceThreadCaps() error {
 		keep[c] = true
 		mask |= 1 << c
 	}
-	for c := uintptr(0); c <= lastCap(); c++ {
+	last := lastCap()
+	for c := uintptr(0); c <= last; c++ {
 		if keep[c] {
 			continue
 		}

@@ -21,13 +21,14 @@ import (
 func main() {
 	devbox := flag.String("devbox", "bin/devbox", "devbox binary")
 	runs := flag.Int("runs", 50, "runs of each")
+	quiet := flag.Duration("quiet", 250*time.Millisecond, "pause before each start, as between a user's commands")
 	flag.Parse()
-	if err := run(*devbox, *runs); err != nil {
+	if err := run(*devbox, *runs, *quiet); err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(devbox string, runs int) error {
+func run(devbox string, runs int, quiet time.Duration) error {
 	store, img, err := testbase.DebianImage(func(m string) { log.Print(m) })
 	if err != nil {
 		return err
@@ -95,7 +96,7 @@ func run(devbox string, runs int) error {
 		return exec.Command("bwrap", "--unshare-all", "--ro-bind", rootfs, "/", "--proc", "/proc", "--dev", "/dev", "/bin/true")
 	}
 
-	return measure(runs, []tool{{"devbox run", devboxCmd}, {"devbox run, userns=false", plainCmd}, {"devbox run, project + ro bind", bindsCmd}, {"runc run", runcCmd}, {"bwrap --unshare-all", bwrapCmd}})
+	return measure(runs, quiet, []tool{{"devbox run", devboxCmd}, {"devbox run, userns=false", plainCmd}, {"devbox run, project + ro bind", bindsCmd}, {"runc run", runcCmd}, {"bwrap --unshare-all", bwrapCmd}})
 }
 
 // tool is one way to start a container and run /bin/true.
@@ -105,12 +106,16 @@ type tool struct {
 }
 
 // measure runs each tool runs times, interleaved after a warm-up, and
-// prints each one's median and p90 and the first's ratio to it.
-func measure(runs int, tools []tool) error {
+// prints each one's median and p90 and the first's ratio to it. Each
+// start follows a quiet pause: back to back, a start would find the
+// kernel's cgroup lock still fast from the one before (runc's moves
+// made devbox's cheap), which a user's command, seconds apart, does not.
+func measure(runs int, quiet time.Duration, tools []tool) error {
 	times := make([][]time.Duration, len(tools))
 	for i := 0; i < runs+3; i++ {
 		for j, tool := range tools { // interleaved, so drift hits all alike
 			cmd := tool.cmd()
+			time.Sleep(quiet)
 			start := time.Now()
 			if out, err := cmd.CombinedOutput(); err != nil {
 				return fmt.Errorf("%s: %v: %s", tool.name, err, out)

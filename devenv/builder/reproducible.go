@@ -47,6 +47,9 @@ func sourceDateEpoch(s *spec.Spec) (int64, string) {
 // 0 (not a repository, no git, nothing committed). git's own safety
 // rules apply: a repository another user owns is not read.
 func lastCommit(dir string) int64 {
+	if !inGitTree(dir) {
+		return 0 // most specs outside git: no git to start on each build
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "git", "-C", dir, "log", "-1", "--format=%ct", "--", ".")
@@ -60,6 +63,18 @@ func lastCommit(dir string) int64 {
 		return 0
 	}
 	return t
+}
+
+// inGitTree reports whether dir or a directory above it has a .git.
+func inGitTree(dir string) bool {
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Lstat(filepath.Join(d, ".git")); err == nil {
+			return true
+		}
+		if filepath.Dir(d) == d {
+			return false
+		}
+	}
 }
 
 // buildNoise are files that record when or how a step ran rather than

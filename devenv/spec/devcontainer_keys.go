@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	container "github.com/devbox/devbox/runtime"
 )
 
 // How each of devcontainer.json's keys becomes devbox.toml's.
@@ -139,19 +141,12 @@ func (d *dcReader) mounts(dc *devcontainer, m map[string]any, raw map[string]any
 				return d.errorf(key, "%v", err)
 			}
 		} else {
-			var o struct {
-				Source, Target, Type string
-				ReadOnly             bool `json:"readonly"`
-			}
-			if err := json.Unmarshal(rawMount, &o); err != nil {
+			o, err := mountObject(rawMount)
+			if err != nil {
 				return d.errorf(key, "want a mount string or {source, target, type}")
 			}
-			mt = map[string]any{"source": o.Source, "target": o.Target}
-			if err := mountType(mt, o.Type); err != nil {
+			if mt, err = mountTable(o); err != nil {
 				return d.errorf(key, "%v", err)
-			}
-			if o.ReadOnly {
-				mt["readonly"] = true
 			}
 		}
 		d.origin[fmt.Sprintf("mounts.%d", len(list))] = key
@@ -163,30 +158,70 @@ func (d *dcReader) mounts(dc *devcontainer, m map[string]any, raw map[string]any
 	return nil
 }
 
-// parseMountString reads Docker's --mount syntax: source=…,target=…
-// [,type=bind][,readonly].
+// parseMountString reads Docker's --mount syntax strictly, as a
+// devcontainer.json's own mount: an option devbox does not know is an
+// error, and a mount needs source= (but a tmpfs) and target=.
 func parseMountString(s string) (map[string]any, error) {
-	mt := map[string]any{}
+	m, unknown := mountFields(s)
+	for _, f := range unknown {
+		if k, _, _ := strings.Cut(strings.TrimSpace(f), "="); k != "consistency" && k != "bind-propagation" {
+			return nil, fmt.Errorf("%q: not a mount option devbox knows", f)
+		}
+	}
+	mt, err := mountTable(m)
+	if err != nil {
+		return nil, err
+	}
+	if m.Target == "" || m.Source == "" && mt["type"] != "tmpfs" {
+		return nil, fmt.Errorf("%q: a mount needs source= and target=", s)
+	}
+	if m.Source == "" {
+		delete(mt, "source") // a tmpfs has none
+	}
+	return mt, nil
+}
+
+// mountFields reads Docker's --mount syntax, source=…,target=…
+// [,type=…][,readonly], as the Dev Container CLI's parseMount does;
+// unknown are the fields it does not read.
+func mountFields(s string) (m container.Mount, unknown []string) {
 	for _, f := range strings.Split(s, ",") {
 		k, v, _ := strings.Cut(strings.TrimSpace(f), "=")
 		switch k {
 		case "source", "src":
-			mt["source"] = v
+			m.Source = v
 		case "target", "destination", "dst":
-			mt["target"] = v
+			m.Target = v
 		case "type":
-			if err := mountType(mt, v); err != nil {
-				return nil, err
-			}
+			m.Type = v
 		case "readonly", "ro":
-			mt["readonly"] = v == "" || v == "true" || v == "1"
-		case "consistency", "bind-propagation":
+			m.Readonly = v == "" || v == "true" || v == "1"
 		default:
-			return nil, fmt.Errorf("%q: not a mount option devbox knows", f)
+			unknown = append(unknown, f)
 		}
 	}
-	if mt["target"] == nil || mt["source"] == nil && mt["type"] != "tmpfs" {
-		return nil, fmt.Errorf("%q: a mount needs source= and target=", s)
+	return m, unknown
+}
+
+// mountObject reads a mount's object form, {source, target, type,
+// readonly}.
+func mountObject(raw json.RawMessage) (container.Mount, error) {
+	var o struct {
+		Source, Target, Type string
+		ReadOnly             bool `json:"readonly"`
+	}
+	err := json.Unmarshal(raw, &o)
+	return container.Mount{Source: o.Source, Target: o.Target, Type: o.Type, Readonly: o.ReadOnly}, err
+}
+
+// mountTable is m as a [[mounts]] table of devbox.toml.
+func mountTable(m container.Mount) (map[string]any, error) {
+	mt := map[string]any{"source": m.Source, "target": m.Target}
+	if err := mountType(mt, m.Type); err != nil {
+		return nil, err
+	}
+	if m.Readonly {
+		mt["readonly"] = true
 	}
 	return mt, nil
 }

@@ -317,33 +317,19 @@ func checkImageMount(m container.Mount, id string) error {
 }
 
 // imageMount reads a mount of the label: Docker's --mount string or an
-// object (parseMount in the CLI).
+// object (parseMount in the CLI). Options devbox does not read are passed
+// over, as the CLI hands them to Docker; the type is checked by the
+// caller.
 func imageMount(raw json.RawMessage) (container.Mount, error) {
 	var m container.Mount
 	var s string
 	if json.Unmarshal(raw, &s) == nil {
-		for _, f := range strings.Split(s, ",") {
-			k, v, _ := strings.Cut(strings.TrimSpace(f), "=")
-			switch k {
-			case "source", "src":
-				m.Source = v
-			case "target", "destination", "dst":
-				m.Target = v
-			case "type":
-				m.Type = v
-			case "readonly", "ro":
-				m.Readonly = v == "" || v == "true" || v == "1"
-			}
-		}
+		m, _ = mountFields(s)
 	} else {
-		var o struct {
-			Source, Target, Type string
-			ReadOnly             bool `json:"readonly"`
-		}
-		if err := json.Unmarshal(raw, &o); err != nil {
+		var err error
+		if m, err = mountObject(raw); err != nil {
 			return m, fmt.Errorf("%s: want a mount string or {source, target, type}", raw)
 		}
-		m = container.Mount{Source: o.Source, Target: o.Target, Type: o.Type, Readonly: o.ReadOnly}
 	}
 	if m.Target == "" {
 		return m, fmt.Errorf("%s: a mount needs a target", raw)

@@ -18,13 +18,16 @@ import (
 )
 
 // reproSpec installs packages from Debian's archive (jq brings libraries,
-// so ldconfig and dpkg's triggers run) and makes a user, whose shadow
-// entry is dated by SOURCE_DATE_EPOCH.
+// so ldconfig and dpkg's triggers run), makes a user, whose shadow entry
+// useradd dates by SOURCE_DATE_EPOCH, and sets root's password (devbox's
+// own user step: its date and salt).
 const reproSpec = `base = %q
 [packages]
 install = ["jq", "hello"]
 [[run]]
 command = "useradd -m bob && echo made > /opt/made"
+[ssh]
+password = "repro-pw"
 [network]
 mode = "none"
 `

@@ -60,6 +60,11 @@ type treeEntry struct {
 	link     string
 	content  [sha256.Size]byte
 	xattrs   string
+	// hardlink is the path this one is a hard link to, as the layer's
+	// tar says it (the first name of its inode); opaque marks an opaque
+	// directory.
+	hardlink string
+	opaque   bool
 }
 
 // differences names what differs between e and f.
@@ -86,6 +91,12 @@ func (e treeEntry) differences(f treeEntry) []string {
 	if e.xattrs != f.xattrs {
 		out = append(out, "xattrs")
 	}
+	if e.hardlink != f.hardlink {
+		out = append(out, fmt.Sprintf("hard link to %q vs %q", e.hardlink, f.hardlink))
+	}
+	if e.opaque != f.opaque {
+		out = append(out, fmt.Sprintf("opaque %v vs %v", e.opaque, f.opaque))
+	}
 	return out
 }
 
@@ -96,6 +107,7 @@ func stamp(ts unix.Timespec) string {
 // treeEntries reads every path of the layer directory dir.
 func treeEntries(dir string) (map[string]treeEntry, error) {
 	out := map[string]treeEntry{}
+	inodes := map[[2]uint64]string{} // first name of each inode, in walk order as the tar
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -113,6 +125,8 @@ func treeEntries(dir string) (map[string]treeEntry, error) {
 			slices.Sort(names)
 			for _, n := range names {
 				if userns.IsOverlayXattr(n) {
+					v, _ := getXattr(p, n)
+					e.opaque = e.opaque || n == opaqueXattr() && string(v) == "y"
 					continue
 				}
 				v, _ := getXattr(p, n)
@@ -123,6 +137,12 @@ func treeEntries(dir string) (map[string]treeEntry, error) {
 		case d.Type()&fs.ModeSymlink != 0:
 			e.link, err = os.Readlink(p)
 		case d.Type().IsRegular():
+			key := [2]uint64{st.Dev, st.Ino}
+			if first, ok := inodes[key]; ok && st.Nlink > 1 {
+				e.hardlink = first
+			} else {
+				inodes[key] = rel
+			}
 			e.content, err = fileDigest(p)
 		}
 		out[rel] = e

@@ -398,28 +398,31 @@ func (cg *cgroup) remove() {
 	}
 }
 
-// WarmCgroupMoves makes the move of a container's init into its cgroup,
-// soon after, cheap: the first move of a process between cgroups after
-// a quiet spell waits out an RCU grace period for the kernel's cgroup
-// threadgroup lock (12 ms here, a quarter of a `devbox run`), and the
-// moves in the grace period after it do not. It moves devbox into the
-// cgroup it is in already (nothing changes; an error is of no matter),
-// in the background, while the caller reads the spec and the build; the
-// init, forked later, is moved within that window. As root only: an
-// ordinary user's devbox makes no cgroup of its own on v1.
+// WarmCgroupMoves makes the move of a container's init into its cgroup
+// v1 devices cgroup, soon after, cheap: the first move of a process
+// between cgroups after a quiet spell waits out an RCU grace period for
+// the kernel's cgroup threadgroup lock (12 ms here, a quarter of a
+// `devbox run`), and the moves in the grace period after it do not. It
+// moves devbox into the devices cgroup it is in already (nothing changes;
+// an error is of no matter), in the background, while the caller reads
+// the spec and the build; the init, forked later, is moved within that
+// window. As root on v1 only: on v2 devbox may have moved itself into
+// devbox-leaf, which this must not undo.
 func WarmCgroupMoves() {
-	if !userns.Initial() {
+	if cgroupV2() || !userns.Initial() {
 		return
 	}
 	go func() {
 		own, err := ownCgroups()
+		if err != nil || own["devices"] == "" {
+			return
+		}
+		p := resolveCgroup(filepath.Join(cgroupRoot, "devices", own["devices"], "cgroup.procs"))
+		f, err := os.OpenFile(p, os.O_WRONLY, 0) // never made where it is not
 		if err != nil {
 			return
 		}
-		dir := filepath.Join(cgroupRoot, "devices", own["devices"])
-		if cgroupV2() {
-			dir = filepath.Join(cgroupRoot, own[""])
-		}
-		os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(os.Getpid())), 0o644)
+		defer f.Close()
+		f.WriteString(strconv.Itoa(os.Getpid()))
 	}()
 }

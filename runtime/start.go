@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	goruntime "runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -112,20 +113,19 @@ func Start(o Options) (*Container, error) {
 		return nil, err
 	}
 	c.leftovers.Cgroups = plannedCgroups(o.Config.ID)
-	// Moving the init into its cgroup waits out an RCU grace period on
-	// cgroup v1 (12 ms here, a quarter of a run): it happens while the
-	// config is sent and the init builds the root file system.
-	attached := make(chan cgroupAttach, 1)
-	go func() { attached <- attachCgroup(o, c.Pid) }()
 	c.sweepProject(o.Config)
-	err = c.record(o)
-	if err == nil {
-		err = c.sendConfig(ctl, o)
-	}
-	if err := c.useCgroup(<-attached); err != nil {
+	if err := c.record(o); err != nil {
 		return nil, err
 	}
-	if err != nil {
+	// Moving the init into its cgroup waits out an RCU grace period on
+	// cgroup v1 (12 ms here, a quarter of a run): it happens while the
+	// config is sent and the init starts and builds its root file system.
+	attached := make(chan cgroupAttach, 1)
+	go func(id string, devices []string, limits Limits, pid int) {
+		attached <- attachCgroup(id, devices, limits, pid)
+	}(o.Config.ID, slices.Clone(o.Config.Devices), o.Limits, c.Pid)
+	sendErr := c.sendConfig(ctl, o)
+	if err := errors.Join(sendErr, c.useCgroup(<-attached)); err != nil {
 		return nil, err
 	}
 	if err := c.connect(o); err != nil {
@@ -327,14 +327,14 @@ type cgroupAttach struct {
 	err     error
 }
 
-// attachCgroup makes the container's cgroup and puts the init pid in
-// it. It touches no Container: it runs beside the rest of Start.
-func attachCgroup(o Options, pid int) (a cgroupAttach) {
-	rules, err := deviceRules(o.Config.Devices)
+// attachCgroup makes container id's cgroup and puts the init pid in it.
+// It touches no Container: it runs beside the rest of Start.
+func attachCgroup(id string, devices []string, limits Limits, pid int) (a cgroupAttach) {
+	rules, err := deviceRules(devices)
 	if err != nil {
 		return cgroupAttach{err: err}
 	}
-	a.cg, a.warning, a.err = containerCgroup(o.Config.ID, o.Limits, rules)
+	a.cg, a.warning, a.err = containerCgroup(id, limits, rules)
 	if a.err == nil && a.cg != nil {
 		a.err = a.cg.add(pid)
 	}

@@ -2,13 +2,13 @@ package builder
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"maps"
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -275,12 +275,13 @@ func runStep(ctx context.Context, store *rootfs.Store, s *spec.Spec, b *Result, 
 		return nil, err
 	}
 	if o.Check {
-		again, _, err := makeStep(ctx, store, s, b, st, in, pins, o)
+		again, rec2, err := makeStep(ctx, store, s, b, st, in, pins, o)
 		defer os.RemoveAll(again)
 		if err != nil {
 			return nil, fmt.Errorf("--check, second build: %w", err)
 		}
-		if err := sameLayers(filepath.Join(tmp, "upper"), filepath.Join(again, "upper")); err != nil {
+		if rec2.DiffID != rec.DiffID {
+			err := layerDifference(filepath.Join(tmp, "upper"), filepath.Join(again, "upper"))
 			return nil, fmt.Errorf("%s: %w", safetext.Escape(st.Summary), err)
 		}
 	}
@@ -310,7 +311,11 @@ func makeStep(ctx context.Context, store *rootfs.Store, s *spec.Spec, b *Result,
 		return tmp, nil, err
 	}
 	if b.Plan.Epoch != 0 {
-		if err := makeReproducible(upper, b.Plan.Epoch); err != nil {
+		// A Dockerfile's instructions keep what they wrote, as BuildKit's
+		// do (a cache a later RUN reads); their times are clamped, as
+		// BuildKit's rewrite-timestamp does.
+		noise := st.Kind != StepDocker
+		if err := makeReproducible(upper, b.Lower, b.Plan.Epoch, rec.Built.Add(-time.Second), noise); err != nil {
 			return tmp, nil, fmt.Errorf("reproducible layer: %w", err)
 		}
 	}
@@ -332,7 +337,7 @@ func doStep(ctx context.Context, store *rootfs.Store, s *spec.Spec, b *Result, s
 	case StepNPM:
 		err = writeFile(filepath.Join(upper, "usr/local/etc/npmrc"), s.NPMRC())
 	case StepUser:
-		err = userStep(s, b, upper)
+		err = userStep(s, b, upper, st.Key)
 	case StepConfig:
 		err = configStep(s, upper)
 	case StepRun:
@@ -374,53 +379,21 @@ func writeFile(p, content string) error {
 	return os.WriteFile(p, []byte(content), 0o644)
 }
 
-// packagesStep installs the spec's packages, each at the version the lock
-// pins, and returns what the manager then reports installed.
-func packagesStep(ctx context.Context, s *spec.Spec, b *Result, tmp string, pins *lock.File, o Options) (map[string]string, error) {
-	manager := s.Packages.Manager
-	if manager == "auto" {
-		var err error
-		if manager, err = detectManager(b.Lower); err != nil {
-			return nil, err
-		}
-	}
-	names, notes := translatePackages(manager, s.Packages.Install)
-	for _, n := range notes {
-		o.Log("  " + n)
-	}
-	names = pinVersions(manager, names, pins)
-	var closure []string
-	if pins != nil && pins.Packages != nil && pins.Packages.Manager == manager {
-		closure = pins.Packages.Installed
-	}
-	vault := s.Packages.CentOSVault == nil || *s.Packages.CentOSVault
-	script := packageScript(manager, names, closure, vault) + "; " + installedQuery(manager, "/"+installedFile)
-	if err := runInBuild(ctx, s, b, tmp, []string{"/bin/sh", "-c", script}, nil, o); err != nil {
-		return nil, err
-	}
-	p := filepath.Join(tmp, "upper", installedFile)
-	data, err := os.ReadFile(p)
-	if err != nil {
-		return nil, fmt.Errorf("installed packages: %w", err)
-	}
-	os.Remove(p)
-	installed := strings.Fields(string(data))
-	sort.Strings(installed)
-	if closure != nil {
-		if err := checkInstalled(installed, closure); err != nil {
-			return nil, err
-		}
-	}
-	return map[string]string{resManager: manager, resInstalled: strings.Join(installed, "\n")}, nil
-}
-
 // userStep makes the SSH user (with a home and login shell) and sets its
 // password hash in /etc/shadow, so that su and sudo agree with SSH; it
 // needs no tool in the image (see users.go).
-func userStep(s *spec.Spec, b *Result, upper string) error {
+func userStep(s *spec.Spec, b *Result, upper, key string) error {
 	hash, err := s.PasswordHash()
 	if err != nil {
 		return err
+	}
+	if pw := s.Password(); b.Plan.Epoch != 0 && s.SSH.PasswordHash == "" && pw != "" {
+		// A reproducible layer: the salt comes from the step's key, which
+		// holds the password's fingerprint (another password, another salt).
+		seed := sha256.Sum256([]byte("devbox password salt\n" + key))
+		if hash, err = spec.HashPasswordSalted(pw, seed[:]); err != nil {
+			return err
+		}
 	}
 	if s.SSH.User == "root" && hash == "" {
 		return nil // nothing to change: an empty layer
@@ -441,7 +414,7 @@ func userStep(s *spec.Spec, b *Result, upper string) error {
 			return err
 		}
 	}
-	u.setPassword(s.SSH.User, hash)
+	u.setPassword(s.SSH.User, hash, shadowDays(b.Plan.Epoch))
 	return u.write()
 }
 

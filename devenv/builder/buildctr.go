@@ -27,6 +27,9 @@ func runInBuild(ctx context.Context, s *spec.Spec, b *Result, tmp string, args, 
 	if s.Workdir != "" && existsInLayers(b.Lower, strings.TrimPrefix(s.Workdir, "/")) {
 		cwd = s.Workdir
 	}
+	// devbox's own steps see the build's SOURCE_DATE_EPOCH; a Dockerfile's
+	// only as BuildKit gives it, a build argument.
+	env = append(epochEnv(b.Plan.Epoch), env...)
 	return runProcess(ctx, s, b, tmp, container.Process{
 		Args: args,
 		Env:  s.Environ(b.Image.Config, append([]string{"HOME=/root", "HOSTNAME=" + s.Hostname}, env...)...),
@@ -40,9 +43,6 @@ func runInBuild(ctx context.Context, s *spec.Spec, b *Result, tmp string, args, 
 // command from a cloned repository must not reach the host's loopback
 // services; a spec whose network mode is host opts its builds in too.
 func runProcess(ctx context.Context, s *spec.Spec, b *Result, tmp string, proc container.Process, o Options, extra runExtra) error {
-	if b.Plan != nil && b.Plan.Epoch != 0 && !hasEnv(proc.Env, "SOURCE_DATE_EPOCH") {
-		proc.Env = append(proc.Env, epochEnv(b.Plan.Epoch)...)
-	}
 	cfg := container.Config{
 		ID:       "build-" + filepath.Base(tmp),
 		Hostname: s.Hostname,

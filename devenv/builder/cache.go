@@ -47,10 +47,7 @@ var (
 	versionRE = lazyRE(`^[0-9]+\.[0-9]+\.[0-9]+([-+][0-9A-Za-z.+-]{1,64})?$`)
 	// A sha256 digest, or an npm integrity string (sha1 is what old npm
 	// packages still carry).
-	digestRE = lazyRE(`^(sha256:[0-9a-f]{64}|sha(1|256|384|512)-[A-Za-z0-9+/]{20,90}={0,2})$`)
-	// NAME=VERSION as dpkg-query, rpm and apk print them (a Debian
-	// name may carry :arch, an rpm version an epoch).
-	packageRE = lazyRE(`^[A-Za-z0-9][A-Za-z0-9+._:@-]{0,127}=[A-Za-z0-9][A-Za-z0-9+.~:_-]{0,127}$`)
+	digestRE  = lazyRE(`^(sha256:[0-9a-f]{64}|sha(1|256|384|512)-[A-Za-z0-9+/]{20,90}={0,2})$`)
 	managerRE = lazyRE(`^(apt|apk|dnf|yum|zypper)$`)
 )
 
@@ -92,7 +89,7 @@ func checkResolved(kind StepKind, k, v string) error {
 	case kind == StepPackages && k == resInstalled:
 		ok = true
 		for _, p := range strings.Split(v, "\n") {
-			ok = ok && (v == "" || packageRE().MatchString(p))
+			ok = ok && (v == "" || lock.ValidPackage(p))
 		}
 	default:
 		return fmt.Errorf("not a fact a %s step resolves", kind)

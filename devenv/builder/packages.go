@@ -1,12 +1,17 @@
 package builder
 
 import (
+	"context"
 	"fmt"
-	"maps"
+	"os"
+	"path/filepath"
 	"slices"
+	"sort"
 	"strings"
 
 	"github.com/devbox/devbox/devenv/lock"
+	"github.com/devbox/devbox/devenv/spec"
+	"github.com/devbox/devbox/internal/safetext"
 	"github.com/devbox/devbox/rootfs"
 )
 
@@ -103,12 +108,12 @@ func packageScript(manager string, names, closure []string, centosVault bool) st
 	list := strings.Join(names, " ")
 	switch manager {
 	case "apt":
-		pre, opts := "", ""
+		pins, opts := "", ""
 		if len(closure) > 0 {
-			pre = "cat > " + aptPinsFile + " <<'DEVBOX_PINS'\n" + aptPins(closure) + "DEVBOX_PINS\n"
+			pins = "cat > " + aptPinsFile + " <<'DEVBOX_PINS'\n" + aptPins(closure) + "DEVBOX_PINS\n"
 			opts = "-o Dir::Etc::Preferences=" + aptPinsFile + " --allow-downgrades "
 		}
-		return pre + "set -e; export DEBIAN_FRONTEND=noninteractive; apt-get update -q; apt-get install -y -q --no-install-recommends " + opts + list + "; apt-get clean; rm -rf /var/lib/apt/lists/* " + aptPinsFile
+		return "set -e; " + pins + "export DEBIAN_FRONTEND=noninteractive; apt-get update -q; apt-get install -y -q --no-install-recommends " + opts + list + "; apt-get clean; rm -rf /var/lib/apt/lists/* " + aptPinsFile
 	case "dnf":
 		return "set -e; dnf install -y " + list + "; dnf clean all"
 	case "yum":
@@ -132,6 +137,10 @@ const centos7Vault = `if grep -q 'release 7' /etc/centos-release 2>/dev/null; th
 // installedFile is where the packages step's script leaves the list of
 // installed packages, read and removed from the layer afterwards.
 const installedFile = ".devbox-installed"
+
+// installedBeforeFile is where it leaves the list of what was installed
+// before it ran.
+const installedBeforeFile = ".devbox-installed-before"
 
 // installedQuery is the shell command that writes every installed package
 // as NAME=VERSION, one a line, to path.
@@ -158,30 +167,34 @@ const aptPinsFile = "/.devbox-apt-pins"
 func aptPins(closure []string) string {
 	var b strings.Builder
 	for _, nv := range closure {
+		if !lock.ValidPackage(nv) {
+			continue // read from a lock, which refuses it: never in a script
+		}
 		n, v, _ := strings.Cut(nv, "=")
 		fmt.Fprintf(&b, "Package: %s\nPin: version %s\nPin-Priority: 1001\n\n", n, v)
 	}
 	return b.String()
 }
 
-// checkInstalled compares what a locked packages step installed with the
-// lock's set, and fails naming each package that is not at its recorded
-// version: a version the archive no longer has is never replaced by
-// another one in silence.
-func checkInstalled(installed, locked []string) error {
-	got, want := versions(installed), versions(locked)
+// checkInstalled compares what a locked packages step installed or
+// changed (installed, less what was there before) with the lock's set,
+// and fails naming each package that is not at its recorded version: a
+// version the archive no longer has is never replaced by another one in
+// silence. The base's own packages, which the step left alone, are the
+// base's (a debootstrap: base differs from one machine to the next).
+func checkInstalled(installed, before, locked []string) error {
+	want := versions(locked)
 	var diffs []string
-	for _, n := range slices.Sorted(maps.Keys(want)) {
-		switch g, ok := got[n]; {
-		case !ok:
-			diffs = append(diffs, fmt.Sprintf("%s: %s pins %s, not installed", n, lock.FileName, want[n]))
-		case g != want[n]:
-			diffs = append(diffs, fmt.Sprintf("%s: %s pins %s, installed %s", n, lock.FileName, want[n], g))
+	for _, nv := range installed {
+		if slices.Contains(before, nv) {
+			continue
 		}
-	}
-	for _, n := range slices.Sorted(maps.Keys(got)) {
-		if _, ok := want[n]; !ok {
-			diffs = append(diffs, fmt.Sprintf("%s: installed %s, which %s does not record", n, got[n], lock.FileName))
+		n, v, _ := strings.Cut(nv, "=")
+		switch w, ok := want[n]; {
+		case !ok:
+			diffs = append(diffs, fmt.Sprintf("%s: installed %s, which %s does not record", n, v, lock.FileName))
+		case w != v:
+			diffs = append(diffs, fmt.Sprintf("%s: %s pins %s, installed %s", n, lock.FileName, w, v))
 		}
 	}
 	if len(diffs) == 0 {
@@ -221,4 +234,69 @@ func pinVersions(manager string, names []string, pins *lock.File) []string {
 		}
 	}
 	return out
+}
+
+// packagesStep installs the spec's packages, each at the version the lock
+// pins, and returns what the manager then reports installed.
+func packagesStep(ctx context.Context, s *spec.Spec, b *Result, tmp string, pins *lock.File, o Options) (map[string]string, error) {
+	manager := s.Packages.Manager
+	if manager == "auto" {
+		var err error
+		if manager, err = detectManager(b.Lower); err != nil {
+			return nil, err
+		}
+	}
+	names, notes := translatePackages(manager, s.Packages.Install)
+	for _, n := range notes {
+		o.Log("  " + n)
+	}
+	names = pinVersions(manager, names, pins)
+	var closure []string
+	if pins != nil && pins.Packages != nil && pins.Packages.Manager == manager {
+		closure = pins.Packages.Installed
+	}
+	vault := s.Packages.CentOSVault == nil || *s.Packages.CentOSVault
+	script := "set -e; " + installedQuery(manager, "/"+installedBeforeFile) + "; " +
+		packageScript(manager, names, closure, vault) + "; " + installedQuery(manager, "/"+installedFile)
+	if err := runInBuild(ctx, s, b, tmp, []string{"/bin/sh", "-c", script}, nil, o); err != nil {
+		return nil, err
+	}
+	before, err := takeList(filepath.Join(tmp, "upper", installedBeforeFile))
+	if err != nil {
+		return nil, err
+	}
+	installed, err := takeList(filepath.Join(tmp, "upper", installedFile))
+	if err != nil {
+		return nil, err
+	}
+	if closure != nil {
+		if err := checkInstalled(installed, before, closure); err != nil {
+			return nil, err
+		}
+	}
+	var skipped []string
+	installed = slices.DeleteFunc(installed, func(nv string) bool {
+		bad := !lock.ValidPackage(nv)
+		if bad {
+			skipped = append(skipped, nv)
+		}
+		return bad
+	})
+	if len(skipped) > 0 {
+		o.Log(fmt.Sprintf("  not recorded in %s (not NAME=VERSION): %s", lock.FileName, safetext.Escape(strings.Join(skipped, " "))))
+	}
+	return map[string]string{resManager: manager, resInstalled: strings.Join(installed, "\n")}, nil
+}
+
+// takeList reads and removes a list a step's script left in its layer,
+// one word a line, sorted.
+func takeList(p string) ([]string, error) {
+	data, err := os.ReadFile(p)
+	if err != nil {
+		return nil, fmt.Errorf("installed packages: %w", err)
+	}
+	os.Remove(p)
+	list := strings.Fields(string(data))
+	sort.Strings(list)
+	return list, nil
 }

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -27,33 +28,48 @@ import (
 // order they ran is dropped. Then the same step on the same inputs gives
 // the same layer, and the same diffID, on any machine and any day.
 
-// sourceDateEpoch is the epoch of a build of s and where it comes from:
-// the one devbox.lock records, else the time of the last commit of the
-// spec's directory (which the lock then records), else none (0).
+// sourceDateEpoch is the epoch of a build of s and where it comes from.
+// A spec with a devbox.lock has the lock's (none when it records none:
+// an older lock keeps its keys, and so its pins); one without a lock yet
+// has the time of the last commit of its file, which the lock written
+// after the build then records; otherwise none (0).
 func sourceDateEpoch(s *spec.Spec) (int64, string) {
 	if s.File == "" {
 		return 0, ""
 	}
-	if f, err := lock.Read(lock.Path(s.File)); err == nil && f != nil && f.SourceDateEpoch != 0 {
-		return f.SourceDateEpoch, lock.FileName
+	if _, err := os.Stat(lock.Path(s.File)); err == nil {
+		if f, err := lock.Read(lock.Path(s.File)); err == nil && f != nil && f.SourceDateEpoch != 0 {
+			return f.SourceDateEpoch, lock.FileName
+		}
+		return 0, "" // a broken lock is the build's to report
 	}
-	if t := lastCommit(filepath.Dir(s.File)); t != 0 {
-		return t, "the last git commit of " + filepath.Dir(s.File)
+	if t := lastCommit(s.File); t != 0 {
+		return t, "the last git commit of " + filepath.Base(s.File)
 	}
 	return 0, ""
 }
 
-// lastCommit is the commit time of the last commit that touched dir, or
-// 0 (not a repository, no git, nothing committed). git's own safety
-// rules apply: a repository another user owns is not read.
-func lastCommit(dir string) int64 {
-	if !inGitTree(dir) {
+// lastCommit is the commit time of the last commit that touched file, or
+// 0 (not in a repository, no git, not committed). git reads the
+// repository found above file, named explicitly (no discovery of another
+// one placed in the tree), with nothing of its config that runs a
+// program on `log` (signature checks); git's own ownership rule applies.
+func lastCommit(file string) int64 {
+	gitDir, top := findGitDir(filepath.Dir(file))
+	if gitDir == "" {
 		return 0 // most specs outside git: no git to start on each build
+	}
+	rel, err := filepath.Rel(top, file)
+	if err != nil {
+		return 0
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "git", "-C", dir, "log", "-1", "--format=%ct", "--", ".")
-	cmd.Env = append(os.Environ(), "GIT_OPTIONAL_LOCKS=0", "GIT_TERMINAL_PROMPT=0")
+	cmd := exec.CommandContext(ctx, "git", "--git-dir="+gitDir, "--work-tree="+top,
+		"-c", "log.showSignature=false", "-c", "core.fsmonitor=false", "-c", "safe.bareRepository=explicit",
+		"log", "-1", "--no-show-signature", "--format=%ct", "--", rel)
+	cmd.Dir = top
+	cmd.Env = append(os.Environ(), "GIT_OPTIONAL_LOCKS=0", "GIT_TERMINAL_PROMPT=0", "GIT_CONFIG_NOSYSTEM=1")
 	out, err := cmd.Output()
 	if err != nil {
 		return 0
@@ -65,23 +81,25 @@ func lastCommit(dir string) int64 {
 	return t
 }
 
-// inGitTree reports whether dir or a directory above it has a .git.
-func inGitTree(dir string) bool {
+// findGitDir is the .git of the working tree dir is in, and the tree's
+// top, or "".
+func findGitDir(dir string) (gitDir, top string) {
 	for d := dir; ; d = filepath.Dir(d) {
 		if _, err := os.Lstat(filepath.Join(d, ".git")); err == nil {
-			return true
+			return filepath.Join(d, ".git"), d
 		}
 		if filepath.Dir(d) == d {
-			return false
+			return "", ""
 		}
 	}
 }
 
 // buildNoise are files that record when or how a step ran rather than
 // what it made: package managers' logs, ldconfig's stat cache, apt's
-// binary caches, npm's and pip's caches and logs. A reproducible step's
-// layer leaves them out, as the reproducible-builds project's tools
-// strip them.
+// binary caches, npm's and pip's caches and logs (root's and the
+// users'). A reproducible step's layer leaves them out, as the
+// reproducible-builds project's tools strip them. A * stands for one
+// path element.
 var buildNoise = []string{
 	"var/log/apt",
 	"var/log/dpkg.log",
@@ -100,48 +118,49 @@ var buildNoise = []string{
 	"root/.npm/_cacache",
 	"root/.npm/_update-notifier-last-checked",
 	"root/.cache/pip",
+	"home/*/.npm/_logs",
+	"home/*/.npm/_cacache",
+	"home/*/.npm/_update-notifier-last-checked",
+	"home/*/.cache/pip",
 }
 
-// makeReproducible drops build noise from the layer directory upper (a
-// step's writable layer) and clamps every time in it to epoch.
-func makeReproducible(upper string, epoch int64) error {
+// isNoise reports whether rel is, or is under, a buildNoise path.
+func isNoise(rel string) bool {
+	parts := strings.Split(rel, "/")
 	for _, pattern := range buildNoise {
-		matches, err := filepath.Glob(filepath.Join(upper, pattern))
-		if err != nil {
-			return err
+		pp := strings.Split(pattern, "/")
+		if len(parts) < len(pp) {
+			continue
 		}
-		for _, m := range matches {
-			if err := dropFiles(m); err != nil {
-				return err
+		match := true
+		for i, p := range pp {
+			if ok, _ := path.Match(p, parts[i]); !ok {
+				match = false
+				break
 			}
 		}
+		if match {
+			return true
+		}
 	}
-	return clampTimes(upper, epoch)
+	return false
 }
 
-// dropFiles removes the files and links at or under p. Directories stay,
-// and so do whiteouts (character devices): dropping those would bring
-// back below what the step removed.
-func dropFiles(p string) error {
-	return filepath.WalkDir(p, func(q string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if t := d.Type(); t.IsRegular() || t&fs.ModeSymlink != 0 {
-			return os.Remove(q)
-		}
-		return nil
-	})
-}
-
-// clampTimes sets every mtime (and atime) in dir later than epoch to
-// epoch, deepest first so that a directory's own time is set after its
-// entries are. Links are not followed.
-func clampTimes(dir string, epoch int64) error {
+// makeReproducible makes a step's layer directory upper, over the layers
+// lower (top first), the same for the same inputs: with noise set, it
+// drops build noise, and it sets every time later than epoch, or from
+// since on (what the step wrote, when the epoch is ahead of the clock),
+// to epoch. It walks the tree without following links: the step made
+// it, and a link in it may point anywhere on the host.
+func makeReproducible(upper string, lower []string, epoch int64, since time.Time, noise bool) error {
 	var paths []string
-	err := filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
+	err := filepath.WalkDir(upper, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
+		}
+		rel, _ := filepath.Rel(upper, p)
+		if noise && rel != "." && isNoise(rel) && dropsCleanly(d, lower, rel) {
+			return os.Remove(p)
 		}
 		paths = append(paths, p)
 		return nil
@@ -149,13 +168,38 @@ func clampTimes(dir string, epoch int64) error {
 	if err != nil {
 		return err
 	}
+	return clampTimes(paths, epoch, since)
+}
+
+// dropsCleanly says whether removing the noise entry d at rel from the
+// step's layer leaves what the step meant: files and links only (a
+// directory stays, and a whiteout, which would bring back what the step
+// removed), and only where the layers below have nothing of another type
+// there that would show through (a cache directory the step replaced by
+// a link).
+func dropsCleanly(d fs.DirEntry, lower []string, rel string) bool {
+	t := d.Type()
+	if !t.IsRegular() && t&fs.ModeSymlink == 0 {
+		return false
+	}
+	below := rootfs.StatInLayers(lower, rel)
+	return below == nil || below.Mode().Type() == t
+}
+
+// clampTimes sets the mtime (and atime) of each of paths, deepest first,
+// to epoch where it is later than epoch or not before since. Links are
+// not followed.
+func clampTimes(paths []string, epoch int64, since time.Time) error {
 	limit := unix.Timespec{Sec: epoch}
+	from := unix.NsecToTimespec(since.UnixNano())
 	for i := len(paths) - 1; i >= 0; i-- {
 		var st unix.Stat_t
 		if err := unix.Lstat(paths[i], &st); err != nil {
 			return err
 		}
-		if st.Mtim.Sec < epoch || st.Mtim == limit {
+		later := st.Mtim.Sec > epoch || st.Mtim.Sec == epoch && st.Mtim.Nsec > 0
+		written := st.Mtim.Sec > from.Sec || st.Mtim.Sec == from.Sec && st.Mtim.Nsec >= from.Nsec
+		if st.Mtim == limit || !later && !written {
 			continue
 		}
 		ts := []unix.Timespec{limit, limit}
@@ -174,30 +218,23 @@ func epochEnv(epoch int64) []string {
 	return []string{"SOURCE_DATE_EPOCH=" + strconv.FormatInt(epoch, 10)}
 }
 
-// hasEnv reports whether env sets name.
-func hasEnv(env []string, name string) bool {
-	for _, kv := range env {
-		if strings.HasPrefix(kv, name+"=") {
-			return true
-		}
-	}
-	return false
-}
-
 // maxDifferences is how many differing paths --check names.
 const maxDifferences = 10
 
 // ErrNotReproducible is a step whose two builds (--check) differ.
 var ErrNotReproducible = errors.New("not reproducible")
 
-// sameLayers compares two builds of one step, the layer directories a and
-// b, and fails naming the first paths that differ and how.
-func sameLayers(a, b string) error {
+// layerDifference says how two builds of one step, the layer directories
+// a and b, whose diffIDs differ, differ: the first paths and how.
+func layerDifference(a, b string) error {
 	diffs, err := rootfs.CompareLayers(a, b)
-	if err != nil || len(diffs) == 0 {
+	if err != nil {
 		return err
 	}
 	n := len(diffs)
+	if n == 0 {
+		return fmt.Errorf("%w: the two builds of the step give layers with different diffIDs", ErrNotReproducible)
+	}
 	if n > maxDifferences {
 		diffs = append(diffs[:maxDifferences], fmt.Sprintf("… and %d more", n-maxDifferences))
 	}

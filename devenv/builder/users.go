@@ -136,9 +136,18 @@ func freeID(lines []string, field int) int {
 	return next
 }
 
-// setPassword puts hash in name's shadow entry, making one if needed.
-func (u *userFiles) setPassword(name, hash string) {
-	days := strconv.FormatInt(time.Now().Unix()/86400, 10)
+// shadowDays is the day a password change is dated in /etc/shadow: the
+// build's source date epoch's, as shadow's tools date it, else today.
+func shadowDays(epoch int64) string {
+	if epoch == 0 {
+		epoch = time.Now().Unix()
+	}
+	return strconv.FormatInt(epoch/86400, 10)
+}
+
+// setPassword puts hash in name's shadow entry, dated days, making one if
+// needed.
+func (u *userFiles) setPassword(name, hash, days string) {
 	if hash == "" {
 		hash = "!" // locked for passwords; keys still log in, as after useradd
 		if i := find(u.shadow, name); i >= 0 {

@@ -34,7 +34,9 @@ func TestUserStepWithoutTools(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := userStep(s, &Result{Lower: []string{lower}}, upper); err != nil {
+	// A reproducible build dates the entry by its epoch (1714564800 is
+	// day 19844).
+	if err := userStep(s, &Result{Lower: []string{lower}, Plan: &Plan{Epoch: 1714564800}}, upper, "key"); err != nil {
 		t.Fatal(err)
 	}
 	read := func(rel string) string {
@@ -51,7 +53,7 @@ func TestUserStepWithoutTools(t *testing.T) {
 		t.Errorf("group:\n%s", got)
 	}
 	shadow := read("etc/shadow")
-	if !strings.Contains(shadow, "\ndev:$6$salt$hash:") || !strings.HasPrefix(shadow, "root:*:19000:") {
+	if !strings.Contains(shadow, "\ndev:$6$salt$hash:19844:") || !strings.HasPrefix(shadow, "root:*:19000:") {
 		t.Errorf("shadow:\n%s", shadow)
 	}
 	fi, _ := os.Stat(filepath.Join(upper, "etc/shadow"))

@@ -102,7 +102,7 @@ func Read(path string) (*File, error) {
 	}
 	if f.Packages != nil {
 		for _, nv := range f.Packages.Installed {
-			if !packageEntry(nv) {
+			if !ValidPackage(nv) {
 				return nil, fmt.Errorf("%s: packages.installed: %s is not NAME=VERSION", path, strconv.Quote(nv))
 			}
 		}
@@ -110,16 +110,18 @@ func Read(path string) (*File, error) {
 	return &f, nil
 }
 
-// packageEntry reports whether nv is NAME=VERSION in the characters
-// package managers allow (Debian's, RPM's and apk's names and versions):
-// the build puts them on a package manager's command line, and a lock is
-// a cloned repository's file.
-func packageEntry(nv string) bool {
+// ValidPackage reports whether nv is NAME=VERSION in the characters
+// package managers use (Debian's names with :arch, RPM's epochs and
+// snapshot carets, apk's virtual packages' leading dot), at most 128
+// each: a build puts them on a package manager's command line and in a
+// script, and a lock is a cloned repository's file, so nothing else
+// (space, quote, $, ;, newline) may pass.
+func ValidPackage(nv string) bool {
 	n, v, ok := strings.Cut(nv, "=")
-	if !ok || n == "" || v == "" || !isAlnum(rune(n[0])) {
+	if !ok || n == "" || v == "" || len(n) > 128 || len(v) > 128 || !isAlnum(rune(v[0])) || !(isAlnum(rune(n[0])) || n[0] == '.') {
 		return false
 	}
-	return strings.IndexFunc(n, func(r rune) bool { return !isAlnum(r) && !strings.ContainsRune("+-._", r) }) < 0 &&
+	return strings.IndexFunc(n, func(r rune) bool { return !isAlnum(r) && !strings.ContainsRune("+-._:@", r) }) < 0 &&
 		strings.IndexFunc(v, func(r rune) bool { return !isAlnum(r) && !strings.ContainsRune("+-._~:^", r) }) < 0
 }
 

@@ -108,15 +108,23 @@ func (s *Spec) PasswordHash() (string, error) {
 
 // HashPassword makes a sha512-crypt hash with a random salt.
 func HashPassword(pw string) (string, error) {
-	salt := make([]byte, 12)
-	if _, err := rand.Read(salt); err != nil {
+	seed := make([]byte, 12)
+	if _, err := rand.Read(seed); err != nil {
 		return "", err
 	}
+	return HashPasswordSalted(pw, seed)
+}
+
+// HashPasswordSalted makes a sha512-crypt hash whose salt is made of the
+// first 12 bytes of seed: the same hash each time for a reproducible
+// layer, with a salt of its own still when seed is.
+func HashPasswordSalted(pw string, seed []byte) (string, error) {
 	const alphabet = "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-	for i := range salt {
-		salt[i] = alphabet[int(salt[i])%len(alphabet)]
+	salt := []byte("$6$")
+	for _, c := range seed[:min(12, len(seed))] {
+		salt = append(salt, alphabet[int(c)%len(alphabet)])
 	}
-	return crypt.SHA512.New().Generate([]byte(pw), append([]byte("$6$"), salt...))
+	return crypt.SHA512.New().Generate([]byte(pw), salt)
 }
 
 // PasswordFingerprint stands for the password in cache keys without

@@ -241,7 +241,11 @@ func NewPlan(s *spec.Spec, resolve Resolver, features FeatureResolver) (*Plan, e
 // needs to key them by content.
 func newPlan(s *spec.Spec, resolve Resolver, features FeatureResolver, remote *remoteFiles) (*Plan, error) {
 	p := &Plan{remote: remote}
-	p.Epoch, p.EpochFrom = sourceDateEpoch(s)
+	epoch, from, err := sourceDateEpoch(s)
+	if err != nil {
+		return nil, err
+	}
+	p.Epoch, p.EpochFrom = epoch, from
 	resolve = snapshot(resolve)
 	if s.BaseRef.Kind == rootfs.KindDockerfile {
 		if err := p.addDockerfile(s, resolve); err != nil {
@@ -264,7 +268,7 @@ func newPlan(s *spec.Spec, resolve Resolver, features FeatureResolver, remote *r
 	// features and devbox's steps see the merged spec (its user, its env).
 	file := s
 	label := p.baseLabel()
-	s, err := file.WithImageMetadata(label)
+	s, err = file.WithImageMetadata(label)
 	if err != nil {
 		return nil, err
 	}

@@ -29,24 +29,32 @@ import (
 // the same layer, and the same diffID, on any machine and any day.
 
 // sourceDateEpoch is the epoch of a build of s and where it comes from.
-// A spec with a devbox.lock has the lock's (none when it records none:
-// an older lock keeps its keys, and so its pins); one without a lock yet
-// has the time of the last commit of its file, which the lock written
-// after the build then records; otherwise none (0).
-func sourceDateEpoch(s *spec.Spec) (int64, string) {
+// A Dockerfile's SOURCE_DATE_EPOCH build argument sets it, as it does
+// BuildKit's. Else a spec with a devbox.lock has the lock's (none when
+// it records none: an older lock keeps its keys, and so its pins); one
+// without a lock yet has the time of the last commit of its file, which
+// the lock written after the build then records; otherwise none (0).
+func sourceDateEpoch(s *spec.Spec) (int64, string, error) {
+	if v, ok := s.Dockerfile.Args["SOURCE_DATE_EPOCH"]; ok && s.BaseRef.Kind == rootfs.KindDockerfile {
+		t, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || t < 0 {
+			return 0, "", fmt.Errorf("build argument SOURCE_DATE_EPOCH=%q: want seconds since 1970", v)
+		}
+		return t, "the SOURCE_DATE_EPOCH build argument", nil
+	}
 	if s.File == "" {
-		return 0, ""
+		return 0, "", nil
 	}
 	if _, err := os.Stat(lock.Path(s.File)); err == nil {
 		if f, err := lock.Read(lock.Path(s.File)); err == nil && f != nil && f.SourceDateEpoch != 0 {
-			return f.SourceDateEpoch, lock.FileName
+			return f.SourceDateEpoch, lock.FileName, nil
 		}
-		return 0, "" // a broken lock is the build's to report
+		return 0, "", nil // a broken lock is the build's to report
 	}
 	if t := lastCommit(s.File); t != 0 {
-		return t, "the last git commit of " + filepath.Base(s.File)
+		return t, "the last git commit of " + filepath.Base(s.File), nil
 	}
-	return 0, ""
+	return 0, "", nil
 }
 
 // lastCommit is the commit time of the last commit that touched file, or

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/devbox/devbox/devenv/lock"
+	"github.com/devbox/devbox/devenv/spec"
 	"golang.org/x/sys/unix"
 )
 
@@ -197,5 +199,38 @@ func TestNoiseKeepsWhatHidesBelow(t *testing.T) {
 	}
 	if _, err := os.Lstat(filepath.Join(upper, "var/log/dpkg.log")); err == nil {
 		t.Error("dpkg.log kept")
+	}
+}
+
+// TestEpochSources: a Dockerfile's SOURCE_DATE_EPOCH build argument sets
+// the epoch, as BuildKit's; a lock's is next; a lock without one turns
+// the epoch off (an older lock keeps its keys).
+func TestEpochSources(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, spec.FileName)
+	parse := func(toml string) *spec.Spec {
+		s, err := spec.Parse(file, []byte(toml))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM scratch\n"), 0o644)
+	df := parse("base = \"dockerfile:Dockerfile\"\n[dockerfile.args]\nSOURCE_DATE_EPOCH = \"1700000000\"\n")
+	if e, from, err := sourceDateEpoch(df); err != nil || e != 1700000000 || !strings.Contains(from, "build argument") {
+		t.Errorf("build argument: %d %q %v", e, from, err)
+	}
+	df.Dockerfile.Args["SOURCE_DATE_EPOCH"] = "yesterday"
+	if _, _, err := sourceDateEpoch(df); err == nil || !strings.Contains(err.Error(), "want seconds") {
+		t.Errorf("a build argument that is not a time: %v", err)
+	}
+	plain := parse("base = \"debian:bookworm\"\n")
+	os.WriteFile(lock.Path(file), (&lock.File{Version: lock.Version, SourceDateEpoch: 1600000000}).Bytes(), 0o644)
+	if e, from, err := sourceDateEpoch(plain); err != nil || e != 1600000000 || from != lock.FileName {
+		t.Errorf("from the lock: %d %q %v", e, from, err)
+	}
+	os.WriteFile(lock.Path(file), (&lock.File{Version: lock.Version}).Bytes(), 0o644)
+	if e, _, err := sourceDateEpoch(plain); err != nil || e != 0 {
+		t.Errorf("a lock without an epoch: %d %v", e, err)
 	}
 }

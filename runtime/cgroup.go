@@ -398,8 +398,8 @@ func (cg *cgroup) remove() {
 	}
 }
 
-// WarmCgroupMoves makes the move of a container's init into its cgroup
-// v1 devices cgroup, soon after, cheap: the first move of a process
+// WarmCgroupMoves makes the move of a container's init into its v1
+// devices cgroup, soon after, cheap: the first move of a process
 // between cgroups after a quiet spell waits out an RCU grace period for
 // the kernel's cgroup threadgroup lock (12 ms here, a quarter of a
 // `devbox run`), and the moves in the grace period after it do not. It

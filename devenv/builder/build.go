@@ -379,21 +379,24 @@ func writeFile(p, content string) error {
 	return os.WriteFile(p, []byte(content), 0o644)
 }
 
+// layerPasswordHash is the SSH user's password hash as the user step
+// writes it. A reproducible build's salt comes from the step's key, which
+// holds the password's fingerprint (another password, another salt).
+func layerPasswordHash(s *spec.Spec, epoch int64, key string) (string, error) {
+	if pw := s.Password(); epoch != 0 && s.SSH.PasswordHash == "" && pw != "" {
+		seed := sha256.Sum256([]byte("devbox password salt\n" + key))
+		return spec.HashPasswordSalted(pw, seed[:])
+	}
+	return s.PasswordHash()
+}
+
 // userStep makes the SSH user (with a home and login shell) and sets its
 // password hash in /etc/shadow, so that su and sudo agree with SSH; it
 // needs no tool in the image (see users.go).
 func userStep(s *spec.Spec, b *Result, upper, key string) error {
-	hash, err := s.PasswordHash()
+	hash, err := layerPasswordHash(s, b.Plan.Epoch, key)
 	if err != nil {
 		return err
-	}
-	if pw := s.Password(); b.Plan.Epoch != 0 && s.SSH.PasswordHash == "" && pw != "" {
-		// A reproducible layer: the salt comes from the step's key, which
-		// holds the password's fingerprint (another password, another salt).
-		seed := sha256.Sum256([]byte("devbox password salt\n" + key))
-		if hash, err = spec.HashPasswordSalted(pw, seed[:]); err != nil {
-			return err
-		}
 	}
 	if s.SSH.User == "root" && hash == "" {
 		return nil // nothing to change: an empty layer

@@ -341,7 +341,7 @@ func featureStep(ctx context.Context, s *spec.Spec, b *Result, st Step, tmp stri
 	const at = "/tmp/devbox-feature"
 	proc := container.Process{
 		Args: []string{"/bin/sh", "-c", "cd " + at + " && if [ -x /bin/bash ]; then exec /bin/bash ./install.sh; else exec /bin/sh ./install.sh; fi"},
-		Env:  s.Environ(b.Image.Config, append([]string{"HOME=/root", "HOSTNAME=" + s.Hostname}, f.installEnv(s)...)...),
+		Env:  s.Environ(b.Image.Config, append(append([]string{"HOME=/root", "HOSTNAME=" + s.Hostname}, epochEnv(b.Plan.Epoch)...), f.installEnv(s)...)...),
 		Cwd:  "/",
 	}
 	return runProcess(ctx, s, b, tmp, proc, o, runExtra{mounts: []container.Mount{{Source: f.Folder, Target: at, Readonly: true}}})

@@ -1,6 +1,7 @@
 package rootfs
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -26,6 +27,10 @@ func TestCompareLayers(t *testing.T) {
 	os.Remove(filepath.Join(b, "link"))
 	os.Symlink("other", filepath.Join(b, "link"))
 	os.WriteFile(filepath.Join(a, "only-a"), nil, 0o644)
+	// The same content, a hard link in one and a file of its own in the
+	// other: another tar, so another diffID.
+	os.Link(filepath.Join(a, "same"), filepath.Join(a, "zz-hl"))
+	os.WriteFile(filepath.Join(b, "zz-hl"), []byte("x"), 0o644)
 	ts := []unix.Timespec{unix.NsecToTimespec(at.UnixNano()), unix.NsecToTimespec(at.UnixNano())}
 	for _, d := range []string{a, b} {
 		filepath.Walk(d, func(p string, _ os.FileInfo, err error) error {
@@ -33,7 +38,7 @@ func TestCompareLayers(t *testing.T) {
 		})
 	}
 	os.Chtimes(filepath.Join(b, "time"), at.Add(time.Second), at.Add(time.Second))
-	got, err := CompareLayers(a, b)
+	got, err := CompareLayers(context.Background(), a, b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,6 +48,7 @@ func TestCompareLayers(t *testing.T) {
 		"/mode: mode 0644 vs 0600",
 		"/only-a: only in the first",
 		"/time: mtime 2024-05-01T12:00:00Z vs 2024-05-01T12:00:01Z",
+		`/zz-hl: hard link to "/same" vs ""`,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("differences:\n%q\nwant\n%q", got, want)

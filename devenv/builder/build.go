@@ -281,7 +281,7 @@ func runStep(ctx context.Context, store *rootfs.Store, s *spec.Spec, b *Result, 
 			return nil, fmt.Errorf("--check, second build: %w", err)
 		}
 		if rec2.DiffID != rec.DiffID {
-			err := layerDifference(filepath.Join(tmp, "upper"), filepath.Join(again, "upper"))
+			err := layerDifference(ctx, filepath.Join(tmp, "upper"), filepath.Join(again, "upper"))
 			return nil, fmt.Errorf("%s: %w", safetext.Escape(st.Summary), err)
 		}
 	}

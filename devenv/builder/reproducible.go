@@ -45,11 +45,13 @@ func sourceDateEpoch(s *spec.Spec) (int64, string, error) {
 	if s.File == "" {
 		return 0, "", nil
 	}
-	if _, err := os.Stat(lock.Path(s.File)); err == nil {
-		if f, err := lock.Read(lock.Path(s.File)); err == nil && f != nil && f.SourceDateEpoch != 0 {
-			return f.SourceDateEpoch, lock.FileName, nil
-		}
+	switch f, err := lock.Read(lock.Path(s.File)); {
+	case err != nil:
 		return 0, "", nil // a broken lock is the build's to report
+	case f != nil && f.SourceDateEpoch != 0:
+		return f.SourceDateEpoch, lock.FileName, nil
+	case f != nil:
+		return 0, "", nil // an older lock: its keys, and so its pins, stay
 	}
 	if t := lastCommit(s.File); t != 0 {
 		return t, "the last git commit of " + filepath.Base(s.File), nil
@@ -234,8 +236,8 @@ var ErrNotReproducible = errors.New("not reproducible")
 
 // layerDifference says how two builds of one step, the layer directories
 // a and b, whose diffIDs differ, differ: the first paths and how.
-func layerDifference(a, b string) error {
-	diffs, err := rootfs.CompareLayers(a, b)
+func layerDifference(ctx context.Context, a, b string) error {
+	diffs, err := rootfs.CompareLayers(ctx, a, b)
 	if err != nil {
 		return err
 	}

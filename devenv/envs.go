@@ -40,7 +40,10 @@ type Env struct {
 	Title string `json:"title,omitempty"`
 	// Volumes are the named volumes it mounts: not removed while it runs.
 	Volumes []string `json:"volumes,omitempty"`
-	// Status is derived, never stored: running or stopped.
+	// Services are its services' containers, in the order they started.
+	Services []*Service `json:"services,omitempty"`
+	// Status is derived, never stored: running, stopped, or starting
+	// (an up is starting its services, or was killed doing so).
 	Status string `json:"status"`
 }
 
@@ -140,8 +143,20 @@ func (e *Envs) Get(name string) (*Env, error) {
 		return nil, fmt.Errorf("%s: %w", e.dir(name).State(), err)
 	}
 	env.Title = string(title)
+	for _, svc := range env.Services {
+		svc.Status = "exited"
+		if svc.init().Alive() {
+			svc.Status = "running"
+		}
+	}
 	if env.init().Alive() {
 		env.Status = "running"
+		return &env, nil
+	}
+	if env.Pid == 0 && len(env.Services) > 0 {
+		// An up starts the services first: it is at it, or was killed
+		// (the next up or down stops what it started).
+		env.Status = "starting"
 		return &env, nil
 	}
 	e.reclaim(&env)
@@ -150,6 +165,7 @@ func (e *Envs) Get(name string) (*Env, error) {
 }
 
 func (e *Envs) reclaim(env *Env) {
+	e.stopServices(env)
 	container.Reclaim(env.Leftovers)
 	os.Remove(e.dir(env.Name).State())
 	os.Remove(e.socket(env))
@@ -205,7 +221,7 @@ func (e *Envs) Down(name string, timeout time.Duration) (*Env, error) {
 	if err != nil {
 		return nil, err
 	}
-	if env.Status != "running" {
+	if env.Status == "stopped" {
 		return env, nil
 	}
 	e.stop(env, timeout)

@@ -92,6 +92,16 @@ func dialAddr(address string, port int) string {
 // Dial connects to a running environment's SSH server over its exec
 // socket, with devbox's own key, checking the environment's host key.
 func (e *Envs) Dial(env *Env) (*gossh.Client, error) {
+	client, err := e.dialSocket(env, e.socket(env), env.User)
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", env.Name, err)
+	}
+	return client, nil
+}
+
+// dialSocket connects as user to the SSH server of env's container (its
+// own or a service's, which share its host key) at socket.
+func (e *Envs) dialSocket(env *Env, socket, user string) (*gossh.Client, error) {
 	key, err := readKey(e.ClientKeyPath())
 	if err != nil {
 		return nil, err
@@ -100,11 +110,7 @@ func (e *Envs) Dial(env *Env) (*gossh.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	client, err := sshd.DialUnix(e.socket(env), env.User, key, hostKey.PublicKey())
-	if err != nil {
-		return nil, fmt.Errorf("connect to %s: %w", env.Name, err)
-	}
-	return client, nil
+	return sshd.DialUnix(socket, user, key, hostKey.PublicKey())
 }
 
 // imageLogins are the logins the image sets up for user: the keys in its

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"runtime/debug"
 
 	gossh "golang.org/x/crypto/ssh"
@@ -15,11 +16,21 @@ import (
 // hostKeyFile is the ServiceFiles name of the environment's host key.
 const hostKeyFile = "host_key"
 
+// initConfig is what an init's service is configured with: the SSH
+// server's configuration, and for a service's container the main process
+// it supervises.
+type initConfig struct {
+	sshd.Config
+	Supervise *supervised `json:"supervise,omitempty"`
+}
+
 // ServeSSH is the main job of an environment's init: the SSH server,
 // configured by what Up put in the container's config, serving the
-// sockets Up passed in, its sessions started and reaped by the init.
+// sockets Up passed in, its sessions started and reaped by the init. In a
+// service's container, it also supervises the service's main process,
+// and ends with it.
 func ServeSSH(ctx context.Context, env container.ServiceEnv) error {
-	var cfg sshd.Config
+	var cfg initConfig
 	if err := json.Unmarshal(env.Config, &cfg); err != nil {
 		return fmt.Errorf("sshd: config: %w", err)
 	}
@@ -27,11 +38,25 @@ func ServeSSH(ctx context.Context, env container.ServiceEnv) error {
 	if err != nil {
 		return fmt.Errorf("sshd: host key: %w", err)
 	}
-	srv := &sshd.Server{Config: cfg, HostKey: signer, Start: sshd.StartFunc(env.Start)}
-	return srv.ServeAll(ctx, env.Listeners, func() {
+	srv := &sshd.Server{Config: cfg.Config, HostKey: signer, Start: sshd.StartFunc(env.Start)}
+	idle := func() {
 		env.Ready()
 		// The init idles for hours: what starting it took (every
 		// package's init, the config) goes back to the kernel now.
 		debug.FreeOSMemory()
-	})
+	}
+	if cfg.Supervise == nil {
+		return srv.ServeAll(ctx, env.Listeners, idle)
+	}
+	serveCtx, stop := context.WithCancel(ctx)
+	code := make(chan int, 1)
+	go func() {
+		code <- supervise(ctx, env.Start, cfg.Supervise, os.Stderr)
+		stop() // the service ends with its main process
+	}()
+	err = srv.ServeAll(serveCtx, env.Listeners, idle)
+	if c := <-code; c != 0 && err == nil {
+		err = fmt.Errorf("the main process exited with code %d", c)
+	}
+	return err
 }

@@ -48,6 +48,8 @@ func (e *Envs) Up(ctx context.Context, store *rootfs.Store, s *spec.Spec, o UpOp
 	sweepRuns(e.root.Runs()) // what killed one-shot containers left
 	if env, err := e.Get(s.Name); err == nil && env.Status == "running" {
 		return env, ErrRunning
+	} else if err == nil && env.Status == "starting" {
+		e.stop(env, time.Second) // what a killed up started
 	}
 	built, err := builder.Run(ctx, store, s, o.Build)
 	if err != nil {
@@ -58,12 +60,6 @@ func (e *Envs) Up(ctx context.Context, store *rootfs.Store, s *spec.Spec, o UpOp
 	if err != nil {
 		return nil, err
 	}
-	opts, closeFiles, releaseVolumes, err := e.upOptions(s, built, o.Build.Out)
-	if err != nil {
-		return nil, err
-	}
-	defer closeFiles()
-	defer releaseVolumes()
 	if err := writeTitle(e.dir(s.Name).File(titleFile), s.Title); err != nil {
 		return nil, err
 	}
@@ -72,6 +68,20 @@ func (e *Envs) Up(ctx context.Context, store *rootfs.Store, s *spec.Spec, o UpOp
 		SSHAddress: s.SSH.Address, SSHPort: s.SSH.Port, Ports: s.PortMaps, Status: "running",
 		Socket: e.root.Socket(s.Name), Volumes: volumeNames(s.Mounts),
 	}
+	if err := e.upServices(ctx, store, s, env, o); err != nil {
+		e.stop(env, time.Second)
+		return nil, fmt.Errorf("up %s: %w", s.Name, err)
+	}
+	opts, closeFiles, releaseVolumes, err := e.upOptions(s, built, o.Build.Out)
+	if err == nil {
+		err = e.writeHosts(s, env)
+	}
+	if err != nil {
+		e.stop(env, time.Second)
+		return nil, err
+	}
+	defer closeFiles()
+	defer releaseVolumes()
 	// The record is written before the init may run anything, so that a
 	// devbox killed at any point leaves no container the next command
 	// cannot find and stop.
@@ -85,7 +95,7 @@ func (e *Envs) Up(ctx context.Context, store *rootfs.Store, s *spec.Spec, o UpOp
 	}
 	c, err := container.Start(opts)
 	if err != nil {
-		os.Remove(e.dir(s.Name).State())
+		e.stop(env, time.Second) // its services, its record
 		return nil, fmt.Errorf("up %s: %w", s.Name, err)
 	}
 	printWarnings(o.Build.Out, c.Warnings)
@@ -190,6 +200,7 @@ func (e *Envs) upOptions(s *spec.Spec, built *builder.Result, out io.Writer) (o 
 		PortMaps:         s.PortMaps,
 		Limits:           s.Limits(),
 		Subnet:           s.Network.Subnet,
+		Group:            e.netGroup(s),
 		ServiceListeners: []*os.File{tcp, unixSock},
 		Detach:           true,
 		Stdout:           logf,

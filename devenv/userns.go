@@ -8,6 +8,7 @@ import (
 	"os"
 
 	"github.com/devbox/devbox/devenv/builder"
+	"github.com/devbox/devbox/internal/state"
 	"github.com/devbox/devbox/internal/subid"
 	"github.com/devbox/devbox/runtime/userns"
 )
@@ -19,7 +20,12 @@ import (
 // never overlap, nor the canonical ids below them, so a shift that was
 // cut short is finished by the next one.
 func (e *Envs) envUserNS(name string, on bool) (*userns.IDMap, error) {
-	dir := e.dir(name)
+	return e.upperUserNS(e.dir(name), name, on)
+}
+
+// upperUserNS is envUserNS for the container whose directory is dir, one
+// of environment name's (the environment's own, or a service's).
+func (e *Envs) upperUserNS(dir state.Env, name string, on bool) (*userns.IDMap, error) {
 	var m *userns.IDMap
 	if on {
 		got, err := subid.New(e.root).Env(name)

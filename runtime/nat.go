@@ -86,8 +86,10 @@ add rule ip %[1]s forward oifname "%[3]s" ip daddr %[2]s ct state established,re
 // handle.
 var ruleHandle = regexp.MustCompile(`comment "([^"]*)" # handle (\d+)`)
 
-// removeRules deletes the rules of the containers at ips.
+// removeRules deletes the rules of the containers at ips, and their
+// groups' (leaveGroups).
 func removeRules(ips []net.IP) {
+	leaveGroups(ips)
 	out, err := exec.Command("nft", "-a", "list", "table", "ip", nftTable).Output()
 	if err != nil {
 		return
@@ -130,6 +132,7 @@ func nft(script string) error {
 // (releaseAddr) removes the rest.
 func teardownBridge() {
 	exec.Command("nft", "delete", "table", "ip", nftTable).Run()
+	exec.Command("nft", "delete", "table", "bridge", nftTable).Run()
 	removeForwardRules()
 	if br, err := netlink.LinkByName(BridgeName); err == nil {
 		netlink.LinkDel(br)

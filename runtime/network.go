@@ -62,9 +62,10 @@ type lease struct {
 
 // connectBridge gives the container whose init is pid an address on the
 // bridge (made on a free subnet if it does not exist: see pickSubnet),
-// its own NAT and forward rules, and checks that the host routes its
+// its own NAT and forward rules, its group's membership if it has one
+// (netgroup.go), and checks that the host routes its
 // address back to the bridge. releaseAddr(l) undoes it.
-func connectBridge(dir, subnet, id string, pid int) (l lease, err error) {
+func connectBridge(dir, subnet, id, group string, pid int) (l lease, err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return l, err
 	}
@@ -92,6 +93,9 @@ func connectBridge(dir, subnet, id string, pid int) (l lease, err error) {
 	err = plugVeth(br, pid, l.ip, ipnet, nthAddr(ipnet, 1))
 	if err == nil {
 		err = addRules(l.ip)
+	}
+	if err == nil && group != "" {
+		err = joinGroup(group, l.ip)
 	}
 	if err == nil {
 		err = checkRoute(l.ip)

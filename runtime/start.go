@@ -27,6 +27,9 @@ type Options struct {
 	PortMaps []PortMap
 	Limits   Limits
 	Subnet   string
+	// Group, on the bridge, makes the container reachable only from the
+	// containers of the same group (an environment and its services).
+	Group string
 	// ServiceListeners are listening sockets for the init's service.
 	ServiceListeners []*os.File
 	// Detach leaves the container running when this process exits (up);
@@ -371,7 +374,7 @@ func (c *Container) connect(o Options) error {
 	if err != nil {
 		return err
 	}
-	l, err := connectBridge(dir, o.Subnet, o.Config.ID, c.Pid)
+	l, err := connectBridge(dir, o.Subnet, o.Config.ID, o.Group, c.Pid)
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/creack/pty"
 	"github.com/spf13/cobra"
+	gossh "golang.org/x/crypto/ssh"
 	"golang.org/x/term"
 
 	"github.com/devbox/devbox/devenv"
@@ -156,12 +158,32 @@ func (a *app) psCommand() *cobra.Command {
 					name += fmt.Sprintf(" (%q)", e.Title) // quoted: free text
 				}
 				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", name, e.Status, pid, ports, orDash(e.Base), up)
+				a.printServices(w, e)
 			}
 			return w.Flush()
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+// printServices prints a line for each of env's services under it:
+// NAME/SERVICE, its state (with its health, checked now), pid, ports.
+func (a *app) printServices(w io.Writer, env *devenv.Env) {
+	for _, svc := range env.Services {
+		state, pid := svc.Status, "-"
+		if svc.Status == "running" {
+			pid = fmt.Sprint(svc.Pid)
+			if h := a.envs().Health(env, svc); h != "" {
+				state += " (" + h + ")"
+			}
+		}
+		var ports []string
+		for _, p := range svc.Ports {
+			ports = append(ports, p.String())
+		}
+		fmt.Fprintf(w, "%s/%s\t%s\t%s\t%s\t%s\t%s\n", env.Name, svc.Name, state, pid, orDash(strings.Join(ports, ",")), "-", "-")
+	}
 }
 
 func orDash(s string) string {
@@ -189,8 +211,9 @@ func (a *app) runningEnv(name string) (*devenv.Env, error) {
 
 func (a *app) execCommand() *cobra.Command {
 	var tty bool
+	var service string
 	cmd := &cobra.Command{
-		Use:   "exec [-t] NAME -- CMD...",
+		Use:   "exec [-t] [--service SVC] NAME -- CMD...",
 		Short: "Run a command in a running environment; its exit code passes through",
 		Args:  usageArgs(cobra.MinimumNArgs(2)),
 		RunE: func(_ *cobra.Command, args []string) error {
@@ -205,7 +228,11 @@ func (a *app) execCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			client, err := a.envs().Dial(env)
+			dial := a.envs().Dial
+			if service != "" {
+				dial = func(env *devenv.Env) (*gossh.Client, error) { return a.envs().DialService(env, service) }
+			}
+			client, err := dial(env)
 			if err != nil {
 				return fmt.Errorf("exec: %w", err)
 			}
@@ -242,6 +269,7 @@ func (a *app) execCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVarP(&tty, "tty", "t", false, "allocate a pseudo-terminal")
+	cmd.Flags().StringVar(&service, "service", "", "run in the environment's service `NAME` instead")
 	cmd.Flags().SetInterspersed(false)
 	return cmd
 }
@@ -326,15 +354,26 @@ func (a *app) sshConfigCommand() *cobra.Command {
 
 func (a *app) logsCommand() *cobra.Command {
 	var follow bool
+	var service string
 	cmd := &cobra.Command{
 		Use:   "logs [-f] NAME",
 		Short: "Print an environment's log",
 		Args:  usageArgs(cobra.ExactArgs(1)),
 		RunE: func(_ *cobra.Command, args []string) error {
-			if _, err := a.envs().Get(args[0]); err != nil {
+			_, err := a.envs().Get(args[0])
+			if err != nil {
 				return err
 			}
-			f, err := os.Open(a.envs().LogPath(args[0]))
+			path := a.envs().LogPath(args[0])
+			if service != "" {
+				if path, err = a.envs().ServiceLogPath(args[0], service); err != nil {
+					return err
+				}
+			}
+			f, err := os.Open(path)
+			if errors.Is(err, fs.ErrNotExist) && service != "" {
+				return fmt.Errorf("%s has no service %q that ever started", args[0], service)
+			}
 			if err != nil {
 				return err
 			}
@@ -357,6 +396,7 @@ func (a *app) logsCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing as the log grows")
+	cmd.Flags().StringVar(&service, "service", "", "print the log of the environment's service `NAME`")
 	cmd.Flags().StringVar(&a.file, "file", devspec.FileName, "path of the spec")
 	return cmd
 }

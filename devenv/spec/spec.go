@@ -52,6 +52,8 @@ type Spec struct {
 	Cache     Cache             `toml:"cache"`
 	// Dockerfile tunes a base = "dockerfile:PATH".
 	Dockerfile Dockerfile `toml:"dockerfile"`
+	// Services are containers beside the environment ([services.NAME]).
+	Services map[string]*Service `toml:"services"`
 
 	// File is the spec's path and Dir its directory (absolute).
 	File string `toml:"-"`
@@ -60,6 +62,8 @@ type Spec struct {
 	BaseRef rootfs.Ref `toml:"-"`
 	// PortMaps are Ports parsed; the SSH port is not among them.
 	PortMaps []container.PortMap `toml:"-"`
+	// ServiceOrder is the services' names, each after what it depends on.
+	ServiceOrder []string `toml:"-"`
 	// Lifecycle are a devcontainer.json's commands, run in the running
 	// environment (devbox.toml has [[run]] build steps instead).
 	Lifecycle Lifecycle `toml:"-"`

@@ -65,6 +65,7 @@ func (p *parser) validate(s *Spec, md toml.MetaData) error {
 		func() error { return p.validateSecurity(s) },
 		func() error { return p.validateCache(s) },
 		func() error { return p.validateDockerfile(s, md) },
+		func() error { return p.validateServices(s) },
 	}
 	for _, check := range checks {
 		if err := check(); err != nil {

@@ -192,6 +192,7 @@ func (r Root) Env(name string) Env { return Env(r.join("envs", name)) }
 //	log                    the init's output
 //	lock                   serialises lifecycle commands on it
 //	hostname hosts resolv.conf  files bound into the container
+//	services/NAME/         each service's container: the same layout
 type Env string
 
 // Dir is the environment's directory itself.
@@ -210,7 +211,11 @@ func (e Env) Pushed() string      { return e.join("pushed.json") }
 func (e Env) KubeHostKey() string { return e.join("kube_host_key") }
 func (e Env) Created() string     { return e.join("created") }
 func (e Env) Log() string         { return e.join("log") }
-func (e Env) Lock() string        { return e.join("lock") }
+
+// ExecSocket is a service's exec socket, in its directory (an
+// environment's is Root.Socket's).
+func (e Env) ExecSocket() string { return e.join("ssh.sock") }
+func (e Env) Lock() string       { return e.join("lock") }
 
 // Alive is an empty file whose removal (with the environment's
 // directory, however its state root went) stops the environment's init.
@@ -222,3 +227,7 @@ func (e Env) UpperIDs() string { return e.join("upper-ids.json") }
 // File is one of the files bound into the container (hostname, hosts,
 // resolv.conf), or the owner file of a one-shot container.
 func (e Env) File(name string) string { return e.join(name) }
+
+// Service is the directory of the environment's service name, laid out
+// as an environment's.
+func (e Env) Service(name string) Env { return Env(filepath.Join(string(e), "services", name)) }

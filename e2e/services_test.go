@@ -1,0 +1,191 @@
+package e2e
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/devbox/devbox/internal/testbase"
+	"github.com/devbox/devbox/internal/testenv"
+)
+
+// servicesSpec is an environment with two services from the cached Debian
+// base, run by the static helper: web greets on 7000, counts its starts
+// in a named volume, restarts on failure and has a healthcheck; late
+// waits for web to be healthy.
+const servicesSpec = `name = %[1]q
+base = %[2]q
+
+[ssh]
+port = %[3]d
+
+[[mounts]]
+source = %[4]q
+target = "/helper"
+readonly = true
+
+[services.web]
+image = %[2]q
+command = ["/bin/sh", "-c", "echo start >> /data/starts; exec /helper hello-server 7000"]
+volumes = [%[4]q, "%[1]s-data:/data"]
+restart = "on-failure"
+stop_grace_period = "3s"
+healthcheck = { test = ["CMD", "/helper", "dial", "127.0.0.1:7000"], interval = "1s", retries = 5 }
+
+[services.late]
+image = %[2]q
+command = "/helper sleep 3600"
+volumes = [%[4]q]
+depends_on = { web = { condition = "service_healthy" } }
+`
+
+// TestServices: an environment's services come up in depends_on order,
+// the environment reaches them by name and another environment does not,
+// a crashed service restarts, a named volume outlives down, and down
+// leaves no process, address, rule or cgroup behind.
+func TestServices(t *testing.T) {
+	testenv.NeedRoot(t)
+	testbase.Debian(t)
+	root := filepath.Join(testenv.CacheDir(), "store")
+	noLeftovers := leftoverCheck(root)
+	dir := t.TempDir()
+	name := "svc-e2e"
+	helper := helperBin + ":/helper:ro"
+	spec := fmt.Sprintf(servicesSpec, name, testbase.DebianRef, freePort(t), helper)
+	spec = strings.Replace(spec, fmt.Sprintf("source = %q", helper), fmt.Sprintf("source = %q", helperBin), 1)
+	os.WriteFile(filepath.Join(dir, "devbox.toml"), []byte(spec), 0o644)
+	db := func(args ...string) result { return devbox(t, dir, append([]string{"--root", root}, args...)...) }
+	db("rm", name)
+	db("volume", "rm", name+"-data")
+	t.Cleanup(func() { db("rm", name); db("volume", "rm", name+"-data") })
+
+	if r := db("up"); r.code != 0 {
+		t.Fatalf("up: %d %s%s", r.code, r.stdout, tail(r.stderr))
+	}
+	if r := db("exec", name, "--", "/helper", "dial", "web:7000"); !strings.Contains(r.stdout, "hello container") {
+		t.Errorf("the environment does not reach web by name: %q %s", r.stdout, r.stderr)
+	}
+	if r := db("exec", "--service", "late", name, "--", "/helper", "dial", "web:7000"); !strings.Contains(r.stdout, "hello container") {
+		t.Errorf("late does not reach web by name: %q %s", r.stdout, r.stderr)
+	}
+	r := db("ps")
+	if !regexp.MustCompile(name+`/web\s+running \(healthy\)`).MatchString(r.stdout) || !regexp.MustCompile(name+`/late\s+running`).MatchString(r.stdout) {
+		t.Errorf("ps does not show both services running, web healthy:\n%s", r.stdout)
+	}
+	webIP := serviceIP(t, db, name, "web")
+	checkOtherEnvCannotReach(t, root, webIP)
+
+	// A crash of the main process restarts it (on-failure).
+	db("exec", "--service", "web", name, "--", "/bin/sh", "-c",
+		`for p in /proc/[0-9]*; do grep -q hello-server $p/cmdline 2>/dev/null && kill -9 ${p#/proc/}; done`)
+	if !eventually(func() bool {
+		return strings.Contains(db("exec", name, "--", "/helper", "dial", "web:7000").stdout, "hello container")
+	}) {
+		t.Errorf("web did not come back after its crash")
+	}
+	if r := db("logs", "--service", "web", name); !strings.Contains(r.stdout, "exited with code 137; restart 1") {
+		t.Errorf("the log does not tell the restart: %s", r.stdout)
+	}
+
+	if r := db("down"); r.code != 0 {
+		t.Fatalf("down: %s", r.stderr)
+	}
+	noLeftovers(t)
+	if r := db("up"); r.code != 0 {
+		t.Fatalf("up again: %s", tail(r.stderr))
+	}
+	// Three starts: the first, the restart, and after down/up.
+	if r := db("exec", "--service", "web", name, "--", "cat", "/data/starts"); strings.Count(r.stdout, "start") != 3 {
+		t.Errorf("the named volume did not keep the starts: %q %s", r.stdout, r.stderr)
+	}
+	db("down")
+	noLeftovers(t)
+}
+
+// serviceIP is a running service's address, from ps --json.
+func serviceIP(t *testing.T, db func(...string) result, env, svc string) string {
+	t.Helper()
+	r := db("ps", "--json")
+	m := regexp.MustCompile(`"name": "` + svc + `",\s*"pid": \d+,\s*"pid_start": \d+,\s*"ip": "([0-9.]+)"`).FindStringSubmatch(r.stdout)
+	if m == nil {
+		t.Fatalf("no address of %s/%s in ps --json:\n%s", env, svc, r.stdout)
+	}
+	return m[1]
+}
+
+// checkOtherEnvCannotReach brings up an environment without services and
+// dials ip from it: another environment's service must not answer.
+func checkOtherEnvCannotReach(t *testing.T, root, ip string) {
+	t.Helper()
+	dir := t.TempDir()
+	spec := fmt.Sprintf("name = \"svc-e2e-other\"\nbase = %q\n[ssh]\nport = %d\n[[mounts]]\nsource = %q\ntarget = \"/helper\"\nreadonly = true\n",
+		testbase.DebianRef, freePort(t), helperBin)
+	os.WriteFile(filepath.Join(dir, "devbox.toml"), []byte(spec), 0o644)
+	if r := devbox(t, dir, "--root", root, "up"); r.code != 0 {
+		t.Fatalf("up other: %s", tail(r.stderr))
+	}
+	defer devbox(t, dir, "--root", root, "rm", "svc-e2e-other")
+	r := devbox(t, dir, "--root", root, "exec", "svc-e2e-other", "--", "/helper", "dial", net.JoinHostPort(ip, "7000"))
+	if strings.Contains(r.stdout, "hello") || !strings.Contains(r.stdout, "dial error") {
+		t.Errorf("another environment reached the service at %s: %q", ip, r.stdout)
+	}
+}
+
+// eventually polls ok for up to ten seconds.
+func eventually(ok func() bool) bool {
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if ok() {
+			return true
+		}
+	}
+	return false
+}
+
+// TestServicesBadInput: a wrong services table is a one-line error naming
+// the file, line and key; a port taken by another program fails the up
+// with nothing of it left running.
+func TestServicesBadInput(t *testing.T) {
+	testenv.NeedRoot(t)
+	testbase.Debian(t)
+	root := filepath.Join(testenv.CacheDir(), "store")
+	dir := t.TempDir()
+	write := func(s string) {
+		os.WriteFile(filepath.Join(dir, "devbox.toml"), []byte(fmt.Sprintf("name = \"svc-bad\"\nbase = %q\n[ssh]\nport = %d\n", testbase.DebianRef, freePort(t))+s), 0o644)
+	}
+	for _, c := range []struct{ spec, want string }{
+		{"[services.a]\nimage = \"x\"\ndepends_on = [\"b\"]\n[services.b]\nimage = \"x\"\ndepends_on = [\"a\"]\n", "services.a.depends_on: depends on itself: a -> b -> a"},
+		{"[services.a]\nimage = \"x\"\ndepends_on = [\"nosuch\"]\n", `services.a.depends_on: no other service is called "nosuch"`},
+		{"[services.a]\nimage = \"x\"\nprivileged = true\n", "services.a.privileged: unknown key"},
+		{"[services.a]\nimage = \"x\"\nrestart = \"sometimes\"\n", "services.a.restart:"},
+	} {
+		write(c.spec)
+		r := devbox(t, dir, "--root", root, "up")
+		if r.code == 0 || !strings.Contains(r.stderr, c.want) || strings.Count(strings.TrimSpace(r.stderr), "\n") > 0 {
+			t.Errorf("%q: want one line with %q, got %d %q", c.spec, c.want, r.code, r.stderr)
+		}
+	}
+
+	noLeftovers := leftoverCheck(root)
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	port := taken.Addr().(*net.TCPAddr).Port
+	write(fmt.Sprintf("[services.first]\nimage = %q\ncommand = \"sleep 3600\"\n[services.second]\nimage = %q\ncommand = \"sleep 3600\"\nports = [\"%d:80\"]\ndepends_on = [\"first\"]\n",
+		testbase.DebianRef, testbase.DebianRef, port))
+	r := devbox(t, dir, "--root", root, "up")
+	if r.code == 0 || !strings.Contains(r.stderr, "service second") || !strings.Contains(r.stderr, "address already in use") {
+		t.Errorf("up with a taken port: want the service and the port named, got %d %s", r.code, r.stderr)
+	}
+	if r := devbox(t, dir, "--root", root, "ps"); !regexp.MustCompile(`svc-bad\s+stopped`).MatchString(r.stdout) || strings.Contains(r.stdout, "svc-bad/") {
+		t.Errorf("ps after the failed up:\n%s", r.stdout)
+	}
+	noLeftovers(t)
+	devbox(t, dir, "--root", root, "rm", "svc-bad")
+}

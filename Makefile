@@ -10,7 +10,7 @@ HOST_PKGS := debootstrap nftables iproute2 xz-utils ca-certificates
 ROOTLESS_PKGS := uidmap passt
 TEST_PKGS := $(HOST_PKGS) $(ROOTLESS_PKGS) iptables openssh-client openssh-server sshpass runc bubblewrap git \
              dropbear-bin putty-tools python3-paramiko python3-asyncssh ansible-core rsync sshfs busybox-static podman \
-             docker.io
+             docker.io docker-compose
 BENCH_PKGS := $(TEST_PKGS) hyperfine
 
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
@@ -19,8 +19,10 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 all: build
 
+# devbox-compose, beside devbox, reads compose files (see cmd/devbox-compose).
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/devbox
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)-compose ./cmd/devbox-compose
 
 host-deps:
 	@if [ "$$(id -u)" = 0 ]; then scripts/apt-ensure $(HOST_PKGS); else scripts/rootless-check $(ROOTLESS_PKGS); fi

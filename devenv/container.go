@@ -42,7 +42,7 @@ func containerConfig(root state.Root, dir state.Env, s *spec.Spec, lower []strin
 		Upper:    dir.Upper(),
 		Work:     dir.Work(),
 		Rootfs:   dir.Rootfs(),
-		Network:  container.NetworkMode(s.Network.Mode),
+		Network:  networkMode(s),
 
 		NoSeccomp: s.Security.Seccomp == "unconfined",
 		Devices:   s.Security.Devices,
@@ -63,6 +63,15 @@ func containerConfig(root state.Root, dir state.Env, s *spec.Spec, lower []strin
 	}
 	c.Mounts, release, err = volumeMounts(root, s.Mounts, lower)
 	return c, release, err
+}
+
+// networkMode is the runtime's mode of s's container: a service's
+// network, shared, or the spec's own.
+func networkMode(s *spec.Spec) container.NetworkMode {
+	if s.NetworkService() != "" {
+		return container.NetworkShared
+	}
+	return container.NetworkMode(s.Network.Mode)
 }
 
 // volumeMounts are mounts with each volume made a bind of its directory

@@ -66,7 +66,7 @@ func (e *Envs) upServices(ctx context.Context, store *rootfs.Store, s *spec.Spec
 	}
 	for _, name := range s.ServiceOrder {
 		svc := s.Services[name]
-		if err := e.waitDeps(ctx, env, svc); err != nil {
+		if err := e.waitDeps(ctx, env, svc.DependsOn); err != nil {
 			return fmt.Errorf("service %s: %w", name, err)
 		}
 		if err := e.startService(s, svc, built[name], env, o.Build.Out); err != nil {
@@ -76,7 +76,7 @@ func (e *Envs) upServices(ctx context.Context, store *rootfs.Store, s *spec.Spec
 			return err
 		}
 	}
-	return nil
+	return e.waitDeps(ctx, env, s.DependsOn)
 }
 
 // startService starts svc's container and adds it to env's record.

@@ -16,11 +16,11 @@ import (
 	"github.com/devbox/devbox/sshd"
 )
 
-// waitDeps waits until each service svc depends on is as its condition
+// waitDeps waits until each service of dependsOn is as its condition
 // asks: started (it is, once up started it), healthy, or exited with 0.
-func (e *Envs) waitDeps(ctx context.Context, env *Env, svc *spec.Service) error {
-	deps := make([]string, 0, len(svc.DependsOn))
-	for d := range svc.DependsOn {
+func (e *Envs) waitDeps(ctx context.Context, env *Env, dependsOn spec.DependsOn) error {
+	deps := make([]string, 0, len(dependsOn))
+	for d := range dependsOn {
 		deps = append(deps, d)
 	}
 	slices.Sort(deps)
@@ -30,7 +30,7 @@ func (e *Envs) waitDeps(ctx context.Context, env *Env, svc *spec.Service) error 
 			return fmt.Errorf("depends on %s, which did not start", name)
 		}
 		var err error
-		switch svc.DependsOn[name] {
+		switch dependsOn[name] {
 		case spec.ServiceHealthy:
 			err = e.waitHealthy(ctx, env, dep)
 		case spec.ServiceCompleted:

@@ -72,7 +72,7 @@ func (e *Envs) Up(ctx context.Context, store *rootfs.Store, s *spec.Spec, o UpOp
 		e.stop(env, time.Second)
 		return nil, fmt.Errorf("up %s: %w", s.Name, err)
 	}
-	opts, closeFiles, releaseVolumes, err := e.upOptions(s, built, o.Build.Out)
+	opts, closeFiles, releaseVolumes, err := e.upOptions(s, env, built, o.Build.Out)
 	if err == nil {
 		err = e.writeHosts(s, env)
 	}
@@ -126,7 +126,7 @@ func (e *Envs) Up(ctx context.Context, store *rootfs.Store, s *spec.Spec, o UpOp
 // closeFiles closes our copies once the init has its own; releaseVolumes
 // gives back the volumes' locks once the record names them (it may be
 // called again).
-func (e *Envs) upOptions(s *spec.Spec, built *builder.Result, out io.Writer) (o container.Options, closeFiles, releaseVolumes func(), err error) {
+func (e *Envs) upOptions(s *spec.Spec, env *Env, built *builder.Result, out io.Writer) (o container.Options, closeFiles, releaseVolumes func(), err error) {
 	dir := e.dir(s.Name)
 	clientKey, err := ensureKey(e.ClientKeyPath())
 	if err != nil {
@@ -171,41 +171,67 @@ func (e *Envs) upOptions(s *spec.Spec, built *builder.Result, out io.Writer) (o 
 	}
 	cfg.Watch = dir.Alive()
 
-	var files []*os.File
+	joinNet, err := sharedNet(s, env)
+	if err != nil {
+		return o, nil, nil, err
+	}
+	files, closeFiles, err := e.upFiles(s)
+	if err != nil {
+		return o, nil, nil, err
+	}
+	return container.Options{
+		Config:           cfg,
+		JoinNet:          joinNet,
+		PortMaps:         s.PortMaps,
+		Limits:           s.Limits(),
+		Subnet:           s.Network.Subnet,
+		Group:            e.netGroup(s),
+		ServiceListeners: files[:2],
+		Detach:           true,
+		Stdout:           files[2],
+		Stderr:           files[2],
+	}, closeFiles, releaseVolumes, nil
+}
+
+// upFiles are the listening SSH port (a published port the init serves
+// itself), the exec socket and the log, in that order.
+func (e *Envs) upFiles(s *spec.Spec) (files []*os.File, closeFiles func(), err error) {
 	closeFiles = func() {
 		for _, f := range files {
 			f.Close()
 		}
 	}
-	// The SSH port is a published port the init serves itself.
 	tcp, err := listenFile("tcp", net.JoinHostPort(s.SSH.Address, strconv.Itoa(s.SSH.Port)))
 	if err != nil {
-		return o, nil, nil, fmt.Errorf("ssh port: %w", err)
+		return nil, nil, fmt.Errorf("ssh port: %w", err)
 	}
 	files = append(files, tcp)
 	unixSock, err := listenUnix(e.root.Socket(s.Name))
 	if err != nil {
 		closeFiles()
-		return o, nil, nil, fmt.Errorf("exec socket: %w", err)
+		return nil, nil, fmt.Errorf("exec socket: %w", err)
 	}
 	files = append(files, unixSock)
-	logf, err := openLog(dir.Log(), s.Name)
+	logf, err := openLog(e.dir(s.Name).Log(), s.Name)
 	if err != nil {
 		closeFiles()
-		return o, nil, nil, err
+		return nil, nil, err
 	}
-	files = append(files, logf)
-	return container.Options{
-		Config:           cfg,
-		PortMaps:         s.PortMaps,
-		Limits:           s.Limits(),
-		Subnet:           s.Network.Subnet,
-		Group:            e.netGroup(s),
-		ServiceListeners: []*os.File{tcp, unixSock},
-		Detach:           true,
-		Stdout:           logf,
-		Stderr:           logf,
-	}, closeFiles, releaseVolumes, nil
+	return append(files, logf), closeFiles, nil
+}
+
+// sharedNet is the init pid of the service whose network s's container
+// shares, or 0.
+func sharedNet(s *spec.Spec, env *Env) (int, error) {
+	name := s.NetworkService()
+	if name == "" {
+		return 0, nil
+	}
+	svc := env.service(name)
+	if svc == nil || !svc.init().Alive() {
+		return 0, fmt.Errorf("network: service %s is not running", name)
+	}
+	return svc.Pid, nil
 }
 
 // openLog opens an environment's log for its init, after a line that

@@ -27,6 +27,11 @@ func TestMain(m *testing.M) {
 	}
 	devboxBin = prebuiltOr(dir, "DEVBOX_E2E_BIN", "devbox", "./cmd/devbox")
 	helperBin = prebuiltOr(dir, "DEVBOX_E2E_HELPER", "helper", "./e2e/helper")
+	// devbox runs the compose reader from beside itself; a prebuilt
+	// devbox (the VM's) runs no compose test.
+	if os.Getenv("DEVBOX_E2E_BIN") == "" {
+		prebuiltOr(dir, "", "devbox-compose", "./cmd/devbox-compose")
+	}
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)

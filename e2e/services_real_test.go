@@ -19,7 +19,8 @@ RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq 
  && rm -rf /var/lib/apt/lists/*
 # The app reaches the database over the services' network, as a compose
 # file's app service would.
-RUN echo "host all all 0.0.0.0/0 trust" >> /etc/postgresql/15/main/pg_hba.conf \
+RUN sed -i 's/scram-sha-256$/trust/' /etc/postgresql/15/main/pg_hba.conf \
+ && echo "host all all 0.0.0.0/0 trust" >> /etc/postgresql/15/main/pg_hba.conf \
  && mkdir /data && chown redis:redis /data
 `
 
@@ -98,4 +99,94 @@ func TestServicesPostgresRedis(t *testing.T) {
 	}
 	db("down")
 	noLeftovers(t)
+	// The same services from a devcontainer.json's compose file, over the
+	// images this build made.
+	composeDataEnv(t, root)
+	noLeftovers(t)
+}
+
+// composeFile is app + db with a named volume, as the Dev Container
+// templates write them: the app in the database's network, BASE from the
+// project's .env.
+const composeFile = `services:
+  app:
+    build:
+      context: ..
+      args:
+        BASE: ${BASE}
+    command: sleep infinity
+    network_mode: service:db
+    volumes:
+      - ../..:/workspaces:cached
+  db:
+    build:
+      context: ..
+      args:
+        BASE: ${BASE}
+    user: postgres
+    command: ["/usr/lib/postgresql/15/bin/postgres", "-D", "/var/lib/postgresql/15/main", "-c", "config_file=/etc/postgresql/15/main/postgresql.conf", "-c", "listen_addresses=*"]
+    volumes:
+      - pgdata:/var/lib/postgresql
+    stop_signal: SIGINT
+    healthcheck:
+      test: pg_isready -h 127.0.0.1
+      interval: 1s
+      retries: 30
+volumes:
+  pgdata:
+`
+
+// composeDataEnv brings up a devcontainer.json with dockerComposeFile in
+// a project of its own, whose Dockerfile the services build: one command
+// starts both, the app reaches the database on localhost (its network)
+// and by name, and a row outlives down and up in the named volume.
+func composeDataEnv(t *testing.T, root string) {
+	dir := filepath.Join(t.TempDir(), "proj")
+	dc := filepath.Join(dir, ".devcontainer")
+	os.MkdirAll(dc, 0o755)
+	os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(dataDockerfile), 0o644)
+	os.WriteFile(filepath.Join(dc, ".env"), []byte("BASE="+debianRegistry(t)+"\n"), 0o644)
+	os.WriteFile(filepath.Join(dc, "docker-compose.yml"), []byte(composeFile), 0o644)
+	os.WriteFile(filepath.Join(dc, "devcontainer.json"), []byte(fmt.Sprintf(`{
+	"dockerComposeFile": "docker-compose.yml",
+	"service": "app",
+	"workspaceFolder": "/workspaces/${localWorkspaceFolderBasename}",
+	"customizations": {"devbox": {"ssh": {"port": %d}}}
+}`, freePort(t))), 0o644)
+	name := filepath.Base(dir)
+	db := func(args ...string) result { return devbox(t, dc, append([]string{"--root", root}, args...)...) }
+	t.Cleanup(func() { db("rm", name) })
+	up := func() {
+		t.Helper()
+		if r := db("up", "-f", "devcontainer.json"); r.code != 0 {
+			t.Fatalf("up the compose file: %d %s", r.code, tail(r.stderr))
+		}
+	}
+	up()
+	psql := func(sql string) result {
+		return db("exec", name, "--", "psql", "-h", "localhost", "-U", "postgres", "-qAt", "-c", sql)
+	}
+	if r := psql("CREATE TABLE c (x text); INSERT INTO c VALUES ('composed')"); r.code != 0 {
+		t.Fatalf("the app does not reach the database on localhost: %s", r.stderr)
+	}
+	if r := db("exec", name, "--", "pg_isready", "-h", "db"); r.code != 0 {
+		t.Errorf("the app does not reach the database by name: %s%s", r.stdout, r.stderr)
+	}
+	if r := db("exec", name, "--", "pwd"); strings.TrimSpace(r.stdout) != "/workspaces/"+name {
+		t.Errorf("the login is not in the workspace folder: %q", r.stdout)
+	}
+	if r := db("down", name); r.code != 0 {
+		t.Fatalf("down: %s", r.stderr)
+	}
+	if r := db("ps"); strings.Contains(r.stdout, name+"/db") || !strings.Contains(r.stdout, "stopped") {
+		t.Errorf("after down: %s", r.stdout)
+	}
+	up()
+	if r := psql("SELECT x FROM c"); r.stdout != "composed\n" {
+		t.Errorf("the row did not outlive down/up in the named volume: %q %s", r.stdout, r.stderr)
+	}
+	if r := db("volume", "ls"); !strings.Contains(r.stdout, name+"_devcontainer_pgdata") {
+		t.Errorf("no volume named as Docker Compose would: %s", r.stdout)
+	}
+	db("down", name)
 }

@@ -134,6 +134,9 @@ const (
 	NetworkBridge NetworkMode = "bridge"
 	NetworkHost   NetworkMode = "host"
 	NetworkNone   NetworkMode = "none"
+	// NetworkShared is another container's network namespace (see
+	// Options.JoinNet): it is that one's to set up.
+	NetworkShared NetworkMode = "shared"
 )
 
 // File descriptors of the init, in the order the parent passes them.

@@ -113,7 +113,7 @@ func initSetup(ctrl *os.File) (*Config, map[string][]byte, error) {
 	if err := unix.Sethostname([]byte(c.Hostname)); err != nil {
 		return nil, nil, fmt.Errorf("sethostname: %w", err)
 	}
-	if c.Network != NetworkHost {
+	if c.Network != NetworkHost && c.Network != NetworkShared {
 		if err := loopbackUp(); err != nil {
 			return nil, nil, err
 		}

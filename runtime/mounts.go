@@ -130,11 +130,12 @@ func mountSys(root string, mode NetworkMode) error {
 	}
 	flags := uintptr(unix.MS_NOSUID | unix.MS_NOEXEC | unix.MS_NODEV | unix.MS_RDONLY)
 	if err := unix.Mount("sysfs", dst, "sysfs", flags, ""); err != nil {
-		if mode != NetworkHost {
+		if mode != NetworkHost && mode != NetworkShared {
 			return fmt.Errorf("mount /sys: %w", err)
 		}
-		// Sharing the host's network namespace, a new sysfs may be refused:
-		// show the host's, read-only.
+		// In a network namespace not of its user namespace (the host's,
+		// another container's), a new sysfs may be refused: show the
+		// host's, read-only.
 		if err := unix.Mount("/sys", dst, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 			return fmt.Errorf("bind /sys: %w", err)
 		}

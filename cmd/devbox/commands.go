@@ -10,6 +10,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/BurntSushi/toml"
+
 	"github.com/spf13/cobra"
 
 	"github.com/devbox/devbox/devenv/builder"
@@ -123,6 +125,21 @@ func (a *app) templatesCommand() *cobra.Command {
 				fmt.Fprintf(w, "%s\t%s\n", t.Name, t.Description)
 			}
 			return w.Flush()
+		},
+	}
+}
+
+func (a *app) configCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "config [-f SPEC]",
+		Short: "Print the spec as devbox reads it, as a devbox.toml: a devcontainer.json and its compose files converted, defaults filled in",
+		Args:  usageArgs(cobra.NoArgs),
+		RunE: func(*cobra.Command, []string) error {
+			spec, err := a.loadSpec()
+			if err != nil {
+				return err
+			}
+			return toml.NewEncoder(a.stdout).Encode(spec)
 		},
 	}
 }

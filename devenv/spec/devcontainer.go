@@ -81,10 +81,12 @@ type devcontainer struct {
 	OverrideCommand      *bool           `json:"overrideCommand"`
 	Init                 *bool           `json:"init"`
 
+	// A compose file's services (devcontainer_compose.go).
+	DockerComposeFile json.RawMessage `json:"dockerComposeFile"`
+	Service           json.RawMessage `json:"service"`
+	RunServices       json.RawMessage `json:"runServices"`
+
 	// Refused: what devbox does not do.
-	DockerComposeFile           json.RawMessage `json:"dockerComposeFile"`
-	Service                     json.RawMessage `json:"service"`
-	RunServices                 json.RawMessage `json:"runServices"`
 	RunArgs                     json.RawMessage `json:"runArgs"`
 	Privileged                  json.RawMessage `json:"privileged"`
 	CapAdd                      json.RawMessage `json:"capAdd"`
@@ -104,9 +106,6 @@ type dcBuild struct {
 
 // notSupported are the refused keys, with what to do instead.
 var notSupported = []struct{ key, why string }{
-	{"dockerComposeFile", "devbox runs one container; use image or build"},
-	{"service", "devbox runs one container; use image or build"},
-	{"runServices", "devbox runs one container"},
 	{"runArgs", "docker run flags do not apply; devbox's own settings go in customizations.devbox"},
 	{"privileged", "see [security] in customizations.devbox for devbox's opt-outs"},
 	{"capAdd", "see [security] in customizations.devbox for devbox's opt-outs"},
@@ -371,7 +370,14 @@ func (d *dcReader) toml(dc *devcontainer, raw map[string]any) (map[string]any, e
 	}
 	d.origin = map[string]string{}
 	m := map[string]any{}
-	if err := d.base(dc, m); err != nil {
+	if len(dc.DockerComposeFile) > 0 {
+		if dc.Image != "" || dc.Build != nil || dc.DockerFile != "" {
+			return nil, d.errorf("dockerComposeFile", "the compose file's service is the image: drop image and build")
+		}
+		if err := d.compose(dc, raw, m); err != nil {
+			return nil, err
+		}
+	} else if err := d.base(dc, m); err != nil {
 		return nil, err
 	}
 	if err := d.ports(dc, m); err != nil {

@@ -92,6 +92,9 @@ func (d *dcReader) ports(dc *devcontainer, m map[string]any) error {
 // resolve with the image's (Spec.Environ).
 func (d *dcReader) env(dc *devcontainer, m map[string]any) error {
 	env := map[string]string{}
+	if composed, ok := m["env"].(map[string]string); ok {
+		env = composed // a compose service's, under the file's own
+	}
 	for k, v := range dc.ContainerEnv {
 		env[k] = v
 		d.origin["env."+k] = "containerEnv." + k
@@ -120,17 +123,24 @@ func (d *dcReader) env(dc *devcontainer, m map[string]any) error {
 // mounts are the workspace and mounts, as [[mounts]] (binds only).
 func (d *dcReader) mounts(dc *devcontainer, m map[string]any, raw map[string]any) error {
 	folder := d.workspaceFolder(raw)
-	var list []map[string]any
-	ws := map[string]any{"source": d.workspace, "target": folder}
-	if dc.WorkspaceMount != "" {
-		mt, err := parseMountString(dc.WorkspaceMount)
-		if err != nil {
-			return d.errorf("workspaceMount", "%v", err)
-		}
-		ws = mt
+	list, _ := m["mounts"].([]map[string]any)
+	composed := len(dc.DockerComposeFile) > 0
+	for i := range list {
+		d.origin[fmt.Sprintf("mounts.%d", i)] = "dockerComposeFile"
 	}
-	d.origin["mounts.0"] = "workspaceMount"
-	list = append(list, ws)
+	if !composed {
+		// A compose file's service mounts the workspace itself.
+		ws := map[string]any{"source": d.workspace, "target": folder}
+		if dc.WorkspaceMount != "" {
+			mt, err := parseMountString(dc.WorkspaceMount)
+			if err != nil {
+				return d.errorf("workspaceMount", "%v", err)
+			}
+			ws = mt
+		}
+		d.origin["mounts.0"] = "workspaceMount"
+		list = append(list, ws)
+	}
 	for i, rawMount := range dc.Mounts {
 		key := fmt.Sprintf("mounts.%d", i)
 		var mt map[string]any
@@ -152,9 +162,13 @@ func (d *dcReader) mounts(dc *devcontainer, m map[string]any, raw map[string]any
 		d.origin[fmt.Sprintf("mounts.%d", len(list))] = key
 		list = append(list, mt)
 	}
-	m["mounts"] = list
-	m["workdir"] = folder
-	d.origin["workdir"] = "workspaceFolder"
+	if len(list) > 0 {
+		m["mounts"] = list
+	}
+	if !composed {
+		m["workdir"] = folder
+		d.origin["workdir"] = "workspaceFolder"
+	}
 	return nil
 }
 

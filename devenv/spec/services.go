@@ -11,24 +11,25 @@ import (
 // Service is a [services.NAME] table: a container beside the environment,
 // with compose's keys and meaning (a database in three lines).
 type Service struct {
-	Image      string            `toml:"image"`
-	Build      ServiceBuild      `toml:"build"`
-	Command    Words             `toml:"command"`
-	Entrypoint Words             `toml:"entrypoint"`
-	Env        map[string]string `toml:"env"`
-	Volumes    []string          `toml:"volumes"`
-	Ports      []string          `toml:"ports"`
-	DependsOn  DependsOn         `toml:"depends_on"`
+	Image      string            `toml:"image,omitempty"`
+	Build      ServiceBuild      `toml:"build,omitempty"`
+	Command    Words             `toml:"command,omitempty"`
+	Entrypoint Words             `toml:"entrypoint,omitempty"`
+	Env        map[string]string `toml:"env,omitempty"`
+	Volumes    []string          `toml:"volumes,omitempty"`
+	Tmpfs      []string          `toml:"tmpfs,omitempty"`
+	Ports      []string          `toml:"ports,omitempty"`
+	DependsOn  DependsOn         `toml:"depends_on,omitempty"`
 	// Healthcheck is compose's: test, interval, timeout, retries,
 	// start_period.
-	Healthcheck *Healthcheck `toml:"healthcheck"`
+	Healthcheck *Healthcheck `toml:"healthcheck,omitempty"`
 	// Restart is compose's: "no", "always", "on-failure[:N]" or
 	// "unless-stopped".
-	Restart         string `toml:"restart"`
-	User            string `toml:"user"`
-	WorkingDir      string `toml:"working_dir"`
-	StopSignal      string `toml:"stop_signal"`
-	StopGracePeriod string `toml:"stop_grace_period"`
+	Restart         string `toml:"restart,omitempty"`
+	User            string `toml:"user,omitempty"`
+	WorkingDir      string `toml:"working_dir,omitempty"`
+	StopSignal      string `toml:"stop_signal,omitempty"`
+	StopGracePeriod string `toml:"stop_grace_period,omitempty"`
 
 	// Name is the table's name; Spec is the service's container as a
 	// spec of its own (base, ports, mounts, the environment's security),
@@ -44,10 +45,10 @@ type Service struct {
 // ServiceBuild is compose's build: a context directory, or a table of
 // context, dockerfile, args and target.
 type ServiceBuild struct {
-	Context    string            `toml:"context"`
-	Dockerfile string            `toml:"dockerfile"`
-	Args       map[string]string `toml:"args"`
-	Target     string            `toml:"target"`
+	Context    string            `toml:"context,omitempty"`
+	Dockerfile string            `toml:"dockerfile,omitempty"`
+	Args       map[string]string `toml:"args,omitempty"`
+	Target     string            `toml:"target,omitempty"`
 }
 
 // UnmarshalTOML takes the short form, a context directory.
@@ -99,7 +100,8 @@ const (
 // with a condition each.
 type DependsOn map[string]string
 
-// UnmarshalTOML takes an array of names or a table NAME = {condition}.
+// UnmarshalTOML takes an array of names, or a table of NAME =
+// {condition = C} (compose's) or NAME = C.
 func (d *DependsOn) UnmarshalTOML(v any) error {
 	*d = DependsOn{}
 	switch v := v.(type) {
@@ -113,6 +115,10 @@ func (d *DependsOn) UnmarshalTOML(v any) error {
 		for name, raw := range v {
 			var dep struct {
 				Condition string `toml:"condition"`
+			}
+			if c, ok := raw.(string); ok {
+				(*d)[name] = c // devbox config's short form
+				continue
 			}
 			t, ok := raw.(map[string]any)
 			if !ok {
@@ -130,12 +136,12 @@ func (d *DependsOn) UnmarshalTOML(v any) error {
 
 // Healthcheck is compose's healthcheck of a service.
 type Healthcheck struct {
-	Test        Words  `toml:"test"`
-	Interval    string `toml:"interval"`
-	Timeout     string `toml:"timeout"`
-	Retries     int    `toml:"retries"`
-	StartPeriod string `toml:"start_period"`
-	Disable     bool   `toml:"disable"`
+	Test        Words  `toml:"test,omitempty"`
+	Interval    string `toml:"interval,omitempty"`
+	Timeout     string `toml:"timeout,omitempty"`
+	Retries     int    `toml:"retries,omitzero"`
+	StartPeriod string `toml:"start_period,omitempty"`
+	Disable     bool   `toml:"disable,omitempty"`
 }
 
 // Probe is a parsed healthcheck: the command to run in the service, and

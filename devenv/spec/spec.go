@@ -52,8 +52,11 @@ type Spec struct {
 	Cache     Cache             `toml:"cache"`
 	// Dockerfile tunes a base = "dockerfile:PATH".
 	Dockerfile Dockerfile `toml:"dockerfile"`
-	// Services are containers beside the environment ([services.NAME]).
-	Services map[string]*Service `toml:"services"`
+	// Services are containers beside the environment ([services.NAME]);
+	// DependsOn says which the environment waits for, and how, as a
+	// service's depends_on does (all are started before it anyway).
+	Services  map[string]*Service `toml:"services,omitempty"`
+	DependsOn DependsOn           `toml:"depends_on,omitempty"`
 
 	// File is the spec's path and Dir its directory (absolute).
 	File string `toml:"-"`

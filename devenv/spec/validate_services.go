@@ -20,10 +20,13 @@ import (
 // container spec and orders them by depends_on (ServiceOrder).
 func (p *parser) validateServices(s *Spec) error {
 	if len(s.Services) == 0 {
+		if len(s.DependsOn) > 0 {
+			return p.errorf("depends_on", "there are no services to depend on")
+		}
 		return nil
 	}
-	if s.Network.Mode != "bridge" {
-		return p.errorf("services", "services share a network with the environment: [network] mode must be \"bridge\", not %q", s.Network.Mode)
+	if s.Network.Mode != "bridge" && s.NetworkService() == "" {
+		return p.errorf("services", "services share a network with the environment: [network] mode must be \"bridge\" or \"service:NAME\", not %q", s.Network.Mode)
 	}
 	used := map[int]string{s.SSH.Port: "ssh.port"}
 	for i, m := range s.PortMaps {
@@ -40,6 +43,9 @@ func (p *parser) validateServices(s *Spec) error {
 		if err := p.validateService(s, svc, used); err != nil {
 			return err
 		}
+	}
+	if err := p.checkDependsOn(s, s.DependsOn, "depends_on", ""); err != nil {
+		return err
 	}
 	order, err := p.serviceOrder(s, names)
 	if err != nil {
@@ -66,16 +72,8 @@ func (p *parser) validateService(s *Spec, svc *Service, used map[int]string) err
 	if err := p.serviceTiming(svc, key); err != nil {
 		return err
 	}
-	for dep, cond := range svc.DependsOn {
-		if _, ok := s.Services[dep]; !ok || dep == svc.Name {
-			return p.errorf(key+".depends_on", "no other service is called %q", dep)
-		}
-		if !slices.Contains([]string{ServiceStarted, ServiceHealthy, ServiceCompleted}, cond) {
-			return p.errorf(key+".depends_on."+dep, "condition %q is not one of %s, %s, %s", cond, ServiceStarted, ServiceHealthy, ServiceCompleted)
-		}
-		if probe, _ := s.Services[dep].Healthcheck.Probe(); cond == ServiceHealthy && probe == nil {
-			return p.errorf(key+".depends_on."+dep, "waits for %s to be healthy, but it has no healthcheck", dep)
-		}
+	if err := p.checkDependsOn(s, svc.DependsOn, key+".depends_on", svc.Name); err != nil {
+		return err
 	}
 	ports, err := servicePorts(svc, used)
 	if err != nil {
@@ -87,6 +85,23 @@ func (p *parser) validateService(s *Spec, svc *Service, used map[int]string) err
 	}
 	sub.PortMaps = ports
 	svc.Spec = sub
+	return nil
+}
+
+// checkDependsOn checks what deps names and their conditions; self is
+// the service that depends, or "" for the environment.
+func (p *parser) checkDependsOn(s *Spec, deps DependsOn, key, self string) error {
+	for dep, cond := range deps {
+		if _, ok := s.Services[dep]; !ok || dep == self {
+			return p.errorf(key, "no other service is called %q", dep)
+		}
+		if !slices.Contains([]string{ServiceStarted, ServiceHealthy, ServiceCompleted}, cond) {
+			return p.errorf(key+"."+dep, "condition %q is not one of %s, %s, %s", cond, ServiceStarted, ServiceHealthy, ServiceCompleted)
+		}
+		if probe, _ := s.Services[dep].Healthcheck.Probe(); cond == ServiceHealthy && probe == nil {
+			return p.errorf(key+"."+dep, "waits for %s to be healthy, but it has no healthcheck", dep)
+		}
+	}
 	return nil
 }
 
@@ -125,6 +140,16 @@ func (p *parser) serviceTiming(svc *Service, key string) error {
 		return p.errorf(key+".healthcheck", "%v", err)
 	}
 	return nil
+}
+
+// NetworkService is the service whose network the environment shares
+// ([network] mode = "service:NAME", compose's network_mode), or "".
+func (s *Spec) NetworkService() string {
+	name, _ := strings.CutPrefix(s.Network.Mode, "service:")
+	if name == s.Network.Mode {
+		return ""
+	}
+	return name
 }
 
 // StopSignal is a signal's number from its name (SIGINT, INT) or number;
@@ -195,6 +220,9 @@ func (p *parser) serviceSpec(s *Spec, svc *Service) (*Spec, error) {
 	mounts, err := volumeTables(svc.Volumes)
 	if err != nil {
 		return nil, p.errorf(key+".volumes", "%v", err)
+	}
+	for _, target := range svc.Tmpfs {
+		mounts = append(mounts, map[string]any{"target": target, "type": "tmpfs"})
 	}
 	if len(mounts) > 0 {
 		t["mounts"] = mounts

@@ -79,8 +79,12 @@ func (p *parser) validateRun(s *Spec) error {
 func (p *parser) validateNetwork(s *Spec) error {
 	if s.Network.Mode == "" {
 		s.Network.Mode = DefaultNetwork
+	} else if svc, ok := strings.CutPrefix(s.Network.Mode, "service:"); ok {
+		if _, ok := s.Services[svc]; !ok {
+			return p.errorf("network.mode", "%q: no service is called %q", s.Network.Mode, svc)
+		}
 	} else if !slices.Contains(NetworkModes, s.Network.Mode) {
-		return p.errorf("network.mode", "%q is not one of %s", s.Network.Mode, strings.Join(NetworkModes, ", "))
+		return p.errorf("network.mode", "%q is not one of %s, or service:NAME", s.Network.Mode, strings.Join(NetworkModes, ", "))
 	}
 	if s.Network.Subnet == "" {
 		return nil

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/devbox/devbox/devenv/spec"
+	"github.com/devbox/devbox/devenv/volume"
 	"github.com/devbox/devbox/internal/lockfile"
 	"github.com/devbox/devbox/internal/proc"
 	"github.com/devbox/devbox/internal/state"
@@ -246,15 +248,34 @@ func (e *Envs) stop(env *Env, timeout time.Duration) {
 	e.reclaim(env)
 }
 
-// Rm stops an environment and deletes it: writable layer, host key, log.
-func (e *Envs) Rm(name string, timeout time.Duration) error {
+// Rm stops an environment and deletes it: writable layers (its own and
+// its services'), host key, logs. With volumes, the named volumes its
+// last up mounted go too, as docker compose down --volumes removes the
+// project's; one another environment mounts is kept, and said.
+func (e *Envs) Rm(name string, timeout time.Duration, volumes bool) error {
 	if _, err := e.Down(name, timeout); err != nil {
 		return err
+	}
+	var names []string
+	if data, err := os.ReadFile(e.dir(name).VolumeList()); err == nil {
+		json.Unmarshal(data, &names)
 	}
 	if err := os.RemoveAll(e.dir(name).Dir()); err != nil {
 		return err
 	}
-	return subid.New(e.root).ReleaseEnv(name)
+	if err := subid.New(e.root).ReleaseEnv(name); err != nil {
+		return err
+	}
+	if !volumes {
+		return nil
+	}
+	var errs []error
+	for _, v := range slices.Compact(slices.Sorted(slices.Values(names))) {
+		if err := e.RemoveVolume(v); err != nil && !errors.Is(err, volume.ErrNotFound) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // writeJSON writes v to path atomically.

@@ -51,7 +51,7 @@ func ServeSSH(ctx context.Context, env container.ServiceEnv) error {
 	serveCtx, stop := context.WithCancel(ctx)
 	code := make(chan int, 1)
 	go func() {
-		code <- supervise(ctx, env.Start, cfg.Supervise, os.Stderr)
+		code <- supervise(ctx, env.Start, cfg.Supervise, newCappedLog(os.Stderr))
 		stop() // the service ends with its main process
 	}()
 	err = srv.ServeAll(serveCtx, env.Listeners, idle)

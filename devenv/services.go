@@ -64,19 +64,25 @@ func (e *Envs) upServices(ctx context.Context, store *rootfs.Store, s *spec.Spec
 		}
 		built[name] = b
 	}
+	out := o.Build.Out
+	if out == nil {
+		out = io.Discard
+	}
 	for _, name := range s.ServiceOrder {
 		svc := s.Services[name]
-		if err := e.waitDeps(ctx, env, svc.DependsOn); err != nil {
+		if err := e.waitDeps(ctx, env, svc.DependsOn, out); err != nil {
 			return fmt.Errorf("service %s: %w", name, err)
 		}
-		if err := e.startService(s, svc, built[name], env, o.Build.Out); err != nil {
+		if err := e.startService(s, svc, built[name], env, out); err != nil {
 			return fmt.Errorf("service %s: %w", name, err)
 		}
+		rec := env.Services[len(env.Services)-1]
+		fmt.Fprintf(out, "service %s … started (pid %d, %s)\n", name, rec.Pid, cmp.Or(rec.IP, "no address"))
 		if err := e.writeHosts(s, env); err != nil {
 			return err
 		}
 	}
-	return e.waitDeps(ctx, env, s.DependsOn)
+	return e.waitDeps(ctx, env, s.DependsOn, out)
 }
 
 // startService starts svc's container and adds it to env's record.

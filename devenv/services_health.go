@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"time"
@@ -18,7 +19,7 @@ import (
 
 // waitDeps waits until each service of dependsOn is as its condition
 // asks: started (it is, once up started it), healthy, or exited with 0.
-func (e *Envs) waitDeps(ctx context.Context, env *Env, dependsOn spec.DependsOn) error {
+func (e *Envs) waitDeps(ctx context.Context, env *Env, dependsOn spec.DependsOn, out io.Writer) error {
 	deps := make([]string, 0, len(dependsOn))
 	for d := range dependsOn {
 		deps = append(deps, d)
@@ -30,11 +31,16 @@ func (e *Envs) waitDeps(ctx context.Context, env *Env, dependsOn spec.DependsOn)
 			return fmt.Errorf("depends on %s, which did not start", name)
 		}
 		var err error
+		began := time.Now()
 		switch dependsOn[name] {
 		case spec.ServiceHealthy:
-			err = e.waitHealthy(ctx, env, dep)
+			if err = e.waitHealthy(ctx, env, dep); err == nil {
+				fmt.Fprintf(out, "service %s … healthy after %s\n", name, time.Since(began).Round(time.Millisecond))
+			}
 		case spec.ServiceCompleted:
-			err = waitCompleted(ctx, dep)
+			if err = waitCompleted(ctx, dep); err == nil {
+				fmt.Fprintf(out, "service %s … completed after %s\n", name, time.Since(began).Round(time.Millisecond))
+			}
 		}
 		if err != nil {
 			return err

@@ -1,9 +1,13 @@
 package devenv
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"os"
+	"sync"
 	"syscall"
 	"time"
 
@@ -54,10 +58,16 @@ const (
 // after the grace period), and returns its last exit code. What happens
 // goes to log, the service's log.
 func supervise(ctx context.Context, start container.StartFunc, s *supervised, log io.Writer) int {
+	out, err := logPipe(log)
+	if err != nil {
+		fmt.Fprintf(log, "devbox: %v\n", err)
+		return 127
+	}
+	defer out.Close()
 	delay := firstRestartDelay
 	for n := 0; ; n++ {
 		began := time.Now()
-		pid, status, err := startSupervised(start, &s.Process)
+		pid, status, err := startSupervised(start, &s.Process, out)
 		code := 127
 		if err != nil {
 			fmt.Fprintf(log, "devbox: %v\n", err)
@@ -103,9 +113,22 @@ func stopSupervised(pid int, status <-chan unix.WaitStatus, s *supervised) int {
 	return waitCode(<-status)
 }
 
-// startSupervised starts p in its own session, with the init's standard
-// files (the service's log).
-func startSupervised(start container.StartFunc, p *container.Process) (int, <-chan unix.WaitStatus, error) {
+// logPipe is a pipe whose reading end is copied to log: the main
+// process's output, through the cap (cappedLog).
+func logPipe(log io.Writer) (*os.File, error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("log pipe: %w", err)
+	}
+	go func() {
+		io.Copy(log, r)
+		r.Close()
+	}()
+	return w, nil
+}
+
+// startSupervised starts p in its own session, its output to out.
+func startSupervised(start container.StartFunc, p *container.Process, out *os.File) (int, <-chan unix.WaitStatus, error) {
 	path, err := container.LookPath(p.Args[0], p.Env)
 	if err != nil {
 		return 0, nil, err
@@ -117,7 +140,7 @@ func startSupervised(start container.StartFunc, p *container.Process) (int, <-ch
 	pid, status, err := start(path, p.Args, &syscall.ProcAttr{
 		Dir:   p.Cwd,
 		Env:   p.Env,
-		Files: []uintptr{0, 1, 2},
+		Files: []uintptr{0, out.Fd(), out.Fd()},
 		Sys:   &syscall.SysProcAttr{Setsid: true, Credential: cred},
 	})
 	if err != nil {
@@ -132,4 +155,56 @@ func waitCode(ws unix.WaitStatus) int {
 		return 128 + int(ws.Signal())
 	}
 	return ws.ExitStatus()
+}
+
+// logCap bounds a service's log: past it, the log keeps its newest half,
+// from a line's start, as Docker's json-file driver keeps its newest files.
+const logCap = 10 << 20
+
+// cappedLog is a service's log, opened for reading too (devbox up opens
+// it so), written through the cap.
+type cappedLog struct {
+	mu   sync.Mutex
+	f    *os.File
+	size int64
+}
+
+func newCappedLog(f *os.File) *cappedLog {
+	l := &cappedLog{f: f}
+	if st, err := f.Stat(); err == nil {
+		l.size = st.Size()
+	}
+	return l
+}
+
+func (l *cappedLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.size+int64(len(p)) > logCap {
+		l.cut()
+	}
+	n, err := l.f.Write(p)
+	l.size += int64(n)
+	return n, err
+}
+
+// cut keeps the newest half of the log, from the first line that starts
+// in it.
+func (l *cappedLog) cut() {
+	keep := make([]byte, min(l.size, logCap/2))
+	n, err := l.f.ReadAt(keep, l.size-int64(len(keep)))
+	if err != nil && !errors.Is(err, io.EOF) {
+		return // not readable: it grows on, as it was
+	}
+	keep = keep[:n]
+	if i := bytes.IndexByte(keep, '\n'); i >= 0 {
+		keep = keep[i+1:]
+	}
+	if l.f.Truncate(0) != nil {
+		return
+	}
+	note := fmt.Appendf(nil, "%s devbox: the log reached %d MiB: its older half was cut\n", time.Now().UTC().Format(time.RFC3339), logCap>>20)
+	w1, _ := l.f.Write(note)
+	w2, _ := l.f.Write(keep)
+	l.size = int64(w1 + w2)
 }

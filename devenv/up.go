@@ -237,7 +237,8 @@ func sharedNet(s *spec.Spec, env *Env) (int, error) {
 // openLog opens an environment's log for its init, after a line that
 // says who starts it.
 func openLog(path, name string) (*os.File, error) {
-	logf, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	// Readable too: a service's init keeps it under its cap (cappedLog).
+	logf, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, err
 	}
@@ -246,7 +247,8 @@ func openLog(path, name string) (*os.File, error) {
 }
 
 // record writes what a running environment is known by: what push
-// publishes (its build and config), its state, and its pinned host key.
+// publishes (its build and config), its state, the volumes it mounts (for
+// rm --volumes) and its pinned host key.
 func (e *Envs) record(env *Env, s *spec.Spec, built *builder.Result, hostKey gossh.PublicKey) error {
 	dir := e.dir(s.Name)
 	img := built.Image.Config
@@ -272,6 +274,9 @@ func (e *Envs) record(env *Env, s *spec.Spec, built *builder.Result, hostKey gos
 		return err
 	}
 	if err := writeJSON(dir.State(), env); err != nil {
+		return err
+	}
+	if err := writeJSON(dir.VolumeList(), env.Volumes); err != nil {
 		return err
 	}
 	return writeKnownHosts(dir.KnownHosts(), hostKey, s.SSH)

@@ -61,8 +61,8 @@ func (e *Envs) volumeUsers() (map[string][]string, error) {
 	}
 	users := runVolumes(e.root.Runs())
 	for _, env := range envs {
-		if env.Status != "running" {
-			continue
+		if env.Status == "stopped" {
+			continue // a starting one's services mount theirs already
 		}
 		for _, v := range env.Volumes {
 			users[v] = append(users[v], env.Name)

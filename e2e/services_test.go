@@ -64,8 +64,12 @@ func TestServices(t *testing.T) {
 	db("volume", "rm", name+"-data")
 	t.Cleanup(func() { db("rm", name); db("volume", "rm", name+"-data") })
 
-	if r := db("up"); r.code != 0 {
+	r := db("up")
+	if r.code != 0 {
 		t.Fatalf("up: %d %s%s", r.code, r.stdout, tail(r.stderr))
+	}
+	if !regexp.MustCompile(`service web … started[^\n]*\nservice web … healthy after`).MatchString(r.stderr + r.stdout) {
+		t.Errorf("up does not tell the services' progress:\n%s", r.stderr)
 	}
 	if r := db("exec", name, "--", "/helper", "dial", "web:7000"); !strings.Contains(r.stdout, "hello container") {
 		t.Errorf("the environment does not reach web by name: %q %s", r.stdout, r.stderr)
@@ -73,7 +77,7 @@ func TestServices(t *testing.T) {
 	if r := db("exec", "--service", "late", name, "--", "/helper", "dial", "web:7000"); !strings.Contains(r.stdout, "hello container") {
 		t.Errorf("late does not reach web by name: %q %s", r.stdout, r.stderr)
 	}
-	r := db("ps")
+	r = db("ps")
 	if !regexp.MustCompile(name+`/web\s+running \(healthy\)`).MatchString(r.stdout) || !regexp.MustCompile(name+`/late\s+running`).MatchString(r.stdout) {
 		t.Errorf("ps does not show both services running, web healthy:\n%s", r.stdout)
 	}
@@ -105,6 +109,9 @@ func TestServices(t *testing.T) {
 	}
 	db("down")
 	noLeftovers(t)
+	if r := db("rm", "--volumes", name); r.code != 0 || strings.Contains(db("volume", "ls").stdout, name+"-data") {
+		t.Errorf("rm --volumes left the service's named volume: %s %s", r.stderr, db("volume", "ls").stdout)
+	}
 }
 
 // serviceIP is a running service's address, from ps --json.
@@ -188,4 +195,72 @@ func TestServicesBadInput(t *testing.T) {
 	}
 	noLeftovers(t)
 	devbox(t, dir, "--root", root, "rm", "svc-bad")
+}
+
+// TestServicesKilledUp: an up killed while it waits for a service to be
+// healthy leaves its services recorded: ps says the environment is
+// starting, and the next up stops them and comes up whole; down then
+// leaves nothing.
+func TestServicesKilledUp(t *testing.T) {
+	testenv.NeedRoot(t)
+	testbase.Debian(t)
+	root := filepath.Join(testenv.CacheDir(), "store")
+	noLeftovers := leftoverCheck(root)
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "devbox.toml"), []byte(fmt.Sprintf(`name = "svc-killed"
+base = %[1]q
+[ssh]
+port = %[2]d
+[services.slow]
+image = %[1]q
+command = ["/bin/sh", "-c", "sleep 2; touch /tmp/ready; exec sleep 3607"]
+healthcheck = { test = "test -f /tmp/ready", interval = "1s", retries = 10 }
+[services.after]
+image = %[1]q
+command = "sleep 3607"
+depends_on = { slow = { condition = "service_healthy" } }
+`, testbase.DebianRef, freePort(t))), 0o644)
+	db := func(args ...string) result { return devbox(t, dir, append([]string{"--root", root}, args...)...) }
+	t.Cleanup(func() { db("rm", "svc-killed") })
+
+	cmd := execCommand(devboxBin, "--root", root, "up")
+	cmd.Dir = dir
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if !eventually(func() bool { return strings.Contains(db("ps").stdout, "svc-killed/slow") }) {
+		cmd.Process.Kill()
+		t.Fatalf("slow never started: %s", db("ps").stdout)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	if r := db("ps"); !regexp.MustCompile(`svc-killed\s+starting`).MatchString(r.stdout) || strings.Contains(r.stdout, "svc-killed/after") {
+		t.Errorf("ps after the killed up:\n%s", r.stdout)
+	}
+	if r := db("up"); r.code != 0 {
+		t.Fatalf("up after the killed one: %s", tail(r.stderr))
+	}
+	r := db("ps")
+	if strings.Count(r.stdout, "svc-killed/slow") != 1 || !regexp.MustCompile(`svc-killed/after\s+running`).MatchString(r.stdout) {
+		t.Errorf("ps after the second up:\n%s", r.stdout)
+	}
+	if n := strings.Count(hostProcesses(), "sleep 3607"); n != 2 {
+		t.Errorf("%d service processes run, want 2 (one each): the killed up's were not stopped", n)
+	}
+	db("down")
+	noLeftovers(t)
+	if n := strings.Count(hostProcesses(), "sleep 3607"); n != 0 {
+		t.Errorf("%d service processes left after down", n)
+	}
+}
+
+// hostProcesses is every process's command line, one per line.
+func hostProcesses() string {
+	var b strings.Builder
+	dirs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range dirs {
+		data, _ := os.ReadFile(p)
+		b.WriteString(strings.ReplaceAll(string(data), "\x00", " ") + "\n")
+	}
+	return b.String()
 }

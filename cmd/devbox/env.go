@@ -104,16 +104,17 @@ func (a *app) downCommand() *cobra.Command {
 
 func (a *app) rmCommand() *cobra.Command {
 	var timeout time.Duration
+	var volumes bool
 	cmd := &cobra.Command{
-		Use:   "rm [NAME]",
-		Short: "Stop an environment and delete its writable layer and host key",
+		Use:   "rm [--volumes] [NAME]",
+		Short: "Stop an environment and delete its writable layers and host key (and its named volumes with --volumes)",
 		Args:  usageArgs(cobra.MaximumNArgs(1)),
 		RunE: func(_ *cobra.Command, args []string) error {
 			name, err := a.envName(args)
 			if err != nil {
 				return err
 			}
-			if err := a.envs().Rm(name, timeout); err != nil {
+			if err := a.envs().Rm(name, timeout, volumes); err != nil {
 				return err
 			}
 			a.printf("removed %s\n", name)
@@ -121,6 +122,7 @@ func (a *app) rmCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Second, "time to wait after SIGTERM before SIGKILL")
+	cmd.Flags().BoolVar(&volumes, "volumes", false, "also delete the named volumes it mounts (its services' too)")
 	return cmd
 }
 

@@ -190,6 +190,7 @@ func (r Root) Env(name string) Env { return Env(r.join("envs", name)) }
 //	kube_host_key          the host key kube puts in its Secret
 //	created                its devcontainer.json's create commands ran
 //	log                    the init's output
+//	volumes.json           the named volumes its last up mounted
 //	lock                   serialises lifecycle commands on it
 //	hostname hosts resolv.conf  files bound into the container
 //	services/NAME/         each service's container: the same layout
@@ -211,6 +212,10 @@ func (e Env) Pushed() string      { return e.join("pushed.json") }
 func (e Env) KubeHostKey() string { return e.join("kube_host_key") }
 func (e Env) Created() string     { return e.join("created") }
 func (e Env) Log() string         { return e.join("log") }
+
+// VolumeList names the volumes the environment's last up mounted, its
+// services' included (for rm --volumes).
+func (e Env) VolumeList() string { return e.join("volumes.json") }
 
 // ExecSocket is a service's exec socket, in its directory (an
 // environment's is Root.Socket's).

@@ -28,3 +28,6 @@ go run ./bench/devcontainerbench -devbox "$PWD/bin/devbox"
 
 echo "== rootless (an ordinary user: its own user namespace, pasta) vs root (bridge): run /bin/true, up until ssh answers, 1 GB through the network"
 go run ./bench/rootlessbench -devbox "$PWD/bin/devbox" -runs 20
+
+echo "== services: a devcontainer.json's compose file (app + PostgreSQL + Redis, healthchecks, named volumes), warm up until healthy, and the supervisors' idle memory (devbox vs docker-compose with Docker 20.10)"
+go run ./bench/composebench -devbox "$PWD/bin/devbox" -rounds 5

@@ -101,6 +101,13 @@ func (s *Service) Unsupported() []string {
 			out = append(out, k)
 		}
 	}
+	var build map[string]json.RawMessage
+	json.Unmarshal(keys["build"], &build)
+	for k, v := range build {
+		if !slices.Contains([]string{"context", "dockerfile", "args", "target"}, k) && !isEmpty(v) {
+			out = append(out, "build."+k)
+		}
+	}
 	for _, m := range s.Volumes {
 		if m.Type != "bind" && m.Type != "volume" && m.Type != "tmpfs" {
 			out = append(out, fmt.Sprintf("volumes (type %s)", m.Type))

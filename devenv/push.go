@@ -171,6 +171,7 @@ func (e *Envs) Kube(name, image, namespace string) (manifests []byte, fingerprin
 		return nil, "", err
 	}
 	m, err := kube.Manifests(kube.Env{Name: name, Namespace: namespace, Image: image,
-		HostKey: pem, AuthorizedKeys: bi.SSH.AuthorizedKeys, PasswordHash: bi.passwordHash(), Ports: bi.Ports})
+		HostKey: pem, AuthorizedKeys: bi.SSH.AuthorizedKeys, PasswordHash: bi.passwordHash(), Ports: bi.Ports,
+		Services: bi.Services})
 	return m, gossh.FingerprintSHA256(signer.PublicKey()), err
 }

@@ -15,6 +15,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/devbox/devbox/devenv/builder"
+	"github.com/devbox/devbox/devenv/kube"
 	"github.com/devbox/devbox/devenv/spec"
 	"github.com/devbox/devbox/internal/proc"
 	"github.com/devbox/devbox/rootfs"
@@ -47,24 +48,36 @@ func (svc *Service) init() proc.ID { return proc.ID{Pid: svc.Pid, Start: svc.Pid
 // upServices builds every service of s, then starts them in depends_on
 // order, each once what it depends on is as its condition asks, and
 // records each in env as it starts.
-func (e *Envs) upServices(ctx context.Context, store *rootfs.Store, s *spec.Spec, env *Env, o UpOptions) error {
+func (e *Envs) upServices(ctx context.Context, store *rootfs.Store, s *spec.Spec, env *Env, o UpOptions) ([]kube.Service, error) {
 	if len(s.ServiceOrder) == 0 {
-		return nil
+		return nil, nil
 	}
 	if _, ok := rootless.Active(); ok {
-		return errors.New("services need devbox to run as root for now: their network is a bridge on the host")
+		return nil, errors.New("services need devbox to run as root for now: their network is a bridge on the host")
 	}
 	built := map[string]*builder.Result{}
 	opts := o.Build
 	opts.Lock = builder.LockOff // the lock is the environment's
+	var forKube []kube.Service
 	for _, name := range s.ServiceOrder {
 		b, err := builder.Run(ctx, store, s.Services[name].Spec, opts)
 		if err != nil {
-			return fmt.Errorf("service %s: %w", name, err)
+			return nil, fmt.Errorf("service %s: %w", name, err)
 		}
 		built[name] = b
+		k, err := kubeService(s.Services[name], b)
+		if err != nil {
+			return nil, fmt.Errorf("service %s: %w", name, err)
+		}
+		forKube = append(forKube, k)
 	}
-	out := o.Build.Out
+	return forKube, e.startServices(ctx, s, env, built, o.Build.Out)
+}
+
+// startServices starts s's services in order, each once what it depends
+// on is as its condition asks, then waits for what the environment
+// itself depends on.
+func (e *Envs) startServices(ctx context.Context, s *spec.Spec, env *Env, built map[string]*builder.Result, out io.Writer) error {
 	if out == nil {
 		out = io.Discard
 	}

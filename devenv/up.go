@@ -20,6 +20,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/devbox/devbox/devenv/builder"
+	"github.com/devbox/devbox/devenv/kube"
 	"github.com/devbox/devbox/devenv/portable"
 	"github.com/devbox/devbox/devenv/spec"
 	"github.com/devbox/devbox/internal/proc"
@@ -68,7 +69,8 @@ func (e *Envs) Up(ctx context.Context, store *rootfs.Store, s *spec.Spec, o UpOp
 		SSHAddress: s.SSH.Address, SSHPort: s.SSH.Port, Ports: s.PortMaps, Status: "running",
 		Socket: e.root.Socket(s.Name), Volumes: volumeNames(s.Mounts),
 	}
-	if err := e.upServices(ctx, store, s, env, o); err != nil {
+	services, err := e.upServices(ctx, store, s, env, o)
+	if err != nil {
 		e.stop(env, time.Second)
 		return nil, fmt.Errorf("up %s: %w", s.Name, err)
 	}
@@ -101,7 +103,7 @@ func (e *Envs) Up(ctx context.Context, store *rootfs.Store, s *spec.Spec, o UpOp
 	printWarnings(o.Build.Out, c.Warnings)
 	env.IP = c.IP
 	env.Leftovers = c.Detach()
-	if err := e.record(env, s, built, hostKey.PublicKey()); err != nil {
+	if err := e.record(env, s, built, hostKey.PublicKey(), services); err != nil {
 		e.stop(env, time.Second)
 		return nil, err
 	}
@@ -249,7 +251,7 @@ func openLog(path, name string) (*os.File, error) {
 // record writes what a running environment is known by: what push
 // publishes (its build and config), its state, the volumes it mounts (for
 // rm --volumes) and its pinned host key.
-func (e *Envs) record(env *Env, s *spec.Spec, built *builder.Result, hostKey gossh.PublicKey) error {
+func (e *Envs) record(env *Env, s *spec.Spec, built *builder.Result, hostKey gossh.PublicKey, services []kube.Service) error {
 	dir := e.dir(s.Name)
 	img := built.Image.Config
 	ssh := portableConfig(s, img)
@@ -270,6 +272,7 @@ func (e *Envs) record(env *Env, s *spec.Spec, built *builder.Result, hostKey gos
 		Ports: ports,
 		Password: s.PasswordFingerprint() != "none" ||
 			(s.SSH.ImageLogins != nil && *s.SSH.ImageLogins),
+		Services: services,
 	}); err != nil {
 		return err
 	}
@@ -405,6 +408,8 @@ type builtImage struct {
 	// build's /etc/shadow (the spec's, or the image's with image_logins):
 	// push leaves it out of the image, kube puts it in the Secret.
 	Password bool `json:"password,omitempty"`
+	// Services are the environment's services, as kube writes them.
+	Services []kube.Service `json:"services,omitempty"`
 }
 
 // writeTitle records title at path, or removes a stale one.

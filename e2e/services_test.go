@@ -264,3 +264,42 @@ func hostProcesses() string {
 	}
 	return b.String()
 }
+
+// TestServicesKube: devbox kube writes each service of an environment
+// that ran as a Deployment of its registry image and a headless Service
+// of its name, with a claim for its named volume.
+func TestServicesKube(t *testing.T) {
+	testenv.NeedRoot(t)
+	root := filepath.Join(testenv.CacheDir(), "store")
+	dir := t.TempDir()
+	ref := debianRegistry(t)
+	os.WriteFile(filepath.Join(dir, "devbox.toml"), []byte(fmt.Sprintf(`name = "svc-kube"
+base = %q
+[ssh]
+port = %d
+[services.db]
+image = %q
+command = "sleep 3600"
+user = "nobody"
+volumes = ["svc-kube-data:/data"]
+healthcheck = { test = "true", interval = "2s" }
+`, testbase.DebianRef, freePort(t), ref)), 0o644)
+	db := func(args ...string) result { return devbox(t, dir, append([]string{"--root", root}, args...)...) }
+	t.Cleanup(func() { db("rm", "--volumes", "svc-kube") })
+	if r := db("up"); r.code != 0 {
+		t.Fatalf("up: %s", tail(r.stderr))
+	}
+	r := db("kube", "svc-kube", "--image", "registry.example/svc-kube@sha256:"+strings.Repeat("0", 64))
+	if r.code != 0 {
+		t.Fatalf("kube: %s", r.stderr)
+	}
+	for _, want := range []string{"kind: PersistentVolumeClaim\nmetadata:\n  labels:", "name: svc-kube-data", "image: " + ref,
+		"runAsUser: 65534", "clusterIP: None", "- sleep\n        - \"3600\""} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("kube does not write %q:\n%s", want, r.stdout)
+		}
+	}
+	if n := strings.Count(r.stdout, "kind: Deployment"); n != 2 {
+		t.Errorf("%d Deployments, want the environment's and db's", n)
+	}
+}

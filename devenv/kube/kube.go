@@ -35,17 +35,28 @@ type Env struct {
 	// Ports are the spec's container ports, published by the Service
 	// next to SSH.
 	Ports []int
+	// Services are the environment's services, each a Deployment and a
+	// Service of its own (services.go).
+	Services []Service
 }
 
 // Manifests are e's objects as a YAML stream: the Secret, the Deployment
-// and the Service.
+// and the Service, then each service's claims, Deployment and Service.
 func Manifests(e Env) ([]byte, error) {
 	// The Service's name is the strictest: a DNS-1035 label.
 	if errs := validation.IsDNS1035Label(e.Name); len(errs) > 0 {
 		return nil, fmt.Errorf("kube: %q cannot name a Service: %s", e.Name, strings.Join(errs, "; "))
 	}
+	objs := []any{secret(e), deployment(e), service(e)}
+	for _, s := range e.Services {
+		more, err := serviceObjects(e, s)
+		if err != nil {
+			return nil, err
+		}
+		objs = append(objs, more...)
+	}
 	var out bytes.Buffer
-	for _, obj := range []any{secret(e), deployment(e), service(e)} {
+	for _, obj := range objs {
 		data, err := yaml.Marshal(obj)
 		if err != nil {
 			return nil, fmt.Errorf("kube %s: %w", e.Name, err)

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"io"
+	"strings"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -21,20 +22,7 @@ func TestManifests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var objs [][]byte
-	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(out)))
-	for {
-		doc, err := r.Read()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(bytes.TrimSpace(doc)) > 0 {
-			objs = append(objs, doc)
-		}
-	}
+	objs := documents(t, out)
 	if len(objs) != 3 {
 		t.Fatalf("%d objects:\n%s", len(objs), out)
 	}
@@ -87,6 +75,81 @@ func TestSecretPasswordHash(t *testing.T) {
 		}
 		if hash != "" && got != hash+"\n" {
 			t.Errorf("password_hash = %q, want %q", got, hash+"\n")
+		}
+	}
+}
+
+// documents are the YAML stream's documents.
+func documents(t *testing.T, out []byte) [][]byte {
+	t.Helper()
+	var objs [][]byte
+	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(out)))
+	for {
+		doc, err := r.Read()
+		if err == io.EOF {
+			return objs
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(bytes.TrimSpace(doc)) > 0 {
+			objs = append(objs, doc)
+		}
+	}
+}
+
+// TestServiceManifests: a service is a claim per named volume, a
+// Deployment and a headless Service of its name, decoding strictly; one
+// built here or binding a host path is an error that names it.
+func TestServiceManifests(t *testing.T) {
+	uid := int64(999)
+	db := Service{Name: "db", Image: "postgres:16", Args: []string{"postgres", "-c", "fsync=off"}, Env: map[string]string{"POSTGRES_PASSWORD": "pw"},
+		RunAsUser: &uid, RunAsGroup: &uid,
+		Volumes: []Volume{{Claim: "proj_devcontainer_pgdata", Target: "/var/lib/postgresql/data"}, {Target: "/run", Tmpfs: true}},
+		Probe:   &Probe{Args: []string{"/bin/sh", "-c", "pg_isready"}, PeriodSeconds: 2, TimeoutSeconds: 5, FailureThreshold: 10}}
+	out, err := Manifests(Env{Name: "web", Image: "r/web@sha256:00", HostKey: []byte("k"), Services: []Service{db}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs := documents(t, out)
+	if len(objs) != 6 {
+		t.Fatalf("%d objects, want the environment's 3 and db's claim, Deployment and Service:\n%s", len(objs), out)
+	}
+	var pvc corev1.PersistentVolumeClaim
+	var dep appsv1.Deployment
+	var svc corev1.Service
+	for i, target := range []any{&pvc, &dep, &svc} {
+		if err := yaml.UnmarshalStrict(objs[3+i], target); err != nil {
+			t.Fatalf("object %d: %v", 3+i, err)
+		}
+	}
+	if pvc.Name != "proj-devcontainer-pgdata" || pvc.Spec.Resources.Requests.Storage().String() != "100Mi" {
+		t.Errorf("claim: %+v", pvc)
+	}
+	c := dep.Spec.Template.Spec.Containers[0]
+	if dep.Name != "db" || c.Image != "postgres:16" || len(c.Args) != 3 || c.Env[0].Name != "POSTGRES_PASSWORD" || *c.SecurityContext.RunAsUser != 999 {
+		t.Errorf("deployment: %+v", c)
+	}
+	if p := c.ReadinessProbe; p == nil || p.Exec.Command[2] != "pg_isready" || p.PeriodSeconds != 2 || p.FailureThreshold != 10 {
+		t.Errorf("probe: %+v", c.ReadinessProbe)
+	}
+	vols := dep.Spec.Template.Spec.Volumes
+	if vols[0].PersistentVolumeClaim.ClaimName != pvc.Name || vols[1].EmptyDir == nil || vols[1].EmptyDir.Medium != corev1.StorageMediumMemory {
+		t.Errorf("volumes: %+v", vols)
+	}
+	if svc.Name != "db" || svc.Spec.ClusterIP != corev1.ClusterIPNone || svc.Spec.Selector["app.kubernetes.io/name"] != dep.Spec.Template.Labels["app.kubernetes.io/name"] {
+		t.Errorf("service: %+v", svc.Spec)
+	}
+	for _, c := range []struct {
+		svc  Service
+		want string
+	}{
+		{Service{Name: "built"}, "built here"},
+		{Service{Name: "b", Image: "x", Volumes: []Volume{{HostPath: "/srv", Target: "/srv"}}}, "binds /srv"},
+		{Service{Name: "Bad", Image: "x"}, "cannot name a Service"},
+	} {
+		if _, err := Manifests(Env{Name: "web", Image: "x", Services: []Service{c.svc}}); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want an error with %q", c.svc.Name, err, c.want)
 		}
 	}
 }

@@ -65,10 +65,11 @@ func containerConfig(root state.Root, dir state.Env, s *spec.Spec, lower []strin
 	return c, release, err
 }
 
-// networkMode is the runtime's mode of s's container: a service's
-// network, shared, or the spec's own.
+// networkMode is the runtime's mode of the environment s's container: a
+// service's network, shared (or its pod's, see podNetwork), or the spec's
+// own.
 func networkMode(s *spec.Spec) container.NetworkMode {
-	if s.NetworkService() != "" {
+	if s.NetworkService() != "" || podNetwork(s) {
 		return container.NetworkShared
 	}
 	return container.NetworkMode(s.Network.Mode)

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -28,7 +29,9 @@ import (
 // container of its own, on the environment's bridge, whose init
 // supervises the main process (supervise.go).
 type Service struct {
-	Name      string              `json:"name"`
+	Name string `json:"name"`
+	// Aliases are more names it is reached by.
+	Aliases   []string            `json:"aliases,omitempty"`
 	Pid       int                 `json:"pid"`
 	PidStart  uint64              `json:"pid_start"`
 	IP        string              `json:"ip,omitempty"`
@@ -51,9 +54,6 @@ func (svc *Service) init() proc.ID { return proc.ID{Pid: svc.Pid, Start: svc.Pid
 func (e *Envs) upServices(ctx context.Context, store *rootfs.Store, s *spec.Spec, env *Env, o UpOptions) ([]kube.Service, error) {
 	if len(s.ServiceOrder) == 0 {
 		return nil, nil
-	}
-	if _, ok := rootless.Active(); ok {
-		return nil, errors.New("services need devbox to run as root for now: their network is a bridge on the host")
 	}
 	built := map[string]*builder.Result{}
 	opts := o.Build
@@ -107,6 +107,10 @@ func (e *Envs) startService(s *spec.Spec, svc *spec.Service, built *builder.Resu
 	}
 	defer release()
 	cfg.ID = "svc-" + s.Name + "-" + svc.Name
+	joinNet := 0
+	if podNetwork(s) && len(env.Services) > 0 {
+		cfg.Network, joinNet = container.NetworkShared, env.Services[0].Pid
+	}
 	if cfg.UserNS, err = e.upperUserNS(dir, s.Name, built.UserNS); err != nil {
 		return err
 	}
@@ -132,7 +136,7 @@ func (e *Envs) startService(s *spec.Spec, svc *spec.Service, built *builder.Resu
 	}
 	cfg.Watch = dir.Alive()
 	probe, _ := svc.Healthcheck.Probe()
-	rec := &Service{Name: svc.Name, Ports: built.Spec.PortMaps, Socket: dir.ExecSocket(), User: user, Grace: svc.Grace, Probe: probe}
+	rec := &Service{Name: svc.Name, Aliases: svc.Aliases, Ports: built.Spec.PortMaps, Socket: dir.ExecSocket(), User: user, Grace: svc.Grace, Probe: probe}
 	sock, err := listenUnix(rec.Socket)
 	if err != nil {
 		return fmt.Errorf("exec socket: %w", err)
@@ -146,7 +150,7 @@ func (e *Envs) startService(s *spec.Spec, svc *spec.Service, built *builder.Resu
 	env.Services = append(env.Services, rec)
 	env.Volumes = append(env.Volumes, volumeNames(built.Spec.Mounts)...)
 	c, err := container.Start(container.Options{
-		Config: cfg, PortMaps: rec.Ports, Limits: built.Spec.Limits(), Subnet: s.Network.Subnet, Group: e.netGroup(s),
+		Config: cfg, JoinNet: joinNet, PortMaps: rec.Ports, Limits: built.Spec.Limits(), Subnet: s.Network.Subnet, Group: e.netGroup(s),
 		ServiceListeners: []*os.File{sock}, Detach: true, Stdout: logf, Stderr: logf,
 		Record: func(pid int, l container.Leftovers) error {
 			rec.Pid, rec.PidStart, rec.Leftovers = pid, proc.StartTime(pid), l
@@ -171,10 +175,19 @@ func (e *Envs) startService(s *spec.Spec, svc *spec.Service, built *builder.Resu
 // they reach each other, and no other environment's container reaches
 // them. An environment without services keeps the bridge as it was.
 func (e *Envs) netGroup(s *spec.Spec) string {
-	if len(s.ServiceOrder) == 0 {
+	if len(s.ServiceOrder) == 0 || podNetwork(s) {
 		return ""
 	}
 	return e.root.Dir() + "\x00" + s.Name
+}
+
+// podNetwork says s's containers share one network namespace, as a pod's
+// do: the first service's, which pasta connects, and each name is
+// 127.0.0.1. So it is for an ordinary user, who cannot make a bridge for
+// them to meet on (two services then cannot listen on one port).
+func podNetwork(s *spec.Spec) bool {
+	_, ok := rootless.Active()
+	return ok && len(s.ServiceOrder) > 0
 }
 
 // serviceProcess is svc's main process as compose runs it, and the name
@@ -245,8 +258,13 @@ func (e *Envs) writeHosts(s *spec.Spec, env *Env) error {
 	write := func(dir interface{ File(string) string }, hostname string) error {
 		hosts := "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t" + hostname + "\n"
 		for _, svc := range env.Services {
-			if svc.IP != "" && svc.Name != hostname {
-				hosts += svc.IP + "\t" + svc.Name + "\n"
+			names := strings.Join(append([]string{svc.Name}, svc.Aliases...), " ")
+			switch {
+			case svc.Name == hostname:
+			case podNetwork(s):
+				hosts += "127.0.0.1\t" + names + "\n"
+			case svc.IP != "":
+				hosts += svc.IP + "\t" + names + "\n"
 			}
 		}
 		return os.WriteFile(dir.File("hosts"), []byte(hosts), 0o644)

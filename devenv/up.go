@@ -226,6 +226,9 @@ func (e *Envs) upFiles(s *spec.Spec) (files []*os.File, closeFiles func(), err e
 // shares, or 0.
 func sharedNet(s *spec.Spec, env *Env) (int, error) {
 	name := s.NetworkService()
+	if name == "" && podNetwork(s) {
+		name = env.Services[0].Name
+	}
 	if name == "" {
 		return 0, nil
 	}

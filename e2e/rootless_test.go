@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -495,5 +496,35 @@ func TestRootlessVolume(t *testing.T) {
 	}
 	if r := u.devbox(t, e.dir, "volume", "ls"); strings.Contains(r.stdout, "mail") {
 		t.Errorf("volume ls after volume rm: %s", r.stdout)
+	}
+}
+
+// TestRootlessServices: an ordinary user's environment and its service
+// share one network namespace, as a pod's containers do (no bridge can
+// be made): the environment reaches the service by its name, on
+// 127.0.0.1, and down leaves none of the user's processes.
+func TestRootlessServices(t *testing.T) {
+	testenv.NeedRoot(t)
+	u := newRootlessUser(t, testenv.RootlessUser(t, "devbox-e2e", true), "pod")
+	server := `$s = IO::Socket::INET->new(LocalPort => 7000, Listen => 5, ReuseAddr => 1) or die "listen: $!"; while ($c = $s->accept) { print $c "hello pod\n"; close $c }`
+	extra := fmt.Sprintf("[services.web]\nimage = %q\ncommand = [\"perl\", \"-MIO::Socket::INET\", \"-e\", %q]\nhealthcheck = { test = [\"CMD\", \"bash\", \"-c\", \"exec 3<>/dev/tcp/127.0.0.1/7000\"], interval = \"1s\" }\n[depends_on]\nweb = \"service_healthy\"\n",
+		debianRegistry(t), server)
+	e, r, _ := u.up(t, "pod", extra)
+	if !strings.Contains(r.stderr, "service web … healthy") {
+		t.Errorf("up does not wait for web:\n%s", r.stderr)
+	}
+	got := u.devbox(t, e.dir, "exec", "pod", "--", "bash", "-c", "exec 3<>/dev/tcp/web/7000; cat <&3; getent hosts web")
+	if !strings.Contains(got.stdout, "hello pod") || !strings.Contains(got.stdout, "127.0.0.1") {
+		t.Errorf("the environment does not reach web by its name on the pod's loopback: %q %s", got.stdout, got.stderr)
+	}
+	if r := u.devbox(t, e.dir, "ps"); !regexp.MustCompile(`pod/web\s+running \(healthy\)`).MatchString(r.stdout) {
+		t.Errorf("ps:\n%s", r.stdout)
+	}
+	if r := u.devbox(t, e.dir, "down"); r.code != 0 {
+		t.Fatalf("down: %s", r.stderr)
+	}
+	waitFor(5*time.Second, func() bool { return len(u.processes(t)) == 0 })
+	if left := u.processes(t); len(left) != 0 {
+		t.Errorf("after down:\n%s", strings.Join(left, "\n"))
 	}
 }

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -34,6 +35,7 @@ image = %[2]q
 command = ["/bin/sh", "-c", "echo start >> /data/starts; exec /helper hello-server 7000"]
 volumes = [%[4]q, "%[1]s-data:/data"]
 restart = "on-failure"
+aliases = ["www"]
 stop_grace_period = "3s"
 healthcheck = { test = ["CMD", "/helper", "dial", "127.0.0.1:7000"], interval = "1s", retries = 5 }
 
@@ -74,8 +76,8 @@ func TestServices(t *testing.T) {
 	if r := db("exec", name, "--", "/helper", "dial", "web:7000"); !strings.Contains(r.stdout, "hello container") {
 		t.Errorf("the environment does not reach web by name: %q %s", r.stdout, r.stderr)
 	}
-	if r := db("exec", "--service", "late", name, "--", "/helper", "dial", "web:7000"); !strings.Contains(r.stdout, "hello container") {
-		t.Errorf("late does not reach web by name: %q %s", r.stdout, r.stderr)
+	if r := db("exec", "--service", "late", name, "--", "/helper", "dial", "www:7000"); !strings.Contains(r.stdout, "hello container") {
+		t.Errorf("late does not reach web by its alias: %q %s", r.stdout, r.stderr)
 	}
 	r = db("ps")
 	if !regexp.MustCompile(name+`/web\s+running \(healthy\)`).MatchString(r.stdout) || !regexp.MustCompile(name+`/late\s+running`).MatchString(r.stdout) {
@@ -118,11 +120,20 @@ func TestServices(t *testing.T) {
 func serviceIP(t *testing.T, db func(...string) result, env, svc string) string {
 	t.Helper()
 	r := db("ps", "--json")
-	m := regexp.MustCompile(`"name": "` + svc + `",\s*"pid": \d+,\s*"pid_start": \d+,\s*"ip": "([0-9.]+)"`).FindStringSubmatch(r.stdout)
-	if m == nil {
-		t.Fatalf("no address of %s/%s in ps --json:\n%s", env, svc, r.stdout)
+	var envs []struct {
+		Name     string
+		Services []struct{ Name, IP string }
 	}
-	return m[1]
+	json.Unmarshal([]byte(r.stdout), &envs)
+	for _, e := range envs {
+		for _, s := range e.Services {
+			if e.Name == env && s.Name == svc && s.IP != "" {
+				return s.IP
+			}
+		}
+	}
+	t.Fatalf("no address of %s/%s in ps --json:\n%s", env, svc, r.stdout)
+	return ""
 }
 
 // checkOtherEnvCannotReach brings up an environment without services and

@@ -74,7 +74,9 @@ type Healthcheck struct {
 	Disable     bool     `json:"disable"`
 }
 
-// Network is a service's attachment to a network.
+// Network is a service's attachment to a network. devbox puts every
+// service of an environment on one network: the aliases of all of a
+// service's networks are its names there.
 type Network struct {
 	Aliases []string `json:"aliases"`
 }
@@ -121,11 +123,6 @@ func (s *Service) Unsupported() []string {
 	if s.NetworkMode != "" && s.NetworkMode != "bridge" && s.NetworkMode != "default" && !strings.HasPrefix(s.NetworkMode, "service:") {
 		out = append(out, "network_mode ("+s.NetworkMode+")")
 	}
-	for _, n := range s.Networks {
-		if n != nil && len(n.Aliases) > 0 {
-			out = append(out, "networks (aliases)")
-		}
-	}
 	slices.Sort(out)
 	return slices.Compact(out)
 }
@@ -137,4 +134,16 @@ func isEmpty(v json.RawMessage) bool {
 		return true
 	}
 	return false
+}
+
+// Aliases are s's aliases on all its networks.
+func (s *Service) Aliases() []string {
+	var out []string
+	for _, n := range s.Networks {
+		if n != nil {
+			out = append(out, n.Aliases...)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }

@@ -193,6 +193,8 @@ func composeService(p *compose.Project, svc *compose.Service) (map[string]any, e
 		}
 	}
 	set("command", svc.Command, svc.Command != nil)
+	aliases := svc.Aliases()
+	set("aliases", aliases, len(aliases) > 0)
 	set("entrypoint", svc.Entrypoint, svc.Entrypoint != nil)
 	env := composeEnv(svc.Environment)
 	set("env", env, len(env) > 0)

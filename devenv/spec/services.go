@@ -30,6 +30,9 @@ type Service struct {
 	WorkingDir      string `toml:"working_dir,omitempty"`
 	StopSignal      string `toml:"stop_signal,omitempty"`
 	StopGracePeriod string `toml:"stop_grace_period,omitempty"`
+	// Aliases are more names the service is reached by (compose's
+	// networks.NAME.aliases).
+	Aliases []string `toml:"aliases,omitempty"`
 
 	// Name is the table's name; Spec is the service's container as a
 	// spec of its own (base, ports, mounts, the environment's security),

@@ -92,6 +92,8 @@ func TestServiceErrors(t *testing.T) {
 		{"anonymous volume", "[services.a]\nimage = \"x\"\nvolumes = [\"/data\"]\n", 4, "services.a.volumes", "needs a name"},
 		{"bad restart", "[services.a]\nimage = \"x\"\nrestart = \"on-failure:0\"\n", 4, "services.a.restart", "positive"},
 		{"bad signal", "[services.a]\nimage = \"x\"\nstop_signal = \"SIGNOPE\"\n", 4, "services.a.stop_signal", "not a signal"},
+		{"bad alias", "[services.a]\nimage = \"x\"\naliases = [\"A_b\"]\n", 4, "services.a.aliases", "not a valid host name"},
+		{"alias of another", "[services.a]\nimage = \"x\"\naliases = [\"b\"]\n[services.b]\nimage = \"x\"\n", 4, "services.a.aliases", "another service"},
 		{"no network", "[network]\nmode = \"none\"\n[services.a]\nimage = \"x\"\n", 5, "services", "bridge"},
 	}
 	for _, c := range cases {

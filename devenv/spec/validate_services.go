@@ -75,6 +75,14 @@ func (p *parser) validateService(s *Spec, svc *Service, used map[int]string) err
 	if err := p.checkDependsOn(s, svc.DependsOn, key+".depends_on", svc.Name); err != nil {
 		return err
 	}
+	for _, a := range svc.Aliases {
+		if !labelRE().MatchString(a) || a == s.Hostname {
+			return p.errorf(key+".aliases", "%q is not a valid host name (lowercase letters, digits and '-', at most 63, not the environment's)", a)
+		}
+		if other, ok := s.Services[a]; ok && other != svc {
+			return p.errorf(key+".aliases", "%q is the name of another service", a)
+		}
+	}
 	ports, err := servicePorts(svc, used)
 	if err != nil {
 		return p.errorf(key+".ports", "%v", err)

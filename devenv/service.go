@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"os"
 	"runtime/debug"
+	"time"
 
 	gossh "golang.org/x/crypto/ssh"
 
+	"github.com/devbox/devbox/devenv/builder"
+	"github.com/devbox/devbox/devenv/spec"
 	container "github.com/devbox/devbox/runtime"
 	"github.com/devbox/devbox/sshd"
 )
@@ -52,11 +55,35 @@ func ServeSSH(ctx context.Context, env container.ServiceEnv) error {
 	code := make(chan int, 1)
 	go func() {
 		code <- supervise(ctx, env.Start, cfg.Supervise, newCappedLog(os.Stderr))
-		stop() // the service ends with its main process
+		if !cfg.Supervise.Beside {
+			stop() // the service ends with its main process
+		}
 	}()
 	err = srv.ServeAll(serveCtx, env.Listeners, idle)
-	if c := <-code; c != 0 && err == nil {
+	if c := <-code; c != 0 && err == nil && !cfg.Supervise.Beside {
 		err = fmt.Errorf("the main process exited with code %d", c)
 	}
 	return err
+}
+
+// besideProcess is the process an environment runs beside its SSH server
+// (a compose app service's command), as its login user, or nil.
+func besideProcess(s *spec.Spec, built *builder.Result) (*supervised, error) {
+	if len(s.Entrypoint)+len(s.Command) == 0 {
+		return nil, nil
+	}
+	img := built.Image.Config
+	uid, gid, err := lookupUser(built.Lower, s.SSH.User)
+	if err != nil {
+		return nil, err
+	}
+	return &supervised{
+		Process: container.Process{
+			Args: composeArgs(s.Entrypoint, s.Command, img),
+			Env:  s.Environ(img, append([]string{"HOME=" + runHome(img, built.Lower, uid)}, s.UpEnv()...)...),
+			Cwd:  s.StartDir(img), UID: uid, GID: gid,
+			Groups: builder.SupplementaryGroups(built.Lower, s.SSH.User),
+		},
+		Restart: s.Restart, MaxRestarts: s.MaxRestarts, Grace: 10 * time.Second, Beside: true,
+	}, nil
 }

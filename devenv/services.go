@@ -199,16 +199,7 @@ func serviceProcess(svc *spec.Service, built *builder.Result) (*supervised, stri
 	if err != nil {
 		return nil, "", fmt.Errorf("user: %w", err)
 	}
-	// compose: an entrypoint drops the image's command, a command
-	// replaces it.
-	args := slices.Concat([]string(svc.Entrypoint), []string(svc.Command))
-	if len(svc.Entrypoint) == 0 {
-		cmd := []string(svc.Command)
-		if len(cmd) == 0 {
-			cmd = img.Cmd
-		}
-		args = slices.Concat(img.Entrypoint, cmd)
-	}
+	args := composeArgs(svc.Entrypoint, svc.Command, img)
 	if len(args) == 0 {
 		return nil, "", errors.New("no command: the service has none, nor does its image")
 	}
@@ -227,6 +218,18 @@ func serviceProcess(svc *spec.Service, built *builder.Result) (*supervised, stri
 		user = "root" // a uid with no name: exec as root, as the server needs a name
 	}
 	return sup, user, nil
+}
+
+// composeArgs is a container's argv as compose makes it: an entrypoint
+// drops the image's command, a command replaces it.
+func composeArgs(entrypoint, command []string, img rootfs.Config) []string {
+	if len(entrypoint) > 0 {
+		return slices.Concat(entrypoint, command)
+	}
+	if len(command) == 0 {
+		command = img.Cmd
+	}
+	return slices.Concat(img.Entrypoint, command)
 }
 
 // serviceInit is the configuration of a service's init: the supervised

@@ -31,6 +31,9 @@ type supervised struct {
 	MaxRestarts int           `json:"max_restarts,omitempty"`
 	StopSignal  int           `json:"stop_signal,omitempty"`
 	Grace       time.Duration `json:"grace"`
+	// Beside says the container outlives the process: it runs beside
+	// an environment's SSH server, which stays the main job.
+	Beside bool `json:"beside,omitempty"`
 }
 
 // restarts says whether the main process is started again after it

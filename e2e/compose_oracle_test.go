@@ -158,6 +158,9 @@ func compareApp(t *testing.T, env, want map[string]any, project string) {
 	if got, w := mountsOf(mounts, ""), mountsOf(want["volumes"], project); !reflect.DeepEqual(got, w) {
 		t.Errorf("app mounts %v, compose %v", got, w)
 	}
+	if got, w := words(env["command"]), words(want["command"]); !reflect.DeepEqual(got, w) {
+		t.Errorf("app command %q, compose %q", got, w)
+	}
 	net, _ := env["network"].(map[string]any)
 	if w, ok := want["network_mode"]; ok && net["mode"] != w {
 		t.Errorf("app network %v, compose %v", net["mode"], w)

@@ -114,7 +114,7 @@ const composeFile = `services:
       context: ..
       args:
         BASE: ${BASE}
-    command: sleep infinity
+    command: ["sh", "-c", "echo \"app started as $$(id -un)\" > /tmp/app.log; exec sleep infinity"]
     network_mode: service:db
     volumes:
       - ../..:/workspaces:cached
@@ -171,6 +171,9 @@ func composeDataEnv(t *testing.T, root string) {
 	}
 	if r := db("exec", name, "--", "pg_isready", "-h", "db"); r.code != 0 {
 		t.Errorf("the app does not reach the database by name: %s%s", r.stdout, r.stderr)
+	}
+	if r := db("exec", name, "--", "cat", "/tmp/app.log"); r.stdout != "app started as root\n" {
+		t.Errorf("the app service's command did not run beside the SSH server: %q %s", r.stdout, r.stderr)
 	}
 	if r := db("exec", name, "--", "pwd"); strings.TrimSpace(r.stdout) != "/workspaces/"+name {
 		t.Errorf("the login is not in the workspace folder: %q", r.stdout)

@@ -75,7 +75,7 @@ func (d *dcReader) compose(dc *devcontainer, raw map[string]any, m map[string]an
 		m["services"] = services
 	}
 	d.origin["services"] = "dockerComposeFile"
-	return d.composeApp(p, &app, raw, m, strings.Join(files, ", "))
+	return d.composeApp(dc, p, &app, raw, m, strings.Join(files, ", "))
 }
 
 // composeFiles are dockerComposeFile's files, relative to the
@@ -123,7 +123,7 @@ func (d *dcReader) projectName(files []string) string {
 }
 
 // composeApp makes the environment of the service devbox logs into.
-func (d *dcReader) composeApp(p *compose.Project, app *compose.Service, raw, m map[string]any, files string) error {
+func (d *dcReader) composeApp(dc *devcontainer, p *compose.Project, app *compose.Service, raw, m map[string]any, files string) error {
 	base, df := composeBase(app)
 	m["base"], d.origin["base"] = base, "dockerComposeFile"
 	if df != nil {
@@ -159,6 +159,19 @@ func (d *dcReader) composeApp(p *compose.Project, app *compose.Service, raw, m m
 	if u := app.User; u != "" && !strings.ContainsAny(u[:1], "0123456789") {
 		m["ssh"] = map[string]any{"user": strings.SplitN(u, ":", 2)[0]}
 		d.origin["ssh.user"] = "dockerComposeFile"
+	}
+	// The CLI runs the service's entrypoint and command unless told
+	// not to; here they run beside the SSH server.
+	if dc.OverrideCommand == nil || !*dc.OverrideCommand {
+		if app.Entrypoint != nil {
+			m["entrypoint"] = app.Entrypoint
+		}
+		if app.Command != nil {
+			m["command"] = app.Command
+		}
+		if len(app.Entrypoint)+len(app.Command) > 0 && app.Restart != "" {
+			m["restart"] = app.Restart
+		}
 	}
 	// The CLI's default for a compose file's container: its root.
 	m["workdir"] = "/"

@@ -94,6 +94,8 @@ func TestServiceErrors(t *testing.T) {
 		{"bad signal", "[services.a]\nimage = \"x\"\nstop_signal = \"SIGNOPE\"\n", 4, "services.a.stop_signal", "not a signal"},
 		{"bad alias", "[services.a]\nimage = \"x\"\naliases = [\"A_b\"]\n", 4, "services.a.aliases", "not a valid host name"},
 		{"alias of another", "[services.a]\nimage = \"x\"\naliases = [\"b\"]\n[services.b]\nimage = \"x\"\n", 4, "services.a.aliases", "another service"},
+		{"restart without command", "restart = \"always\"\n", 2, "restart", "no command"},
+		{"bad restart of the environment", "command = \"x\"\nrestart = \"sometimes\"\n", 3, "restart", "not one of"},
 		{"no network", "[network]\nmode = \"none\"\n[services.a]\nimage = \"x\"\n", 5, "services", "bridge"},
 	}
 	for _, c := range cases {

@@ -57,6 +57,15 @@ type Spec struct {
 	// service's depends_on does (all are started before it anyway).
 	Services  map[string]*Service `toml:"services,omitempty"`
 	DependsOn DependsOn           `toml:"depends_on,omitempty"`
+	// Entrypoint and Command are a process the environment runs beside
+	// its SSH server from each start, with compose's meaning (a compose
+	// app service's); Restart restarts it as a service's. Its end does
+	// not end the environment.
+	Entrypoint Words  `toml:"entrypoint,omitempty"`
+	Command    Words  `toml:"command,omitempty"`
+	Restart    string `toml:"restart,omitempty"`
+	// MaxRestarts is Restart's on-failure:N.
+	MaxRestarts int `toml:"-"`
 
 	// File is the spec's path and Dir its directory (absolute).
 	File string `toml:"-"`

@@ -66,6 +66,7 @@ func (p *parser) validate(s *Spec, md toml.MetaData) error {
 		func() error { return p.validateCache(s) },
 		func() error { return p.validateDockerfile(s, md) },
 		func() error { return p.validateServices(s) },
+		func() error { return p.validateMain(s) },
 	}
 	for _, check := range checks {
 		if err := check(); err != nil {

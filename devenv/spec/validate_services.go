@@ -116,22 +116,9 @@ func (p *parser) checkDependsOn(s *Spec, deps DependsOn, key, self string) error
 // serviceTiming checks restart, the stop signal and grace period, and
 // the healthcheck.
 func (p *parser) serviceTiming(svc *Service, key string) error {
-	policy, n, _ := strings.Cut(svc.Restart, ":")
-	switch policy {
-	case "", "no", "always", "unless-stopped":
-		if n != "" {
-			return p.errorf(key+".restart", "%q: only on-failure takes a count", svc.Restart)
-		}
-	case "on-failure":
-		if n != "" {
-			v, err := strconv.Atoi(n)
-			if err != nil || v < 1 {
-				return p.errorf(key+".restart", "%q: the count must be a positive number", svc.Restart)
-			}
-			svc.MaxRestarts = v
-		}
-	default:
-		return p.errorf(key+".restart", "%q is not one of no, always, on-failure[:N], unless-stopped", svc.Restart)
+	var err error
+	if svc.MaxRestarts, err = parseRestart(svc.Restart); err != nil {
+		return p.errorf(key+".restart", "%v", err)
 	}
 	if svc.StopSignal != "" && StopSignal(svc.StopSignal) == 0 {
 		return p.errorf(key+".stop_signal", "%q is not a signal name such as SIGINT", svc.StopSignal)
@@ -158,6 +145,43 @@ func (s *Spec) NetworkService() string {
 		return ""
 	}
 	return name
+}
+
+// parseRestart checks a restart policy (compose's: no, always,
+// on-failure[:N], unless-stopped) and returns on-failure's N.
+func parseRestart(restart string) (int, error) {
+	policy, n, _ := strings.Cut(restart, ":")
+	switch policy {
+	case "", "no", "always", "unless-stopped":
+		if n != "" {
+			return 0, fmt.Errorf("%q: only on-failure takes a count", restart)
+		}
+	case "on-failure":
+		if n == "" {
+			return 0, nil
+		}
+		v, err := strconv.Atoi(n)
+		if err != nil || v < 1 {
+			return 0, fmt.Errorf("%q: the count must be a positive number", restart)
+		}
+		return v, nil
+	default:
+		return 0, fmt.Errorf("%q is not one of no, always, on-failure[:N], unless-stopped", restart)
+	}
+	return 0, nil
+}
+
+// validateMain checks the process the environment runs beside its SSH
+// server.
+func (p *parser) validateMain(s *Spec) error {
+	var err error
+	if s.MaxRestarts, err = parseRestart(s.Restart); err != nil {
+		return p.errorf("restart", "%v", err)
+	}
+	if s.Restart != "" && len(s.Command)+len(s.Entrypoint) == 0 {
+		return p.errorf("restart", "there is no command to restart")
+	}
+	return nil
 }
 
 // StopSignal is a signal's number from its name (SIGINT, INT) or number;

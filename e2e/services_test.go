@@ -43,7 +43,11 @@ healthcheck = { test = ["CMD", "/helper", "dial", "127.0.0.1:7000"], interval = 
 image = %[2]q
 command = "/helper sleep 3600"
 volumes = [%[4]q]
-depends_on = { web = { condition = "service_healthy" } }
+depends_on = { web = { condition = "service_healthy" }, once = { condition = "service_completed_successfully" } }
+
+[services.once]
+image = %[2]q
+command = ["/bin/sh", "-c", "sleep 0.5; echo migrated"]
 `
 
 // TestServices: an environment's services come up in depends_on order,
@@ -70,7 +74,7 @@ func TestServices(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("up: %d %s%s", r.code, r.stdout, tail(r.stderr))
 	}
-	if !regexp.MustCompile(`service web … started[^\n]*\nservice web … healthy after`).MatchString(r.stderr + r.stdout) {
+	if !regexp.MustCompile(`(?s)service web … started.*service web … healthy after`).MatchString(r.stderr + r.stdout) {
 		t.Errorf("up does not tell the services' progress:\n%s", r.stderr)
 	}
 	if r := db("exec", name, "--", "/helper", "dial", "web:7000"); !strings.Contains(r.stdout, "hello container") {
@@ -79,9 +83,16 @@ func TestServices(t *testing.T) {
 	if r := db("exec", "--service", "late", name, "--", "/helper", "dial", "www:7000"); !strings.Contains(r.stdout, "hello container") {
 		t.Errorf("late does not reach web by its alias: %q %s", r.stdout, r.stderr)
 	}
+	if !strings.Contains(r.stderr, "service once … completed after") {
+		t.Errorf("late did not wait for once to complete:\n%s", r.stderr)
+	}
 	r = db("ps")
-	if !regexp.MustCompile(name+`/web\s+running \(healthy\)`).MatchString(r.stdout) || !regexp.MustCompile(name+`/late\s+running`).MatchString(r.stdout) {
-		t.Errorf("ps does not show both services running, web healthy:\n%s", r.stdout)
+	if !regexp.MustCompile(name+`/web\s+running \(healthy\)`).MatchString(r.stdout) || !regexp.MustCompile(name+`/late\s+running`).MatchString(r.stdout) ||
+		!regexp.MustCompile(name+`/once\s+exited`).MatchString(r.stdout) {
+		t.Errorf("ps does not show web running and healthy, late running, once exited:\n%s", r.stdout)
+	}
+	if r := db("logs", "--service", "once", name); !strings.Contains(r.stdout, "migrated\ndevbox: the main process exited with code 0") {
+		t.Errorf("once's log: %q", r.stdout)
 	}
 	webIP := serviceIP(t, db, name, "web")
 	checkOtherEnvCannotReach(t, root, webIP)

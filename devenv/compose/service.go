@@ -27,6 +27,10 @@ type Service struct {
 	StopSignal      string               `json:"stop_signal"`
 	StopGracePeriod string               `json:"stop_grace_period"`
 	NetworkMode     string               `json:"network_mode"`
+	CPUs            float64              `json:"cpus"`
+	MemLimit        string               `json:"mem_limit"`
+	PidsLimit       int64                `json:"pids_limit"`
+	Deploy          *Deploy              `json:"deploy"`
 	Networks        map[string]*Network  `json:"networks"`
 
 	raw json.RawMessage
@@ -36,6 +40,36 @@ type Service struct {
 func (s *Service) UnmarshalJSON(b []byte) error {
 	s.raw = append(json.RawMessage(nil), b...)
 	return nil
+}
+
+// Deploy is the part of compose's deploy devbox honours: the limits.
+type Deploy struct {
+	Resources struct {
+		Limits *struct {
+			CPUs   float64 `json:"cpus"`
+			Memory string  `json:"memory"`
+			Pids   int64   `json:"pids"`
+		} `json:"limits"`
+	} `json:"resources"`
+}
+
+// Limits are the service's cgroup limits: deploy's over the short keys,
+// as docker compose takes them. Memory is in bytes.
+func (s *Service) Limits() (cpus float64, memory string, pids int64) {
+	cpus, memory, pids = s.CPUs, s.MemLimit, s.PidsLimit
+	if d := s.Deploy; d != nil && d.Resources.Limits != nil {
+		l := d.Resources.Limits
+		cpus, memory, pids = cmpOr(l.CPUs, cpus), cmpOr(l.Memory, memory), cmpOr(l.Pids, pids)
+	}
+	return cpus, memory, pids
+}
+
+func cmpOr[T comparable](a, b T) T {
+	var zero T
+	if a != zero {
+		return a
+	}
+	return b
 }
 
 type Build struct {
@@ -89,7 +123,7 @@ var honoured = []string{
 	"image", "build", "command", "entrypoint", "environment", "env_file", "volumes", "tmpfs", "ports",
 	"depends_on", "healthcheck", "restart", "user", "working_dir", "stop_signal", "stop_grace_period",
 	"network_mode", "networks", "init", "profiles", "expose", "labels", "hostname", "container_name",
-	"tty", "stdin_open", "pull_policy",
+	"tty", "stdin_open", "pull_policy", "cpus", "mem_limit", "pids_limit", "deploy",
 }
 
 // Unsupported names what s asks that devbox cannot honour: keys outside
@@ -103,13 +137,14 @@ func (s *Service) Unsupported() []string {
 			out = append(out, k)
 		}
 	}
-	var build map[string]json.RawMessage
-	json.Unmarshal(keys["build"], &build)
-	for k, v := range build {
-		if !slices.Contains([]string{"context", "dockerfile", "args", "target"}, k) && !isEmpty(v) {
-			out = append(out, "build."+k)
-		}
-	}
+	out = append(out, unknownKeys(keys["build"], "build.", "context", "dockerfile", "args", "target")...)
+	var deploy map[string]json.RawMessage
+	json.Unmarshal(keys["deploy"], &deploy)
+	out = append(out, unknownKeys(keys["deploy"], "deploy.", "resources", "placement")...)
+	var res map[string]json.RawMessage
+	json.Unmarshal(deploy["resources"], &res)
+	out = append(out, unknownKeys(deploy["resources"], "deploy.resources.", "limits")...)
+	out = append(out, unknownKeys(res["limits"], "deploy.resources.limits.", "cpus", "memory", "pids")...)
 	for _, m := range s.Volumes {
 		if m.Type != "bind" && m.Type != "volume" && m.Type != "tmpfs" {
 			out = append(out, fmt.Sprintf("volumes (type %s)", m.Type))
@@ -125,6 +160,20 @@ func (s *Service) Unsupported() []string {
 	}
 	slices.Sort(out)
 	return slices.Compact(out)
+}
+
+// unknownKeys are the keys of the JSON object obj, prefixed, that are
+// not among known and set something.
+func unknownKeys(obj json.RawMessage, prefix string, known ...string) []string {
+	var m map[string]json.RawMessage
+	json.Unmarshal(obj, &m)
+	var out []string
+	for k, v := range m {
+		if !slices.Contains(known, k) && !isEmpty(v) {
+			out = append(out, prefix+k)
+		}
+	}
+	return out
 }
 
 // isEmpty says a JSON value sets nothing: null, false, "", [], {}.

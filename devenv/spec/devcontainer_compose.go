@@ -252,6 +252,10 @@ func composeService(p *compose.Project, svc *compose.Service) (map[string]any, e
 		}
 		t["healthcheck"] = hc
 	}
+	cpus, memory, pids := svc.Limits()
+	set("cpus", cpus, cpus != 0)
+	set("mem_limit", memory, memory != "")
+	set("pids_limit", pids, pids != 0)
 	for k, v := range map[string]string{"restart": svc.Restart, "user": svc.User, "working_dir": svc.WorkingDir,
 		"stop_signal": svc.StopSignal, "stop_grace_period": svc.StopGracePeriod} {
 		set(k, v, v != "")

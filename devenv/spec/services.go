@@ -33,6 +33,11 @@ type Service struct {
 	// Aliases are more names the service is reached by (compose's
 	// networks.NAME.aliases).
 	Aliases []string `toml:"aliases,omitempty"`
+	// CPUs, MemLimit and PidsLimit are its cgroup limits, by compose's
+	// names ("512m", as [resources] memory).
+	CPUs      float64 `toml:"cpus,omitzero"`
+	MemLimit  string  `toml:"mem_limit,omitempty"`
+	PidsLimit int64   `toml:"pids_limit,omitzero"`
 
 	// Name is the table's name; Spec is the service's container as a
 	// spec of its own (base, ports, mounts, the environment's security),

@@ -38,9 +38,15 @@ healthcheck = { test = ["CMD-SHELL", "pg_isready -U postgres"], interval = "2s",
 [services.init]
 image = "busybox"
 entrypoint = ["/bin/true"]
+cpus = 0.5
+mem_limit = "64m"
+pids_limit = 100
 `)
 	if want := []string{"db", "init", "cache"}; !reflect.DeepEqual(s.ServiceOrder, want) {
 		t.Errorf("order %v, want %v", s.ServiceOrder, want)
+	}
+	if l := s.Services["init"].Spec.Limits(); l.CPUs != 0.5 || l.MemoryBytes != 64<<20 || l.Pids != 100 {
+		t.Errorf("init's limits: %+v", l)
 	}
 	cache := s.Services["cache"]
 	if want := []string{"redis-server", "--appendonly", "yes please"}; !reflect.DeepEqual([]string(cache.Command), want) {

@@ -229,6 +229,19 @@ func (p *parser) serviceSpec(s *Spec, svc *Service) (*Spec, error) {
 	if len(svc.Env) > 0 {
 		t["env"] = svc.Env
 	}
+	res := map[string]any{}
+	if svc.CPUs != 0 {
+		res["cpus"] = svc.CPUs
+	}
+	if svc.MemLimit != "" {
+		res["memory"] = svc.MemLimit
+	}
+	if svc.PidsLimit != 0 {
+		res["pids"] = svc.PidsLimit
+	}
+	if len(res) > 0 {
+		t["resources"] = res
+	}
 	t["base"] = svc.Image
 	if b := svc.Build; b.Context != "" {
 		ctx := b.Context
@@ -267,7 +280,7 @@ func (p *parser) serviceSpec(s *Spec, svc *Service) (*Spec, error) {
 	out, err := sub.parse(buf.Bytes())
 	var se *Error
 	if errors.As(err, &se) {
-		k := strings.Replace(se.Key, "mounts", "volumes", 1)
+		k := strings.NewReplacer("mounts", "volumes", "resources.memory", "mem_limit", "resources.cpus", "cpus", "resources.pids", "pids_limit").Replace(se.Key)
 		if k == "base" {
 			k = "image"
 			if svc.Build.Context != "" {

@@ -125,7 +125,13 @@ func (e *Envs) Resolve(name string) (string, error) {
 // Get returns an environment's record, reconciled with reality: an init
 // that died (or a pid now used by another process) makes it stopped, and
 // what the dead container left is cleaned up.
-func (e *Envs) Get(name string) (*Env, error) {
+func (e *Envs) Get(name string) (*Env, error) { return e.get(name, false) }
+
+// get is Get; locked says the caller holds the environment's lock. A
+// dead environment's leftovers are reclaimed by the holder of its lock
+// only: an up or down at work on it does it itself, and a ps must not
+// stop the services a concurrent up has just recorded.
+func (e *Envs) get(name string, locked bool) (*Env, error) {
 	if err := spec.CheckName(name); err != nil {
 		return nil, err
 	}
@@ -161,7 +167,14 @@ func (e *Envs) Get(name string) (*Env, error) {
 		env.Status = "starting"
 		return &env, nil
 	}
-	e.reclaim(&env)
+	if locked {
+		e.reclaim(&env)
+	} else if l, err := lockfile.Open(e.dir(name).Lock()); err == nil {
+		if l.TryExclusive() {
+			e.reclaim(&env)
+		}
+		l.Close()
+	}
 	env.Status, env.Pid = "stopped", 0
 	return &env, nil
 }
@@ -219,7 +232,7 @@ func (e *Envs) Down(name string, timeout time.Duration) (*Env, error) {
 		return nil, err
 	}
 	defer unlock()
-	env, err := e.Get(name)
+	env, err := e.get(name, true)
 	if err != nil {
 		return nil, err
 	}

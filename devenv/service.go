@@ -54,12 +54,13 @@ func ServeSSH(ctx context.Context, env container.ServiceEnv) error {
 	serveCtx, stop := context.WithCancel(ctx)
 	code := make(chan int, 1)
 	go func() {
-		code <- supervise(ctx, env.Start, cfg.Supervise, newCappedLog(os.Stderr))
+		code <- supervise(serveCtx, env.Start, cfg.Supervise, newCappedLog(os.Stderr))
 		if !cfg.Supervise.Beside {
 			stop() // the service ends with its main process
 		}
 	}()
 	err = srv.ServeAll(serveCtx, env.Listeners, idle)
+	stop() // a server that could not start stops the process too
 	if c := <-code; c != 0 && err == nil && !cfg.Supervise.Beside {
 		err = fmt.Errorf("the main process exited with code %d", c)
 	}

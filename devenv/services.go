@@ -44,6 +44,8 @@ type Service struct {
 	Probe  *spec.Probe   `json:"probe,omitempty"`
 	// Status is derived, never stored: running or exited.
 	Status string `json:"status"`
+	// exitCode is its init's, once this up has reaped it.
+	exitCode *int
 }
 
 func (svc *Service) init() proc.ID { return proc.ID{Pid: svc.Pid, Start: svc.PidStart} }
@@ -106,10 +108,16 @@ func (e *Envs) startService(s *spec.Spec, svc *spec.Service, built *builder.Resu
 		return err
 	}
 	defer release()
-	cfg.ID = "svc-" + s.Name + "-" + svc.Name
+	// A dot is in no environment's or service's name: web + api-db and
+	// web-api + db are two containers.
+	cfg.ID = "svc-" + s.Name + "." + svc.Name
 	joinNet := 0
 	if podNetwork(s) && len(env.Services) > 0 {
-		cfg.Network, joinNet = container.NetworkShared, env.Services[0].Pid
+		anchor := env.Services[0]
+		if !anchor.init().Alive() {
+			return fmt.Errorf("the network its environment shares is %s's, which has exited", anchor.Name)
+		}
+		cfg.Network, joinNet = container.NetworkShared, anchor.Pid
 	}
 	if cfg.UserNS, err = e.upperUserNS(dir, s.Name, built.UserNS); err != nil {
 		return err
@@ -258,8 +266,8 @@ func (e *Envs) serviceInit(sup *supervised, user string) ([]byte, error) {
 // /etc/hosts that names every service. The files are rewritten in place:
 // a running container has them bound by inode.
 func (e *Envs) writeHosts(s *spec.Spec, env *Env) error {
-	write := func(dir interface{ File(string) string }, hostname string) error {
-		hosts := "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t" + hostname + "\n"
+	write := func(dir interface{ File(string) string }, hostname, more string) error {
+		hosts := "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t" + hostname + "\n" + more
 		for _, svc := range env.Services {
 			names := strings.Join(append([]string{svc.Name}, svc.Aliases...), " ")
 			switch {
@@ -272,15 +280,34 @@ func (e *Envs) writeHosts(s *spec.Spec, env *Env) error {
 		}
 		return os.WriteFile(dir.File("hosts"), []byte(hosts), 0o644)
 	}
+	envLine := ""
+	if addr := envAddr(s, env); addr != "" {
+		envLine = addr + "\t" + strings.Join(append([]string{s.Hostname}, s.Aliases...), " ") + "\n"
+	}
 	for _, svc := range env.Services {
-		if err := write(e.dir(s.Name).Service(svc.Name), svc.Name); err != nil {
+		if err := write(e.dir(s.Name).Service(svc.Name), svc.Name, envLine); err != nil {
 			return err
 		}
 	}
 	if _, err := os.Stat(e.dir(s.Name).File("hosts")); err != nil {
 		return nil // the environment's own comes with its container
 	}
-	return write(e.dir(s.Name), s.Hostname)
+	return write(e.dir(s.Name), s.Hostname, "")
+}
+
+// envAddr is where s's services find the environment, once it runs: its
+// own address, the one of the service whose network it shares, or the
+// pod's loopback.
+func envAddr(s *spec.Spec, env *Env) string {
+	switch {
+	case podNetwork(s):
+		return "127.0.0.1"
+	case s.NetworkService() != "":
+		if svc := env.service(s.NetworkService()); svc != nil {
+			return svc.IP
+		}
+	}
+	return env.IP
 }
 
 // stopServices stops env's services, the last started first: SIGTERM to

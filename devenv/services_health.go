@@ -125,7 +125,7 @@ func (e *Envs) Health(env *Env, svc *Service) string {
 // waitCompleted waits until svc's init, a child of this up, has exited,
 // and wants its exit code 0.
 func waitCompleted(ctx context.Context, svc *Service) error {
-	for {
+	for svc.exitCode == nil {
 		var ws unix.WaitStatus
 		pid, err := unix.Wait4(svc.Pid, &ws, unix.WNOHANG, nil)
 		switch {
@@ -133,10 +133,10 @@ func waitCompleted(ctx context.Context, svc *Service) error {
 			return fmt.Errorf("%s was not started by this up: cannot tell how it exited", svc.Name)
 		case err != nil:
 			return err
-		case pid == svc.Pid && waitCode(ws) != 0:
-			return fmt.Errorf("%s exited with code %d (devbox logs --service %s)", svc.Name, waitCode(ws), svc.Name)
 		case pid == svc.Pid:
-			return nil
+			code := waitCode(ws)
+			svc.exitCode = &code // reaped once: another wait reads it here
+			continue
 		}
 		select {
 		case <-ctx.Done():
@@ -144,6 +144,10 @@ func waitCompleted(ctx context.Context, svc *Service) error {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+	if *svc.exitCode != 0 {
+		return fmt.Errorf("%s exited with code %d (devbox logs --service %s)", svc.Name, *svc.exitCode, svc.Name)
+	}
+	return nil
 }
 
 // DialService connects to the SSH server of env's service name, over its

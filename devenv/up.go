@@ -47,7 +47,7 @@ func (e *Envs) Up(ctx context.Context, store *rootfs.Store, s *spec.Spec, o UpOp
 	}
 	defer unlock()
 	sweepRuns(e.root.Runs()) // what killed one-shot containers left
-	if env, err := e.Get(s.Name); err == nil && env.Status == "running" {
+	if env, err := e.get(s.Name, true); err == nil && env.Status == "running" {
 		return env, ErrRunning
 	} else if err == nil && env.Status == "starting" {
 		e.stop(env, time.Second) // what a killed up started
@@ -287,6 +287,12 @@ func (e *Envs) record(env *Env, s *spec.Spec, built *builder.Result, hostKey gos
 	}
 	if err := writeJSON(dir.VolumeList(), env.Volumes); err != nil {
 		return err
+	}
+	if len(env.Services) > 0 && env.Pid != 0 {
+		// Now it has an address: its services learn it.
+		if err := e.writeHosts(s, env); err != nil {
+			return err
+		}
 	}
 	return writeKnownHosts(dir.KnownHosts(), hostKey, s.SSH)
 }

@@ -94,6 +94,9 @@ func TestServices(t *testing.T) {
 	if r := db("logs", "--service", "once", name); !strings.Contains(r.stdout, "migrated\ndevbox: the main process exited with code 0") {
 		t.Errorf("once's log: %q", r.stdout)
 	}
+	if r := db("exec", "--service", "late", name, "--", "getent", "hosts", name); !strings.Contains(r.stdout, name) {
+		t.Errorf("a service does not find the environment by its name: %q %s", r.stdout, r.stderr)
+	}
 	webIP := serviceIP(t, db, name, "web")
 	checkOtherEnvCannotReach(t, root, webIP)
 

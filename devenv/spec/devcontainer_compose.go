@@ -144,6 +144,16 @@ func (d *dcReader) composeApp(dc *devcontainer, p *compose.Project, app *compose
 	} else if len(ports) > 0 {
 		m["ports"] = ports
 	}
+	m["aliases"] = append([]string{app.Name}, app.Aliases()...)
+	if cpus, memory, pids := app.Limits(); cpus != 0 || memory != "" || pids != 0 {
+		res := map[string]any{}
+		for k, v := range map[string]any{"cpus": cpus, "memory": memory, "pids": pids} {
+			if v != 0.0 && v != "" && v != int64(0) {
+				res[k] = v
+			}
+		}
+		m["resources"] = res
+	}
 	deps := map[string]any{}
 	for name, dep := range app.DependsOn {
 		if _, ok := p.Services[name]; ok {
@@ -314,7 +324,12 @@ func composeMounts(p *compose.Project, svc *compose.Service) ([]map[string]any, 
 				return nil, fmt.Errorf("volumes: %s: an anonymous volume: give it a name", v.Target)
 			}
 			name := v.Source
-			if top, ok := p.Volumes[v.Source]; ok && top.Name != "" {
+			top, ok := p.Volumes[v.Source]
+			if ok && top.External {
+				// rm --volumes would delete what the project does not own.
+				return nil, fmt.Errorf("volumes: %s is external: devbox keeps only its own volumes", v.Source)
+			}
+			if ok && top.Name != "" {
 				name = top.Name
 			}
 			mt["source"], mt["type"] = name, "volume"

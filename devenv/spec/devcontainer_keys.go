@@ -53,7 +53,7 @@ func (d *dcReader) base(dc *devcontainer, m map[string]any) error {
 
 // ports publishes forwardPorts and appPort on 127.0.0.1.
 func (d *dcReader) ports(dc *devcontainer, m map[string]any) error {
-	var ports []string
+	ports, _ := m["ports"].([]string) // a compose service's, first
 	for i, raw := range dc.ForwardPorts {
 		var n int
 		if err := json.Unmarshal(raw, &n); err != nil {

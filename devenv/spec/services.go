@@ -192,7 +192,9 @@ func (h *Healthcheck) Probe() (*Probe, error) {
 		if err != nil || v < 0 {
 			return nil, fmt.Errorf("%s: %q is not a duration such as 5s", d.key, d.in)
 		}
-		*d.out = v
+		if v > 0 || d.key == "start_period" { // 0 is Docker's default
+			*d.out = v
+		}
 	}
 	if h.Retries > 0 {
 		p.Retries = h.Retries

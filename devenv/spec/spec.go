@@ -64,6 +64,9 @@ type Spec struct {
 	Entrypoint Words  `toml:"entrypoint,omitempty"`
 	Command    Words  `toml:"command,omitempty"`
 	Restart    string `toml:"restart,omitempty"`
+	// Aliases are more names the services find the environment by (a
+	// compose file's name of the service it is).
+	Aliases []string `toml:"aliases,omitempty"`
 	// MaxRestarts is Restart's on-failure:N.
 	MaxRestarts int `toml:"-"`
 

@@ -47,6 +47,11 @@ func (p *parser) validateServices(s *Spec) error {
 	if err := p.checkDependsOn(s, s.DependsOn, "depends_on", ""); err != nil {
 		return err
 	}
+	for _, a := range s.Aliases {
+		if _, ok := s.Services[a]; ok || !labelRE().MatchString(a) {
+			return p.errorf("aliases", "%q is not a valid host name, or is a service's", a)
+		}
+	}
 	order, err := p.serviceOrder(s, names)
 	if err != nil {
 		return err
@@ -223,8 +228,10 @@ func (p *parser) serviceSpec(s *Spec, svc *Service) (*Spec, error) {
 	key := "services." + svc.Name
 	t := map[string]any{
 		"name": s.Name + "-" + svc.Name, "hostname": svc.Name, "insecure": s.Insecure,
-		"network":  map[string]any{"mode": "bridge", "subnet": s.Network.Subnet},
-		"security": map[string]any{"seccomp": s.Security.Seccomp, "devices": s.Security.Devices, "userns": s.UserNS()},
+		"network": map[string]any{"mode": "bridge", "subnet": s.Network.Subnet},
+		// The environment's user namespace (its id range is theirs), but
+		// not its opt-outs: seccomp and devices are for its own tools.
+		"security": map[string]any{"userns": s.UserNS()},
 	}
 	if len(svc.Env) > 0 {
 		t["env"] = svc.Env

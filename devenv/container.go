@@ -52,8 +52,7 @@ func containerConfig(root state.Root, dir state.Env, s *spec.Spec, lower []strin
 			return c, release, err
 		}
 	}
-	hosts := "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t" + s.Hostname + "\n"
-	content := map[string][]byte{"hostname": []byte(s.Hostname + "\n"), "hosts": []byte(hosts), "resolv.conf": container.ResolvConf(c.Network)}
+	content := map[string][]byte{"hostname": []byte(s.Hostname + "\n"), "hosts": hostsFile(s.Hostname, ""), "resolv.conf": container.ResolvConf(c.Network)}
 	for _, f := range etcFiles {
 		p := dir.File(f.name)
 		if err := os.WriteFile(p, content[f.name], 0o644); err != nil {
@@ -73,6 +72,12 @@ func networkMode(s *spec.Spec) container.NetworkMode {
 		return container.NetworkShared
 	}
 	return container.NetworkMode(s.Network.Mode)
+}
+
+// hostsFile is a container's /etc/hosts: loopback, its own name, and
+// more (its services', its environment's).
+func hostsFile(hostname, more string) []byte {
+	return []byte("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t" + hostname + "\n" + more)
 }
 
 // volumeMounts are mounts with each volume made a bind of its directory

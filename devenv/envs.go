@@ -245,20 +245,26 @@ func (e *Envs) Down(name string, timeout time.Duration) (*Env, error) {
 }
 
 func (e *Envs) stop(env *Env, timeout time.Duration) {
-	init := env.init()
+	stopInit(env.init(), timeout)
+	e.reclaim(env)
+}
+
+// stopInit stops a container's init: SIGTERM, SIGKILL after timeout,
+// and waits (a little) for it to be gone.
+func stopInit(init proc.ID, timeout time.Duration) {
+	if !init.Alive() {
+		return
+	}
+	syscall.Kill(init.Pid, syscall.SIGTERM)
+	for deadline := time.Now().Add(timeout); init.Alive() && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	if init.Alive() {
-		syscall.Kill(env.Pid, syscall.SIGTERM)
-		for deadline := time.Now().Add(timeout); init.Alive() && time.Now().Before(deadline); {
+		syscall.Kill(init.Pid, syscall.SIGKILL)
+		for i := 0; i < 500 && init.Alive(); i++ {
 			time.Sleep(10 * time.Millisecond)
 		}
-		if init.Alive() {
-			syscall.Kill(env.Pid, syscall.SIGKILL)
-			for i := 0; i < 500 && init.Alive(); i++ {
-				time.Sleep(10 * time.Millisecond)
-			}
-		}
 	}
-	e.reclaim(env)
 }
 
 // Rm stops an environment and deletes it: writable layers (its own and

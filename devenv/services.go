@@ -10,7 +10,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	gossh "golang.org/x/crypto/ssh"
@@ -222,7 +221,7 @@ func serviceProcess(svc *spec.Service, built *builder.Result) (*supervised, stri
 		Restart: svc.Restart, MaxRestarts: svc.MaxRestarts, Grace: svc.Grace,
 		StopSignal: int(spec.StopSignal(cmp.Or(svc.StopSignal, "SIGTERM"))),
 	}
-	if _, _, err := lookupUser(built.Lower, user); err != nil || user == "" || user[0] >= '0' && user[0] <= '9' {
+	if user == "" || user[0] >= '0' && user[0] <= '9' {
 		user = "root" // a uid with no name: exec as root, as the server needs a name
 	}
 	return sup, user, nil
@@ -267,18 +266,17 @@ func (e *Envs) serviceInit(sup *supervised, user string) ([]byte, error) {
 // a running container has them bound by inode.
 func (e *Envs) writeHosts(s *spec.Spec, env *Env) error {
 	write := func(dir interface{ File(string) string }, hostname, more string) error {
-		hosts := "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t" + hostname + "\n" + more
 		for _, svc := range env.Services {
 			names := strings.Join(append([]string{svc.Name}, svc.Aliases...), " ")
 			switch {
 			case svc.Name == hostname:
 			case podNetwork(s):
-				hosts += "127.0.0.1\t" + names + "\n"
+				more += "127.0.0.1\t" + names + "\n"
 			case svc.IP != "":
-				hosts += svc.IP + "\t" + names + "\n"
+				more += svc.IP + "\t" + names + "\n"
 			}
 		}
-		return os.WriteFile(dir.File("hosts"), []byte(hosts), 0o644)
+		return os.WriteFile(dir.File("hosts"), hostsFile(hostname, more), 0o644)
 	}
 	envLine := ""
 	if addr := envAddr(s, env); addr != "" {
@@ -315,18 +313,8 @@ func envAddr(s *spec.Spec, env *Env) string {
 // grace period), SIGKILL after that; then what each held is released.
 func (e *Envs) stopServices(env *Env) {
 	for _, svc := range slices.Backward(env.Services) {
-		if id := svc.init(); id.Alive() {
-			syscall.Kill(svc.Pid, syscall.SIGTERM)
-			for deadline := time.Now().Add(svc.Grace + 2*time.Second); id.Alive() && time.Now().Before(deadline); {
-				time.Sleep(10 * time.Millisecond)
-			}
-			if id.Alive() {
-				syscall.Kill(svc.Pid, syscall.SIGKILL)
-				for i := 0; i < 500 && id.Alive(); i++ {
-					time.Sleep(10 * time.Millisecond)
-				}
-			}
-		}
+		// The init's own stop waits out the grace period first.
+		stopInit(svc.init(), svc.Grace+2*time.Second)
 		container.Reclaim(svc.Leftovers)
 		os.Remove(svc.Socket)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -14,18 +15,14 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/devbox/devbox/devenv/spec"
+	container "github.com/devbox/devbox/runtime"
 	"github.com/devbox/devbox/sshd"
 )
 
 // waitDeps waits until each service of dependsOn is as its condition
 // asks: started (it is, once up started it), healthy, or exited with 0.
 func (e *Envs) waitDeps(ctx context.Context, env *Env, dependsOn spec.DependsOn, out io.Writer) error {
-	deps := make([]string, 0, len(dependsOn))
-	for d := range dependsOn {
-		deps = append(deps, d)
-	}
-	slices.Sort(deps)
-	for _, name := range deps {
+	for _, name := range slices.Sorted(maps.Keys(dependsOn)) {
 		dep := env.service(name)
 		if dep == nil {
 			return fmt.Errorf("depends on %s, which did not start", name)
@@ -134,7 +131,7 @@ func waitCompleted(ctx context.Context, svc *Service) error {
 		case err != nil:
 			return err
 		case pid == svc.Pid:
-			code := waitCode(ws)
+			code := container.ExitCode(ws)
 			svc.exitCode = &code // reaped once: another wait reads it here
 			continue
 		}

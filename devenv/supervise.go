@@ -77,7 +77,7 @@ func supervise(ctx context.Context, start container.StartFunc, s *supervised, lo
 		} else {
 			select {
 			case ws := <-status:
-				code = waitCode(ws)
+				code = container.ExitCode(ws)
 			case <-ctx.Done():
 				return stopSupervised(pid, status, s)
 			}
@@ -109,11 +109,11 @@ func stopSupervised(pid int, status <-chan unix.WaitStatus, s *supervised) int {
 	syscall.Kill(pid, sig)
 	select {
 	case ws := <-status:
-		return waitCode(ws)
+		return container.ExitCode(ws)
 	case <-time.After(s.Grace):
 	}
 	syscall.Kill(pid, syscall.SIGKILL)
-	return waitCode(<-status)
+	return container.ExitCode(<-status)
 }
 
 // logPipe is a pipe whose reading end is copied to log: the main
@@ -136,28 +136,16 @@ func startSupervised(start container.StartFunc, p *container.Process, out *os.Fi
 	if err != nil {
 		return 0, nil, err
 	}
-	cred := &syscall.Credential{Uid: uint32(p.UID), Gid: uint32(p.GID), NoSetGroups: p.UID == 0 && len(p.Groups) == 0}
-	for _, g := range p.Groups {
-		cred.Groups = append(cred.Groups, uint32(g))
-	}
 	pid, status, err := start(path, p.Args, &syscall.ProcAttr{
 		Dir:   p.Cwd,
 		Env:   p.Env,
 		Files: []uintptr{0, out.Fd(), out.Fd()},
-		Sys:   &syscall.SysProcAttr{Setsid: true, Credential: cred},
+		Sys:   &syscall.SysProcAttr{Setsid: true, Credential: p.Credential()},
 	})
 	if err != nil {
 		return 0, nil, fmt.Errorf("start %s: %w", p.Args[0], err)
 	}
 	return pid, status, nil
-}
-
-// waitCode is a shell's view of a wait status.
-func waitCode(ws unix.WaitStatus) int {
-	if ws.Signaled() {
-		return 128 + int(ws.Signal())
-	}
-	return ws.ExitStatus()
 }
 
 // logCap bounds a service's log: past it, the log keeps its newest half,

@@ -302,10 +302,14 @@ func statOwner(fi os.FileInfo) string {
 	return fmt.Sprintf("owner %d", fi.Sys().(*syscall.Stat_t).Uid)
 }
 
-func waitFor(d time.Duration, ok func() bool) {
-	for end := time.Now().Add(d); time.Now().Before(end) && !ok(); {
-		time.Sleep(50 * time.Millisecond)
+// waitFor polls ok for up to d and says whether it came true.
+func waitFor(d time.Duration, ok func() bool) bool {
+	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		if ok() {
+			return true
+		}
 	}
+	return ok()
 }
 
 // TestRootlessLimits: on cgroup v2 an ordinary user's environment gets its

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/devbox/devbox/internal/testenv"
 )
@@ -80,7 +81,7 @@ func TestServicesPostgresRedis(t *testing.T) {
 		return strings.Contains(db("logs", "--service", "cache", "svc-data").stdout, "exited with code 137; restart 1") &&
 			strings.Contains(sh("redis-cli -h cache ping").stdout, "PONG")
 	}
-	if !eventually(restarted) {
+	if !waitFor(10*time.Second, restarted) {
 		t.Errorf("redis did not restart: %s", db("logs", "--service", "cache", "svc-data").stdout)
 	}
 	if r := db("down"); r.code != 0 {

@@ -103,7 +103,7 @@ func TestServices(t *testing.T) {
 	// A crash of the main process restarts it (on-failure).
 	db("exec", "--service", "web", name, "--", "/bin/sh", "-c",
 		`for p in /proc/[0-9]*; do grep -q hello-server $p/cmdline 2>/dev/null && kill -9 ${p#/proc/}; done`)
-	if !eventually(func() bool {
+	if !waitFor(10*time.Second, func() bool {
 		return strings.Contains(db("exec", name, "--", "/helper", "dial", "web:7000").stdout, "hello container")
 	}) {
 		t.Errorf("web did not come back after its crash")
@@ -166,16 +166,6 @@ func checkOtherEnvCannotReach(t *testing.T, root, ip string) {
 	if strings.Contains(r.stdout, "hello") || !strings.Contains(r.stdout, "dial error") {
 		t.Errorf("another environment reached the service at %s: %q", ip, r.stdout)
 	}
-}
-
-// eventually polls ok for up to ten seconds.
-func eventually(ok func() bool) bool {
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if ok() {
-			return true
-		}
-	}
-	return false
 }
 
 // TestServicesBadInput: a wrong services table is a one-line error naming
@@ -253,7 +243,7 @@ depends_on = { slow = { condition = "service_healthy" } }
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	if !eventually(func() bool { return strings.Contains(db("ps").stdout, "svc-killed/slow") }) {
+	if !waitFor(10*time.Second, func() bool { return strings.Contains(db("ps").stdout, "svc-killed/slow") }) {
 		cmd.Process.Kill()
 		t.Fatalf("slow never started: %s", db("ps").stdout)
 	}

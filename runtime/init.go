@@ -174,7 +174,7 @@ func runMain(p *Process, start StartFunc, reaper *Reaper, sigs <-chan os.Signal,
 				unix.Kill(pid, sig.(syscall.Signal))
 			}
 		case ws := <-status:
-			return exitCode(ws), nil
+			return ExitCode(ws), nil
 		}
 	}
 }
@@ -232,9 +232,9 @@ func runService(service Service, env ServiceEnv, reaper *Reaper, sigs <-chan os.
 	}
 }
 
-// exitCode is a shell's view of a wait status: the exit code, or 128+N
+// ExitCode is a shell's view of a wait status: the exit code, or 128+N
 // for a process killed by signal N.
-func exitCode(ws unix.WaitStatus) int {
+func ExitCode(ws unix.WaitStatus) int {
 	if ws.Signaled() {
 		return 128 + int(ws.Signal())
 	}
@@ -246,9 +246,9 @@ func exitCode(ws unix.WaitStatus) int {
 // status (the init's reaper fills it).
 type StartFunc func(path string, args []string, attr *syscall.ProcAttr) (pid int, status <-chan unix.WaitStatus, err error)
 
-// credential is p's user, group and supplementary groups; root with none
+// Credential is p's user, group and supplementary groups; root with none
 // named keeps init's (setgroups is not called).
-func credential(p *Process) *syscall.Credential {
+func (p *Process) Credential() *syscall.Credential {
 	c := &syscall.Credential{Uid: uint32(p.UID), Gid: uint32(p.GID), NoSetGroups: p.UID == 0 && len(p.Groups) == 0}
 	for _, g := range p.Groups {
 		c.Groups = append(c.Groups, uint32(g))
@@ -268,7 +268,7 @@ func startMain(start StartFunc, p *Process, ctrl *os.File) (int, <-chan unix.Wai
 		Files: []uintptr{0, 1, 2},
 		Sys: &syscall.SysProcAttr{
 			Setsid:     true,
-			Credential: credential(p),
+			Credential: p.Credential(),
 		},
 	}
 	var tty *os.File

@@ -122,5 +122,5 @@ func runToExit(bin string, args []string, fd3 *os.File, stderr *bytes.Buffer) er
 	if err != nil {
 		return err
 	}
-	return fmt.Errorf("exit status %d", exitCode(ws))
+	return fmt.Errorf("exit status %d", ExitCode(ws))
 }

@@ -47,7 +47,7 @@ func TestExitCode(t *testing.T) {
 			t.Fatal(err)
 		}
 		unix.Wait4(pid, &ws, 0, nil)
-		if got := exitCode(ws); got != c.want {
+		if got := ExitCode(ws); got != c.want {
 			t.Errorf("%s: %d, want %d", c.script, got, c.want)
 		}
 	}

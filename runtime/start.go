@@ -321,7 +321,7 @@ func (c *Container) exitStatus() int {
 	if err != nil || ws == nil {
 		return 1
 	}
-	return exitCode(*ws)
+	return ExitCode(*ws)
 }
 
 // wait reaps the init (once); with WNOHANG it may return nil.
@@ -348,7 +348,7 @@ func (c *Container) wait(options int) (*unix.WaitStatus, error) {
 // initFailure explains a broken control socket: usually the init died.
 func (c *Container) initFailure(err error) error {
 	if ws, _ := c.wait(unix.WNOHANG); ws != nil {
-		return fmt.Errorf("init exited (%d): %w", exitCode(*ws), err)
+		return fmt.Errorf("init exited (%d): %w", ExitCode(*ws), err)
 	}
 	return err
 }
@@ -361,7 +361,7 @@ func (c *Container) Wait() (int, error) {
 	if err != nil {
 		return 1, err
 	}
-	return exitCode(*ws), nil
+	return ExitCode(*ws), nil
 }
 
 // Signal sends sig to the init, which passes it on to the main process.

@@ -1,6 +1,7 @@
 package compose
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -59,17 +60,9 @@ func (s *Service) Limits() (cpus float64, memory string, pids int64) {
 	cpus, memory, pids = s.CPUs, s.MemLimit, s.PidsLimit
 	if d := s.Deploy; d != nil && d.Resources.Limits != nil {
 		l := d.Resources.Limits
-		cpus, memory, pids = cmpOr(l.CPUs, cpus), cmpOr(l.Memory, memory), cmpOr(l.Pids, pids)
+		cpus, memory, pids = cmp.Or(l.CPUs, cpus), cmp.Or(l.Memory, memory), cmp.Or(l.Pids, pids)
 	}
 	return cpus, memory, pids
-}
-
-func cmpOr[T comparable](a, b T) T {
-	var zero T
-	if a != zero {
-		return a
-	}
-	return b
 }
 
 type Build struct {

@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -145,22 +146,10 @@ func (d *dcReader) composeApp(dc *devcontainer, p *compose.Project, app *compose
 		m["ports"] = ports
 	}
 	m["aliases"] = append([]string{app.Name}, app.Aliases()...)
-	if cpus, memory, pids := app.Limits(); cpus != 0 || memory != "" || pids != 0 {
-		res := map[string]any{}
-		for k, v := range map[string]any{"cpus": cpus, "memory": memory, "pids": pids} {
-			if v != 0.0 && v != "" && v != int64(0) {
-				res[k] = v
-			}
-		}
+	if res := composeResources(app); len(res) > 0 {
 		m["resources"] = res
 	}
-	deps := map[string]any{}
-	for name, dep := range app.DependsOn {
-		if _, ok := p.Services[name]; ok {
-			deps[name] = map[string]any{"condition": cmpOr(dep.Condition, ServiceStarted)}
-		}
-	}
-	if len(deps) > 0 {
+	if deps := composeDeps(p, app); len(deps) > 0 {
 		m["depends_on"] = deps
 	}
 	if svc, ok := strings.CutPrefix(app.NetworkMode, "service:"); ok {
@@ -243,12 +232,7 @@ func composeService(p *compose.Project, svc *compose.Service) (map[string]any, e
 		return nil, err
 	}
 	set("ports", ports, len(ports) > 0)
-	deps := map[string]any{}
-	for name, dep := range svc.DependsOn {
-		if _, ok := p.Services[name]; ok {
-			deps[name] = map[string]any{"condition": cmpOr(dep.Condition, ServiceStarted)}
-		}
-	}
+	deps := composeDeps(p, svc)
 	set("depends_on", deps, len(deps) > 0)
 	if h := svc.Healthcheck; h != nil && (len(h.Test) > 0 || h.Disable) {
 		hc := map[string]any{"test": h.Test, "disable": h.Disable}
@@ -273,6 +257,34 @@ func composeService(p *compose.Project, svc *compose.Service) (map[string]any, e
 	return t, nil
 }
 
+// composeDeps is a service's depends_on of the project's services, each
+// with its condition.
+func composeDeps(p *compose.Project, svc *compose.Service) map[string]any {
+	deps := map[string]any{}
+	for name, dep := range svc.DependsOn {
+		if _, ok := p.Services[name]; ok {
+			deps[name] = map[string]any{"condition": cmp.Or(dep.Condition, ServiceStarted)}
+		}
+	}
+	return deps
+}
+
+// composeResources is a service's limits as a [resources] table.
+func composeResources(svc *compose.Service) map[string]any {
+	cpus, memory, pids := svc.Limits()
+	res := map[string]any{}
+	if cpus != 0 {
+		res["cpus"] = cpus
+	}
+	if memory != "" {
+		res["memory"] = memory
+	}
+	if pids != 0 {
+		res["pids"] = pids
+	}
+	return res
+}
+
 // composeBase is a service's image, or its build as a dockerfile: base
 // and a [dockerfile] table.
 func composeBase(svc *compose.Service) (string, map[string]any) {
@@ -292,7 +304,7 @@ func composeBase(svc *compose.Service) (string, map[string]any) {
 	if svc.Build.Target != "" {
 		df["target"] = svc.Build.Target
 	}
-	dockerfile := cmpOr(svc.Build.Dockerfile, "Dockerfile")
+	dockerfile := cmp.Or(svc.Build.Dockerfile, "Dockerfile")
 	if !filepath.IsAbs(dockerfile) {
 		dockerfile = filepath.Join(svc.Build.Context, dockerfile)
 	}

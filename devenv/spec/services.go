@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"cmp"
 	"fmt"
 	"strings"
 	"time"
@@ -135,7 +136,7 @@ func (d *DependsOn) UnmarshalTOML(v any) error {
 			if err := decodeTable(t, &dep, "condition"); err != nil {
 				return fmt.Errorf("%s: %w", name, err)
 			}
-			(*d)[name] = cmpOr(dep.Condition, ServiceStarted)
+			(*d)[name] = cmp.Or(dep.Condition, ServiceStarted)
 		}
 		return nil
 	}
@@ -212,11 +213,4 @@ func stringList(v []any) ([]string, error) {
 		out = append(out, s)
 	}
 	return out, nil
-}
-
-func cmpOr(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }

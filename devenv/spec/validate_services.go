@@ -2,8 +2,10 @@ package spec
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -32,11 +34,7 @@ func (p *parser) validateServices(s *Spec) error {
 	for i, m := range s.PortMaps {
 		used[m.HostPort] = fmt.Sprintf("ports.%d", i)
 	}
-	names := make([]string, 0, len(s.Services))
-	for name := range s.Services {
-		names = append(names, name)
-	}
-	slices.Sort(names)
+	names := slices.Sorted(maps.Keys(s.Services))
 	for _, name := range names {
 		svc := s.Services[name]
 		svc.Name = name
@@ -255,7 +253,7 @@ func (p *parser) serviceSpec(s *Spec, svc *Service) (*Spec, error) {
 		if !filepath.IsAbs(ctx) {
 			ctx = filepath.Join(s.Dir, ctx)
 		}
-		df := cmpOr(b.Dockerfile, "Dockerfile")
+		df := cmp.Or(b.Dockerfile, "Dockerfile")
 		if !filepath.IsAbs(df) {
 			df = filepath.Join(ctx, df)
 		}
@@ -337,12 +335,7 @@ func (p *parser) serviceOrder(s *Spec, names []string) ([]string, error) {
 			return nil
 		}
 		state[n] = 1
-		deps := make([]string, 0, len(s.Services[n].DependsOn))
-		for d := range s.Services[n].DependsOn {
-			deps = append(deps, d)
-		}
-		slices.Sort(deps)
-		for _, d := range deps {
+		for _, d := range slices.Sorted(maps.Keys(s.Services[n].DependsOn)) {
 			if err := visit(d, append(path, n)); err != nil {
 				return err
 			}

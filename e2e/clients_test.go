@@ -130,14 +130,7 @@ s.get("/home/dev/paramiko.bin", blob + ".paramiko")
 s.symlink("target-p", "/home/dev/link-p")
 print(s.readlink("/home/dev/link-p"))
 `
-		out := mustRun(t, "", exec.Command(debianPython, "-c", script, port, e.key, blob))
-		if out != "dev 3\ntarget-p\n" {
-			t.Fatalf("paramiko: %q", out)
-		}
-		checkSame(t, blob, blob+".paramiko")
-		if got := e.inEnv(t, "readlink "+home+"/link-p"); got != "target-p" {
-			t.Errorf("paramiko's symlink points at %q, not target-p", got)
-		}
+		pythonClient(t, e, "paramiko", script, port, blob, "dev 3", "link-p", "target-p")
 	})
 	t.Run("asyncssh", func(t *testing.T) {
 		script := `
@@ -154,14 +147,7 @@ async def main():
             print(await s.readlink("/home/dev/link-a"))
 asyncio.run(main())
 `
-		out := mustRun(t, "", exec.Command(debianPython, "-c", script, port, e.key, blob))
-		if out != "dev 4\ntarget-a\n" {
-			t.Fatalf("asyncssh: %q", out)
-		}
-		checkSame(t, blob, blob+".asyncssh")
-		if got := e.inEnv(t, "readlink "+home+"/link-a"); got != "target-a" {
-			t.Errorf("asyncssh's symlink points at %q, not target-a", got)
-		}
+		pythonClient(t, e, "asyncssh", script, port, blob, "dev 4", "link-a", "target-a")
 	})
 	t.Run("ansible", func(t *testing.T) {
 		dir := t.TempDir()
@@ -274,6 +260,22 @@ asyncio.run(main())
 // debianPython is Debian's python3, which has Debian's paramiko and
 // asyncssh (another python3 may come first on PATH).
 const debianPython = "/usr/bin/python3"
+
+// pythonClient runs a Python SSH client's script, which logs in, prints
+// the login name and an exit code (want), copies blob there and back
+// (to blob.NAME) over SFTP and makes the symlink link to target in the
+// home directory, whose target it reads back and prints.
+func pythonClient(t *testing.T, e *sshEnv, name, script, port, blob, want, link, target string) {
+	t.Helper()
+	out := mustRun(t, "", exec.Command(debianPython, "-c", script, port, e.key, blob))
+	if out != want+"\n"+target+"\n" {
+		t.Fatalf("%s: %q", name, out)
+	}
+	checkSame(t, blob, blob+"."+name)
+	if got := e.inEnv(t, "readlink /home/dev/"+link); got != target {
+		t.Errorf("%s's symlink points at %q, not %s", name, got, target)
+	}
+}
 
 func checkSame(t *testing.T, a, b string) {
 	t.Helper()

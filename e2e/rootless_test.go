@@ -424,7 +424,7 @@ func TestRootlessNetwork(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	loopback, public := listen(t, "127.0.0.1:0"), listen(t, hostIP+":0")
+	loopback, public := greeter(t, "127.0.0.1:0", ""), greeter(t, hostIP+":0", "")
 	e, _, _ := u.up(t, "net", "")
 	probe := func(addr string) string {
 		host, port, _ := strings.Cut(addr, ":")
@@ -458,9 +458,9 @@ func TestRootlessNetwork(t *testing.T) {
 	}
 }
 
-// listen accepts and closes connections on addr for the test's life, and
-// returns its address.
-func listen(t *testing.T, addr string) string {
+// greeter accepts connections on addr for the test's life, writes
+// greeting to each and closes it; it returns its address.
+func greeter(t *testing.T, addr, greeting string) string {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -472,6 +472,7 @@ func listen(t *testing.T, addr string) string {
 			if err != nil {
 				return
 			}
+			c.Write([]byte(greeting))
 			c.Close()
 		}
 	}()

@@ -285,22 +285,7 @@ func TestRunNetworks(t *testing.T) {
 	// bridge: reaches a server on the host's bridge address (the VM of
 	// make test-v2vm has no other); two containers get different
 	// addresses.
-	ln, err := net.Listen("tcp", "0.0.0.0:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Write([]byte("hello container\n"))
-			c.Close()
-		}
-	}()
-	port := ln.Addr().(*net.TCPAddr).Port
+	_, port, _ := net.SplitHostPort(greeter(t, "0.0.0.0:0", "hello container\n"))
 	br := newRunSpace(t, "[network]\nmode = \"bridge\"\n")
 	var wg sync.WaitGroup
 	outs := make([]result, 2)
@@ -309,7 +294,7 @@ func TestRunNetworks(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			// Each holds its address a while, so that the two overlap.
-			outs[i] = br.sh(t, fmt.Sprintf("/helper addrs; /helper dial-gateway %d; sleep 2", port))
+			outs[i] = br.sh(t, fmt.Sprintf("/helper addrs; /helper dial-gateway %s; sleep 2", port))
 		}()
 	}
 	wg.Wait()

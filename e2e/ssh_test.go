@@ -367,19 +367,7 @@ func TestSSHForwarding(t *testing.T) {
 	c.Close()
 
 	// -R: a port in the container that leads to a server on the host.
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Write([]byte("hello from the host\n"))
-			c.Close()
-		}
-	}()
-	e.forward(t, "-R", fmt.Sprintf("127.0.0.1:7100:%s", ln.Addr()))
+	e.forward(t, "-R", "127.0.0.1:7100:"+greeter(t, "127.0.0.1:0", "hello from the host\n"))
 	var r result
 	for i := 0; i < 50; i++ {
 		if r = e.ssh(t, e.target(), "/helper dial 127.0.0.1:7100"); strings.Contains(r.stdout, "hello from the host") {

@@ -57,6 +57,17 @@ func ParseRef(s, dir string) (Ref, error) {
 		}
 		return filepath.Join(dir, p)
 	}
+	for _, k := range []struct {
+		kind       Kind
+		need, form string // what must follow the colon
+	}{{KindDockerArchive, "a file", "FILE"}, {KindDockerfile, "a file", "PATH"}, {KindDir, "a path", "PATH"}} {
+		if p, ok := strings.CutPrefix(s, string(k.kind)+":"); ok {
+			if p == "" {
+				return Ref{}, fmt.Errorf("%q: %s: needs %s (%s:%s)", s, k.kind, k.need, k.kind, k.form)
+			}
+			return Ref{Kind: k.kind, Name: abs(p)}, nil
+		}
+	}
 	switch {
 	case strings.HasPrefix(s, "oci:"):
 		rest := strings.TrimPrefix(s, "oci:")
@@ -69,24 +80,6 @@ func ParseRef(s, dir string) (Ref, error) {
 			return Ref{}, fmt.Errorf("%q: oci: needs a directory (oci:DIR[:TAG])", s)
 		}
 		return Ref{Kind: KindOCI, Name: abs(path), Tag: tag}, nil
-	case strings.HasPrefix(s, "docker-archive:"):
-		p := strings.TrimPrefix(s, "docker-archive:")
-		if p == "" {
-			return Ref{}, fmt.Errorf("%q: docker-archive: needs a file (docker-archive:FILE)", s)
-		}
-		return Ref{Kind: KindDockerArchive, Name: abs(p)}, nil
-	case strings.HasPrefix(s, "dockerfile:"):
-		p := strings.TrimPrefix(s, "dockerfile:")
-		if p == "" {
-			return Ref{}, fmt.Errorf("%q: dockerfile: needs a file (dockerfile:PATH)", s)
-		}
-		return Ref{Kind: KindDockerfile, Name: abs(p)}, nil
-	case strings.HasPrefix(s, "dir:"):
-		p := strings.TrimPrefix(s, "dir:")
-		if p == "" {
-			return Ref{}, fmt.Errorf("%q: dir: needs a path (dir:PATH)", s)
-		}
-		return Ref{Kind: KindDir, Name: abs(p)}, nil
 	case strings.HasPrefix(s, "debootstrap:"):
 		rest := strings.TrimPrefix(s, "debootstrap:")
 		suite, mirror, _ := strings.Cut(rest, "@")

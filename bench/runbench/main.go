@@ -40,40 +40,37 @@ func run(devbox string, runs int, quiet time.Duration) error {
 	}
 	defer os.RemoveAll(work)
 
-	// devbox: a spec over the same base, no network (like the others).
+	// devbox: a spec over the same base, no network (like the others),
+	// in a project directory of its own per variant.
 	spec := fmt.Sprintf("base = %q\n[network]\nmode = \"none\"\n", testbase.DebianRef)
-	if err := os.WriteFile(filepath.Join(work, "devbox.toml"), []byte(spec), 0o644); err != nil {
-		return err
+	variant := func(name, spec string) (func() *exec.Cmd, error) {
+		dir := filepath.Join(work, name)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(filepath.Join(dir, "devbox.toml"), []byte(spec), 0o644); err != nil {
+			return nil, err
+		}
+		return func() *exec.Cmd {
+			cmd := exec.Command(devbox, "--root", store.Root().Dir(), "run", "--", "/bin/true")
+			cmd.Dir = dir
+			return cmd
+		}, nil
 	}
-	devboxCmd := func() *exec.Cmd {
-		cmd := exec.Command(devbox, "--root", store.Root().Dir(), "run", "--", "/bin/true")
-		cmd.Dir = work
-		return cmd
+	devboxCmd, err := variant("default", spec)
+	if err != nil {
+		return err
 	}
 	// The same without a user namespace: what the default costs.
-	plain := filepath.Join(work, "plain")
-	os.MkdirAll(plain, 0o755)
-	if err := os.WriteFile(filepath.Join(plain, "devbox.toml"), []byte(spec+"[security]\nuserns = false\n"), 0o644); err != nil {
+	plainCmd, err := variant("plain", spec+"[security]\nuserns = false\n")
+	if err != nil {
 		return err
 	}
-	plainCmd := func() *exec.Cmd {
-		cmd := devboxCmd()
-		cmd.Dir = plain
-		return cmd
-	}
-
 	// The same with binds under the bind rule: the project (idmapped
 	// for its owner) and a read-only host directory (mapped to nobody).
-	binds := filepath.Join(work, "binds")
-	os.MkdirAll(binds, 0o755)
-	bindSpec := spec + "[[mounts]]\nsource = \".\"\ntarget = \"/project\"\n[[mounts]]\nsource = \"/usr/share/doc\"\ntarget = \"/doc\"\nreadonly = true\n"
-	if err := os.WriteFile(filepath.Join(binds, "devbox.toml"), []byte(bindSpec), 0o644); err != nil {
+	bindsCmd, err := variant("binds", spec+"[[mounts]]\nsource = \".\"\ntarget = \"/project\"\n[[mounts]]\nsource = \"/usr/share/doc\"\ntarget = \"/doc\"\nreadonly = true\n")
+	if err != nil {
 		return err
-	}
-	bindsCmd := func() *exec.Cmd {
-		cmd := devboxCmd()
-		cmd.Dir = binds
-		return cmd
 	}
 
 	// runc: `runc spec`'s default (its own namespaces, read-only root).

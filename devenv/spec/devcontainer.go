@@ -474,19 +474,28 @@ func syntaxLine(err error) int {
 // integral turns JSON's float64 numbers that are whole into int64, so
 // that TOML sees an integer where devbox.toml has one.
 func integral(v any) any {
-	switch v := v.(type) {
-	case float64:
-		if v == float64(int64(v)) {
-			return int64(v)
+	return mapScalars(v, func(x any) any {
+		if f, ok := x.(float64); ok && f == float64(int64(f)) {
+			return int64(f)
 		}
+		return x
+	})
+}
+
+// mapScalars replaces, in place, every value of a decoded JSON tree that
+// is neither a list nor an object by f's answer for it.
+func mapScalars(v any, f func(any) any) any {
+	switch v := v.(type) {
 	case []any:
 		for i := range v {
-			v[i] = integral(v[i])
+			v[i] = mapScalars(v[i], f)
 		}
+		return v
 	case map[string]any:
 		for k := range v {
-			v[k] = integral(v[k])
+			v[k] = mapScalars(v[k], f)
 		}
+		return v
 	}
-	return v
+	return f(v)
 }

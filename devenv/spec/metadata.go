@@ -125,23 +125,13 @@ func (d *dcReader) expandEntry(e metadataEntry, folder string) (metadataEntry, e
 	if err := json.Unmarshal(data, &raw); err != nil {
 		return e, err
 	}
-	var walk func(v any) any
-	walk = func(v any) any {
-		switch v := v.(type) {
-		case string:
+	expand := func(x any) any {
+		if v, ok := x.(string); ok {
 			return d.expand(v, folder)
-		case []any:
-			for i := range v {
-				v[i] = walk(v[i])
-			}
-		case map[string]any:
-			for k := range v {
-				v[k] = walk(v[k])
-			}
 		}
-		return v
+		return x
 	}
-	data, _ = json.Marshal(walk(raw))
+	data, _ = json.Marshal(mapScalars(raw, expand))
 	var out metadataEntry
 	return out, json.Unmarshal(data, &out)
 }

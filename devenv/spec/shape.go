@@ -83,14 +83,7 @@ func (s *shapeScan) step() error {
 		if s.quote == 0 && len(s.open) == 0 {
 			s.startKey(s.i + 1)
 		}
-	case s.quote != 0:
-		if c == '\\' && s.quote == '"' {
-			s.i++
-		} else if c == s.quote {
-			s.quote = 0
-		}
-	case c == '"' || c == '\'':
-		s.quote = c
+	case s.quoted(c): // in a string, or its opening quote
 	case c == '#':
 		for s.i < len(s.data) && s.data[s.i] != '\n' {
 			s.i++
@@ -122,6 +115,24 @@ func (s *shapeScan) step() error {
 	return nil
 }
 
+// quoted reads c as part of a quoted string if it is one (opening,
+// inside or closing it, skipping an escaped character), and says so.
+func (s *shapeScan) quoted(c byte) bool {
+	switch {
+	case s.quote != 0:
+		if c == '\\' && s.quote == '"' {
+			s.i++
+		} else if c == s.quote {
+			s.quote = 0
+		}
+	case c == '"' || c == '\'':
+		s.quote = c
+	default:
+		return false
+	}
+	return true
+}
+
 func (s *shapeScan) startKey(at int) {
 	s.inKey, s.dots, s.keyAt, s.keyEnd = true, 0, at, -1
 }
@@ -134,14 +145,7 @@ func (s *shapeScan) tableHeader() error {
 		switch c := s.data[s.i]; {
 		case c == 0:
 			return &shapeError{line: s.line, msg: "a NUL byte"}
-		case s.quote != 0:
-			if c == '\\' && s.quote == '"' {
-				s.i++
-			} else if c == s.quote {
-				s.quote = 0
-			}
-		case c == '"' || c == '\'':
-			s.quote = c
+		case s.quoted(c):
 		case c == '.':
 			if s.header++; s.header > MaxNesting {
 				return s.tooDeep()

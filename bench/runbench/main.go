@@ -5,9 +5,11 @@
 package main
 
 import (
+	"bytes"
 	"flag"
 	"fmt"
 	"log"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -43,57 +45,79 @@ func run(devbox string, runs int, quiet time.Duration) error {
 	// devbox: a spec over the same base, no network (like the others),
 	// in a project directory of its own per variant.
 	spec := fmt.Sprintf("base = %q\n[network]\nmode = \"none\"\n", testbase.DebianRef)
-	variant := func(name, spec string) (func() *exec.Cmd, error) {
+	devboxIn := func(dir string, args ...string) *exec.Cmd {
+		cmd := exec.Command(devbox, append([]string{"--root", store.Root().Dir()}, args...)...)
+		cmd.Dir = dir
+		return cmd
+	}
+	// variant is a project directory of its own with spec, and the run
+	// of /bin/true in it.
+	variant := func(name, spec string) (string, func() *exec.Cmd, error) {
 		dir := filepath.Join(work, name)
 		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return nil, err
+			return "", nil, err
 		}
 		if err := os.WriteFile(filepath.Join(dir, "devbox.toml"), []byte(spec), 0o644); err != nil {
-			return nil, err
+			return "", nil, err
 		}
-		return func() *exec.Cmd {
-			cmd := exec.Command(devbox, "--root", store.Root().Dir(), "run", "--", "/bin/true")
-			cmd.Dir = dir
-			return cmd
-		}, nil
+		return dir, func() *exec.Cmd { return devboxIn(dir, "run", "--", "/bin/true") }, nil
 	}
-	devboxCmd, err := variant("default", spec)
+	_, devboxCmd, err := variant("default", spec)
 	if err != nil {
 		return err
 	}
 	// The same without a user namespace: what the default costs.
-	plainCmd, err := variant("plain", spec+"[security]\nuserns = false\n")
+	_, plainCmd, err := variant("plain", spec+"[security]\nuserns = false\n")
 	if err != nil {
 		return err
 	}
 	// The same with binds under the bind rule: the project (idmapped
 	// for its owner) and a read-only host directory (mapped to nobody).
-	bindsCmd, err := variant("binds", spec+"[[mounts]]\nsource = \".\"\ntarget = \"/project\"\n[[mounts]]\nsource = \"/usr/share/doc\"\ntarget = \"/doc\"\nreadonly = true\n")
+	_, bindsCmd, err := variant("binds", spec+"[[mounts]]\nsource = \".\"\ntarget = \"/project\"\n[[mounts]]\nsource = \"/usr/share/doc\"\ntarget = \"/doc\"\nreadonly = true\n")
 	if err != nil {
 		return err
 	}
-
-	// runc: `runc spec`'s default (its own namespaces, read-only root).
-	bundle := filepath.Join(work, "bundle")
-	os.MkdirAll(bundle, 0o755)
-	if out, err := exec.Command("runc", "spec", "--bundle", bundle).CombinedOutput(); err != nil {
-		return fmt.Errorf("runc spec: %v: %s", err, out)
+	// devbox exec: /bin/true in a running environment of the same base
+	// (the init's SSH server on its socket, the command from its
+	// seccomp'd thread), measured against bwrap's whole start.
+	execDir, _, err := variant("exec", fmt.Sprintf("name = \"runbench-exec\"\n%s[ssh]\nport = %d\n", spec, freePort()))
+	if err != nil {
+		return err
 	}
-	cfg, _ := os.ReadFile(filepath.Join(bundle, "config.json"))
-	cfg = replace(cfg, `"terminal": true`, `"terminal": false`)
-	cfg = replace(cfg, `"sh"`, `"/bin/true"`)
-	cfg = replace(cfg, `"path": "rootfs"`, fmt.Sprintf("%q: %q", "path", rootfs))
-	os.WriteFile(filepath.Join(bundle, "config.json"), cfg, 0o644)
-	n := 0
-	runcCmd := func() *exec.Cmd {
-		n++
-		return exec.Command("runc", "--root", filepath.Join(work, "runc-state"), "run", "--bundle", bundle, fmt.Sprintf("bench%d", n))
+	if out, err := devboxIn(execDir, "up").CombinedOutput(); err != nil {
+		return fmt.Errorf("devbox up: %v: %s", err, out)
+	}
+	defer devboxIn(execDir, "rm", "runbench-exec").Run()
+	execCmd := func() *exec.Cmd { return devboxIn(execDir, "exec", "runbench-exec", "--", "/bin/true") }
+
+	runcCmd, err := runcBundle(work, rootfs)
+	if err != nil {
+		return err
 	}
 	bwrapCmd := func() *exec.Cmd {
 		return exec.Command("bwrap", "--unshare-all", "--ro-bind", rootfs, "/", "--proc", "/proc", "--dev", "/dev", "/bin/true")
 	}
 
-	return measure(runs, quiet, []tool{{"devbox run", devboxCmd}, {"devbox run, userns=false", plainCmd}, {"devbox run, project + ro bind", bindsCmd}, {"runc run", runcCmd}, {"bwrap --unshare-all", bwrapCmd}})
+	tools := []tool{{"devbox run", devboxCmd}, {"devbox run, userns=false", plainCmd}, {"devbox run, project + ro bind", bindsCmd}, {"runc run", runcCmd}, {"bwrap --unshare-all", bwrapCmd}, {"devbox exec (running env)", execCmd}}
+	medians, err := measure(runs, quiet, tools)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("devbox run / bwrap %.2f, devbox exec / bwrap %.2f, devbox run / runc %.2f\n",
+		ratio(medians[0], medians[4]), ratio(medians[5], medians[4]), ratio(medians[0], medians[3]))
+	return nil
+}
+
+func ratio(a, b time.Duration) float64 { return float64(a) / float64(b) }
+
+// freePort is a loopback TCP port nobody listens on now.
+func freePort() int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 2222
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }
 
 // tool is one way to start a container and run /bin/true.
@@ -107,7 +131,7 @@ type tool struct {
 // start follows a quiet pause: back to back, a start would find the
 // kernel's cgroup lock still fast from the one before (runc's moves
 // made devbox's cheap), which a user's command, seconds apart, does not.
-func measure(runs int, quiet time.Duration, tools []tool) error {
+func measure(runs int, quiet time.Duration, tools []tool) ([]time.Duration, error) {
 	times := make([][]time.Duration, len(tools))
 	for i := 0; i < runs+3; i++ {
 		for j, tool := range tools { // interleaved, so drift hits all alike
@@ -115,27 +139,38 @@ func measure(runs int, quiet time.Duration, tools []tool) error {
 			time.Sleep(quiet)
 			start := time.Now()
 			if out, err := cmd.CombinedOutput(); err != nil {
-				return fmt.Errorf("%s: %v: %s", tool.name, err, out)
+				return nil, fmt.Errorf("%s: %v: %s", tool.name, err, out)
 			}
 			if i >= 3 { // warm-up
 				times[j] = append(times[j], time.Since(start))
 			}
 		}
 	}
-	d := benchmark.Median(times[0])
+	medians := make([]time.Duration, len(tools))
 	for j, tool := range tools {
-		m := benchmark.Median(times[j])
-		fmt.Printf("%-26s median %8v  p90 %8v  devbox/this %.2f\n", tool.name, m.Round(10*time.Microsecond), benchmark.Percentile(times[j], 90).Round(10*time.Microsecond), float64(d)/float64(m))
+		medians[j] = benchmark.Median(times[j])
+		fmt.Printf("%-30s median %8v  p90 %8v  devbox run/this %.2f\n", tool.name, medians[j].Round(10*time.Microsecond), benchmark.Percentile(times[j], 90).Round(10*time.Microsecond), ratio(medians[0], medians[j]))
 	}
-	return nil
+	return medians, nil
 }
 
-func replace(b []byte, old, new string) []byte {
-	s := string(b)
-	for i := 0; i+len(old) <= len(s); i++ {
-		if s[i:i+len(old)] == old {
-			return []byte(s[:i] + new + s[i+len(old):])
-		}
+// runcBundle makes an OCI bundle over rootfs with `runc spec`'s default
+// (its own namespaces, a read-only root) running /bin/true, and returns
+// its run.
+func runcBundle(work, rootfs string) (func() *exec.Cmd, error) {
+	bundle := filepath.Join(work, "bundle")
+	os.MkdirAll(bundle, 0o755)
+	if out, err := exec.Command("runc", "spec", "--bundle", bundle).CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("runc spec: %v: %s", err, out)
 	}
-	return b
+	cfg, _ := os.ReadFile(filepath.Join(bundle, "config.json"))
+	for _, r := range [][2]string{{`"terminal": true`, `"terminal": false`}, {`"sh"`, `"/bin/true"`}, {`"path": "rootfs"`, fmt.Sprintf("%q: %q", "path", rootfs)}} {
+		cfg = bytes.Replace(cfg, []byte(r[0]), []byte(r[1]), 1)
+	}
+	os.WriteFile(filepath.Join(bundle, "config.json"), cfg, 0o644)
+	n := 0
+	return func() *exec.Cmd {
+		n++
+		return exec.Command("runc", "--root", filepath.Join(work, "runc-state"), "run", "--bundle", bundle, fmt.Sprintf("bench%d", n))
+	}, nil
 }

@@ -481,21 +481,3 @@ func integral(v any) any {
 		return x
 	})
 }
-
-// mapScalars replaces, in place, every value of a decoded JSON tree that
-// is neither a list nor an object by f's answer for it.
-func mapScalars(v any, f func(any) any) any {
-	switch v := v.(type) {
-	case []any:
-		for i := range v {
-			v[i] = mapScalars(v[i], f)
-		}
-		return v
-	case map[string]any:
-		for k := range v {
-			v[k] = mapScalars(v[k], f)
-		}
-		return v
-	}
-	return f(v)
-}

@@ -14,22 +14,27 @@ import (
 )
 
 // idleWatch releases the init's memory (releaseMemory) once it has been
-// idle for a whole period (it used next to no CPU), and again after each
-// busy spell: a serving init spends most of its life waiting for a login.
+// idle for a whole period (it used next to no CPU), and again whenever
+// it is idle after its resident memory grew: a serving init spends most
+// of its life waiting for a login, and each login faults some of its
+// code back in, with little CPU.
 type idleWatch struct {
-	ticker   *time.Ticker
-	last     time.Duration // CPU time at the last tick
-	released bool          // since the last busy period
+	ticker *time.Ticker
+	last   time.Duration // CPU time at the last tick
+	// kept is the resident memory (KiB) right after the last release;
+	// zero before the first.
+	kept int
 }
 
-// idlePeriod is how often the watch looks, and idleCPU the CPU time an
-// idle init may use in one period: 2% of it. The Go runtime's own
-// housekeeping takes about 1 ms of a period on a host, but 10-20 ms under
-// emulation (the cgroup-v2 VM, where a 20 ms bound missed the release),
-// and a session moving data takes far more than 100 ms.
+// idlePeriod is how often the watch looks. A period in which the init
+// used at most idleCPU (2% of it) is idle: the Go runtime's own
+// housekeeping takes about 1 ms of a period on a host, but 10-20 ms
+// under emulation (the cgroup-v2 VM, where a 20 ms bound missed every
+// release). Memory is released again once it grew by regrowth.
 const (
 	idlePeriod = 5 * time.Second
 	idleCPU    = idlePeriod / 50
+	regrowth   = 1 << 10 // KiB
 )
 
 func newIdleWatch() *idleWatch {
@@ -39,20 +44,36 @@ func newIdleWatch() *idleWatch {
 func (w *idleWatch) tick() <-chan time.Time { return w.ticker.C }
 func (w *idleWatch) stop()                  { w.ticker.Stop() }
 
-// check releases memory if the init was idle since the last tick.
+// check releases memory if the period that just ended calls for it.
 func (w *idleWatch) check() {
 	now := cpuTime()
-	busy := now-w.last > idleCPU
-	w.last = now
-	if busy {
-		w.released = false
-		return
-	}
-	if !w.released {
+	if w.release(now-w.last, residentKiB()) {
 		releaseMemory()
-		w.released = true
-		w.last = cpuTime() // the release's own work is not activity
+		w.kept = residentKiB()
+		now = cpuTime() // the release's own work is not activity
 	}
+	w.last = now
+}
+
+// release says whether a period in which the init used the CPU time
+// used, ending with rss KiB resident, ends with a release: an idle one
+// does, the first time and after the memory grew.
+func (w *idleWatch) release(used time.Duration, rss int) bool {
+	return used <= idleCPU && (w.kept == 0 || rss > w.kept+regrowth)
+}
+
+// residentKiB is the init's resident memory, or 0 if unknown.
+func residentKiB() int {
+	statm, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(statm))
+	if len(f) < 2 {
+		return 0
+	}
+	pages, _ := strconv.Atoi(f[1])
+	return pages * os.Getpagesize() >> 10
 }
 
 // cpuTime is the CPU time the init's threads used so far.

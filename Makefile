@@ -19,10 +19,12 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 all: build
 
-# devbox-compose, beside devbox, reads compose files (see cmd/devbox-compose).
+# Beside devbox: devbox-compose reads compose files and devbox-kube writes
+# Kubernetes manifests (see cmd/devbox-compose, cmd/devbox-kube).
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/devbox
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)-compose ./cmd/devbox-compose
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)-kube ./cmd/devbox-kube
 
 host-deps:
 	@if [ "$$(id -u)" = 0 ]; then scripts/apt-ensure $(HOST_PKGS); else scripts/rootless-check $(ROOTLESS_PKGS); fi

@@ -27,10 +27,11 @@ func TestMain(m *testing.M) {
 	}
 	devboxBin = prebuiltOr(dir, "DEVBOX_E2E_BIN", "devbox", "./cmd/devbox")
 	helperBin = prebuiltOr(dir, "DEVBOX_E2E_HELPER", "helper", "./e2e/helper")
-	// devbox runs the compose reader from beside itself; a prebuilt
-	// devbox (the VM's) runs no compose test.
+	// devbox runs the compose reader and the manifest writer from beside
+	// itself; a prebuilt devbox (the VM's) runs no compose or kube test.
 	if os.Getenv("DEVBOX_E2E_BIN") == "" {
 		prebuiltOr(dir, "", "devbox-compose", "./cmd/devbox-compose")
+		prebuiltOr(dir, "", "devbox-kube", "./cmd/devbox-kube")
 	}
 	code := m.Run()
 	os.RemoveAll(dir)

@@ -1,15 +1,12 @@
 package compose
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/devbox/devbox/internal/helperbin"
 )
 
 // Helper is the name of the compose reader devbox runs.
@@ -42,10 +39,6 @@ type Volume struct {
 
 // Load runs the helper on o's files and decodes the project.
 func Load(o Options) (*Project, error) {
-	helper, err := findHelper()
-	if err != nil {
-		return nil, err
-	}
 	args := []string{"config", "--project-name", o.ProjectName}
 	if o.Dir != "" {
 		args = append(args, "--project-directory", o.Dir)
@@ -53,18 +46,12 @@ func Load(o Options) (*Project, error) {
 	for _, f := range o.Files {
 		args = append(args, "-f", f)
 	}
-	var stdout, stderr bytes.Buffer
-	cmd := exec.Command(helper, args...)
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		msg := strings.TrimSpace(strings.TrimPrefix(stderr.String(), Helper+": "))
-		if msg == "" {
-			msg = err.Error()
-		}
-		return nil, errors.New(msg)
+	stdout, stderr, err := helperbin.Run(Helper, "compose files are read by", args, nil)
+	if err != nil {
+		return nil, err
 	}
 	var p Project
-	if err := json.Unmarshal(stdout.Bytes(), &p); err != nil {
+	if err := json.Unmarshal(stdout, &p); err != nil {
 		return nil, fmt.Errorf("%s: %w", Helper, err)
 	}
 	type plain Service // decoded without UnmarshalJSON
@@ -75,7 +62,7 @@ func Load(o Options) (*Project, error) {
 		svc.Name = name
 		p.Services[name] = svc
 	}
-	for _, line := range strings.Split(strings.TrimSpace(stderr.String()), "\n") {
+	for _, line := range strings.Split(strings.TrimSpace(string(stderr)), "\n") {
 		if line != "" {
 			p.Warnings = append(p.Warnings, logMessage(line))
 		}
@@ -91,20 +78,6 @@ func logMessage(line string) string {
 	}
 	msg = strings.TrimSuffix(msg, `"`)
 	return strings.ReplaceAll(msg, `\"`, `"`)
-}
-
-// findHelper is devbox-compose beside the running devbox, else on PATH.
-func findHelper() (string, error) {
-	if self, err := os.Executable(); err == nil {
-		p := filepath.Join(filepath.Dir(self), Helper)
-		if _, err := os.Stat(p); err == nil {
-			return p, nil
-		}
-	}
-	if p, err := exec.LookPath(Helper); err == nil {
-		return p, nil
-	}
-	return "", fmt.Errorf("compose files are read by %s, installed beside devbox (make build makes both): not found", Helper)
 }
 
 // Closure is names and every service they depend on, in the project's

@@ -1,4 +1,4 @@
-package kube
+package manifest
 
 import (
 	"bufio"
@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/devbox/devbox/devenv/kube"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
@@ -17,7 +18,7 @@ import (
 // that decode strictly into the API types and refer to one another.
 func TestManifests(t *testing.T) {
 	hostKey := "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n"
-	out, err := Manifests(Env{Name: "web", Namespace: "dev", Image: "r.example/web@sha256:00", HostKey: []byte(hostKey),
+	out, err := YAML(kube.Env{Name: "web", Namespace: "dev", Image: "r.example/web@sha256:00", HostKey: []byte(hostKey),
 		AuthorizedKeys: []string{"ssh-ed25519 AAAA a", "ssh-ed25519 BBBB b"}, Ports: []int{80, 3000}})
 	if err != nil {
 		t.Fatal(err)
@@ -59,7 +60,7 @@ func TestManifests(t *testing.T) {
 	if pod.AutomountServiceAccountToken == nil || *pod.AutomountServiceAccountToken || pod.EnableServiceLinks == nil || *pod.EnableServiceLinks {
 		t.Error("the pod mounts the service account token or gets service links")
 	}
-	if _, err := Manifests(Env{Name: "1web", Image: "x"}); err == nil {
+	if _, err := YAML(kube.Env{Name: "1web", Image: "x"}); err == nil {
 		t.Error("a name that cannot name a Service was accepted")
 	}
 }
@@ -68,7 +69,7 @@ func TestManifests(t *testing.T) {
 // not carry, is in the Secret only when there is one.
 func TestSecretPasswordHash(t *testing.T) {
 	for _, hash := range []string{"$6$salt$hash", ""} {
-		sec := secret(Env{Name: "web", HostKey: []byte("k"), PasswordHash: hash})
+		sec := secret(kube.Env{Name: "web", HostKey: []byte("k"), PasswordHash: hash})
 		got, ok := sec.StringData["password_hash"]
 		if hash == "" && ok {
 			t.Errorf("no password, yet the Secret has password_hash %q", got)
@@ -103,11 +104,11 @@ func documents(t *testing.T, out []byte) [][]byte {
 // built here or binding a host path is an error that names it.
 func TestServiceManifests(t *testing.T) {
 	uid := int64(999)
-	db := Service{Name: "db", Image: "postgres:16", Args: []string{"postgres", "-c", "fsync=off"}, Env: map[string]string{"POSTGRES_PASSWORD": "pw"},
+	db := kube.Service{Name: "db", Image: "postgres:16", Args: []string{"postgres", "-c", "fsync=off"}, Env: map[string]string{"POSTGRES_PASSWORD": "pw"},
 		RunAsUser: &uid, RunAsGroup: &uid,
-		Volumes: []Volume{{Claim: "proj_devcontainer_pgdata", Target: "/var/lib/postgresql/data"}, {Target: "/run", Tmpfs: true}},
-		Probe:   &Probe{Args: []string{"/bin/sh", "-c", "pg_isready"}, PeriodSeconds: 2, TimeoutSeconds: 5, FailureThreshold: 10}}
-	out, err := Manifests(Env{Name: "web", Image: "r/web@sha256:00", HostKey: []byte("k"), Services: []Service{db}})
+		Volumes: []kube.Volume{{Claim: "proj_devcontainer_pgdata", Target: "/var/lib/postgresql/data"}, {Target: "/run", Tmpfs: true}},
+		Probe:   &kube.Probe{Args: []string{"/bin/sh", "-c", "pg_isready"}, PeriodSeconds: 2, TimeoutSeconds: 5, FailureThreshold: 10}}
+	out, err := YAML(kube.Env{Name: "web", Image: "r/web@sha256:00", HostKey: []byte("k"), Services: []kube.Service{db}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,14 +142,14 @@ func TestServiceManifests(t *testing.T) {
 		t.Errorf("service: %+v", svc.Spec)
 	}
 	for _, c := range []struct {
-		svc  Service
+		svc  kube.Service
 		want string
 	}{
-		{Service{Name: "built"}, "built here"},
-		{Service{Name: "b", Image: "x", Volumes: []Volume{{HostPath: "/srv", Target: "/srv"}}}, "binds /srv"},
-		{Service{Name: "Bad", Image: "x"}, "cannot name a Service"},
+		{kube.Service{Name: "built"}, "built here"},
+		{kube.Service{Name: "b", Image: "x", Volumes: []kube.Volume{{HostPath: "/srv", Target: "/srv"}}}, "binds /srv"},
+		{kube.Service{Name: "Bad", Image: "x"}, "cannot name a Service"},
 	} {
-		if _, err := Manifests(Env{Name: "web", Image: "x", Services: []Service{c.svc}}); err == nil || !strings.Contains(err.Error(), c.want) {
+		if _, err := YAML(kube.Env{Name: "web", Image: "x", Services: []kube.Service{c.svc}}); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v, want an error with %q", c.svc.Name, err, c.want)
 		}
 	}

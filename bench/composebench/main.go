@@ -116,7 +116,7 @@ func run(devbox string, rounds int) error {
 		{Name: "devbox", Measure: b.measure},
 	}
 	figures := []string{"up until healthy"}
-	medians, err := benchmark.Interleave(sides, rounds, figures, log.Printf)
+	medians, err := benchmark.Interleave(sides, benchmark.Rounds{N: rounds, Logf: log.Printf}, figures)
 	if err != nil {
 		return err
 	}

@@ -81,7 +81,7 @@ func run(devbox, cli string, rounds int, steps io.Writer) error {
 		{Name: "devbox", Measure: func() ([]time.Duration, error) { return measureDevbox(devbox, ref, steps) }},
 	}
 	figures := []string{"cold up", "base present", "warm up"}
-	medians, err := benchmark.Interleave(sides, rounds, figures, log.Printf)
+	medians, err := benchmark.Interleave(sides, benchmark.Rounds{N: rounds, Logf: log.Printf}, figures)
 	if err != nil {
 		return err
 	}

@@ -112,7 +112,7 @@ func run(devbox string, rounds int, steps io.Writer) error {
 		}},
 	}
 	figures := []string{"cold", "after the edit"}
-	medians, err := benchmark.Interleave(sides, rounds, figures, log.Printf)
+	medians, err := benchmark.Interleave(sides, benchmark.Rounds{N: rounds, Logf: log.Printf}, figures)
 	if err != nil {
 		return err
 	}

@@ -102,7 +102,9 @@ func run(devbox string, runs int) error {
 	}
 	ports := map[string]int{}
 	for _, s := range sides {
-		ports[s.name] = freePort()
+		if ports[s.name], err = testenv.FreePort(); err != nil {
+			return err
+		}
 		spec := fmt.Sprintf("name = \"rlbench\"\nbase = %q\n[ssh]\nport = %d\nauthorized_keys = [%q]\n", base, ports[s.name], pub)
 		if err := writeOwned(filepath.Join(s.dir, "devbox.toml"), spec, s.cred); err != nil {
 			return err
@@ -129,75 +131,67 @@ func run(devbox string, runs int) error {
 	return timeDownloads(sides, hostIP, blob)
 }
 
-// timeRuns times `run -- /bin/true` of each side, interleaved.
+// timeRuns times `run -- /bin/true` of each side.
 func timeRuns(sides []side, runs int) error {
-	fmt.Println("-- devbox run -- /bin/true (network none)")
-	var runTimes [2][]time.Duration
-	for i := 0; i < runs+3; i++ {
-		for j, s := range sides { // interleaved, so drift hits both alike
-			start := time.Now()
-			if _, err := s.must("run", "-f", "none.toml", "--", "/bin/true"); err != nil {
-				return err
-			}
-			if i >= 3 {
-				runTimes[j] = append(runTimes[j], time.Since(start))
-			}
-		}
-	}
-	report(runTimes)
-
-	return nil
+	return compare(sides, "devbox run -- /bin/true (network none)", benchmark.Rounds{N: runs, Warmup: 3}, func(s side) (time.Duration, error) {
+		start := time.Now()
+		_, err := s.must("run", "-f", "none.toml", "--", "/bin/true")
+		return time.Since(start), err
+	})
 }
 
-// timeUps times up until SSH answers, then down, of each side.
+// timeUps times up until SSH answers of each side (then down, untimed).
 func timeUps(sides []side, key string, ports map[string]int) error {
-	fmt.Println("-- up until ssh answers (then down)")
-	var upTimes [2][]time.Duration
-	for i := 0; i < 6; i++ {
-		for j, s := range sides {
-			start := time.Now()
-			if _, err := s.must("up"); err != nil {
-				return err
-			}
-			if err := login(key, ports[s.name]); err != nil {
-				return fmt.Errorf("%s: ssh: %w", s.name, err)
-			}
-			if i >= 1 {
-				upTimes[j] = append(upTimes[j], time.Since(start))
-			}
-			if _, err := s.must("down"); err != nil {
-				return err
-			}
+	return compare(sides, "up until ssh answers (then down)", benchmark.Rounds{N: 5, Warmup: 1}, func(s side) (time.Duration, error) {
+		start := time.Now()
+		if _, err := s.must("up"); err != nil {
+			return 0, err
 		}
-	}
-	report(upTimes)
-
-	return nil
+		if err := login(key, ports[s.name]); err != nil {
+			return 0, fmt.Errorf("ssh: %w", err)
+		}
+		took := time.Since(start)
+		_, err := s.must("down")
+		return took, err
+	})
 }
 
 // timeDownloads times 1 GB from the host's blob server through each
 // side's network.
 func timeDownloads(sides []side, hostIP, blob string) error {
-	fmt.Printf("-- 1 GB from the host (%s) through the environment's network: root's bridge, rootless pasta\n", hostIP)
-	var dlTimes [2][]time.Duration
+	title := fmt.Sprintf("1 GB from the host (%s) through the environment's network: root's bridge, rootless pasta", hostIP)
 	get := fmt.Sprintf(`s=$(date +%%s%%N); exec 3<>/dev/tcp/%s; printf 'GET / HTTP/1.0\r\n\r\n' >&3; cat <&3 >/dev/null; echo $(( $(date +%%s%%N) - s ))`, strings.Replace(blob, ":", "/", 1))
-	for i := 0; i < 4; i++ {
-		for j, s := range sides {
-			out, err := s.must("run", "--", "bash", "-c", get)
-			if err != nil {
-				return err
-			}
-			f := strings.Fields(out)
-			ns, err := strconv.ParseInt(f[len(f)-1], 10, 64)
-			if err != nil {
-				return fmt.Errorf("%s: download: %q", s.name, out)
-			}
-			if i >= 1 {
-				dlTimes[j] = append(dlTimes[j], time.Duration(ns))
-			}
+	return compare(sides, title, benchmark.Rounds{N: 3, Warmup: 1}, func(s side) (time.Duration, error) {
+		out, err := s.must("run", "--", "bash", "-c", get)
+		if err != nil {
+			return 0, err
 		}
+		f := strings.Fields(out)
+		ns, err := strconv.ParseInt(f[len(f)-1], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("download: %q", out)
+		}
+		return time.Duration(ns), nil
+	})
+}
+
+// compare measures each side, interleaved, and prints the medians,
+// rootless's as a ratio to root's.
+func compare(sides []side, title string, r benchmark.Rounds, measure func(side) (time.Duration, error)) error {
+	fmt.Println("-- " + title)
+	var bs []benchmark.Side
+	for _, s := range sides {
+		bs = append(bs, benchmark.Side{Name: s.name, Measure: func() ([]time.Duration, error) {
+			d, err := measure(s)
+			return []time.Duration{d}, err
+		}})
 	}
-	report(dlTimes)
+	figures := []string{"median"}
+	medians, err := benchmark.Interleave(bs, r, figures)
+	if err != nil {
+		return err
+	}
+	benchmark.Report(os.Stdout, bs, figures, medians)
 	return nil
 }
 
@@ -273,19 +267,4 @@ func keyPair(dir string, cred *syscall.Credential) (key, pub string, err error) 
 func login(key string, port int) error {
 	opts := []string{"-F", "/dev/null", "-i", key, "-o", "IdentitiesOnly=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "BatchMode=yes"}
 	return exec.Command("ssh", append(opts, "-p", strconv.Itoa(port), "root@127.0.0.1", "true")...).Run()
-}
-
-func freePort() int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// report prints root's and rootless's medians and their ratio.
-func report(t [2][]time.Duration) {
-	r, u := benchmark.Median(t[0]), benchmark.Median(t[1])
-	fmt.Printf("root %v  rootless %v  rootless/root %.2f\n", r.Round(100*time.Microsecond), u.Round(100*time.Microsecond), float64(u)/float64(r))
 }

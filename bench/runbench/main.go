@@ -9,13 +9,13 @@ import (
 	"flag"
 	"fmt"
 	"log"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"time"
 
 	"github.com/devbox/devbox/internal/benchmark"
+	"github.com/devbox/devbox/internal/testenv"
 
 	"github.com/devbox/devbox/internal/testbase"
 )
@@ -42,54 +42,11 @@ func run(devbox string, runs int, quiet time.Duration) error {
 	}
 	defer os.RemoveAll(work)
 
-	// devbox: a spec over the same base, no network (like the others),
-	// in a project directory of its own per variant.
-	spec := fmt.Sprintf("base = %q\n[network]\nmode = \"none\"\n", testbase.DebianRef)
-	devboxIn := func(dir string, args ...string) *exec.Cmd {
-		cmd := exec.Command(devbox, append([]string{"--root", store.Root().Dir()}, args...)...)
-		cmd.Dir = dir
-		return cmd
-	}
-	// variant is a project directory of its own with spec, and the run
-	// of /bin/true in it.
-	variant := func(name, spec string) (string, func() *exec.Cmd, error) {
-		dir := filepath.Join(work, name)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return "", nil, err
-		}
-		if err := os.WriteFile(filepath.Join(dir, "devbox.toml"), []byte(spec), 0o644); err != nil {
-			return "", nil, err
-		}
-		return dir, func() *exec.Cmd { return devboxIn(dir, "run", "--", "/bin/true") }, nil
-	}
-	_, devboxCmd, err := variant("default", spec)
+	ours, stop, err := devboxSides(devbox, store.Root().Dir(), work)
 	if err != nil {
 		return err
 	}
-	// The same without a user namespace: what the default costs.
-	_, plainCmd, err := variant("plain", spec+"[security]\nuserns = false\n")
-	if err != nil {
-		return err
-	}
-	// The same with binds under the bind rule: the project (idmapped
-	// for its owner) and a read-only host directory (mapped to nobody).
-	_, bindsCmd, err := variant("binds", spec+"[[mounts]]\nsource = \".\"\ntarget = \"/project\"\n[[mounts]]\nsource = \"/usr/share/doc\"\ntarget = \"/doc\"\nreadonly = true\n")
-	if err != nil {
-		return err
-	}
-	// devbox exec: /bin/true in a running environment of the same base
-	// (the init's SSH server on its socket, the command from its
-	// seccomp'd thread), measured against bwrap's whole start.
-	execDir, _, err := variant("exec", fmt.Sprintf("name = \"runbench-exec\"\n%s[ssh]\nport = %d\n", spec, freePort()))
-	if err != nil {
-		return err
-	}
-	if out, err := devboxIn(execDir, "up").CombinedOutput(); err != nil {
-		return fmt.Errorf("devbox up: %v: %s", err, out)
-	}
-	defer devboxIn(execDir, "rm", "runbench-exec").Run()
-	execCmd := func() *exec.Cmd { return devboxIn(execDir, "exec", "runbench-exec", "--", "/bin/true") }
-
+	defer stop()
 	runcCmd, err := runcBundle(work, rootfs)
 	if err != nil {
 		return err
@@ -98,61 +55,72 @@ func run(devbox string, runs int, quiet time.Duration) error {
 		return exec.Command("bwrap", "--unshare-all", "--ro-bind", rootfs, "/", "--proc", "/proc", "--dev", "/dev", "/bin/true")
 	}
 
-	tools := []tool{{"devbox run", devboxCmd}, {"devbox run, userns=false", plainCmd}, {"devbox run, project + ro bind", bindsCmd}, {"runc run", runcCmd}, {"bwrap --unshare-all", bwrapCmd}, {"devbox exec (running env)", execCmd}}
-	medians, err := measure(runs, quiet, tools)
+	sides := append([]benchmark.Side{
+		{Name: "bwrap --unshare-all", Measure: benchmark.Command(bwrapCmd)},
+		{Name: "runc run", Measure: benchmark.Command(runcCmd)},
+	}, ours...)
+	// After a quiet pause: back to back, a start would find the kernel's
+	// cgroup lock still fast from the one before (runc's moves made
+	// devbox's cheap), which a user's command, seconds apart, does not.
+	figures := []string{"/bin/true"}
+	medians, err := benchmark.Interleave(sides, benchmark.Rounds{N: runs, Warmup: 3, Quiet: quiet}, figures)
 	if err != nil {
 		return err
 	}
+	benchmark.Report(os.Stdout, sides, figures, medians)
 	fmt.Printf("devbox run / bwrap %.2f, devbox exec / bwrap %.2f, devbox run / runc %.2f\n",
-		ratio(medians[0], medians[4]), ratio(medians[5], medians[4]), ratio(medians[0], medians[3]))
+		ratio(medians[2][0], medians[0][0]), ratio(medians[5][0], medians[0][0]), ratio(medians[2][0], medians[1][0]))
 	return nil
 }
 
-func ratio(a, b time.Duration) float64 { return float64(a) / float64(b) }
-
-// freePort is a loopback TCP port nobody listens on now.
-func freePort() int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+// devboxSides are devbox's: run of a spec over the same base with no
+// network (as the others), each variant in a project directory of its
+// own, and exec into a running environment of it; stop removes that.
+func devboxSides(devbox, root, work string) (sides []benchmark.Side, stop func(), err error) {
+	spec := fmt.Sprintf("base = %q\n[network]\nmode = \"none\"\n", testbase.DebianRef)
+	port, err := testenv.FreePort()
 	if err != nil {
-		return 2222
+		return nil, nil, err
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// tool is one way to start a container and run /bin/true.
-type tool struct {
-	name string
-	cmd  func() *exec.Cmd
-}
-
-// measure runs each tool runs times, interleaved after a warm-up, and
-// prints each one's median and p90 and the first's ratio to it. Each
-// start follows a quiet pause: back to back, a start would find the
-// kernel's cgroup lock still fast from the one before (runc's moves
-// made devbox's cheap), which a user's command, seconds apart, does not.
-func measure(runs int, quiet time.Duration, tools []tool) ([]time.Duration, error) {
-	times := make([][]time.Duration, len(tools))
-	for i := 0; i < runs+3; i++ {
-		for j, tool := range tools { // interleaved, so drift hits all alike
-			cmd := tool.cmd()
-			time.Sleep(quiet)
-			start := time.Now()
-			if out, err := cmd.CombinedOutput(); err != nil {
-				return nil, fmt.Errorf("%s: %v: %s", tool.name, err, out)
-			}
-			if i >= 3 { // warm-up
-				times[j] = append(times[j], time.Since(start))
-			}
+	devboxIn := func(dir string, args ...string) func() *exec.Cmd {
+		return func() *exec.Cmd {
+			cmd := exec.Command(devbox, append([]string{"--root", root}, args...)...)
+			cmd.Dir = dir
+			return cmd
 		}
 	}
-	medians := make([]time.Duration, len(tools))
-	for j, tool := range tools {
-		medians[j] = benchmark.Median(times[j])
-		fmt.Printf("%-30s median %8v  p90 %8v  devbox run/this %.2f\n", tool.name, medians[j].Round(10*time.Microsecond), benchmark.Percentile(times[j], 90).Round(10*time.Microsecond), ratio(medians[0], medians[j]))
+	for _, v := range []struct{ dir, name, spec string }{
+		{"default", "devbox run", spec},
+		// Without a user namespace: what the default costs.
+		{"plain", "devbox run, userns=false", spec + "[security]\nuserns = false\n"},
+		// With binds under the bind rule: the project (idmapped for its
+		// owner) and a read-only host directory (mapped to nobody).
+		{"binds", "devbox run, project + ro bind", spec + "[[mounts]]\nsource = \".\"\ntarget = \"/project\"\n[[mounts]]\nsource = \"/usr/share/doc\"\ntarget = \"/doc\"\nreadonly = true\n"},
+		// exec: the init's SSH server on its socket, the command from
+		// its seccomp'd thread.
+		{"exec", "devbox exec (running env)", fmt.Sprintf("name = \"runbench-exec\"\n%s[ssh]\nport = %d\n", spec, port)},
+	} {
+		dir := filepath.Join(work, v.dir)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, nil, err
+		}
+		if err := os.WriteFile(filepath.Join(dir, "devbox.toml"), []byte(v.spec), 0o644); err != nil {
+			return nil, nil, err
+		}
+		run := devboxIn(dir, "run", "--", "/bin/true")
+		if v.dir == "exec" {
+			if out, err := devboxIn(dir, "up")().CombinedOutput(); err != nil {
+				return nil, nil, fmt.Errorf("devbox up: %v: %s", err, out)
+			}
+			stop = func() { devboxIn(dir, "rm", "runbench-exec")().Run() }
+			run = devboxIn(dir, "exec", "runbench-exec", "--", "/bin/true")
+		}
+		sides = append(sides, benchmark.Side{Name: v.name, Measure: benchmark.Command(run)})
 	}
-	return medians, nil
+	return sides, stop, nil
 }
+
+func ratio(a, b time.Duration) float64 { return float64(a) / float64(b) }
 
 // runcBundle makes an OCI bundle over rootfs with `runc spec`'s default
 // (its own namespaces, a read-only root) running /bin/true, and returns

@@ -12,16 +12,17 @@ import (
 	"flag"
 	"fmt"
 	"log"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/devbox/devbox/internal/benchmark"
 	"github.com/devbox/devbox/internal/proc"
+	"github.com/devbox/devbox/internal/testenv"
 
 	gossh "golang.org/x/crypto/ssh"
 
@@ -36,12 +37,6 @@ func main() {
 	if err := run(*devbox, *runs, *sftpMB); err != nil {
 		log.Fatal(err)
 	}
-}
-
-func freePort() int {
-	l, _ := net.Listen("tcp", "127.0.0.1:0")
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 func run(devbox string, runs, sftpMB int) error {
@@ -94,7 +89,9 @@ func (b *bench) start() (stop func(), err error) {
 	os.WriteFile(pub, gossh.MarshalAuthorizedKey(signer.PublicKey()), 0o644)
 	b.opts = []string{"-F", "/dev/null", "-i", key, "-o", "IdentitiesOnly=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "BatchMode=yes"}
 
-	b.dport = freePort()
+	if b.dport, err = testenv.FreePort(); err != nil {
+		return nil, err
+	}
 	spec := fmt.Sprintf("name = \"sshbench\"\nbase = %q\n[ssh]\nport = %d\nauthorized_keys = [%q]\n[network]\nmode = \"none\"\n", testbase.DebianRef, b.dport, pub)
 	os.WriteFile(filepath.Join(b.work, "devbox.toml"), []byte(spec), 0o644)
 	b.dbx("rm", "sshbench").Run()
@@ -103,7 +100,9 @@ func (b *bench) start() (stop func(), err error) {
 	}
 
 	// OpenSSH's sshd with the same key, on the same machine.
-	b.sport = freePort()
+	if b.sport, err = testenv.FreePort(); err != nil {
+		return nil, err
+	}
 	hostKey := filepath.Join(b.work, "sshd_host_key")
 	exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", hostKey).Run()
 	cfg := filepath.Join(b.work, "sshd_config")
@@ -125,22 +124,28 @@ func (b *bench) login(port int) error {
 
 // logins times a key login and `true`, interleaved.
 func (b *bench) logins(runs int) error {
-	var td, to []time.Duration
-	for i := 0; i < runs+2; i++ {
-		for _, p := range []struct {
-			port int
-			out  *[]time.Duration
-		}{{b.dport, &td}, {b.sport, &to}} {
+	login := func(port int) func() ([]time.Duration, error) {
+		return func() ([]time.Duration, error) {
 			start := time.Now()
-			if err := b.login(p.port); err != nil {
-				return fmt.Errorf("ssh to %d: %w", p.port, err)
+			if err := b.login(port); err != nil {
+				return nil, fmt.Errorf("ssh to %d: %w", port, err)
 			}
-			if i >= 2 {
-				*p.out = append(*p.out, time.Since(start))
-			}
+			return []time.Duration{time.Since(start)}, nil
 		}
 	}
-	fmt.Printf("key login + true     devbox %v  OpenSSH sshd %v  ratio %.2f (goal <= 0.50)\n", benchmark.Median(td).Round(100*time.Microsecond), benchmark.Median(to).Round(100*time.Microsecond), ratio(td, to))
+	return compare([]benchmark.Side{{Name: "OpenSSH sshd", Measure: login(b.sport)}, {Name: "devbox", Measure: login(b.dport)}},
+		benchmark.Rounds{N: runs, Warmup: 2}, []string{"key login + true"}, "devbox <= 0.50x")
+}
+
+// compare measures the sides, interleaved, and prints their medians
+// with the ratios to the first's, and the goal.
+func compare(sides []benchmark.Side, r benchmark.Rounds, figures []string, goal string) error {
+	medians, err := benchmark.Interleave(sides, r, figures)
+	if err != nil {
+		return err
+	}
+	benchmark.Report(os.Stdout, sides, figures, medians)
+	fmt.Println("goal: " + goal)
 	return nil
 }
 
@@ -197,32 +202,29 @@ func (b *bench) sftp(mb int) error {
 	if out, err := exec.Command("ssh", append(b.opts, "-p", strconv.Itoa(b.dport), "root@127.0.0.1", fmt.Sprintf("head -c %dM /dev/urandom > /tmp/big", mb))...).CombinedOutput(); err != nil {
 		return fmt.Errorf("make file: %v %s", err, out)
 	}
-	get := func(port int, path string) (time.Duration, error) {
-		cmd := exec.Command("sftp", append(b.opts, "-P", strconv.Itoa(port), "-b", "-", "root@127.0.0.1")...)
-		cmd.Stdin = strings.NewReader("get " + path + " /dev/null\n")
-		start := time.Now()
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			return 0, fmt.Errorf("sftp: %v %s", err, out)
+	// Each cipher a user may get: the client's default, and the two
+	// OpenSSH offers first.
+	ciphers := []string{"", "chacha20-poly1305@openssh.com", "aes128-gcm@openssh.com"}
+	get := func(port int, path string) func() ([]time.Duration, error) {
+		return func() ([]time.Duration, error) {
+			var took []time.Duration
+			for _, c := range ciphers {
+				args := append(slices.Clone(b.opts), "-P", strconv.Itoa(port), "-b", "-")
+				if c != "" {
+					args = append(args, "-c", c)
+				}
+				cmd := exec.Command("sftp", append(args, "root@127.0.0.1")...)
+				cmd.Stdin = strings.NewReader("get " + path + " /dev/null\n")
+				start := time.Now()
+				if out, err := cmd.CombinedOutput(); err != nil {
+					return nil, fmt.Errorf("sftp %s: %v %s", c, err, out)
+				}
+				took = append(took, time.Since(start))
+			}
+			return took, nil
 		}
-		return time.Since(start), nil
 	}
-	var sd, so []time.Duration
-	for i := 0; i < 3; i++ {
-		d, err := get(b.dport, "/tmp/big")
-		if err != nil {
-			return err
-		}
-		o, err := get(b.sport, hostFile)
-		if err != nil {
-			return err
-		}
-		sd, so = append(sd, d), append(so, o)
-	}
-	fmt.Printf("sftp get %d MB        devbox %v  OpenSSH internal-sftp %v  ratio %.2f (goal <= 1.10)\n", mb, benchmark.Median(sd).Round(time.Millisecond), benchmark.Median(so).Round(time.Millisecond), ratio(sd, so))
-	return nil
-}
-
-func ratio(a, b []time.Duration) float64 {
-	return float64(benchmark.Median(a)) / float64(benchmark.Median(b))
+	fmt.Printf("sftp get of %d MB, by cipher\n", mb)
+	return compare([]benchmark.Side{{Name: "OpenSSH internal-sftp", Measure: get(b.sport, hostFile)}, {Name: "devbox", Measure: get(b.dport, "/tmp/big")}},
+		benchmark.Rounds{N: 3}, []string{"default", "chacha20-poly1305", "aes128-gcm"}, "devbox <= 1.0x for every cipher")
 }

@@ -27,25 +27,45 @@ type Side struct {
 	Measure func() ([]time.Duration, error)
 }
 
-// Interleave runs every side once a round, rounds times, so that what the
-// machine does meanwhile falls on all alike; it logs each round and
-// returns each side's median of each figure.
-func Interleave(sides []Side, rounds int, figures []string, logf func(string, ...any)) ([][]time.Duration, error) {
+// Rounds says how Interleave runs the sides.
+type Rounds struct {
+	// N rounds are measured, after Warmup rounds that are not.
+	N, Warmup int
+	// Quiet is a pause before each measurement, as between a user's
+	// commands: back to back, a tool would find the kernel's caches and
+	// locks still warm from the one before.
+	Quiet time.Duration
+	// Logf, if set, is told each measured round's figures.
+	Logf func(string, ...any)
+}
+
+// Interleave runs every side once a round, so that what the machine does
+// meanwhile falls on all alike, starting each round with the next side,
+// so that none always goes first; it returns each side's median of each
+// figure.
+func Interleave(sides []Side, r Rounds, figures []string) ([][]time.Duration, error) {
 	all := make([][][]time.Duration, len(sides))
-	for r := range rounds {
-		for i, side := range sides {
-			got, err := side.Measure()
+	for round := range r.Warmup + r.N {
+		for k := range sides {
+			i := (round + k) % len(sides)
+			time.Sleep(r.Quiet)
+			got, err := sides[i].Measure()
 			if err != nil {
-				return nil, fmt.Errorf("%s: %w", side.Name, err)
+				return nil, fmt.Errorf("%s: %w", sides[i].Name, err)
 			}
 			if len(got) != len(figures) {
-				return nil, fmt.Errorf("%s: %d figures, want %d", side.Name, len(got), len(figures))
+				return nil, fmt.Errorf("%s: %d figures, want %d", sides[i].Name, len(got), len(figures))
 			}
-			var line []string
-			for j, d := range got {
-				line = append(line, fmt.Sprintf("%s %v", figures[j], d.Round(time.Millisecond)))
+			if round < r.Warmup {
+				continue
 			}
-			logf("round %d, %s: %s", r+1, side.Name, strings.Join(line, ", "))
+			if r.Logf != nil {
+				var line []string
+				for j, d := range got {
+					line = append(line, fmt.Sprintf("%s %v", figures[j], d.Round(time.Millisecond)))
+				}
+				r.Logf("round %d, %s: %s", round-r.Warmup+1, sides[i].Name, strings.Join(line, ", "))
+			}
 			all[i] = append(all[i], got)
 		}
 	}
@@ -60,6 +80,22 @@ func Interleave(sides []Side, rounds int, figures []string, logf func(string, ..
 		}
 	}
 	return medians, nil
+}
+
+// Command is a Side's Measure that times one run of the command newCmd
+// makes (a new one each time), as one figure; the command's output is in
+// the error when it fails.
+func Command(newCmd func() *exec.Cmd) func() ([]time.Duration, error) {
+	return func() ([]time.Duration, error) {
+		cmd := newCmd()
+		start := time.Now()
+		out, err := cmd.CombinedOutput()
+		took := time.Since(start)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %v\n%s", strings.Join(cmd.Args, " "), err, out)
+		}
+		return []time.Duration{took}, nil
+	}
 }
 
 // Report prints each side's medians with their ratio to the first side's

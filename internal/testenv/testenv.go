@@ -22,6 +22,16 @@ import (
 	"github.com/google/go-containerregistry/pkg/registry"
 )
 
+// FreePort is a loopback TCP port that nobody listens on now.
+func FreePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
 // CacheDir is where tests keep what is slow to make: $DEVBOX_TEST_CACHE,
 // or /var/tmp/devbox-test-cache.
 func CacheDir() string {

@@ -186,8 +186,7 @@ for m in /project /ro /rw /other; do awk -v m=$m '$5 == m { print m, $6 }' /proc
 func TestBindRuleDevcontainer(t *testing.T) {
 	testenv.NeedRoot(t)
 	secrets, reached := hostSecrets(t)
-	root := t.TempDir()
-	linkBase(t, root)
+	root := baseRoot(t)
 	ws := filepath.Join(t.TempDir(), "bindws")
 	os.MkdirAll(filepath.Join(ws, ".devcontainer"), 0o755)
 	t.Setenv("BINDRULE_SECRETS", secrets)

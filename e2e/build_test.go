@@ -261,6 +261,14 @@ func TestNodeMirrorChecksum(t *testing.T) {
 	}
 }
 
+// baseRoot is a fresh state root that has the cached Debian base.
+func baseRoot(t *testing.T) string {
+	t.Helper()
+	root := t.TempDir()
+	linkBase(t, root)
+	return root
+}
+
 // linkBase makes root's store see the cached Debian image.
 func linkBase(t *testing.T, root string) {
 	t.Helper()

@@ -187,8 +187,7 @@ func TestDevcontainerFidelity(t *testing.T) {
 		recordCLI(t, cli)
 		return
 	}
-	root := t.TempDir()
-	linkBase(t, root)
+	root := baseRoot(t)
 	u := testenv.RootlessUser(t, "devbox-e2e", true)
 	for _, c := range fidelityCases(t) {
 		t.Run(c.name, func(t *testing.T) {

@@ -63,8 +63,7 @@ func devcontainerWS(t *testing.T, name, rel, body string) (ws string, port int) 
 // of every fragment in order, the image's first.
 func TestDevcontainerImageMetadata(t *testing.T) {
 	testenv.NeedRoot(t)
-	root := t.TempDir()
-	linkBase(t, root)
+	root := baseRoot(t)
 	ref := labelledDebian(t, "devcontainers/labelled", `[
 		{"id": "ghcr.io/example/features/hello:1", "containerEnv": {"FROM_IMAGE": "image", "SHARED": "image"},
 		 "postCreateCommand": "echo image-1 >> /tmp/order"},

@@ -17,8 +17,7 @@ import (
 // does it.
 func TestDockerfileAsBuildKit(t *testing.T) {
 	testenv.NeedRoot(t)
-	root := t.TempDir()
-	linkBase(t, root)
+	root := baseRoot(t)
 	dir := dockerfileProject(t, `ARG BASE
 FROM ${BASE}
 ARG PORT=8080
@@ -92,8 +91,7 @@ RUN echo "$HOME $(id -G)" > /home/dev/ids
 // logged into with its password.
 func TestYescryptImageLogin(t *testing.T) {
 	testenv.NeedRoot(t)
-	root := t.TempDir()
-	linkBase(t, root)
+	root := baseRoot(t)
 	port := freePort(t)
 	dir := dockerfileProject(t, "ARG BASE\nFROM ${BASE}\nRUN echo 'root:yes-pw' | chpasswd && grep -q '^root:\\$y\\$' /etc/shadow\n",
 		fmt.Sprintf("name = \"yes\"\n[network]\nmode = \"none\"\n[ssh]\nport = %d\nimage_logins = true", port))

@@ -38,8 +38,7 @@ func TestDockerfileStageBases(t *testing.T) {
 			"cat /one /two", "one\ntwo\n"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			root := t.TempDir()
-			linkBase(t, root)
+			root := baseRoot(t)
 			dir := dockerfileProject(t, c.body, "")
 			r := devbox(t, dir, "--root", root, "run", "--", "sh", "-c", c.cmd)
 			if r.code != 0 || r.stdout != c.want || strings.Contains(r.stderr, "panic") {

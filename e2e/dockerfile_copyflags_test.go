@@ -59,8 +59,7 @@ func sha256Of(b []byte) string {
 // each line of the run's output says where BuildKit does it.
 func TestDockerfileCopyFlags(t *testing.T) {
 	testenv.NeedRoot(t)
-	root := t.TempDir()
-	linkBase(t, root)
+	root := baseRoot(t)
 	arch := smallTgz(t)
 	srv := newFileServer(t, map[string][]byte{"/dl/tool.tgz": arch, "/dl/script.sh": []byte("#!/bin/sh\necho tool\n"), "/dl/changing.txt": []byte("v1\n")})
 	body := strings.ReplaceAll(`ARG BASE
@@ -138,8 +137,7 @@ COPY --from=files --parents --exclude=**/*.tmp /t/./deep /fromstage/
 // --checksum fails the build, naming the line, the URL and both digests.
 func TestDockerfileCopyFlagsBadChecksum(t *testing.T) {
 	testenv.NeedRoot(t)
-	root := t.TempDir()
-	linkBase(t, root)
+	root := baseRoot(t)
 	srv := newFileServer(t, map[string][]byte{"/f.txt": []byte("real\n")})
 	wrong := sha256Of([]byte("other\n"))
 	dir := dockerfileProject(t, "ARG BASE\nFROM ${BASE}\nADD --checksum="+wrong+" "+srv.URL+"/f.txt /f.txt\n", "[network]\nmode = \"none\"")

@@ -16,8 +16,7 @@ import (
 // nothing of it, not even its mount point, is in the image.
 func TestDockerfileMountCache(t *testing.T) {
 	testenv.NeedRoot(t)
-	root := t.TempDir()
-	linkBase(t, root)
+	root := baseRoot(t)
 	first := "ARG BASE\nFROM ${BASE} AS src\nRUN mkdir /seed && echo seeded > /seed/s\nFROM ${BASE}\n" +
 		"RUN --mount=type=cache,target=/var/cache/thing echo first > /var/cache/thing/f\n" +
 		"RUN --mount=type=cache,target=/c2,uid=1000,gid=100,mode=0700 stat -c '%u:%g %a' /c2 > /c2stat && touch /c2/x\n" +
@@ -52,8 +51,7 @@ func TestDockerfileMountCache(t *testing.T) {
 // none of them leaves anything in the image.
 func TestDockerfileMountKinds(t *testing.T) {
 	testenv.NeedRoot(t)
-	root := t.TempDir()
-	linkBase(t, root)
+	root := baseRoot(t)
 	dir := dockerfileProject(t, `ARG BASE
 FROM ${BASE} AS src
 RUN echo from-stage > /stagefile
@@ -98,8 +96,7 @@ func TestDockerfileMountRefused(t *testing.T) {
 		{"RUN --network=host true\n", "Dockerfile:3: RUN: --network=host is refused: devbox is secure by default"},
 		{"RUN --security=insecure true\n", "Dockerfile:3: RUN: --security=insecure is refused"},
 	} {
-		root := t.TempDir()
-		linkBase(t, root)
+		root := baseRoot(t)
 		dir := dockerfileProject(t, "ARG BASE\nFROM ${BASE}\n"+c.body, "")
 		r := devbox(t, dir, "--root", root, "build")
 		if r.code == 0 || !strings.Contains(r.stderr, c.want) {
@@ -116,8 +113,7 @@ func TestDockerfileMountSSH(t *testing.T) {
 	if _, err := exec.LookPath("ssh-agent"); err != nil {
 		t.Skip("no ssh-agent")
 	}
-	root := t.TempDir()
-	linkBase(t, root)
+	root := baseRoot(t)
 	dir := dockerfileProject(t, "ARG BASE\nFROM ${BASE}\n"+
 		"RUN --mount=type=ssh --mount=target=/tools,source=tools LD_LIBRARY_PATH=/tools /tools/ssh-add -l > /keys && echo \"$SSH_AUTH_SOCK\" >> /keys\n", "")
 	tools := filepath.Join(dir, "ctx", "tools")

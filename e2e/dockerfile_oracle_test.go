@@ -32,8 +32,7 @@ func TestDockerfileOracle(t *testing.T) {
 	testenv.NeedRoot(t)
 	dk := testenv.StartDocker(t)
 	base := debianRegistry(t)
-	root := t.TempDir()
-	linkBase(t, root)
+	root := baseRoot(t)
 	// What either build makes has a later time than this (a cached step
 	// of Docker's may come from an earlier case).
 	since := time.Now().Add(-time.Second)

@@ -227,8 +227,7 @@ COPY --from=files /msg /msg2
 // login, and devbox's own settings from customizations.devbox.
 func TestDevcontainer(t *testing.T) {
 	testenv.NeedRoot(t)
-	root := t.TempDir()
-	linkBase(t, root)
+	root := baseRoot(t)
 	ws := filepath.Join(t.TempDir(), "ws")
 	os.MkdirAll(filepath.Join(ws, ".devcontainer"), 0o755)
 	os.Chown(ws, projectOwner, projectOwner)
@@ -313,8 +312,7 @@ func pushFeature(t *testing.T, repo string, files map[string]string) string {
 // containerEnv reaches sessions; a second up builds nothing.
 func TestDevcontainerFeatures(t *testing.T) {
 	testenv.NeedRoot(t)
-	root := t.TempDir()
-	linkBase(t, root)
+	root := baseRoot(t)
 	repo := testenv.Registry(t) + "/features/hello"
 	hello := pushFeature(t, repo, map[string]string{
 		"devcontainer-feature.json": `{"id": "hello", "version": "1.0.0",

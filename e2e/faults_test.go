@@ -17,17 +17,6 @@ import (
 	"github.com/devbox/devbox/internal/testenv"
 )
 
-// seededRoot is a fresh state root that has the cached Debian base.
-func seededRoot(t *testing.T) string {
-	t.Helper()
-	cache, img := testbase.Debian(t)
-	root := t.TempDir()
-	if err := testbase.Seed(cache, img, root); err != nil {
-		t.Fatal(err)
-	}
-	return root
-}
-
 // bridgeSpec writes a spec in a new directory: the Debian base, bridge
 // networking, the test helper at /helper.
 func bridgeSpec(t *testing.T, name string, sshPort int) string {
@@ -55,7 +44,7 @@ readonly = true
 func TestWhileAnotherEnvironmentRuns(t *testing.T) {
 	testenv.NeedRoot(t)
 	hadBridge := bridgeExists()
-	otherRoot := seededRoot(t)
+	otherRoot := baseRoot(t)
 	other := bridgeSpec(t, "bystander", freePort(t))
 	if r := devbox(t, other, "--root", otherRoot, "up"); r.code != 0 {
 		t.Fatalf("up of the other environment: %s", r.stderr)
@@ -111,7 +100,7 @@ func TestBuildStepIsolatedFromHostLoopback(t *testing.T) {
 		}
 	}()
 	port := ln.Addr().(*net.TCPAddr).Port
-	root := seededRoot(t)
+	root := baseRoot(t)
 	dir := t.TempDir()
 	spec := fmt.Sprintf("name = \"buildnet\"\nbase = %q\n[[run]]\ncommand = \"if bash -c 'exec 3<>/dev/tcp/127.0.0.1/%d' 2>/dev/null; then echo REACHED; exit 1; fi\"\n", testbase.DebianRef, port)
 	os.WriteFile(filepath.Join(dir, "devbox.toml"), []byte(spec), 0o644)
@@ -161,7 +150,7 @@ func killAfter(t *testing.T, dir string, d time.Duration, args ...string) {
 // state, and nothing of the container left on the host.
 func TestKilledCommandsRerun(t *testing.T) {
 	testenv.NeedRoot(t)
-	root := seededRoot(t)
+	root := baseRoot(t)
 	dir := bridgeSpec(t, "killme", freePort(t))
 	check := leftoverCheck(root)
 	initsBefore := inits()
@@ -210,7 +199,7 @@ func TestTeardownKilledHalfway(t *testing.T) {
 	if bridgeExists() {
 		t.Fatal("another environment holds the bridge: its teardown cannot be seen (run with no environment up)")
 	}
-	root := seededRoot(t)
+	root := baseRoot(t)
 	dir := bridgeSpec(t, "halfway", freePort(t))
 	check := leftoverCheck(root)
 	if r := devbox(t, dir, "--root", root, "up"); r.code != 0 {
@@ -248,8 +237,7 @@ func TestTeardownKilledHalfway(t *testing.T) {
 // of running on with nothing left to stop it by but kill.
 func TestNoProcessOutlivesItsState(t *testing.T) {
 	testenv.NeedRoot(t)
-	root := t.TempDir()
-	linkBase(t, root)
+	root := baseRoot(t)
 	dir := t.TempDir()
 	spec := fmt.Sprintf("name = \"orphan\"\nbase = %q\n[ssh]\nport = %d\n[network]\nmode = \"none\"\n", testbase.DebianRef, freePort(t))
 	os.WriteFile(filepath.Join(dir, "devbox.toml"), []byte(spec), 0o644)

@@ -28,8 +28,7 @@ func TestParallelBuildsOnTheBridge(t *testing.T) {
 	body.WriteString("FROM s0\nCOPY --from=s1 /f /1\nCOPY --from=s2 /f /2\nCOPY --from=s3 /f /3\n")
 	var wg sync.WaitGroup
 	for k := 0; k < 3; k++ {
-		root := t.TempDir()
-		linkBase(t, root)
+		root := baseRoot(t)
 		dir := dockerfileProject(t, strings.ReplaceAll(body.String(), "RUN echo", fmt.Sprintf("RUN echo %d", k)), "")
 		wg.Add(1)
 		go func() {

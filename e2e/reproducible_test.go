@@ -89,8 +89,7 @@ func TestReproducibleBuild(t *testing.T) {
 	}
 
 	// --check builds every step twice; the spec's steps are the same.
-	root := t.TempDir()
-	linkBase(t, root)
+	root := baseRoot(t)
 	if r := devbox(t, dirs[0], "--root", root, "build", "--check"); r.code != 0 {
 		t.Errorf("build --check of a reproducible spec: %s", tail(r.stderr))
 	}

@@ -20,8 +20,7 @@ import (
 // and after `volume rm` starts over; a tmpfs is a tmpfs.
 func TestNamedVolumes(t *testing.T) {
 	testenv.NeedRoot(t)
-	root := t.TempDir()
-	linkBase(t, root)
+	root := baseRoot(t)
 	dir := t.TempDir()
 	spec := fmt.Sprintf(`name = "vols"
 base = %q

@@ -7,16 +7,12 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
@@ -103,28 +99,11 @@ func TestDecompressionBomb(t *testing.T) {
 // registry answers again succeeds.
 func TestStalledRegistry(t *testing.T) {
 	testenv.NeedRoot(t)
-	stall := make(chan struct{})
-	stalling := true
-	reg := registry.New()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if stalling && r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/sha256:") {
-			rec := httptest.NewRecorder()
-			reg.ServeHTTP(rec, r)
-			body := rec.Body.Bytes()
-			if len(body) > 1000 { // a layer, not the config
-				w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-				w.WriteHeader(http.StatusOK)
-				w.Write(body[:len(body)/2])
-				w.(http.Flusher).Flush()
-				<-stall
-				return
-			}
-		}
-		reg.ServeHTTP(w, r)
-	}))
-	defer srv.Close()
-	defer close(stall)
-	host := strings.TrimPrefix(srv.URL, "http://")
+	// A layer (not the config) is sent half, then nothing.
+	reg := testenv.NewStallingRegistry(t, func(_ string, blob []byte) (int, bool) {
+		return len(blob) / 2, len(blob) > 1000
+	})
+	host := reg.Host
 	ref := push(t, host, "stall", makeImage(t, []ent{file("a", strings.Repeat("x", 1<<20))}))
 	s, err := Open(t.TempDir())
 	if err != nil {
@@ -138,7 +117,7 @@ func TestStalledRegistry(t *testing.T) {
 	if d := time.Since(start); d > 10*time.Second {
 		t.Errorf("the stall was noticed after %s", d)
 	}
-	stalling = false
+	reg.Resume()
 	if _, err := s.Pull(context.Background(), ref, PullOptions{IdleTimeout: 500 * time.Millisecond}); err != nil {
 		t.Fatalf("rerun: %v", err)
 	}

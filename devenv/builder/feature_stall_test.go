@@ -6,23 +6,19 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net/http"
-	"net/http/httptest"
 	"os"
-	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/devbox/devbox/internal/idle"
+	"github.com/devbox/devbox/internal/testenv"
 	"github.com/devbox/devbox/rootfs"
 )
 
@@ -61,27 +57,11 @@ func TestFeatureRegistryStalls(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stalling atomic.Bool
-	stalling.Store(true)
-	stall := make(chan struct{})
-	reg := registry.New()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if stalling.Load() && r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/blobs/"+ld.String()) {
-			rec := httptest.NewRecorder()
-			reg.ServeHTTP(rec, r)
-			if body := rec.Body.Bytes(); rec.Code == http.StatusOK {
-				w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-				w.WriteHeader(http.StatusOK) // headers, and never a byte of body
-				w.(http.Flusher).Flush()
-				<-stall
-				return
-			}
-		}
-		reg.ServeHTTP(w, r)
-	}))
-	defer srv.Close()
-	defer close(stall)
-	ref := strings.TrimPrefix(srv.URL, "http://") + "/features/x:1"
+	// The layer's download sends its headers and never a byte of body.
+	reg := testenv.NewStallingRegistry(t, func(path string, _ []byte) (int, bool) {
+		return 0, strings.HasSuffix(path, "/blobs/"+ld.String())
+	})
+	ref := reg.Host + "/features/x:1"
 	r, _ := name.ParseReference(ref)
 	if err := remote.Write(r, img); err != nil {
 		t.Fatal(err)
@@ -106,7 +86,7 @@ func TestFeatureRegistryStalls(t *testing.T) {
 	if left, _ := os.ReadDir(dir); len(left) != 0 {
 		t.Errorf("the failed fetch left %d entries in %s", len(left), dir)
 	}
-	stalling.Store(false)
+	reg.Resume()
 	folder, _, err := fetchFeature(context.Background(), dir, ref, "", "", opts)
 	if err != nil {
 		t.Fatalf("rerun: %v", err)

@@ -109,10 +109,19 @@ func Report(w io.Writer, sides []Side, figures []string, medians [][]time.Durati
 	for i, s := range sides {
 		fmt.Fprintf(w, "%-*s", width, s.Name+":")
 		for j, f := range figures {
-			fmt.Fprintf(w, "   %s %8v (%.2fx)", f, medians[i][j].Round(time.Millisecond), float64(medians[i][j])/float64(medians[0][j]))
+			fmt.Fprintf(w, "   %s %8v (%.2fx)", f, round(medians[i][j]), float64(medians[i][j])/float64(medians[0][j]))
 		}
 		fmt.Fprintln(w)
 	}
+}
+
+// round keeps a figure's meaningful digits: tenths of a millisecond
+// under 100 ms (a container's start), milliseconds above.
+func round(d time.Duration) time.Duration {
+	if d < 100*time.Millisecond {
+		return d.Round(100 * time.Microsecond)
+	}
+	return d.Round(time.Millisecond)
 }
 
 // Timed runs name with args in dir and says how long it took, with its

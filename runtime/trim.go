@@ -49,7 +49,7 @@ func (w *idleWatch) check() {
 	now := cpuTime()
 	if w.release(now-w.last, residentKiB()) {
 		releaseMemory()
-		w.kept = residentKiB()
+		w.kept = max(residentKiB(), 1) // unknown: released once, not at every tick
 		now = cpuTime() // the release's own work is not activity
 	}
 	w.last = now

@@ -618,14 +618,18 @@ func TestIdleMemory(t *testing.T) {
 	if rss == 0 || rss > 10<<10 {
 		t.Errorf("after a spell of sessions (%d KiB), the idle environment holds %d KiB resident, want at most 10 MiB", busy, rss)
 	}
+	if busy <= 10<<10 {
+		t.Logf("the sessions left %d KiB resident, under the bound: this run does not show a second release", busy)
+	}
 	t.Logf("resident: %d KiB after a spell of sessions, %d KiB once idle", busy, rss)
 }
 
-// idleRSS waits up to 20 s for pid's resident memory to come under
-// 10 MiB, and returns it (KiB).
+// idleRSS waits up to 30 s for pid's resident memory to come under
+// 10 MiB, and returns it (KiB): a release comes in an idle 5 s period,
+// and a second one no sooner than 20 s after the first.
 func idleRSS(pid int) int {
 	rss := 0
-	waitFor(20*time.Second, func() bool {
+	waitFor(30*time.Second, func() bool {
 		rss = proc.StatusKiB(pid, "VmRSS")
 		return rss > 0 && rss <= 10<<10
 	})

@@ -24,17 +24,23 @@ type idleWatch struct {
 	// kept is the resident memory (KiB) right after the last release;
 	// zero before the first.
 	kept int
+	// since counts the periods since the last release.
+	since int
 }
 
 // idlePeriod is how often the watch looks. A period in which the init
 // used at most idleCPU (2% of it) is idle: the Go runtime's own
 // housekeeping takes about 1 ms of a period on a host, but 10-20 ms
 // under emulation (the cgroup-v2 VM, where a 20 ms bound missed every
-// release). Memory is released again once it grew by regrowth.
+// release). Memory is released again once it grew by regrowth, and no
+// sooner than releaseGap periods after the last release: a light session
+// that faults the code back in after each one must not pay a release
+// every other period.
 const (
 	idlePeriod = 5 * time.Second
 	idleCPU    = idlePeriod / 50
 	regrowth   = 1 << 10 // KiB
+	releaseGap = 4
 )
 
 func newIdleWatch() *idleWatch {
@@ -47,9 +53,11 @@ func (w *idleWatch) stop()                  { w.ticker.Stop() }
 // check releases memory if the period that just ended calls for it.
 func (w *idleWatch) check() {
 	now := cpuTime()
+	w.since++
 	if w.release(now-w.last, residentKiB()) {
 		releaseMemory()
 		w.kept = max(residentKiB(), 1) // unknown: released once, not at every tick
+		w.since = 0
 		now = cpuTime() // the release's own work is not activity
 	}
 	w.last = now
@@ -57,9 +65,13 @@ func (w *idleWatch) check() {
 
 // release says whether a period in which the init used the CPU time
 // used, ending with rss KiB resident, ends with a release: an idle one
-// does, the first time and after the memory grew.
+// does, the first time, and after the memory grew if the last release
+// is releaseGap periods old.
 func (w *idleWatch) release(used time.Duration, rss int) bool {
-	return used <= idleCPU && (w.kept == 0 || rss > w.kept+regrowth)
+	if used > idleCPU {
+		return false
+	}
+	return w.kept == 0 || rss > w.kept+regrowth && w.since >= releaseGap
 }
 
 // residentKiB is the init's resident memory, or 0 if unknown.

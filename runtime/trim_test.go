@@ -32,8 +32,9 @@ func TestReadOnlyMapping(t *testing.T) {
 }
 
 // TestIdleRelease: the first idle period releases, and then an idle one
-// after the memory grew; a period that is not idle never does, and
-// housekeeping that touches little memory does not bring releases back.
+// after the memory grew, at most once in releaseGap periods; a period
+// that is not idle never does, and housekeeping that touches little
+// memory does not bring releases back.
 func TestIdleRelease(t *testing.T) {
 	ms := time.Millisecond
 	w := idleWatch{}
@@ -45,15 +46,17 @@ func TestIdleRelease(t *testing.T) {
 		{ms, 20000, true},
 		{ms, 6500, false}, {15 * ms, 6600, false}, // idle, nothing grew
 		{300 * ms, 12000, false}, {ms, 12000, true}, // a busy spell, then idle
-		{ms, 6400, false},
+		{40 * ms, 9000, false}, {40 * ms, 9000, false}, {40 * ms, 9000, false}, // grew, too soon
 		{40 * ms, 9000, true}, // light sessions grew it: under 2% counts as idle
+		{ms, 6400, false},
 	} {
+		w.since++
 		got := w.release(c.used, c.rss)
 		if got != c.want {
 			t.Errorf("period %d (%v used, %d KiB): release %v, want %v", i, c.used, c.rss, got, c.want)
 		}
 		if got {
-			w.kept = 6000
+			w.kept, w.since = 6000, 0
 		}
 	}
 }

@@ -461,6 +461,7 @@ func TestRootlessNetwork(t *testing.T) {
 // greeter accepts connections on addr for the test's life, writes
 // greeting to each and closes it; it returns its address.
 func greeter(t *testing.T, addr, greeting string) string {
+	t.Helper()
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)

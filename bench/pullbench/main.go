@@ -78,7 +78,7 @@ func run(devbox, crane string, runs int, work string, serve bool) error {
 		}},
 	}
 	figures := []string{"cold pull + unpack"}
-	medians, err := benchmark.Interleave(sides, benchmark.Rounds{N: runs}, figures)
+	medians, err := benchmark.Interleave(sides, benchmark.Rounds{N: runs, Logf: log.Printf}, figures)
 	if err != nil {
 		return err
 	}

@@ -62,7 +62,7 @@ func (s side) cmd(args ...string) *exec.Cmd {
 func (s side) must(args ...string) (string, error) {
 	out, err := s.cmd(args...).CombinedOutput()
 	if err != nil {
-		return "", fmt.Errorf("%s: devbox %s: %v\n%s", s.name, strings.Join(args, " "), err, out)
+		return "", fmt.Errorf("devbox %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	return string(out), nil
 }
@@ -113,7 +113,7 @@ func run(devbox string, runs int) error {
 			return err
 		}
 		if _, err := s.must("build"); err != nil {
-			return err
+			return fmt.Errorf("%s: %w", s.name, err)
 		}
 	}
 

@@ -1,7 +1,7 @@
 // Command runbench times starting a container and running /bin/true on a
-// cached environment: `devbox run` next to `runc run` of an OCI bundle
-// over the same root file system and `bwrap --unshare-all` over it, in the
-// same run.
+// cached environment: `devbox run` (and `devbox exec` into a running
+// environment of it) next to `runc run` of an OCI bundle over the same
+// root file system and `bwrap --unshare-all` over it, in the same run.
 package main
 
 import (
@@ -109,10 +109,14 @@ func devboxSides(devbox, root, work string) (sides []benchmark.Side, stop func()
 		}
 		run := devboxIn(dir, "run", "--", "/bin/true")
 		if v.dir == "exec" {
+			// A leftover of a killed bench goes first; a failed up is
+			// removed too.
+			stop = func() { devboxIn(dir, "rm", "runbench-exec")().Run() }
+			stop()
 			if out, err := devboxIn(dir, "up")().CombinedOutput(); err != nil {
+				stop()
 				return nil, nil, fmt.Errorf("devbox up: %v: %s", err, out)
 			}
-			stop = func() { devboxIn(dir, "rm", "runbench-exec")().Run() }
 			run = devboxIn(dir, "exec", "runbench-exec", "--", "/bin/true")
 		}
 		sides = append(sides, benchmark.Side{Name: v.name, Measure: benchmark.Command(run)})

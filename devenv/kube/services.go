@@ -3,6 +3,7 @@ package kube
 import (
 	"regexp"
 	"strings"
+	"sync"
 )
 
 // Service is an environment's service as a cluster runs it: a Deployment
@@ -41,9 +42,11 @@ type Probe struct {
 	FailureThreshold, InitialDelay int32
 }
 
-var notDNS = regexp.MustCompile(`[^a-z0-9-]+`)
+// notDNS is compiled on first use: devbox's binary is also every
+// container's init, whose start-up should not pay for it.
+var notDNS = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`[^a-z0-9-]+`) })
 
 // ClaimName is a volume's name as a claim's: a DNS-1123 label.
 func ClaimName(volume string) string {
-	return strings.Trim(notDNS.ReplaceAllString(strings.ToLower(volume), "-"), "-")
+	return strings.Trim(notDNS().ReplaceAllString(strings.ToLower(volume), "-"), "-")
 }

@@ -21,7 +21,7 @@ func Percentile(ds []time.Duration, p int) time.Duration {
 }
 
 // Side is one tool measured: Measure gives one round's figures, in the
-// order of Interleave's names.
+// order of Interleave's figures.
 type Side struct {
 	Name    string
 	Measure func() ([]time.Duration, error)
@@ -62,7 +62,7 @@ func Interleave(sides []Side, r Rounds, figures []string) ([][]time.Duration, er
 			if r.Logf != nil {
 				var line []string
 				for j, d := range got {
-					line = append(line, fmt.Sprintf("%s %v", figures[j], d.Round(time.Millisecond)))
+					line = append(line, fmt.Sprintf("%s %v", figures[j], rounded(d)))
 				}
 				r.Logf("round %d, %s: %s", round-r.Warmup+1, sides[i].Name, strings.Join(line, ", "))
 			}
@@ -92,7 +92,7 @@ func Command(newCmd func() *exec.Cmd) func() ([]time.Duration, error) {
 		out, err := cmd.CombinedOutput()
 		took := time.Since(start)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %v\n%s", strings.Join(cmd.Args, " "), err, out)
+			return nil, fmt.Errorf("%s: %w\n%s", strings.Join(cmd.Args, " "), err, out)
 		}
 		return []time.Duration{took}, nil
 	}
@@ -109,15 +109,15 @@ func Report(w io.Writer, sides []Side, figures []string, medians [][]time.Durati
 	for i, s := range sides {
 		fmt.Fprintf(w, "%-*s", width, s.Name+":")
 		for j, f := range figures {
-			fmt.Fprintf(w, "   %s %8v (%.2fx)", f, round(medians[i][j]), float64(medians[i][j])/float64(medians[0][j]))
+			fmt.Fprintf(w, "   %s %8v (%.2fx)", f, rounded(medians[i][j]), float64(medians[i][j])/float64(medians[0][j]))
 		}
 		fmt.Fprintln(w)
 	}
 }
 
-// round keeps a figure's meaningful digits: tenths of a millisecond
+// rounded keeps a figure's meaningful digits: tenths of a millisecond
 // under 100 ms (a container's start), milliseconds above.
-func round(d time.Duration) time.Duration {
+func rounded(d time.Duration) time.Duration {
 	if d < 100*time.Millisecond {
 		return d.Round(100 * time.Microsecond)
 	}

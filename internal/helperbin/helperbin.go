@@ -36,11 +36,14 @@ func Run(name, role string, args []string, stdin []byte) (stdout, stderr []byte,
 	}
 	var out, errOut bytes.Buffer
 	cmd := exec.Command(path, args...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = bytes.NewReader(stdin), &out, &errOut
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if stdin != nil {
+		cmd.Stdin = bytes.NewReader(stdin)
+	}
 	if err := cmd.Run(); err != nil {
 		msg := strings.TrimSpace(strings.TrimPrefix(errOut.String(), name+": "))
 		if msg == "" {
-			msg = err.Error()
+			return nil, errOut.Bytes(), fmt.Errorf("%s: %w", name, err)
 		}
 		return nil, errOut.Bytes(), errors.New(msg)
 	}

@@ -35,6 +35,7 @@ func NewStallingRegistry(tb testing.TB, stall func(path string, blob []byte) (se
 			rec := httptest.NewRecorder()
 			reg.ServeHTTP(rec, r)
 			if n, ok := stall(r.URL.Path, rec.Body.Bytes()); ok && rec.Code == http.StatusOK {
+				n = min(max(n, 0), rec.Body.Len())
 				w.Header().Set("Content-Length", strconv.Itoa(rec.Body.Len()))
 				w.WriteHeader(http.StatusOK)
 				w.Write(rec.Body.Bytes()[:n])

@@ -1,6 +1,7 @@
-// Package testenv holds what tests of several packages share and that
-// depends on no devbox package (so that any package's own tests can use
-// it): the root check, the in-process registry, the cache directory and
+// Package testenv holds what tests of several packages (and the
+// benchmarks) share and that depends on no devbox package (so that any
+// package's own tests can use it): the root check, in-process registries
+// (one that stalls downloads too), a free port, the cache directory and
 // the ordinary user of rootless tests, and a private Docker daemon as an
 // oracle.
 package testenv

@@ -7,11 +7,12 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/devbox/devbox/devenv/kube"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
+
+	"github.com/devbox/devbox/devenv/kube"
 )
 
 // TestManifests: the stream holds a Secret, a Deployment and a Service

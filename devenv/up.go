@@ -138,9 +138,6 @@ func (e *Envs) upOptions(s *spec.Spec, env *Env, built *builder.Result, out io.W
 	if err != nil {
 		return o, nil, nil, err
 	}
-	if service, err = withBeside(service, s, built); err != nil {
-		return o, nil, nil, err
-	}
 	cfg, release, err := containerConfig(e.root, dir, s, built.Lower)
 	if err != nil {
 		return o, nil, nil, err
@@ -297,8 +294,9 @@ func (e *Envs) record(env *Env, s *spec.Spec, built *builder.Result, hostKey gos
 	return writeKnownHosts(dir.KnownHosts(), hostKey, s.SSH)
 }
 
-// serviceConfig is the SSH server's configuration for spec s: the image's
-// (portableConfig), devbox's own client key and the password.
+// serviceConfig is the init's configuration for spec s: the SSH
+// server's (the image's, portableConfig, devbox's own client key and the
+// password) and the process s runs beside it, if any.
 func serviceConfig(s *spec.Spec, built *builder.Result, client gossh.Signer, out io.Writer) ([]byte, error) {
 	img := built.Image
 	cfg := portableConfig(s, img.Config)
@@ -329,22 +327,11 @@ func serviceConfig(s *spec.Spec, built *builder.Result, client gossh.Signer, out
 			fmt.Fprintf(out, "ssh: image_logins: %s may also log in as the image sets up: %d key(s) from its authorized_keys%s\n", s.SSH.User, len(keys), pw)
 		}
 	}
-	return json.Marshal(cfg)
-}
-
-// withBeside adds to the SSH server's configuration the process s runs
-// beside it, if any.
-func withBeside(service []byte, s *spec.Spec, built *builder.Result) ([]byte, error) {
-	sup, err := besideProcess(s, built)
-	if sup == nil || err != nil {
-		return service, err
-	}
-	var cfg initConfig
-	if err := json.Unmarshal(service, &cfg); err != nil {
+	beside, err := besideProcess(s, built)
+	if err != nil {
 		return nil, err
 	}
-	cfg.Supervise = sup
-	return json.Marshal(cfg)
+	return json.Marshal(initConfig{Config: cfg, Supervise: beside})
 }
 
 // loginDir is where sessions start: the spec's workdir, else the image's

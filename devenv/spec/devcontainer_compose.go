@@ -146,7 +146,7 @@ func (d *dcReader) composeApp(dc *devcontainer, p *compose.Project, app *compose
 		m["ports"] = ports
 	}
 	m["aliases"] = append([]string{app.Name}, app.Aliases()...)
-	if res := composeResources(app); len(res) > 0 {
+	if res := resourcesTable(app.Limits()); len(res) > 0 {
 		m["resources"] = res
 	}
 	if deps := composeDeps(p, app); len(deps) > 0 {
@@ -269,9 +269,9 @@ func composeDeps(p *compose.Project, svc *compose.Service) map[string]any {
 	return deps
 }
 
-// composeResources is a service's limits as a [resources] table.
-func composeResources(svc *compose.Service) map[string]any {
-	cpus, memory, pids := svc.Limits()
+// resourcesTable is cgroup limits (compose's cpus, mem_limit and
+// pids_limit) as a [resources] table, with only the keys that are set.
+func resourcesTable(cpus float64, memory string, pids int64) map[string]any {
 	res := map[string]any{}
 	if cpus != 0 {
 		res["cpus"] = cpus

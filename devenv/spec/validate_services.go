@@ -234,17 +234,7 @@ func (p *parser) serviceSpec(s *Spec, svc *Service) (*Spec, error) {
 	if len(svc.Env) > 0 {
 		t["env"] = svc.Env
 	}
-	res := map[string]any{}
-	if svc.CPUs != 0 {
-		res["cpus"] = svc.CPUs
-	}
-	if svc.MemLimit != "" {
-		res["memory"] = svc.MemLimit
-	}
-	if svc.PidsLimit != 0 {
-		res["pids"] = svc.PidsLimit
-	}
-	if len(res) > 0 {
+	if res := resourcesTable(svc.CPUs, svc.MemLimit, svc.PidsLimit); len(res) > 0 {
 		t["resources"] = res
 	}
 	t["base"] = svc.Image

@@ -122,22 +122,14 @@ var honoured = []string{
 // Unsupported names what s asks that devbox cannot honour: keys outside
 // honoured, and values of honoured ones it cannot give.
 func (s *Service) Unsupported() []string {
-	var keys map[string]json.RawMessage
-	json.Unmarshal(s.raw, &keys)
-	var out []string
-	for k, v := range keys {
-		if !slices.Contains(honoured, k) && !isEmpty(v) {
-			out = append(out, k)
-		}
-	}
-	out = append(out, unknownKeys(keys["build"], "build.", "context", "dockerfile", "args", "target")...)
-	var deploy map[string]json.RawMessage
-	json.Unmarshal(keys["deploy"], &deploy)
-	out = append(out, unknownKeys(keys["deploy"], "deploy.", "resources", "placement")...)
-	var res map[string]json.RawMessage
-	json.Unmarshal(deploy["resources"], &res)
-	out = append(out, unknownKeys(deploy["resources"], "deploy.resources.", "limits")...)
-	out = append(out, unknownKeys(res["limits"], "deploy.resources.limits.", "cpus", "memory", "pids")...)
+	keys := object(s.raw)
+	deploy := object(keys["deploy"])
+	res := object(deploy["resources"])
+	out := unknownKeys(keys, "", honoured...)
+	out = append(out, unknownKeys(object(keys["build"]), "build.", "context", "dockerfile", "args", "target")...)
+	out = append(out, unknownKeys(deploy, "deploy.", "resources", "placement")...)
+	out = append(out, unknownKeys(res, "deploy.resources.", "limits")...)
+	out = append(out, unknownKeys(object(res["limits"]), "deploy.resources.limits.", "cpus", "memory", "pids")...)
 	for _, m := range s.Volumes {
 		if m.Type != "bind" && m.Type != "volume" && m.Type != "tmpfs" {
 			out = append(out, fmt.Sprintf("volumes (type %s)", m.Type))
@@ -155,11 +147,16 @@ func (s *Service) Unsupported() []string {
 	return slices.Compact(out)
 }
 
-// unknownKeys are the keys of the JSON object obj, prefixed, that are
-// not among known and set something.
-func unknownKeys(obj json.RawMessage, prefix string, known ...string) []string {
+// object is the JSON object raw's members; none if it is not one.
+func object(raw json.RawMessage) map[string]json.RawMessage {
 	var m map[string]json.RawMessage
-	json.Unmarshal(obj, &m)
+	json.Unmarshal(raw, &m)
+	return m
+}
+
+// unknownKeys are the keys of the object m, prefixed, that are not among
+// known and set something.
+func unknownKeys(m map[string]json.RawMessage, prefix string, known ...string) []string {
 	var out []string
 	for k, v := range m {
 		if !slices.Contains(known, k) && !isEmpty(v) {

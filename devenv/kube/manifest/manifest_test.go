@@ -31,11 +31,7 @@ func TestManifests(t *testing.T) {
 	var sec corev1.Secret
 	var dep appsv1.Deployment
 	var svc corev1.Service
-	for i, target := range []any{&sec, &dep, &svc} {
-		if err := yaml.UnmarshalStrict(objs[i], target); err != nil {
-			t.Fatalf("object %d: %v", i, err)
-		}
-	}
+	decodeStrict(t, objs, 0, &sec, &dep, &svc)
 	if sec.Kind != "Secret" || sec.StringData["host_key"] != hostKey || sec.StringData["authorized_keys"] != "ssh-ed25519 AAAA a\nssh-ed25519 BBBB b\n" {
 		t.Errorf("secret: %+v", sec)
 	}
@@ -100,6 +96,17 @@ func documents(t *testing.T, out []byte) [][]byte {
 	}
 }
 
+// decodeStrict decodes objs[from:] into targets, one each, refusing any
+// field the API types do not have.
+func decodeStrict(t *testing.T, objs [][]byte, from int, targets ...any) {
+	t.Helper()
+	for i, target := range targets {
+		if err := yaml.UnmarshalStrict(objs[from+i], target); err != nil {
+			t.Fatalf("object %d: %v", from+i, err)
+		}
+	}
+}
+
 // TestServiceManifests: a service is a claim per named volume, a
 // Deployment and a headless Service of its name, decoding strictly; one
 // built here or binding a host path is an error that names it.
@@ -120,11 +127,7 @@ func TestServiceManifests(t *testing.T) {
 	var pvc corev1.PersistentVolumeClaim
 	var dep appsv1.Deployment
 	var svc corev1.Service
-	for i, target := range []any{&pvc, &dep, &svc} {
-		if err := yaml.UnmarshalStrict(objs[3+i], target); err != nil {
-			t.Fatalf("object %d: %v", 3+i, err)
-		}
-	}
+	decodeStrict(t, objs, 3, &pvc, &dep, &svc)
 	if pvc.Name != "proj-devcontainer-pgdata" || pvc.Spec.Resources.Requests.Storage().String() != "100Mi" {
 		t.Errorf("claim: %+v", pvc)
 	}
